@@ -1,0 +1,1 @@
+"""Engine adapters; `harness.engines.registry` resolves names and `module:factory` specs."""

@@ -1,0 +1,200 @@
+"""Run records: the plain data that flows from the child to checks, reports and the gate.
+
+The child writes one `StepEvent` per step as a JSON line; the parent folds them
+into a `RunRecord`; `checks` adds `Finding`s and the verdict; reporters and the
+gate read only these records (never files, never engines). `report.json` is a
+`Report` serialised with `to_dict` — bump `SCHEMA_VERSION` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+VERDICTS: tuple[str, ...] = (
+    "clean",
+    "leak",
+    "double-free",
+    "invalid-free",
+    "use-after-free",
+    "buffer-overflow",
+    "crash",
+    "wrong-result",
+    "lifecycle-error",
+    "timeout",
+    "skipped",
+)
+
+# when several findings exist, the run's verdict is the most severe one
+SEVERITY: dict[str, int] = {
+    "clean": 0,
+    "skipped": 0,
+    "leak": 1,
+    "wrong-result": 2,
+    "lifecycle-error": 3,
+    "timeout": 4,
+    "buffer-overflow": 5,
+    "use-after-free": 6,
+    "invalid-free": 7,
+    "double-free": 8,
+    "crash": 9,
+}
+
+
+@dataclass
+class StepEvent:
+    """One step as the child saw it; one JSON line on the event stream."""
+
+    cycle: int  # 1-based, after `repeat` is expanded
+    step: int  # 0-based index within the cycle
+    op: str
+    ok: bool
+    seconds: float
+    dimension: int | None = None
+    count: int | None = None  # engine's count after the step
+    expected_count: int | None = None  # oracle's count after the step
+    recall: float | None = None
+    min_recall: float | None = None
+    check: dict[str, Any] | None = None  # oracle comparison details (stale ids, mismatches)
+    memory: dict[str, Any] = field(default_factory=dict)  # rss, tracemalloc, nrt, ledger
+    error: dict[str, Any] | None = None  # type, message, traceback, verdict (MemoryFault.verdict)
+    skipped: str | None = None  # reason, when the engine lacks a capability
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepEvent:
+        return cls(**d)
+
+
+@dataclass
+class Finding:
+    """One thing checks found; `evidence` holds the measurement behind it."""
+
+    verdict: str
+    cycle: int | None
+    step: int | None
+    op: str | None
+    summary: str  # one line, for tables and the fault matrix
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        return cls(**d)
+
+
+@dataclass
+class CycleSummary:
+    """Per-cycle row of the report tables and plots."""
+
+    cycle: int
+    dimension: int | None
+    status: str  # "ok", a verdict, or "-" (not reached)
+    live_blocks_after_clear: int | None = None
+    live_bytes: int | None = None  # allocator live bytes at the cycle's end
+    memray_leaked_bytes: int | None = None  # engine-attributed bytes allocated and still live
+    rss_bytes: int | None = None
+    tracemalloc_bytes: int | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CycleSummary:
+        return cls(**d)
+
+
+@dataclass
+class RunRecord:
+    """One scenario on one engine/allocator/fault combination, in one child process."""
+
+    scenario: str
+    scenario_path: str
+    engine: str
+    allocator: str
+    faults: list[str]
+    expected_verdict: str
+    verdict: str = "clean"
+    findings: list[Finding] = field(default_factory=list)
+    cycles: list[CycleSummary] = field(default_factory=list)
+    steps: list[StepEvent] = field(default_factory=list)
+    exit: dict[str, Any] = field(default_factory=dict)  # kind, code, signal, stderr_tail
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    memray: dict[str, Any] | None = None  # capture, flamegraph, leaks_flamegraph, top_leaks
+    seconds: float = 0.0
+    peak_bytes: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == self.expected_verdict
+
+    @property
+    def key(self) -> str:
+        """Stable identity used by the gate to match runs across reports."""
+        faults = "+".join(self.faults) or "-"
+        return f"{self.scenario}|{self.engine}|{self.allocator}|{faults}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["passed"] = self.passed
+        d["key"] = self.key
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        d = dict(d)
+        d.pop("passed", None)
+        d.pop("key", None)
+        d["findings"] = [Finding.from_dict(f) for f in d.get("findings", [])]
+        d["cycles"] = [CycleSummary.from_dict(c) for c in d.get("cycles", [])]
+        d["steps"] = [StepEvent.from_dict(s) for s in d.get("steps", [])]
+        return cls(**d)
+
+
+@dataclass
+class Report:
+    """What `report.json` holds."""
+
+    run_id: str
+    created: str
+    runs: list[RunRecord]
+    host: dict[str, Any] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "run_id": self.run_id,
+            "created": self.created,
+            "host": self.host,
+            "command": self.command,
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Report:
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"report.json has schema_version {version!r}; this memcycle reads {SCHEMA_VERSION}"
+            )
+        return cls(
+            run_id=d["run_id"],
+            created=d["created"],
+            runs=[RunRecord.from_dict(r) for r in d["runs"]],
+            host=d.get("host", {}),
+            command=d.get("command", []),
+        )
+
+
+def worst(verdicts: list[str]) -> str:
+    """The most severe verdict of a list ('clean' for an empty one)."""
+    return max(verdicts, key=lambda v: SEVERITY.get(v, 0), default="clean")

@@ -1,0 +1,1 @@
+"""refimpl — a reference vector database whose memory lifecycle is done right."""
