@@ -72,3 +72,17 @@ class Engine(Protocol):
 
 class EngineError(Exception):
     """An adapter could not be found or built (bad name, missing package)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to build an adapter: `factory(config) -> Engine`.
+
+    `allocator` and `faults` matter to refimpl only; a peer adapter records
+    `allocator="native"` and refuses faults it cannot inject (EngineError).
+    `options` carries the scenario's `[engine]` table (e.g. buffer_size, M).
+    """
+
+    allocator: str = "numpy"
+    faults: tuple[str, ...] = ()
+    options: dict[str, Any] | None = None

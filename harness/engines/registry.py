@@ -1,0 +1,55 @@
+"""Resolve an engine name or a user's `package.module:factory` spec to an adapter.
+
+Built-in adapters are imported lazily, so a missing optional peer package only
+matters when that engine is asked for, and the error says which extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from .base import Engine, EngineConfig, EngineError
+
+# name -> "module:factory"; each factory is `factory(config: EngineConfig) -> Engine`
+BUILTIN: dict[str, str] = {
+    "refimpl": "harness.engines.refimpl_adapter:make_refimpl",
+    "refimpl-global": "harness.engines.refimpl_adapter:make_refimpl_global",
+    "hnswlib": "harness.engines.hnswlib_adapter:make_hnswlib",
+    "faiss": "harness.engines.faiss_adapter:make_faiss",
+    "usearch": "harness.engines.usearch_adapter:make_usearch",
+}
+
+ENGINE_NAMES: tuple[str, ...] = tuple(BUILTIN)
+
+
+def load_factory(spec: str) -> Callable[[EngineConfig], Engine]:
+    """The factory behind a built-in name or a `package.module:factory` spec."""
+    target = BUILTIN.get(spec, spec)
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise EngineError(
+            f"unknown engine {spec!r}; expected one of {', '.join(ENGINE_NAMES)} "
+            "or a 'package.module:factory' spec"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = " (install the peers extra: pip install 'memcycle[peers]')" if spec in BUILTIN else ""
+        raise EngineError(f"cannot import {module_name!r} for engine {spec!r}: {exc}{hint}") from exc
+    try:
+        factory = getattr(module, attr)
+    except AttributeError:
+        raise EngineError(f"module {module_name!r} has no factory {attr!r} (engine {spec!r})") from None
+    if not callable(factory):
+        raise EngineError(f"{target!r} is not callable (engine {spec!r})")
+    return factory
+
+
+def make_engine(spec: str, config: EngineConfig | None = None) -> Engine:
+    """Build an adapter; anything but an Engine-shaped object is an EngineError."""
+    engine = load_factory(spec)(config or EngineConfig())
+    missing = [m for m in ("open", "insert", "search", "count", "clear", "close") if not hasattr(engine, m)]
+    if missing:
+        raise EngineError(f"engine {spec!r} lacks {', '.join(missing)} (see harness.engines.base.Engine)")
+    return engine
