@@ -45,7 +45,9 @@ def _capture_stack() -> tuple[str, ...]:
     """Caller frames outside this module, innermost last, as 'file:line in func'."""
     frames = traceback.extract_stack(sys._getframe(2), limit=_STACK_LIMIT)
     return tuple(
-        f"{f.filename}:{f.lineno} in {f.name}" for f in frames if not f.filename.endswith("alloc.py")
+        f"{f.filename}:{f.lineno} in {f.name}"
+        for f in frames
+        if not f.filename.endswith("alloc.py")
     )
 
 
@@ -217,7 +219,9 @@ class _LedgerAllocator:
         first, as AddressSanitizer's instrumentation would.
         """
         data = np.ascontiguousarray(values, dtype=block.dtype)
-        ctypes.memmove(block.address + int(index) * block.dtype.itemsize, data.ctypes.data, data.nbytes)
+        ctypes.memmove(
+            block.address + int(index) * block.dtype.itemsize, data.ctypes.data, data.nbytes
+        )
 
     def live(self) -> list[BlockInfo]:
         return [
@@ -226,7 +230,9 @@ class _LedgerAllocator:
         ]
 
     def stats(self) -> AllocStats:
-        return AllocStats(self._allocs, self._frees, len(self._live), self._live_bytes, self._peak_bytes)
+        return AllocStats(
+            self._allocs, self._frees, len(self._live), self._live_bytes, self._peak_bytes
+        )
 
     def verify(self) -> None:
         """Check every live block's guard zones (a no-op where there are none)."""
@@ -496,7 +502,9 @@ def make_allocator(name: str | Allocator = "numpy") -> Allocator:
     if not isinstance(name, str):
         if isinstance(name, Allocator):
             return name
-        raise UnknownNameError(f"allocator must be one of {ALLOCATOR_NAMES} or an Allocator, got {name!r}")
+        raise UnknownNameError(
+            f"allocator must be one of {ALLOCATOR_NAMES} or an Allocator, got {name!r}"
+        )
     factories = {"numpy": NumpyAllocator, "checked": CheckedAllocator, "raw": RawAllocator}
     try:
         return factories[name]()

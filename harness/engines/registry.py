@@ -35,12 +35,18 @@ def load_factory(spec: str) -> Callable[[EngineConfig], Engine]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = " (install the peers extra: pip install 'memcycle[peers]')" if spec in BUILTIN else ""
-        raise EngineError(f"cannot import {module_name!r} for engine {spec!r}: {exc}{hint}") from exc
+        hint = (
+            " (install the peers extra: pip install 'memcycle[peers]')" if spec in BUILTIN else ""
+        )
+        raise EngineError(
+            f"cannot import {module_name!r} for engine {spec!r}: {exc}{hint}"
+        ) from exc
     try:
         factory = getattr(module, attr)
     except AttributeError:
-        raise EngineError(f"module {module_name!r} has no factory {attr!r} (engine {spec!r})") from None
+        raise EngineError(
+            f"module {module_name!r} has no factory {attr!r} (engine {spec!r})"
+        ) from None
     if not callable(factory):
         raise EngineError(f"{target!r} is not callable (engine {spec!r})")
     return factory
@@ -49,7 +55,11 @@ def load_factory(spec: str) -> Callable[[EngineConfig], Engine]:
 def make_engine(spec: str, config: EngineConfig | None = None) -> Engine:
     """Build an adapter; anything but an Engine-shaped object is an EngineError."""
     engine = load_factory(spec)(config or EngineConfig())
-    missing = [m for m in ("open", "insert", "search", "count", "clear", "close") if not hasattr(engine, m)]
+    missing = [
+        m for m in ("open", "insert", "search", "count", "clear", "close") if not hasattr(engine, m)
+    ]
     if missing:
-        raise EngineError(f"engine {spec!r} lacks {', '.join(missing)} (see harness.engines.base.Engine)")
+        raise EngineError(
+            f"engine {spec!r} lacks {', '.join(missing)} (see harness.engines.base.Engine)"
+        )
     return engine
