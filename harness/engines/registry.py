@@ -7,7 +7,10 @@ matters when that engine is asked for, and the error says which extra to install
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
+from types import ModuleType
 
 from .base import Engine, EngineConfig, EngineError
 
@@ -33,7 +36,7 @@ def load_factory(spec: str) -> Callable[[EngineConfig], Engine]:
             "or a 'package.module:factory' spec"
         )
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name, user_spec=spec not in BUILTIN)
     except ImportError as exc:
         hint = (
             " (install the peers extra: pip install 'memcycle[peers]')" if spec in BUILTIN else ""
@@ -50,6 +53,25 @@ def load_factory(spec: str) -> Callable[[EngineConfig], Engine]:
     if not callable(factory):
         raise EngineError(f"{target!r} is not callable (engine {spec!r})")
     return factory
+
+
+def _import(module_name: str, *, user_spec: bool) -> ModuleType:
+    """Import a module; a user's spec also resolves against the working directory.
+
+    `python -m` puts the working directory on sys.path, a console script or a
+    pytest run does not; so `--engine examples.my_engine:make_engine` started
+    from the repository root finds `examples/` in every one of them (and in the
+    harness's child process, which starts in the same directory).
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.partition(".")[0]
+        cwd = os.getcwd()
+        if not user_spec or exc.name != top or cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)  # appended: never shadows an installed package
+        return importlib.import_module(module_name)
 
 
 def make_engine(spec: str, config: EngineConfig | None = None) -> Engine:

@@ -1,0 +1,159 @@
+"""faiss behind the Engine protocol: `IndexIDMap2(IndexHNSWFlat)`, HNSW over flat storage with ids.
+
+`clear` is faiss's own `reset()` (native); the same index object is reused by
+the next `open` unless the dimension or metric changes, which needs a new
+index. Delete is not offered: `IndexHNSWFlat` does not implement `remove_ids`
+(faiss raises "remove_ids not implemented for this type of index"), so a
+scenario with a delete step is skipped. The metadata filter is faiss's own
+search-time `IDSelectorBatch` over the ids whose metadata (held by the adapter)
+matches. Distances follow refimpl's convention: squared L2, `1 - dot` for ip
+and cosine (cosine vectors are normalised before they reach faiss).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Capabilities, EngineConfig, EngineError
+from .hnswlib_adapter import empty_result, matches, peer_options
+
+_METRICS = ("l2", "ip", "cosine")
+_KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "num_threads")
+
+
+class FaissEngine:
+    """One `IndexIDMap2(IndexHNSWFlat)`; reset in place by clear."""
+
+    name = "faiss"
+    allocator = "native"
+
+    def __init__(self, config: EngineConfig) -> None:
+        opts = peer_options(self.name, config, _KNOWN_OPTIONS)
+        self.M: int = opts.get("M", 16)
+        self.ef_construction: int = opts.get("ef_construction", 200)
+        self.ef_search: int = opts.get("ef_search", 64)
+        self.num_threads: int | None = opts.get("num_threads")
+        ignored = f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
+        self.capabilities = Capabilities(
+            delete=False,
+            metadata_filter=True,
+            clear="native",
+            dimension_change=True,
+            ledger=False,
+            reload=False,
+            metrics=_METRICS,
+            note=(
+                "clear: IndexIDMap2.reset() (native; the index object is reused, a new one is "
+                "built only when the dimension or metric changes); delete: not supported, "
+                "IndexHNSWFlat does not implement remove_ids; filter: search-time IDSelectorBatch "
+                "over ids whose adapter-held metadata matches" + ignored
+            ),
+        )
+        self._index: Any = None
+        self._dimension: int | None = None
+        self._metric = "l2"
+        self._metadata: dict[int, dict[str, Any]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        if metric not in _METRICS:
+            raise ValueError(f"faiss: unknown metric {metric!r}; expected one of {_METRICS}")
+        if self._index is not None and (dimension, metric) == (self._dimension, self._metric):
+            return
+        import faiss
+
+        if self.num_threads is not None:
+            faiss.omp_set_num_threads(self.num_threads)
+        kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        base = faiss.IndexHNSWFlat(int(dimension), self.M, kind)
+        base.hnsw.efConstruction = self.ef_construction
+        base.hnsw.efSearch = self.ef_search
+        self._drop()
+        self._index = faiss.IndexIDMap2(base)  # faiss's wrapper keeps `base` referenced
+        self._dimension, self._metric = int(dimension), metric
+
+    def clear(self) -> None:
+        if self._index is not None:
+            self._index.reset()
+        self._metadata = {}
+
+    def close(self) -> None:
+        self._drop()
+
+    def _drop(self) -> None:
+        self._index = None
+        self._dimension = None
+        self._metadata = {}
+
+    # -- data --------------------------------------------------------------------------------
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        x = np.array(np.atleast_2d(x), dtype=np.float32, order="C", copy=True)
+        if self._metric == "cosine":
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            np.divide(x, norms, out=x, where=norms > 0)
+        return x
+
+    def insert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        dimension = np.atleast_2d(vectors).shape[1]
+        if self._index is None or (dimension != self._dimension and self.count() == 0):
+            self.open(dimension, self._metric)  # first insert, or first after clear: like refimpl
+        self._index.add_with_ids(self._prepare(vectors), ids)
+        if metadata is not None:
+            for label, meta in zip(ids.tolist(), metadata, strict=True):
+                if meta is not None:
+                    self._metadata[label] = meta
+
+    def delete(self, ids: np.ndarray) -> None:
+        raise NotImplementedError(
+            "faiss IndexHNSWFlat does not implement remove_ids (capabilities.delete is False)"
+        )
+
+    def count(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def search(
+        self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.atleast_2d(queries)
+        if self._index is None or self._index.ntotal == 0:
+            return empty_result(len(queries), k)
+        import faiss
+
+        params = None
+        if filter:
+            allowed = np.fromiter(
+                (label for label, meta in self._metadata.items() if matches(meta, filter)),
+                dtype=np.int64,
+            )
+            if len(allowed) == 0:
+                return empty_result(len(queries), k)
+            selector = faiss.IDSelectorBatch(allowed)
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.ef_search)
+        dists, ids = self._index.search(self._prepare(queries), k, params=params)
+        ids = ids.astype(np.int64, copy=False)
+        dists = dists.astype(np.float32, copy=False)
+        if self._metric != "l2":
+            dists = np.float32(1.0) - dists
+        dists[ids < 0] = np.inf  # faiss pads with +-FLT_MAX
+        return ids, dists
+
+    # -- introspection -----------------------------------------------------------------------
+    def ledger(self) -> dict[str, Any] | None:
+        return None
+
+    def reload(self) -> None:
+        raise NotImplementedError("faiss is a native extension; it cannot be re-imported")
+
+
+def make_faiss(config: EngineConfig) -> FaissEngine:
+    """Factory for `--engine faiss`."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError as exc:
+        raise EngineError(f"faiss is not installed ({exc}); pip install 'memcycle[peers]'") from exc
+    return FaissEngine(config)

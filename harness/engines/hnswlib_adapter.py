@@ -1,0 +1,227 @@
+"""hnswlib behind the Engine protocol: a native HNSW with delete and a label filter.
+
+hnswlib has no reset, so `clear` drops the index object and the next `open`
+builds a new one ("recreate"). Delete is `mark_deleted` (a tombstone: the node
+stays in the graph and its memory stays allocated until the index is dropped).
+The metadata filter is hnswlib's own `filter=` callable over labels; the
+metadata itself lives in the adapter, because hnswlib stores none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Capabilities, EngineConfig, EngineError
+
+_SPACES: dict[str, str] = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
+_KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "capacity", "num_threads", "seed")
+
+
+def peer_options(name: str, config: EngineConfig, known: tuple[str, ...]) -> dict[str, Any]:
+    """Validate a peer's config: no faults, native memory, ints for known options.
+
+    Options a peer does not use (refimpl's buffer_size, ...) are returned under
+    "ignored" so the adapter can say so in its capabilities note.
+    """
+    if config.faults:
+        raise EngineError(
+            f"{name} cannot inject refimpl faults ({', '.join(config.faults)}); "
+            "faults apply to --engine refimpl only"
+        )
+    if config.allocator not in ("numpy", "native"):
+        raise EngineError(
+            f"{name} allocates with its own native allocator; allocator {config.allocator!r} "
+            "applies to refimpl only"
+        )
+    opts = dict(config.options or {})
+    out: dict[str, Any] = {"ignored": sorted(k for k in opts if k not in known)}
+    for key in known:
+        if key in opts:
+            value = opts[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise EngineError(f"{name} option {key}={value!r}: expected a positive integer")
+            out[key] = value
+    return out
+
+
+def matches(meta: dict[str, Any] | None, flt: dict[str, Any]) -> bool:
+    """Equality filter: every key of `flt` present in `meta` with the same value."""
+    return meta is not None and all(k in meta and meta[k] == v for k, v in flt.items())
+
+
+def empty_result(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A `(q, k)` result with no hits: ids -1, distances +inf."""
+    return np.full((q, k), -1, dtype=np.int64), np.full((q, k), np.inf, dtype=np.float32)
+
+
+class HnswlibEngine:
+    """One hnswlib `Index`; re-created on clear and on a dimension or metric change."""
+
+    name = "hnswlib"
+    allocator = "native"
+
+    def __init__(self, config: EngineConfig) -> None:
+        opts = peer_options(self.name, config, _KNOWN_OPTIONS)
+        self.M: int = opts.get("M", 16)
+        self.ef_construction: int = opts.get("ef_construction", 200)
+        self.ef_search: int = opts.get("ef_search", 64)
+        self.initial_capacity: int = opts.get("capacity", 1024)
+        self.num_threads: int = opts.get("num_threads", 1)
+        self.seed: int = opts.get("seed", 100)
+        ignored = f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
+        self.capabilities = Capabilities(
+            delete=True,
+            metadata_filter=True,
+            clear="recreate",
+            dimension_change=True,
+            ledger=False,
+            reload=False,
+            metrics=tuple(_SPACES),
+            note=(
+                "clear: no native reset, the hnswlib.Index is dropped and rebuilt on the next open; "
+                "delete: mark_deleted tombstones (memory kept until clear); "
+                "filter: hnswlib filter= callable over labels, metadata held by the adapter"
+                + ignored
+            ),
+        )
+        self._index: Any = None
+        self._dimension: int | None = None
+        self._metric = "l2"
+        self._deleted: set[int] = set()
+        self._metadata: dict[int, dict[str, Any]] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        if metric not in _SPACES:
+            raise ValueError(
+                f"hnswlib: unknown metric {metric!r}; expected one of {tuple(_SPACES)}"
+            )
+        if self._index is not None and (dimension, metric) == (self._dimension, self._metric):
+            return
+        import hnswlib
+
+        self._drop()
+        index = hnswlib.Index(space=_SPACES[metric], dim=int(dimension))
+        index.init_index(
+            max_elements=self.initial_capacity,
+            M=self.M,
+            ef_construction=self.ef_construction,
+            random_seed=self.seed,
+        )
+        index.set_ef(self.ef_search)
+        index.set_num_threads(self.num_threads)
+        self._index, self._dimension, self._metric = index, int(dimension), metric
+
+    def clear(self) -> None:
+        self._drop()
+
+    def close(self) -> None:
+        self._drop()
+
+    def _drop(self) -> None:
+        self._index = None
+        self._dimension = None
+        self._deleted = set()
+        self._metadata = {}
+
+    # -- data --------------------------------------------------------------------------------
+    def insert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64)
+        if self._index is None:
+            self.open(vectors.shape[1], self._metric)
+        index = self._index
+        needed = index.element_count + len(ids)
+        if needed > index.get_max_elements():
+            index.resize_index(max(needed, 2 * index.get_max_elements()))
+        index.add_items(vectors, ids, num_threads=self.num_threads)
+        for i, label in enumerate(ids.tolist()):
+            self._deleted.discard(label)  # add_items un-deletes a tombstoned label
+            if metadata is not None and metadata[i] is not None:
+                self._metadata[label] = metadata[i]
+            else:
+                self._metadata.pop(label, None)
+
+    def delete(self, ids: np.ndarray) -> None:
+        if self._index is None:
+            return
+        for label in np.asarray(ids, dtype=np.int64).tolist():
+            try:
+                self._index.mark_deleted(label)
+            except RuntimeError:  # unknown label or already deleted: nothing to remove
+                continue
+            self._deleted.add(label)
+            self._metadata.pop(label, None)
+
+    def count(self) -> int:
+        return 0 if self._index is None else self._index.element_count - len(self._deleted)
+
+    def search(
+        self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        ids, dists = empty_result(len(queries), k)
+        if self._index is None:
+            return ids, dists
+        predicate = None
+        available = self.count()
+        if filter:
+            allowed = {
+                label for label, meta in self._metadata.items() if matches(meta, filter)
+            }  # deleted labels were dropped from _metadata
+            available = len(allowed)
+            predicate = allowed.__contains__
+        kk = min(k, available)
+        if kk == 0:
+            return ids, dists
+        threads = 1 if predicate is not None else self.num_threads
+        try:
+            labels, d = self._index.knn_query(queries, k=kk, num_threads=threads, filter=predicate)
+            ids[:, :kk], dists[:, :kk] = labels.astype(np.int64), d
+        except RuntimeError:
+            # hnswlib refuses a batch when any query finds fewer than kk live rows (a graph
+            # cut off by tombstones); ask query by query with a smaller k instead.
+            for row in range(len(queries)):
+                self._search_one(queries[row : row + 1], kk, threads, predicate, ids, dists, row)
+        return ids, dists
+
+    def _search_one(
+        self,
+        query: np.ndarray,
+        k: int,
+        threads: int,
+        predicate: Any,
+        ids: np.ndarray,
+        dists: np.ndarray,
+        row: int,
+    ) -> None:
+        while k > 0:
+            try:
+                labels, d = self._index.knn_query(query, k=k, num_threads=threads, filter=predicate)
+            except RuntimeError:
+                k -= 1
+                continue
+            ids[row, :k], dists[row, :k] = labels[0].astype(np.int64), d[0]
+            return
+
+    # -- introspection -----------------------------------------------------------------------
+    def ledger(self) -> dict[str, Any] | None:
+        return None
+
+    def reload(self) -> None:
+        raise NotImplementedError("hnswlib is a native extension; it cannot be re-imported")
+
+
+def make_hnswlib(config: EngineConfig) -> HnswlibEngine:
+    """Factory for `--engine hnswlib`."""
+    try:
+        import hnswlib  # noqa: F401
+    except ImportError as exc:
+        raise EngineError(
+            f"hnswlib is not installed ({exc}); pip install 'memcycle[peers]'"
+        ) from exc
+    return HnswlibEngine(config)
