@@ -76,7 +76,15 @@ def _import(module_name: str, *, user_spec: bool) -> ModuleType:
 
 def make_engine(spec: str, config: EngineConfig | None = None) -> Engine:
     """Build an adapter; anything but an Engine-shaped object is an EngineError."""
-    engine = load_factory(spec)(config or EngineConfig())
+    factory = load_factory(spec)
+    try:
+        engine = factory(config or EngineConfig())
+    except EngineError:
+        raise
+    except Exception as exc:  # a user's factory that breaks: say which one and how
+        raise EngineError(
+            f"factory for engine {spec!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     missing = [
         m for m in ("open", "insert", "search", "count", "clear", "close") if not hasattr(engine, m)
     ]
