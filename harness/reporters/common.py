@@ -1,0 +1,372 @@
+"""What every report format shows, computed once: cycle-table rows, evidence, labels.
+
+Each format module turns these plain values into its own markup, so the
+Markdown table, the HTML table and the JUnit failure text always agree.
+Nothing here reads files or touches an engine: it is a function of run records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.records import SEVERITY, CycleSummary, Finding, Report, RunRecord
+
+OK = "✅"
+FAIL = "❌"
+CRASH = "⚡"
+NOT_REACHED = "-"
+
+# verdicts whose cycle cell gets the lightning mark: the process did not end by itself
+_CRASH_VERDICTS = frozenset({"crash", "timeout"})
+_MEMORY_FAULTS = frozenset({"double-free", "invalid-free", "use-after-free", "buffer-overflow"})
+STDERR_TAIL_LINES = 25
+
+
+def run_label(run: RunRecord) -> str:
+    """`engine/allocator/faults`: the JUnit test name and the per-run heading."""
+    faults = "+".join(run.faults) or "no-faults"
+    return f"{run.engine}/{run.allocator}/{faults}"
+
+
+def run_anchor(run: RunRecord, index: int) -> str:
+    """A stable HTML id for a run section (index keeps duplicates apart)."""
+    safe = "".join(c if c.isalnum() else "-" for c in f"{run.scenario}-{run_label(run)}")
+    return f"run-{index}-{safe.strip('-').lower()}"
+
+
+def fmt_bytes(n: float | int | None) -> str:
+    """Human-readable bytes (binary units), '-' for missing values."""
+    if n is None:
+        return "-"
+    sign = "-" if n < 0 else ""
+    v = float(abs(n))
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if v < 1024 or unit == "GiB":
+            return f"{sign}{v:.0f} {unit}" if unit == "B" else f"{sign}{v:.1f} {unit}"
+        v /= 1024
+    return f"{sign}{v:.1f} GiB"  # pragma: no cover - loop always returns
+
+
+def fmt_seconds(s: float | None) -> str:
+    return "-" if s is None else f"{s:.2f} s"
+
+
+def signal_name(run: RunRecord) -> str | None:
+    """The signal that ended the child, as text ('SIGSEGV'), when there was one."""
+    sig = run.exit.get("signal") if run.exit else None
+    if sig is None or sig == "":
+        return None
+    if isinstance(sig, int):
+        import signal as _signal
+
+        try:
+            return _signal.Signals(sig).name
+        except ValueError:
+            return f"signal {sig}"
+    return str(sig)
+
+
+def cell(status: str, run: RunRecord | None = None) -> str:
+    """One cycle cell in the reference note's notation: ✅ / ❌ (verdict) / ⚡ (signal) / -."""
+    if status in ("ok", "clean"):
+        return OK
+    if status in ("-", "", "not-reached"):
+        return NOT_REACHED
+    if status == "skipped":
+        return "skipped"
+    if status in _CRASH_VERDICTS:
+        detail = status
+        if status == "crash" and run is not None:
+            detail = signal_name(run) or "crash"
+        return f"{CRASH} ({detail})"
+    return f"{FAIL} ({status})"
+
+
+def _failed(status: str) -> bool:
+    return status not in ("ok", "clean", "-", "", "not-reached", "skipped")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a cycle table."""
+
+    cycle: int
+    baseline: str
+    this_run: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CycleTable:
+    """A run's cycle table; `baseline_name` is the column's header (what it compares to)."""
+
+    baseline_name: str
+    rows: tuple[Row, ...]
+
+
+def _status_text(base: str | None, this: str, expected: str = "clean") -> str:
+    """The Status column: what changed between the baseline cell and this run's cell
+    (`base` None: no baseline run, compare with the expected verdict)."""
+    if this in ("-", "", "not-reached"):
+        return "-" if base is None or not _failed(base) else "Not reached (baseline failed here)"
+    if this == "skipped":
+        return "Skipped"
+    this_failed = _failed(this)
+    if base is None:
+        if not this_failed:
+            return "Works"
+        if expected in ("clean", "skipped"):
+            return "Crashes" if this in _CRASH_VERDICTS else "Fails"
+        return "Fails as expected" if this == expected else f"Fails (expected {expected})"
+    base_failed = _failed(base)
+    if not this_failed:
+        return "Fixed" if base_failed else "Works"
+    if not base_failed:
+        reached = base not in ("-", "", "not-reached")
+        kind = "Crashes" if this in _CRASH_VERDICTS else "Fails"
+        return f"{kind} (baseline works)" if reached else f"{kind} (baseline did not reach it)"
+    if base == this:
+        return "Same failure as baseline"
+    return "Different issue"
+
+
+def reference_run(run: RunRecord, runs: Sequence[RunRecord]) -> RunRecord | None:
+    """The run this one is compared with inside one report: same scenario, engine and
+    allocator without faults (the reference note's 'Original' column)."""
+    if not run.faults:
+        return None
+    for other in runs:
+        if (
+            other is not run
+            and not other.faults
+            and other.scenario == run.scenario
+            and other.engine == run.engine
+            and other.allocator == run.allocator
+        ):
+            return other
+    return None
+
+
+def cycle_table(
+    run: RunRecord, runs: Sequence[RunRecord] = (), baseline: Report | None = None
+) -> CycleTable:
+    """Build the table: baseline column from an earlier report's run with the same key,
+    else this report's no-fault run of the same scenario, else the expectation."""
+    base_run: RunRecord | None = None
+    name = ""
+    if baseline is not None:
+        base_run = next((r for r in baseline.runs if r.key == run.key), None)
+        if base_run is not None:
+            name = f"baseline {baseline.run_id}"
+    if base_run is None:
+        base_run = reference_run(run, runs)
+        if base_run is not None:
+            name = "without faults"
+    base_status: dict[int, str] = {}
+    if base_run is not None:
+        base_status = {c.cycle: c.status for c in base_run.cycles}
+    else:
+        name = f"expected ({run.expected_verdict})"
+    numbers = sorted({c.cycle for c in run.cycles} | set(base_status))
+    by_cycle: dict[int, CycleSummary] = {c.cycle: c for c in run.cycles}
+    rows = []
+    for n in numbers:
+        this = by_cycle[n].status if n in by_cycle else "-"
+        if base_run is not None:
+            base = base_status.get(n, "-")
+            base_cell = cell(base, base_run)
+        elif run.expected_verdict in ("clean", "skipped"):
+            base, base_cell = None, OK
+        else:
+            # a fault scenario: the failure is expected, its cycle is not fixed in advance
+            base = None
+            base_cell = f"{FAIL} expected" if n == numbers[0] else ""
+        rows.append(
+            Row(n, base_cell, cell(this, run), _status_text(base, this, run.expected_verdict))
+        )
+    return CycleTable(name, tuple(rows))
+
+
+def memory_rows(run: RunRecord) -> list[dict[str, str]]:
+    """Per-cycle measurements as display strings (the table under the cycle table)."""
+    out = []
+    for c in run.cycles:
+        reached = c.status not in ("-", "", "not-reached")
+        out.append(
+            {
+                "Cycle": str(c.cycle),
+                "Dim": "-" if c.dimension is None else str(c.dimension),
+                "Live blocks after clear": "-"
+                if c.live_blocks_after_clear is None
+                else str(c.live_blocks_after_clear),
+                "Allocator live": fmt_bytes(c.live_bytes),
+                "memray leaked": fmt_bytes(c.memray_leaked_bytes),
+                "RSS": fmt_bytes(c.rss_bytes),
+                "Time": fmt_seconds(c.seconds) if reached else "-",
+            }
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """One piece of evidence: a short `key: value` fact, or a titled block of text."""
+
+    title: str
+    text: str
+    block: bool  # render as preformatted text
+
+
+# keys shown first, in this order; everything else follows alphabetically
+_KEY_ORDER = (
+    "message",
+    "exception",
+    "type",
+    "label",
+    "block",
+    "block_id",
+    "nbytes",
+    "leaked_bytes_per_cycle",
+    "alloc_stack",
+    "free_stack",
+    "fault_stack",
+    "traceback",
+)
+_BYTE_KEYS = ("bytes", "nbytes")
+
+
+def _is_bytes_key(key: str) -> bool:
+    return any(
+        key == k or key.endswith("_" + k) or key.startswith(k + "_") or f"_{k}_" in key
+        for k in _BYTE_KEYS
+    )
+
+
+def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
+    """Text for one evidence value and whether it needs a preformatted block."""
+    if isinstance(value, bool) or value is None:
+        return str(value), False
+    if isinstance(value, int | float) and _is_bytes_key(key):
+        return f"{fmt_bytes(value)} ({value})", False
+    if isinstance(value, int | float):
+        return f"{value:g}" if isinstance(value, float) else str(value), False
+    if isinstance(value, str):
+        return value.rstrip(), "\n" in value.strip() or len(value) > 160
+    if isinstance(value, list | tuple):
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            if _is_bytes_key(key):
+                return ", ".join(fmt_bytes(v) for v in value), False
+            return ", ".join(str(v) for v in value), False
+        if all(isinstance(v, str) for v in value):
+            # a stack (list of frames) or a list of lines
+            return "\n".join(v.rstrip("\n") for v in value) or "(empty)", True
+    return json.dumps(value, indent=2, sort_keys=True, default=str), True
+
+
+def _order(keys: Sequence[str]) -> list[str]:
+    first = [k for k in _KEY_ORDER if k in keys]
+    return first + sorted(k for k in keys if k not in _KEY_ORDER)
+
+
+def evidence_items(evidence: dict[str, Any]) -> list[EvidenceItem]:
+    """A finding's evidence dict as ordered display items (stacks and messages as blocks)."""
+    items = []
+    for key in _order(list(evidence)):
+        value = evidence[key]
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, dict) and key in ("block", "violation"):
+            # the allocator's violation record: flatten it one level so stacks show as blocks
+            items.extend(
+                EvidenceItem(f"{key}.{k}", *(_fmt_value(k, value[k])))
+                for k in _order(list(value))
+                if value[k] not in (None, "", [], {})
+            )
+            continue
+        text, block = _fmt_value(key, value)
+        items.append(EvidenceItem(key, text, block))
+    return items
+
+
+def finding_headline(f: Finding) -> str:
+    """'double-free at cycle 2, step 1 (insert): summary'."""
+    where = []
+    if f.cycle is not None:
+        where.append(f"cycle {f.cycle}")
+    if f.step is not None:
+        where.append(f"step {f.step}")
+    place = ", ".join(where)
+    if f.op:
+        place = f"{place} ({f.op})" if place else f"op {f.op}"
+    head = f"{f.verdict} at {place}" if place else f.verdict
+    return f"{head}: {f.summary}" if f.summary else head
+
+
+def exit_items(run: RunRecord) -> list[EvidenceItem]:
+    """How the child ended: kind, code, signal and the tail of its stderr."""
+    e = run.exit or {}
+    items = []
+    facts = []
+    for key in ("kind", "code", "signal"):
+        if e.get(key) not in (None, ""):
+            facts.append(f"{key} {e[key]}")
+    sig = signal_name(run)
+    if sig and str(e.get("signal")) != sig:
+        facts.append(f"({sig})")
+    if facts:
+        items.append(EvidenceItem("exit", " ".join(facts), False))
+    tail = e.get("stderr_tail")
+    if tail:
+        if isinstance(tail, list):
+            tail = "\n".join(tail)
+        lines = str(tail).rstrip().splitlines()[-STDERR_TAIL_LINES:]
+        items.append(EvidenceItem("stderr (tail)", "\n".join(lines), True))
+    return items
+
+
+def abnormal_exit(run: RunRecord) -> bool:
+    """Whether the exit deserves showing (a signal, a non-zero code, a timeout)."""
+    e = run.exit or {}
+    if e.get("signal") not in (None, "", 0):
+        return True
+    if e.get("code") not in (None, 0):
+        return True
+    return e.get("kind") not in (None, "", "ok", "exit", "normal", "exited")
+
+
+def leaked_per_cycle(run: RunRecord) -> list[int | None]:
+    """The memray leaked bytes for each cycle (None where not measured)."""
+    return [c.memray_leaked_bytes for c in run.cycles]
+
+
+def is_memory_fault(verdict: str) -> bool:
+    return verdict in _MEMORY_FAULTS
+
+
+def outcome(run: RunRecord) -> str:
+    """'PASS', 'FAIL' or 'SKIP' against the run's expected verdict."""
+    if run.verdict == "skipped" and run.expected_verdict != "skipped":
+        return "SKIP"
+    return "PASS" if run.passed else "FAIL"
+
+
+def counts(report: Report) -> dict[str, int]:
+    out = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    for r in report.runs:
+        out[outcome(r)] += 1
+    return out
+
+
+def severity(verdict: str) -> int:
+    return SEVERITY.get(verdict, 0)
+
+
+def by_scenario(runs: Sequence[RunRecord]) -> dict[str, list[tuple[int, RunRecord]]]:
+    """Runs grouped by scenario name, keeping report order (and each run's index)."""
+    groups: dict[str, list[tuple[int, RunRecord]]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(r.scenario, []).append((i, r))
+    return groups

@@ -1,0 +1,139 @@
+"""summary.md: per scenario run the cycle table in the reference note's form, then the evidence.
+
+`render_run` is also the text a failing pytest item and a JUnit failure show,
+so a reader sees the same table everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from harness.records import Report, RunRecord
+
+from .common import (
+    abnormal_exit,
+    by_scenario,
+    counts,
+    cycle_table,
+    evidence_items,
+    exit_items,
+    finding_headline,
+    fmt_bytes,
+    fmt_seconds,
+    memory_rows,
+    outcome,
+    run_label,
+)
+
+
+def _md_cell(text: str) -> str:
+    """Table cells cannot hold pipes or newlines."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in header) + " |",
+        "|" + "|".join("-" * (len(h) + 2) for h in header) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _fence(text: str) -> list[str]:
+    """A fenced block long enough not to be closed by backticks inside the text."""
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return [ticks, text, ticks]
+
+
+def render_run(
+    run: RunRecord,
+    runs: Sequence[RunRecord] = (),
+    baseline: Report | None = None,
+    *,
+    memory_table: bool = True,
+) -> str:
+    """One run: cycle table, verdict, findings with their evidence, exit, memory per cycle."""
+    table = cycle_table(run, runs, baseline)
+    lines = _table(
+        ["Cycle", table.baseline_name, "this run", "Status"],
+        [[str(r.cycle), r.baseline, r.this_run, r.status] for r in table.rows],
+    )
+    if not table.rows:
+        lines.append("")
+        lines.append("(no cycle was recorded)")
+    lines.append("")
+    lines.append(
+        f"**Verdict: {run.verdict}** (expected {run.expected_verdict}: {outcome(run)}) "
+        f"in {fmt_seconds(run.seconds)}, peak {fmt_bytes(run.peak_bytes)}"
+    )
+    for f in run.findings:
+        lines.append("")
+        lines.append(f"- {finding_headline(f)}")
+        for item in evidence_items(f.evidence):
+            if item.block:
+                lines.append(f"  - {item.title}:")
+                lines.extend("    " + x for x in "\n".join(_fence(item.text)).splitlines())
+            else:
+                lines.append(f"  - {item.title}: {item.text}")
+    if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
+        lines.append("")
+        for item in exit_items(run):
+            if item.block:
+                lines.append(f"{item.title}:")
+                lines.extend(_fence(item.text))
+            else:
+                lines.append(f"{item.title}: {item.text}")
+    if memory_table and run.cycles:
+        rows = memory_rows(run)
+        lines.append("")
+        lines.append("Memory per cycle:")
+        lines.append("")
+        lines.extend(_table(list(rows[0]), [list(r.values()) for r in rows]))
+    if run.memray:
+        links = [f"{k}: `{v}`" for k, v in sorted(run.memray.items()) if isinstance(v, str) and v]
+        if links:
+            lines.append("")
+            lines.append("memray: " + ", ".join(links))
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, baseline: Report | None = None) -> str:
+    """The whole summary.md."""
+    c = counts(report)
+    lines = [
+        f"# memcycle report {report.run_id}",
+        "",
+        f"Created {report.created}. {len(report.runs)} runs: "
+        f"{c['PASS']} passed, {c['FAIL']} failed, {c['SKIP']} skipped.",
+    ]
+    if report.command:
+        lines += ["", "Command: `" + " ".join(report.command) + "`"]
+    if report.runs:
+        lines += ["", "## Overview", ""]
+        lines += _table(
+            ["Scenario", "Run", "Expected", "Verdict", "Result", "Time", "Peak"],
+            [
+                [
+                    r.scenario,
+                    run_label(r),
+                    r.expected_verdict,
+                    r.verdict,
+                    outcome(r),
+                    fmt_seconds(r.seconds),
+                    fmt_bytes(r.peak_bytes),
+                ]
+                for r in report.runs
+            ],
+        )
+    for scenario, group in by_scenario(report.runs).items():
+        lines += ["", f"## {scenario}"]
+        path = group[0][1].scenario_path
+        if path:
+            lines += ["", f"`{path}`"]
+        for _, run in group:
+            lines += ["", f"### {run_label(run)}: {run.verdict} ({outcome(run)})", ""]
+            lines.append(render_run(run, report.runs, baseline))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,73 @@
+"""Memory-per-cycle plots as PNG bytes (matplotlib, Agg backend, no display needed).
+
+One figure per run, three panels: allocator live bytes, memray leaked bytes and
+RSS at each cycle's end; the cycle where the run's first finding showed is
+marked. The HTML report embeds the PNG as a base64 data: URI.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from harness.records import RunRecord
+
+_PANELS = (
+    ("live_bytes", "allocator live bytes"),
+    ("memray_leaked_bytes", "memray leaked bytes"),
+    ("rss_bytes", "RSS"),
+)
+
+
+def _has_data(run: RunRecord) -> bool:
+    return any(getattr(c, attr) is not None for c in run.cycles for attr, _ in _PANELS)
+
+
+def _scale(values: list[float]) -> tuple[float, str]:
+    top = max((abs(v) for v in values), default=0.0)
+    for div, unit in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if top >= div:
+            return float(div), unit
+    return 1.0, "B"
+
+
+def memory_plot_png(run: RunRecord) -> bytes | None:
+    """The run's memory-per-cycle figure, or None when no cycle has a measurement."""
+    if not _has_data(run):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    fig = Figure(figsize=(9.0, 2.4), dpi=90, layout="constrained")
+    axes = fig.subplots(1, len(_PANELS))
+    fail_cycle = next((f.cycle for f in run.findings if f.cycle is not None), None)
+    for ax, (attr, title) in zip(axes, _PANELS, strict=True):
+        pts = [(c.cycle, getattr(c, attr)) for c in run.cycles if getattr(c, attr) is not None]
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel("cycle", fontsize=8)
+        if not pts:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        div, unit = _scale([float(v) for _, v in pts])
+        xs = [x for x, _ in pts]
+        ys = [float(v) / div for _, v in pts]
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, color="#2b6cb0")
+        ax.set_ylabel(unit, fontsize=8)
+        if len(set(xs)) <= 12:
+            ax.set_xticks(sorted(set(xs)))
+        ax.set_ylim(bottom=min(0.0, *ys))
+        ax.grid(True, linewidth=0.3)
+        if fail_cycle is not None:
+            ax.axvline(fail_cycle, color="#c53030", linewidth=1, linestyle="--")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

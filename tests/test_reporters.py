@@ -1,0 +1,257 @@
+"""Reporters: pure renderings of synthetic run records (no harness run needed)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from factories import MiB, crash_run, double_free_finding, make_run, sample_report
+
+from harness.records import Finding, Report
+from harness.reporters import FILENAMES, render_html, render_json, render_junit, write_all
+from harness.reporters.common import cell, cycle_table, evidence_items, fmt_bytes
+from harness.reporters.markdown import render_markdown, render_run
+
+
+# --- cycle table ----------------------------------------------------------------
+def test_cells_use_the_reference_note_notation() -> None:
+    run = crash_run()
+    assert cell("ok") == "✅"
+    assert cell("double-free") == "❌ (double-free)"
+    assert cell("crash", run) == "⚡ (SIGABRT)"
+    assert cell("timeout") == "⚡ (timeout)"
+    assert cell("-") == "-"
+
+
+def test_fault_run_is_compared_with_the_no_fault_run_of_the_same_scenario() -> None:
+    clean = make_run()
+    faulty = make_run(
+        faults=["sparse-map-recreate"],
+        expected="double-free",
+        verdict="double-free",
+        fail_at=2,
+        findings=[double_free_finding()],
+    )
+    table = cycle_table(faulty, [clean, faulty])
+    assert table.baseline_name == "without faults"
+    rows = {r.cycle: r for r in table.rows}
+    assert (rows[1].baseline, rows[1].this_run, rows[1].status) == ("✅", "✅", "Works")
+    assert rows[2].this_run == "❌ (double-free)"
+    assert rows[2].status == "Fails (baseline works)"
+    assert (rows[3].this_run, rows[3].status) == ("-", "-")
+
+
+def test_baseline_report_fills_the_baseline_column_and_status_says_what_changed() -> None:
+    old = make_run(verdict="double-free", fail_at=5)
+    new = make_run(verdict="crash", fail_at=2, exit={"kind": "signal", "signal": "SIGSEGV"})
+    baseline = Report(run_id="old-run", created="x", runs=[old])
+    table = cycle_table(new, [new], baseline)
+    assert table.baseline_name == "baseline old-run"
+    rows = {r.cycle: r for r in table.rows}
+    assert rows[2].this_run == "⚡ (SIGSEGV)"
+    assert rows[2].status.startswith("Crashes")
+    assert rows[5].baseline == "❌ (double-free)"
+    assert rows[5].status == "Not reached (baseline failed here)"
+    fixed = cycle_table(make_run(), [], baseline)
+    assert {r.cycle: r.status for r in fixed.rows}[5] == "Fixed"
+
+
+def test_without_any_baseline_the_column_is_the_expectation() -> None:
+    run = make_run(verdict="wrong-result", fail_at=3)
+    table = cycle_table(run, [run])
+    assert table.baseline_name == "expected (clean)"
+    assert [r.status for r in table.rows][:3] == ["Works", "Works", "Fails"]
+    expected_fault = crash_run()
+    statuses = [r.status for r in cycle_table(expected_fault, [expected_fault]).rows]
+    assert statuses[1] == "Fails as expected"
+
+
+def test_evidence_shows_block_stacks_as_blocks_and_bytes_readably() -> None:
+    items = {i.title: i for i in evidence_items(double_free_finding().evidence)}
+    assert items["message"].text.startswith("double free of block #12")
+    assert items["block.alloc_stack"].block
+    assert "refimpl/metadata.py:22 in clear" in items["block.alloc_stack"].text
+    assert items["block.nbytes"].text == "4.0 KiB (4096)"
+    leak = evidence_items({"leaked_bytes_per_cycle": [0, MiB, 2 * MiB]})
+    assert leak[0].text == "0 B, 1.0 MiB, 2.0 MiB"
+
+
+def test_fmt_bytes() -> None:
+    assert fmt_bytes(None) == "-"
+    assert fmt_bytes(512) == "512 B"
+    assert fmt_bytes(3 * MiB) == "3.0 MiB"
+    assert fmt_bytes(-2048) == "-2.0 KiB"
+
+
+# --- markdown ---------------------------------------------------------------------
+def test_summary_has_one_cycle_table_per_run_and_the_evidence() -> None:
+    report = sample_report()
+    md = render_markdown(report)
+    assert md.count("| Cycle | ") == 2 * len(report.runs)  # cycle table + memory table each
+    assert "| 2 | ✅ | ❌ (double-free) | Fails (baseline works) |" in md
+    assert "⚡ (SIGABRT)" in md
+    assert "free(): double free detected in tcache 2" in md  # stderr tail
+    assert "refimpl/sparse_map.py:101 in __del__" in md  # the fault stack
+    assert "0 B, 1.0 MiB, 2.0 MiB, 3.0 MiB" in md  # leaked bytes per cycle
+    assert "1 failed" in md
+
+
+def test_markdown_table_cells_escape_pipes() -> None:
+    run = make_run(scenario="a|b")
+    md = render_markdown(Report(run_id="r", created="c", runs=[run]))
+    assert "a\\|b" in md
+
+
+def test_render_run_without_cycles_says_so() -> None:
+    run = make_run(n_cycles=0, verdict="crash", exit={"kind": "signal", "signal": 11})
+    text = render_run(run)
+    assert "no cycle was recorded" in text
+    assert "SIGSEGV" in text
+
+
+# --- json -------------------------------------------------------------------------
+def test_json_round_trips_and_is_stable() -> None:
+    report = sample_report()
+    text = render_json(report)
+    data = json.loads(text)
+    assert next(iter(data)) == "schema_version"
+    assert data["schema_version"] == 1
+    again = Report.from_dict(data)
+    assert render_json(again) == text
+    assert [r.key for r in again.runs] == [r.key for r in report.runs]
+    # free-form dicts are sorted, so insertion order does not change the file
+    a = make_run(exit={"signal": None, "kind": "exit", "code": 0})
+    b = make_run(exit={"code": 0, "kind": "exit", "signal": None})
+    assert render_json(Report("r", "c", [a])) == render_json(Report("r", "c", [b]))
+
+
+# --- junit ------------------------------------------------------------------------
+def test_junit_one_testcase_per_run_with_failure_and_skip() -> None:
+    report = sample_report()
+    root = ET.fromstring(render_junit(report))
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == len(report.runs)
+    assert suite.get("tests") == str(len(report.runs))
+    assert suite.get("failures") == "1"
+    assert suite.get("skipped") == "1"
+    by_name = {(c.get("classname"), c.get("name")): c for c in cases}
+    failed = by_name[("dimension-change", "refimpl/checked/no-faults")]
+    failure = failed.find("failure")
+    assert failure is not None
+    assert failure.get("type") == "wrong-result"
+    assert "expected clean" in (failure.get("message") or "")
+    assert "❌ (wrong-result)" in (failure.text or "")
+    skipped = by_name[("peer-hnswlib", "hnswlib/native/no-faults")].find("skipped")
+    assert skipped is not None and skipped.get("message") == "hnswlib is not installed"
+    ok = by_name[("repeated-clear-insert", "refimpl/checked/sparse-map-recreate")]
+    assert ok.find("failure") is None
+
+
+def test_junit_survives_control_characters_in_stderr() -> None:
+    run = crash_run(expected="clean")
+    run.exit["stderr_tail"] = "bad \x00\x07 bytes"
+    root = ET.fromstring(render_junit(Report("r", "c", [run])))
+    assert root.find("testsuite/testcase/failure") is not None
+
+
+# --- html -------------------------------------------------------------------------
+class _Page(HTMLParser):
+    """Collects what the structure test needs from index.html."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections = 0
+        self.tables_in_sections: list[int] = []
+        self.imgs: list[str] = []
+        self.links: list[str] = []
+        self.external: list[str] = []
+        self.scripts = 0
+        self.text: list[str] = []
+        self._depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section":
+            self.sections += 1
+            self.tables_in_sections.append(0)
+        if tag == "table" and self.tables_in_sections:
+            self.tables_in_sections[-1] += 1
+        if tag == "img":
+            self.imgs.append(a.get("src") or "")
+        if tag == "a":
+            self.links.append(a.get("href") or "")
+        if tag in ("link", "script"):
+            self.scripts += 1
+            if a.get("src") or a.get("href"):
+                self.external.append(a.get("src") or a.get("href") or "")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_structure(tmp_path: Path) -> None:
+    report = sample_report(tmp_flamegraph=str(tmp_path / "runs" / "a" / "flamegraph.html"))
+    page = _Page()
+    page.feed(render_html(report, base_dir=tmp_path))
+    assert page.sections == len(report.runs)
+    # each run: its cycle table plus the per-cycle numbers table
+    assert page.tables_in_sections == [2] * len(report.runs)
+    assert page.imgs and all(src.startswith("data:image/png;base64,") for src in page.imgs)
+    assert len(page.imgs) == len(report.runs)
+    assert "runs/a/flamegraph.html" in page.links  # absolute path made relative
+    assert "runs/c/leaks.html" in page.links
+    assert not any(link.startswith("/") for link in page.links)
+    assert page.scripts == 0 and page.external == []
+    text = "".join(page.text)
+    assert "<script>alert(1)</script>" in text  # shown as text, after unescaping
+    assert "<script>alert(1)</script>" not in render_html(report)  # never raw markup
+
+
+def test_html_escapes_every_record_field() -> None:
+    evil = "<b>x</b>&"
+    run = make_run(
+        scenario=evil,
+        engine=evil,
+        findings=[Finding("leak", 1, 0, evil, evil, {evil: evil, "stack": [evil]})],
+        memray={"flamegraph": 'a"b<c>.html'},
+        exit={"kind": "signal", "signal": 6, "stderr_tail": evil},
+        verdict="leak",
+    )
+    html = render_html(Report(evil, evil, [run], host={evil: evil}, command=[evil]))
+    assert "<b>x</b>" not in html
+    assert 'a"b<c>' not in html
+
+
+def test_run_without_measurements_has_no_plot() -> None:
+    run = make_run(n_cycles=0)
+    page = _Page()
+    page.feed(render_html(Report("r", "c", [run])))
+    assert page.imgs == []
+
+
+# --- write_all --------------------------------------------------------------------
+def test_write_all_writes_every_format_and_rerenders_from_json(tmp_path: Path) -> None:
+    report = sample_report()
+    paths = write_all(report, tmp_path / "out")
+    assert set(paths) == set(FILENAMES)
+    for fmt, path in paths.items():
+        assert path.name == FILENAMES[fmt]
+        assert path.stat().st_size > 0
+    # `memcycle report RUN_DIR`: from report.json alone, the same files again
+    loaded = Report.from_dict(json.loads(paths["json"].read_text(encoding="utf-8")))
+    again = write_all(loaded, tmp_path / "again")
+    for fmt in ("json", "markdown", "junit"):
+        assert again[fmt].read_text(encoding="utf-8") == paths[fmt].read_text(encoding="utf-8")
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_from_dict_refuses_another_schema_version() -> None:
+    data = json.loads(render_json(sample_report()))
+    data["schema_version"] = 999
+    with pytest.raises(ValueError, match="schema_version"):
+        Report.from_dict(data)
