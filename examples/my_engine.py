@@ -148,6 +148,13 @@ class MyEngine:
     def count(self) -> int:
         return 0 if self.index is None else self.index.size
 
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Optional: stored rows by id (the harness's `get` step; skipped when absent)."""
+        if self.index is None:
+            raise KeyError("no index open")
+        rows = [self.index.rows[i] for i in np.asarray(ids, dtype=np.int64).tolist()]
+        return self.index.vectors[rows].copy()
+
     def clear(self) -> None:
         self.index = None  # the next open may use another dimension
 

@@ -199,6 +199,25 @@ def test_close_is_idempotent_and_a_closed_engine_can_reopen(spec: str) -> None:
     engine.close()
 
 
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_get_returns_the_stored_rows(spec: str, metric: str) -> None:
+    engine = build(spec)
+    ids, x, _ = data(n=100)
+    engine.open(DIM, metric)
+    engine.insert(ids, x)
+    rows = engine.get(ids[[5, 1, 70]])  # type: ignore[attr-defined]
+    want = x[[5, 1, 70]]
+    if metric == "cosine" and not np.allclose(rows, want, atol=1e-5):
+        want = want / np.linalg.norm(want, axis=1, keepdims=True)  # stored normalised
+    assert rows.dtype == np.float32 and np.allclose(rows, want, atol=1e-5)
+    with pytest.raises(KeyError):
+        engine.get(np.array([10**9], dtype=np.int64))  # type: ignore[attr-defined]
+    if engine.capabilities.delete:
+        engine.delete(ids[:1])
+        with pytest.raises(KeyError):
+            engine.get(ids[:1])  # type: ignore[attr-defined]
+
+
 def test_faults_are_refused(spec: str) -> None:
     if spec in PEER_PACKAGE:
         pytest.importorskip(PEER_PACKAGE[spec])

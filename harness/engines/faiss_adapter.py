@@ -12,6 +12,7 @@ and cosine (cosine vectors are normalised before they reach faiss).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,15 @@ class FaissEngine:
     def count(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Stored rows `(n, dimension)` float32 (normalised for cosine); unknown id: KeyError."""
+        if self._index is None:
+            raise KeyError(f"faiss: no index open, ids {np.asarray(ids)[:5].tolist()}")
+        try:
+            return self._index.reconstruct_batch(np.ascontiguousarray(ids, dtype=np.int64))
+        except RuntimeError as exc:  # IndexIDMap2: key not found
+            raise KeyError(f"faiss: {exc}") from None
+
     def search(
         self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +155,13 @@ class FaissEngine:
     # -- introspection -----------------------------------------------------------------------
     def ledger(self) -> dict[str, Any] | None:
         return None
+
+    @property
+    def source_roots(self) -> list[str]:
+        """The faiss package (Python wrapper and its native library)."""
+        import faiss
+
+        return [str(Path(faiss.__file__).parent)]
 
     def reload(self) -> None:
         raise NotImplementedError("faiss is a native extension; it cannot be re-imported")

@@ -160,6 +160,16 @@ class HnswlibEngine:
     def count(self) -> int:
         return 0 if self._index is None else self._index.element_count - len(self._deleted)
 
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Stored rows `(n, dimension)` float32 (normalised for cosine); unknown id: KeyError."""
+        if self._index is None:
+            raise KeyError(f"hnswlib: no index open, ids {np.asarray(ids)[:5].tolist()}")
+        try:
+            rows = self._index.get_items(np.asarray(ids, dtype=np.int64), return_type="numpy")
+        except RuntimeError as exc:  # "Label not found" (never inserted, or deleted)
+            raise KeyError(f"hnswlib: {exc}") from None
+        return np.asarray(rows, dtype=np.float32).reshape(len(ids), -1)
+
     def search(
         self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -211,6 +221,13 @@ class HnswlibEngine:
     # -- introspection -----------------------------------------------------------------------
     def ledger(self) -> dict[str, Any] | None:
         return None
+
+    @property
+    def source_roots(self) -> list[str]:
+        """The native module: memray attributes allocations under it to the engine."""
+        import hnswlib
+
+        return [hnswlib.__file__]
 
     def reload(self) -> None:
         raise NotImplementedError("hnswlib is a native extension; it cannot be re-imported")

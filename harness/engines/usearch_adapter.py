@@ -10,6 +10,7 @@ for l2, `1 - dot` for ip, `1 - cos` for cosine.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,19 @@ class UsearchEngine:
     def count(self) -> int:
         return 0 if self._index is None else len(self._index)
 
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Stored rows `(n, dimension)` float32; unknown id: KeyError."""
+        keys = np.asarray(ids, dtype=np.int64)
+        if self._index is None:
+            raise KeyError(f"usearch: no index open, ids {keys[:5].tolist()}")
+        if len(keys) == 0:
+            return np.empty((0, self._dimension or 0), dtype=np.float32)
+        rows = self._index.get(keys.astype(np.uint64), dtype=np.float32)
+        missing = [int(k) for k, r in zip(keys, rows, strict=True) if r is None]
+        if missing:
+            raise KeyError(f"usearch: ids not found: {missing[:5]}")
+        return np.stack(rows).astype(np.float32, copy=False)
+
     def search(
         self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +144,13 @@ class UsearchEngine:
     # -- introspection -----------------------------------------------------------------------
     def ledger(self) -> dict[str, Any] | None:
         return None
+
+    @property
+    def source_roots(self) -> list[str]:
+        """The usearch package (Python wrapper and its native library)."""
+        import usearch
+
+        return [str(Path(usearch.__file__).parent)]
 
     def reload(self) -> None:
         raise NotImplementedError("usearch is a native extension; it cannot be re-imported")
