@@ -1,0 +1,350 @@
+"""Runs inside the child process: build the engine, replay the plan, emit events.
+
+Invoked as `python -m harness.child --events-fd N --config JSON` by
+`harness.isolation`. Every step produces one JSON line on the events fd (not
+stdout, which the engine may write to), flushed at once, so everything up to a
+crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
+of an abort also lands on stderr for the parent to classify.
+
+Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
+`marker` (a memray boundary), `error` (setup failed), `end`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import gc
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .datagen import DataGen
+from .engines.base import Engine, EngineConfig
+from .engines.registry import make_engine
+from .oracle import Oracle
+from .recording import Recorder
+from .records import StepEvent
+from .scenario import PlannedCycle, Scenario, Step, load_scenario
+
+RESET_OPS = ("clear", "destroy", "reload")
+FULL_MEASURE_OPS = (*RESET_OPS, "checkpoint")
+
+EXIT_OK = 0
+EXIT_STEP_ERROR = 3
+EXIT_SETUP_ERROR = 4
+
+
+def describe_error(exc: BaseException) -> dict[str, Any]:
+    """Type, message, traceback and (for MemoryFault) the verdict class."""
+    t = type(exc)
+    return {
+        "type": f"{t.__module__}.{t.__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+        "verdict": getattr(exc, "verdict", None),
+    }
+
+
+class _Events:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def emit(self, kind: str, **payload: Any) -> None:
+        payload["kind"] = kind
+        self.stream.write(json.dumps(payload, default=_jsonable) + "\n")
+        self.stream.flush()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, tuple | set | frozenset):
+        return list(x)
+    return repr(x)
+
+
+def _resolve_spec(spec: str) -> str:
+    """Allow `path/to/file.py:factory` as well as `package.module:factory`."""
+    module, sep, attr = spec.partition(":")
+    if sep and module.endswith(".py"):
+        path = Path(module).resolve()
+        name = f"_memcycle_engine_{path.stem}"
+        mspec = importlib.util.spec_from_file_location(name, path)
+        if mspec is None or mspec.loader is None:
+            raise ImportError(f"cannot load engine module from {path}")
+        mod = importlib.util.module_from_spec(mspec)
+        sys.modules[name] = mod
+        mspec.loader.exec_module(mod)
+        return f"{name}:{attr}"
+    return spec
+
+
+def _source_roots(engine: Engine, spec: str) -> list[str]:
+    """Files/directories whose frames count as engine code in memray attribution."""
+    roots: list[str] = [str(r) for r in getattr(engine, "source_roots", ()) or ()]
+    for modname in {type(engine).__module__, spec.partition(":")[0]}:
+        mod = sys.modules.get(modname)
+        f = getattr(mod, "__file__", None)
+        if f:
+            roots.append(str(Path(f).resolve()))
+    return sorted(set(roots))
+
+
+class Replayer:
+    """State of one replay: engine, oracle, data, and what is open."""
+
+    def __init__(self, scenario: Scenario, engine: Engine, recorder: Recorder, events: _Events):
+        self.scenario = scenario
+        self.engine = engine
+        self.recorder = recorder
+        self.events = events
+        self.data = DataGen(scenario.seed, scenario.metric)
+        self.oracle = Oracle(scenario.metric)
+        self.open_dim: int | None = None
+        self.last_dim: int | None = None
+
+    # -- helpers --------------------------------------------------------------
+    def ensure_open(self, dim: int) -> None:
+        if self.open_dim != dim:
+            self.engine.open(dim, self.scenario.metric)
+            self.open_dim = dim
+            self.last_dim = dim
+
+    def ledger(self) -> dict[str, Any] | None:
+        fn = getattr(self.engine, "ledger", None)
+        if fn is None:
+            return None
+        snap = fn()
+        if snap is None:
+            return None
+        snap = dict(snap)
+        # keep events small: violations carry stacks, only the newest few are needed
+        viol = snap.get("violations") or []
+        snap["n_violations"] = len(viol)
+        snap["violations"] = viol[-5:]
+        return snap
+
+    def mark(self, cycle: int, step: int, op: str) -> None:
+        idx = self.recorder.mark()
+        if idx is not None:
+            self.events.emit("marker", index=idx, cycle=cycle, step=step, op=op, t=time.time())
+
+    # -- one step -------------------------------------------------------------
+    def run_step(self, pc: PlannedCycle, si: int, step: Step) -> StepEvent:
+        ev = StepEvent(cycle=pc.index, step=si, op=step.op, ok=True, seconds=0.0)
+        t0 = time.perf_counter()
+        try:
+            getattr(self, f"op_{step.op}")(pc, si, step, ev)
+            if ev.skipped is None:
+                ev.count = int(self.engine.count())
+                ev.expected_count = self.oracle.count()
+        except Exception as exc:
+            ev.ok = False
+            ev.error = describe_error(exc)
+        ev.seconds = time.perf_counter() - t0
+        ev.dimension = self.open_dim if self.open_dim is not None else pc.dimension
+        full = step.op in FULL_MEASURE_OPS
+        ev.memory = self.recorder.measure(full=full)
+        led = self.ledger()
+        if led is not None:
+            ev.memory["ledger"] = led
+        return ev
+
+    def op_open(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        self.ensure_open(pc.dimension)
+
+    def op_insert(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        self.ensure_open(pc.dimension)
+        n = int(step.count or 0)
+        if step.reuse_deleted:
+            reuse = np.asarray(self.oracle.deleted[:n], dtype=np.int64)
+            ids = np.concatenate([reuse, self.data.next_ids(n - len(reuse))])
+        else:
+            ids = self.data.next_ids(n)
+        vectors = self.data.vectors(n, pc.dimension, pc.index, si)
+        meta = self.data.metadata(ids, pc.index) if step.metadata else None
+        size = step.batch or n
+        for lo in range(0, n, size):
+            hi = min(lo + size, n)
+            m = meta[lo:hi] if meta is not None else None
+            self.engine.insert(ids[lo:hi], vectors[lo:hi], m)
+            self.oracle.insert(ids[lo:hi], vectors[lo:hi], m)
+
+    def op_search(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        flt = step.filter_dict()
+        if flt and not self.engine.capabilities.metadata_filter:
+            ev.skipped = f"{self.engine.name} has no metadata filter"
+            return
+        dim = self.open_dim or self.last_dim or pc.dimension
+        k = int(step.k or 10)
+        queries = self.data.queries(int(step.queries or 10), dim, pc.index, si)
+        ids, _dist = self.engine.search(queries, k, flt)
+        check = self.oracle.check_search(queries, k, np.asarray(ids), flt)
+        ev.recall = check["recall"]
+        ev.min_recall = step.min_recall
+        ev.check = check
+
+    def op_get(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        get = getattr(self.engine, "get", None)
+        if get is None:
+            ev.skipped = f"{self.engine.name} has no get"
+            return
+        ids = self.data.pick(self.oracle.live_ids(), int(step.count or 10), pc.index, si)
+        vectors = np.asarray(get(ids)) if len(ids) else np.empty((0, 0), np.float32)
+        ev.check = self.oracle.check_get(ids, vectors)
+
+    def op_delete(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        if not self.engine.capabilities.delete:
+            ev.skipped = f"{self.engine.name} cannot delete"
+            return
+        live = self.oracle.live_ids()
+        n = step.count if step.count is not None else math.ceil((step.fraction or 0) * len(live))
+        ids = self.data.pick(live, n, pc.index, si)
+        if len(ids):
+            self.engine.delete(ids)
+            self.oracle.delete(ids)
+        ev.check = {"deleted": len(ids)}
+
+    def op_clear(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        self.engine.clear()
+        self.oracle.clear()
+        self.open_dim = None
+
+    def op_destroy(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        self.engine.close()
+        self.oracle.clear()
+        self.open_dim = None
+
+    def op_reload(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        if not self.engine.capabilities.reload:
+            ev.skipped = f"{self.engine.name} cannot reload its module"
+            return
+        self.engine.reload()
+        self.oracle.clear()
+        self.open_dim = None
+
+    def op_checkpoint(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        gc.collect()
+
+    # -- the whole plan -------------------------------------------------------
+    def replay(self) -> bool:
+        """Run every cycle; stop at the first step that raised. True when all ran."""
+        for pc in self.scenario.plan:
+            for si, step in enumerate(pc.steps):
+                ev = self.run_step(pc, si, step)
+                self.events.emit("step", **asdict(ev))
+                if step.op in FULL_MEASURE_OPS:
+                    self.mark(pc.index, si, step.op)
+                if not ev.ok:
+                    return False
+            self.mark(pc.index, len(pc.steps), "end-of-cycle")
+        return True
+
+    def teardown(self) -> StepEvent:
+        """Close the engine after the last cycle: nothing may stay allocated."""
+        last = self.scenario.plan[-1]
+        ev = StepEvent(cycle=last.index, step=len(last.steps), op="close", ok=True, seconds=0.0)
+        t0 = time.perf_counter()
+        try:
+            self.engine.close()
+            self.oracle.clear()
+            gc.collect()
+            ev.count = 0
+            ev.expected_count = 0
+        except Exception as exc:
+            ev.ok = False
+            ev.error = describe_error(exc)
+        ev.seconds = time.perf_counter() - t0
+        ev.memory = self.recorder.measure(full=True)
+        led = self.ledger()
+        if led is not None:
+            ev.memory["ledger"] = led
+        return ev
+
+
+def run(config: dict[str, Any], events: _Events) -> int:
+    """The child's work; returns the exit code."""
+    for p in reversed(config.get("sys_path", [])):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    scenario = load_scenario(config["scenario"])
+    recorder = Recorder(
+        config.get("memray_path"),
+        native=bool(config.get("native")),
+        use_tracemalloc=bool(config.get("tracemalloc", True)),
+    )
+    recorder.start()
+    code = EXIT_OK
+    try:
+        try:
+            spec = _resolve_spec(config["engine"])
+            options = {**scenario.options(), **(config.get("options") or {})}
+            engine = make_engine(
+                spec,
+                EngineConfig(
+                    allocator=config.get("allocator", "numpy"),
+                    faults=tuple(config.get("faults", ())),
+                    options=options,
+                ),
+            )
+        except Exception as exc:
+            events.emit("error", phase="setup", error=describe_error(exc))
+            return EXIT_SETUP_ERROR
+        caps = engine.capabilities
+        events.emit(
+            "start",
+            engine=getattr(engine, "name", config["engine"]),
+            capabilities=caps.to_dict() if hasattr(caps, "to_dict") else {},
+            source_roots=_source_roots(engine, spec),
+            pid=os.getpid(),
+            t=time.time(),
+        )
+        rep = Replayer(scenario, engine, recorder, events)
+        if rep.replay():
+            ev = rep.teardown()
+            events.emit("step", **asdict(ev))
+            rep.mark(ev.cycle, ev.step, "close")
+            if not ev.ok:
+                code = EXIT_STEP_ERROR
+        else:
+            code = EXIT_STEP_ERROR
+    finally:
+        recorder.stop()
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m harness.child", description=__doc__)
+    ap.add_argument("--events-fd", type=int, required=True)
+    ap.add_argument("--config", required=True, help="JSON object (see harness.isolation)")
+    args = ap.parse_args(argv)
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
+    events = _Events(stream)
+    t0 = time.perf_counter()
+    code = run(json.loads(args.config), events)
+    events.emit("end", code=code, seconds=time.perf_counter() - t0)
+    stream.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # skip interpreter teardown: finalizers of a broken engine must not turn a
+    # reported error into a second, unrelated crash
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

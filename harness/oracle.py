@@ -1,0 +1,187 @@
+"""Exact model of what the engine should hold and return.
+
+The oracle mirrors every insert, delete and clear, computes exact brute-force
+top-k in float64, and judges an engine's answer: recall (ties counted as hits),
+ids that should not exist any more (stale after a delete or a clear), duplicate
+ids in one answer, and rows whose stored vector differs from what was inserted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def distances(metric: str, queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`(q, n)` float64 distances, smaller is closer (l2 squared, -dot, 1 - cosine)."""
+    q = np.asarray(queries, dtype=np.float64)
+    x = np.asarray(rows, dtype=np.float64)
+    if metric == "l2":
+        d = (q * q).sum(1)[:, None] - 2.0 * q @ x.T + (x * x).sum(1)[None, :]
+        return np.maximum(d, 0.0)
+    if metric == "ip":
+        return -(q @ x.T)
+    if metric == "cosine":
+        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+        return 1.0 - qn @ xn.T
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def _matches(meta: dict[str, Any] | None, flt: dict[str, Any] | None) -> bool:
+    if not flt:
+        return True
+    return meta is not None and all(meta.get(k) == v for k, v in flt.items())
+
+
+class Oracle:
+    """What the engine holds: live ids -> vectors (+ metadata), and what it no longer holds."""
+
+    def __init__(self, metric: str = "l2") -> None:
+        self.metric = metric
+        self._rows: dict[int, np.ndarray] = {}
+        self._meta: dict[int, dict[str, Any] | None] = {}
+        self.deleted: list[int] = []  # deleted and not re-inserted, oldest first
+        self.max_id = 0  # ids are issued increasing, so 1..max_id not live = once held, now gone
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- mirror the engine ----------------------------------------------------
+    def insert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        for j, i in enumerate(ids.tolist()):
+            self._rows[i] = vectors[j]
+            self._meta[i] = metadata[j] if metadata is not None else None
+        if len(ids):
+            self.max_id = max(self.max_id, int(ids.max()))
+        reinserted = set(ids.tolist())
+        if reinserted & set(self.deleted):
+            self.deleted = [d for d in self.deleted if d not in reinserted]
+        self._cache = None
+
+    def delete(self, ids: np.ndarray) -> None:
+        for i in ids.tolist():
+            if self._rows.pop(i, None) is not None:
+                self._meta.pop(i, None)
+                self.deleted.append(i)
+        self._cache = None
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._meta.clear()
+        self.deleted.clear()  # a clear forgets deletions: those ids are simply gone
+        self._cache = None
+
+    # -- state ----------------------------------------------------------------
+    def count(self) -> int:
+        return len(self._rows)
+
+    def live_ids(self) -> np.ndarray:
+        return np.fromiter(self._rows, dtype=np.int64, count=len(self._rows))
+
+    def vector(self, i: int) -> np.ndarray:
+        return self._rows[i]
+
+    def _matrix(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._cache is None:
+            ids = self.live_ids()
+            if len(ids):
+                mat = np.stack([self._rows[i] for i in ids.tolist()])
+            else:
+                mat = np.empty((0, 0), np.float32)
+            self._cache = (ids, mat)
+        return self._cache
+
+    # -- ground truth and judgement -------------------------------------------
+    def ground_truth(
+        self, queries: np.ndarray, k: int, flt: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k: ids int64 `(q, k)` padded -1, distances float64 padded +inf."""
+        ids, mat = self._matrix()
+        if flt and len(ids):
+            keep = np.array([_matches(self._meta.get(i), flt) for i in ids.tolist()], dtype=bool)
+            ids, mat = ids[keep], mat[keep]
+        q = len(queries)
+        out_ids = np.full((q, k), -1, dtype=np.int64)
+        out_d = np.full((q, k), np.inf, dtype=np.float64)
+        if len(ids) == 0:
+            return out_ids, out_d
+        d = distances(self.metric, queries, mat)
+        kk = min(k, len(ids))
+        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+        pd = np.take_along_axis(d, part, 1)
+        order = np.argsort(pd, axis=1, kind="stable")
+        out_ids[:, :kk] = ids[np.take_along_axis(part, order, 1)]
+        out_d[:, :kk] = np.take_along_axis(pd, order, 1)
+        return out_ids, out_d
+
+    def check_search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        got_ids: np.ndarray,
+        flt: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Judge an engine's answer: recall and everything that must never happen.
+
+        A returned id is a hit when it is live, passes the filter and its exact
+        distance is within the true k-th distance (so ties are not misses).
+        """
+        true_ids, true_d = self.ground_truth(queries, k, flt)
+        got = np.asarray(got_ids)
+        stale: set[int] = set()
+        unknown: set[int] = set()
+        filtered_out: set[int] = set()
+        duplicates = 0
+        recalls: list[float] = []
+        for qi in range(len(queries)):
+            row = [int(x) for x in got[qi].tolist() if x is not None and int(x) >= 0]
+            duplicates += len(row) - len(set(row))
+            expected_n = int((true_ids[qi] >= 0).sum())
+            if expected_n == 0:
+                recalls.append(1.0)
+            kth = true_d[qi, expected_n - 1] if expected_n else -np.inf
+            hits = 0
+            for i in set(row):
+                if i not in self._rows:
+                    (stale if 1 <= i <= self.max_id else unknown).add(i)
+                    continue
+                if not _matches(self._meta.get(i), flt):
+                    filtered_out.add(i)
+                    continue
+                d = float(
+                    distances(self.metric, queries[qi : qi + 1], self._rows[i][None, :])[0, 0]
+                )
+                if d <= kth + 1e-5 * max(1.0, abs(kth)):
+                    hits += 1
+            if expected_n:
+                recalls.append(min(hits, expected_n) / expected_n)
+        return {
+            "recall": float(np.mean(recalls)) if recalls else 1.0,
+            "expected_results": int((true_ids >= 0).sum()),
+            "returned_results": int((got >= 0).sum()) if got.dtype != object else None,
+            "stale_ids": sorted(stale)[:20],
+            "n_stale": len(stale),
+            "unknown_ids": sorted(unknown)[:20],
+            "n_unknown": len(unknown),
+            "filtered_out_ids": sorted(filtered_out)[:20],
+            "duplicates": duplicates,
+        }
+
+    def check_get(self, ids: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
+        """Rows the engine returns for `ids` must be the vectors inserted (normalised for cosine)."""
+        bad: list[int] = []
+        for j, i in enumerate(ids.tolist()):
+            want = np.asarray(self._rows[i], dtype=np.float64)
+            got = np.asarray(vectors[j], dtype=np.float64)
+            if got.shape != want.shape:
+                bad.append(i)
+                continue
+            ok = np.allclose(got, want, rtol=1e-5, atol=1e-5)
+            if not ok and self.metric == "cosine":
+                wn = want / max(np.linalg.norm(want), 1e-30)
+                ok = np.allclose(got, wn, rtol=1e-5, atol=1e-5)
+            if not ok:
+                bad.append(i)
+        return {"checked": len(ids), "mismatched_ids": bad[:20], "n_mismatched": len(bad)}

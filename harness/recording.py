@@ -1,0 +1,129 @@
+"""Measurements taken inside the child: memray, tracemalloc, RSS, Numba NRT, ledger.
+
+memray writes the ALL_ALLOCATIONS file format (an aggregated capture is empty
+after a crash). Cycle boundaries are put into the capture as *markers*: a
+malloc/free of a reserved size (`MARKER_BASE + index`) from a function named
+`_memcycle_marker`, so `harness.analysis` can split the allocation stream per
+cycle without any clock. Nothing here reads a capture back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import tracemalloc
+from typing import Any
+
+import psutil
+
+NUMPY_TRACEMALLOC_DOMAIN = 389047
+# reserved marker sizes: a ~119 MB malloc is served by mmap and never touched, so it
+# costs one mmap/munmap pair; no engine allocates exactly these odd sizes
+MARKER_BASE = 124_999_999
+MARKER_STRIDE = 2
+MARKER_FUNCTION = "_memcycle_marker"
+
+_malloc = ctypes.pythonapi.PyMem_RawMalloc
+_malloc.restype = ctypes.c_void_p
+_malloc.argtypes = [ctypes.c_size_t]
+_free = ctypes.pythonapi.PyMem_RawFree
+_free.restype = None
+_free.argtypes = [ctypes.c_void_p]
+
+
+def marker_size(index: int) -> int:
+    return MARKER_BASE + MARKER_STRIDE * index
+
+
+def marker_index(size: int) -> int | None:
+    """The marker index a reserved size encodes, or None."""
+    off = size - MARKER_BASE
+    if off < 0 or off % MARKER_STRIDE or off // MARKER_STRIDE > 10_000_000:
+        return None
+    return off // MARKER_STRIDE
+
+
+def _memcycle_marker(index: int) -> None:
+    """Allocate and free a block of the reserved size so memray records the boundary."""
+    p = _malloc(marker_size(index))
+    if p:
+        _free(p)
+
+
+def nrt_stats() -> dict[str, int] | None:
+    """Numba's NRT allocation counters (needs NUMBA_NRT_STATS=1 before numba is imported)."""
+    if "numba" not in sys.modules:
+        return None
+    try:
+        from numba.core.runtime import rtsys
+
+        s = rtsys.get_allocation_stats()
+    except Exception:  # stats disabled or NRT not initialised
+        return None
+    return {"alloc": s.alloc, "free": s.free, "mi_alloc": s.mi_alloc, "mi_free": s.mi_free}
+
+
+class Recorder:
+    """Owns the memray tracker and tracemalloc for one child run."""
+
+    def __init__(
+        self, memray_path: str | None, *, native: bool = False, use_tracemalloc: bool = True
+    ) -> None:
+        self.memray_path = memray_path
+        self.native = native
+        self.use_tracemalloc = use_tracemalloc
+        self._tracker: Any = None
+        self._proc = psutil.Process()
+        self._markers = 0
+
+    def start(self) -> None:
+        if self.use_tracemalloc:
+            tracemalloc.start(1)
+        if self.memray_path:
+            import memray
+
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.memray_path)
+            self._tracker = memray.Tracker(
+                self.memray_path,
+                file_format=memray.FileFormat.ALL_ALLOCATIONS,
+                native_traces=self.native,
+                follow_fork=False,
+            )
+            self._tracker.__enter__()
+
+    def stop(self) -> None:
+        """Flush and close the capture (must run before os._exit)."""
+        if self._tracker is not None:
+            tracker, self._tracker = self._tracker, None
+            tracker.__exit__(None, None, None)
+        if self.use_tracemalloc and tracemalloc.is_tracing():
+            tracemalloc.stop()
+
+    def mark(self) -> int | None:
+        """Put a boundary into the memray stream; returns its index (None without memray)."""
+        if self._tracker is None:
+            return None
+        index = self._markers
+        self._markers += 1
+        _memcycle_marker(index)
+        return index
+
+    def measure(self, *, full: bool = False) -> dict[str, Any]:
+        """Cheap numbers every step; with `full`, also NumPy's tracemalloc domain."""
+        m: dict[str, Any] = {"rss": self._proc.memory_info().rss}
+        if self.use_tracemalloc and tracemalloc.is_tracing():
+            cur, peak = tracemalloc.get_traced_memory()
+            m["tracemalloc"] = cur
+            m["tracemalloc_peak"] = peak
+            if full:
+                snap = tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.DomainFilter(True, NUMPY_TRACEMALLOC_DOMAIN)]
+                )
+                m["tracemalloc_numpy"] = sum(t.size for t in snap.traces)
+        nrt = nrt_stats()
+        if nrt is not None:
+            m["nrt"] = nrt
+        return m

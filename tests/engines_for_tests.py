@@ -1,0 +1,170 @@
+"""Small engines with known behaviour, for testing the harness itself.
+
+Loaded by the child as `tests.engines_for_tests:<factory>` (the repo root is on
+the child's sys.path). Options come from the scenario's `[engine]` table:
+
+- `make_bruteforce`: exact NumPy search; correct, frees everything on clear.
+- `make_segfault`: as brute force, but the first insert after `crash_after_clears`
+  clears reads address 0 (`ctypes.string_at(0)`) -> SIGSEGV.
+- `make_leaky`: as brute force, but every clear keeps `leak_bytes` (default 100 KiB).
+- `make_raising`: raises RuntimeError on the insert after `raise_after_clears` clears.
+- `make_stale`: clear() forgets the count but keeps the rows, so search after clear
+  returns stale ids.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from harness.engines.base import Capabilities, EngineConfig
+
+_KEPT: list[np.ndarray] = []  # what the leaky engine never gives back
+
+
+class BruteForce:
+    name = "bruteforce"
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.options: dict[str, Any] = dict(config.options or {})
+        self.capabilities = Capabilities(
+            delete=True, metadata_filter=True, metrics=("l2", "ip", "cosine")
+        )
+        self.clears = 0
+        self.ids = np.empty(0, np.int64)
+        self.vecs: np.ndarray | None = None
+        self.meta: list[dict[str, Any] | None] = []
+        self.metric = "l2"
+
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        self.metric = metric
+        if self.vecs is None:
+            self.vecs = np.empty((0, dimension), np.float32)
+
+    def insert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        assert self.vecs is not None
+        self.ids = np.concatenate([self.ids, ids.astype(np.int64)])
+        self.vecs = np.concatenate([self.vecs, vectors.astype(np.float32)])
+        self.meta.extend(metadata if metadata is not None else [None] * len(ids))
+
+    def _dist(self, queries: np.ndarray) -> np.ndarray:
+        assert self.vecs is not None
+        q = queries.astype(np.float64)
+        x = self.vecs.astype(np.float64)
+        if self.metric == "ip":
+            return -(q @ x.T)
+        if self.metric == "cosine":
+            q = q / np.linalg.norm(q, axis=1, keepdims=True)
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+            return 1 - q @ x.T
+        return (q * q).sum(1)[:, None] - 2 * q @ x.T + (x * x).sum(1)[None, :]
+
+    def search(
+        self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        out_i = np.full((len(queries), k), -1, np.int64)
+        out_d = np.full((len(queries), k), np.inf, np.float32)
+        if self.vecs is None or len(self.ids) == 0:
+            return out_i, out_d
+        d = self._dist(queries)
+        if filter:
+            keep = np.array(
+                [m is not None and all(m.get(a) == b for a, b in filter.items()) for m in self.meta]
+            )
+            d[:, ~keep] = np.inf
+        order = np.argsort(d, axis=1)[:, :k]
+        for qi in range(len(queries)):
+            for j, col in enumerate(order[qi]):
+                if np.isfinite(d[qi, col]):
+                    out_i[qi, j] = self.ids[col]
+                    out_d[qi, j] = d[qi, col]
+        return out_i, out_d
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        assert self.vecs is not None
+        pos = {int(v): i for i, v in enumerate(self.ids)}
+        return self.vecs[[pos[int(i)] for i in ids]]
+
+    def delete(self, ids: np.ndarray) -> None:
+        keep = ~np.isin(self.ids, ids)
+        assert self.vecs is not None
+        self.ids, self.vecs = self.ids[keep], self.vecs[keep]
+        self.meta = [m for m, k in zip(self.meta, keep, strict=True) if k]
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def clear(self) -> None:
+        self.clears += 1
+        self.ids = np.empty(0, np.int64)
+        self.vecs = None
+        self.meta = []
+
+    def close(self) -> None:
+        self.clear()
+
+    def ledger(self) -> dict[str, Any] | None:
+        return None
+
+    def reload(self) -> None:
+        raise NotImplementedError
+
+
+class Segfaulting(BruteForce):
+    name = "segfault"
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        if self.clears >= int(self.options.get("crash_after_clears", 1)):
+            ctypes.string_at(0)  # SIGSEGV, as a dangling native pointer would
+        super().insert(ids, vectors, metadata)
+
+
+class Leaky(BruteForce):
+    name = "leaky"
+
+    def clear(self) -> None:
+        _KEPT.append(np.ones(int(self.options.get("leak_bytes", 100 * 1024)), np.uint8))
+        super().clear()
+
+
+class Raising(BruteForce):
+    name = "raising"
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        if self.clears >= int(self.options.get("raise_after_clears", 1)):
+            raise RuntimeError("engine exploded on purpose")
+        super().insert(ids, vectors, metadata)
+
+
+class Stale(BruteForce):
+    name = "stale"
+
+    def clear(self) -> None:
+        self.clears += 1  # keeps the rows: search after clear returns stale ids
+
+    def count(self) -> int:
+        return 0 if self.clears else len(self.ids)
+
+
+def make_bruteforce(config: EngineConfig) -> BruteForce:
+    return BruteForce(config)
+
+
+def make_segfault(config: EngineConfig) -> Segfaulting:
+    return Segfaulting(config)
+
+
+def make_leaky(config: EngineConfig) -> Leaky:
+    return Leaky(config)
+
+
+def make_raising(config: EngineConfig) -> Raising:
+    return Raising(config)
+
+
+def make_stale(config: EngineConfig) -> Stale:
+    return Stale(config)
