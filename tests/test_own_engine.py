@@ -110,3 +110,10 @@ def test_example_swap_remove_keeps_rows_consistent() -> None:
     found, dists = engine.search(x[1::2], 1)  # every survivor finds itself
     assert found[:, 0].tolist() == ids[1::2].tolist()
     assert np.allclose(dists[:, 0], 0.0, atol=1e-4)
+
+
+def test_the_docs_show_the_example_verbatim() -> None:
+    """docs/own-engine.md (the README's "Test your own engine") embeds the tested file itself."""
+    doc = (ROOT / "docs" / "own-engine.md").read_text(encoding="utf-8")
+    source = (ROOT / "examples" / "my_engine.py").read_text(encoding="utf-8")
+    assert f"```python\n{source}```" in doc
