@@ -1,0 +1,403 @@
+"""HNSWIndex: one HNSW graph whose every array is an allocator block.
+
+The Python object owns the blocks (see `refimpl.kernels.hnsw` for the layout)
+and hands their arrays to the Numba kernels. Capacity grows by `resize`
+(allocate new blocks, copy, free the old ones); `clear()` frees every block so
+the allocator's live set is empty, and the next `add` allocates afresh.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .alloc import Allocator, Block
+from .errors import InvalidInputError, LifecycleError
+from .faults import NO_FAULTS, FaultSet
+from .kernels import hnsw as K
+
+_MAX_LEVEL = 127  # levels are int8
+
+
+@dataclass(frozen=True)
+class GraphView:
+    """The blocks of one graph at one moment, enough to search it.
+
+    `SegmentedHNSW` keeps these for its fan-out search; a view is only valid
+    while its graph's blocks are live (the checked allocator enforces that).
+    """
+
+    vectors: Block
+    level0: Block
+    upper: Block
+    offsets: Block
+    labels: Block
+    visited: Block
+    state: Block
+    metric: int
+    visited_rows: int
+
+
+def search_view(
+    view: GraphView,
+    queries: np.ndarray,
+    k: int,
+    ef: int,
+    deleted: np.ndarray | None = None,
+    num_threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search a graph through its view: (labels int64 (q, k) / -1, distances float32 / inf)."""
+    q = queries.shape[0]
+    out_l = np.empty((q, k), np.int64)
+    out_d = np.empty((q, k), np.float32)
+    dele = _NO_DELETED if deleted is None else deleted
+    args = (
+        queries,
+        k,
+        ef,
+        view.vectors.array,
+        view.level0.array,
+        view.upper.array,
+        view.offsets.array,
+        view.labels.array,
+        dele,
+        view.visited.array,
+        view.state.array,
+        view.metric,
+        out_l,
+        out_d,
+    )
+    chunks = min(num_threads, view.visited_rows, q)
+    if chunks > 1:
+        with _threads(chunks):
+            K.search_batch_parallel(*args, chunks)
+    else:
+        K.search_batch(*args)
+    return out_l, out_d
+
+
+_NO_DELETED = np.zeros(0, np.uint8)
+
+
+class _threads:
+    """Temporarily set Numba's thread count (restored on exit)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+        self.old = 1
+
+    def __enter__(self) -> None:
+        self.old = numba.get_num_threads()
+        numba.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        numba.set_num_threads(self.old)
+
+
+class HNSWIndex:
+    """One HNSW graph (hnswlib's algorithm and layout) over allocator blocks."""
+
+    def __init__(
+        self,
+        allocator: Allocator,
+        dim: int,
+        metric: int,
+        capacity: int = 1024,
+        *,
+        M: int = 16,
+        ef_construction: int = 200,
+        seed: int = 100,
+        label: str = "hnsw",
+        faults: FaultSet = NO_FAULTS,
+    ) -> None:
+        if dim <= 0:
+            raise InvalidInputError(f"dimension must be positive, got {dim}")
+        if M < 2:
+            raise InvalidInputError(f"M must be at least 2, got {M}")
+        self._allocator = allocator
+        self.dim = int(dim)
+        self.metric = int(metric)
+        self.M = int(M)
+        self.ef_construction = max(int(ef_construction), self.M)
+        self.label = label
+        self._faults = faults
+        self._mult = 1.0 / math.log(self.M)
+        self._rng = np.random.default_rng(seed)
+        self._initial_capacity = max(int(capacity), 1)
+        self.num_threads = 1  # searchers for batch search (visited rows)
+        self.capacity = 0
+        self.visited_size = 0
+        self._visited_rows = 0
+        self._count = 0
+        self._destroyed = False
+        self._vectors: Block | None = None
+        self._level0: Block | None = None
+        self._upper: Block | None = None
+        self._offsets: Block | None = None
+        self._levels: Block | None = None
+        self._labels: Block | None = None
+        self._visited: Block | None = None
+        self._state: Block | None = None
+        self._allocate(self._initial_capacity)
+
+    # -- allocation ---------------------------------------------------------------
+    def _a(self, suffix: str, shape: int | tuple[int, ...], dtype: type) -> Block:
+        return self._allocator.alloc(f"{self.label}.{suffix}", shape, dtype)
+
+    def _allocate(self, capacity: int) -> None:
+        """Fresh blocks for an empty graph of `capacity` nodes."""
+        m = self.M
+        self._vectors = self._a("vectors", (capacity, self.dim), np.float32)
+        self._level0 = self._a("level0", (capacity, 1 + 2 * m), np.int32)
+        self._upper = self._a("upper", (max(capacity // (m - 1), 4), 1 + m), np.int32)
+        self._offsets = self._a("offsets", capacity, np.int32)
+        self._levels = self._a("levels", capacity, np.int8)
+        self._labels = self._a("labels", capacity, np.int64)
+        self._state = self._a("state", K.STATE_TAGS + 1, np.int64)
+        self.capacity = capacity
+        if self._faults.on("visited-not-reset") and self.visited_size:
+            # FAULT visited-not-reset: clear() kept visited_size and the tag array
+            # of the previous graph; "resetting" the old array for the new capacity
+            # writes tags past its end when the new graph is larger.
+            assert self._visited is not None
+            self._allocator.store(self._visited, 0, np.zeros(capacity, np.uint16))
+            self.visited_size = capacity
+        else:
+            self._visited = self._a("visited", (1, capacity), np.uint16)
+            self.visited_size = capacity
+        self._visited_rows = 1
+
+    def _ensure_visited_rows(self, rows: int) -> None:
+        """One visited-tag row per concurrent searcher."""
+        if rows <= self._visited_rows:
+            return
+        assert self._visited is not None and self._state is not None
+        self._allocator.free(self._visited)
+        self._visited = self._a("visited", (rows, self.capacity), np.uint16)
+        old_state = self._state
+        self._state = self._a("state", K.STATE_TAGS + rows, np.int64)
+        self._state.array[: K.STATE_TAGS] = old_state.array[: K.STATE_TAGS]
+        self._allocator.free(old_state)
+        self._visited_rows = rows
+        self.visited_size = self.capacity
+
+    def _ensure_upper(self, rows_needed: int) -> None:
+        assert self._upper is not None
+        have = self._upper.shape[0]
+        if rows_needed <= have:
+            return
+        used = int(self._state_arr()[K.ST_UPPER_USED])
+        new = self._a("upper", (max(rows_needed, 2 * have), 1 + self.M), np.int32)
+        new.array[:used] = self._upper.array[:used]
+        self._allocator.free(self._upper)
+        self._upper = new
+
+    def _state_arr(self) -> np.ndarray:
+        assert self._state is not None
+        return self._state.array
+
+    def resize(self, new_capacity: int) -> None:
+        """Grow to `new_capacity` nodes: new blocks, copy the graph, free the old blocks."""
+        self._check_live()
+        new_capacity = int(new_capacity)
+        if new_capacity < self._count:
+            raise InvalidInputError(
+                f"cannot resize to {new_capacity} nodes: the graph holds {self._count}"
+            )
+        if self._vectors is None:
+            self._allocate(max(new_capacity, 1))
+            return
+        if new_capacity <= self.capacity:
+            return
+        n = self._count
+        for attr, suffix in (
+            ("_vectors", "vectors"),
+            ("_level0", "level0"),
+            ("_offsets", "offsets"),
+            ("_levels", "levels"),
+            ("_labels", "labels"),
+        ):
+            old: Block = getattr(self, attr)
+            new = self._a(suffix, (new_capacity, *old.shape[1:]), old.dtype)
+            new.array[:n] = old.array[:n]
+            self._allocator.free(old)
+            setattr(self, attr, new)
+        assert self._visited is not None
+        rows = self._visited_rows
+        self._allocator.free(self._visited)
+        self._visited = self._a("visited", (rows, new_capacity), np.uint16)
+        self._state_arr()[K.STATE_TAGS :] = 0  # fresh (zeroed) tag rows
+        self.visited_size = new_capacity
+        self.capacity = new_capacity
+
+    # -- public API -----------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._count
+
+    def _check_live(self) -> None:
+        if self._destroyed:
+            raise LifecycleError(f"HNSWIndex '{self.label}' was destroyed")
+
+    def add(self, vectors: np.ndarray, labels: np.ndarray, num_threads: int = 1) -> None:
+        """Insert rows (float32 C-contiguous (n, dim)) under int64 `labels`."""
+        self._check_live()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InvalidInputError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
+        n = vectors.shape[0]
+        if labels.shape != (n,):
+            raise InvalidInputError(f"labels must have shape ({n},), got {labels.shape}")
+        if n == 0:
+            return
+        need = self._count + n
+        if self._vectors is None:
+            self._allocate(max(self._initial_capacity, need))
+        elif need > self.capacity:
+            self.resize(max(need, 2 * self.capacity))
+        levels = np.floor(-np.log1p(-self._rng.random(n)) * self._mult).astype(np.int64)
+        np.minimum(levels, _MAX_LEVEL, out=levels)
+        state = self._state_arr()
+        used = int(state[K.ST_UPPER_USED])
+        total = int(levels.sum())
+        self._ensure_upper(used + total)
+        offsets = np.where(levels > 0, used + np.cumsum(levels) - levels, -1)
+        lo, hi = self._count, need
+        assert self._vectors is not None and self._labels is not None
+        assert self._levels is not None and self._offsets is not None
+        self._vectors.array[lo:hi] = vectors
+        self._labels.array[lo:hi] = labels
+        self._levels.array[lo:hi] = levels
+        self._offsets.array[lo:hi] = offsets
+        state[K.ST_UPPER_USED] = used + total
+        self._insert(lo, hi, num_threads)
+        self._count = need
+
+    def _insert(self, lo: int, hi: int, num_threads: int) -> None:
+        assert self._vectors is not None and self._level0 is not None
+        assert self._upper is not None and self._offsets is not None
+        assert self._levels is not None and self._labels is not None
+        assert self._visited is not None
+        K.insert_range(
+            lo,
+            hi,
+            self._vectors.array,
+            self._level0.array,
+            self._upper.array,
+            self._offsets.array,
+            self._levels.array,
+            self._labels.array,
+            self._visited.array,
+            self._state_arr(),
+            self.M,
+            self.ef_construction,
+            self.metric,
+        )
+
+    def view(self) -> GraphView:
+        """The current blocks, for a search that bypasses this object."""
+        self._check_live()
+        assert self._vectors is not None and self._level0 is not None
+        assert self._upper is not None and self._offsets is not None
+        assert self._labels is not None and self._visited is not None
+        assert self._state is not None
+        return GraphView(
+            self._vectors,
+            self._level0,
+            self._upper,
+            self._offsets,
+            self._labels,
+            self._visited,
+            self._state,
+            self.metric,
+            self._visited_rows,
+        )
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        ef: int,
+        deleted: np.ndarray | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """k nearest labels per query, skipping `deleted` labels (uint8 by label)."""
+        self._check_live()
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries.reshape(1, -1)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise InvalidInputError(f"queries must have shape (q, {self.dim}), got {queries.shape}")
+        if k <= 0:
+            raise InvalidInputError(f"k must be positive, got {k}")
+        if deleted is not None:
+            deleted = np.ascontiguousarray(deleted, dtype=np.uint8)
+        threads = self.num_threads if num_threads is None else int(num_threads)
+        if self._vectors is None:
+            q = queries.shape[0]
+            return np.full((q, k), -1, np.int64), np.full((q, k), np.inf, np.float32)
+        if threads > 1:
+            self._ensure_visited_rows(threads)
+        return search_view(self.view(), queries, int(k), int(ef), deleted, threads)
+
+    def blocks(self) -> list[Block]:
+        """The live blocks this graph owns."""
+        return [
+            b
+            for b in (
+                self._vectors,
+                self._level0,
+                self._upper,
+                self._offsets,
+                self._levels,
+                self._labels,
+                self._visited,
+                self._state,
+            )
+            if b is not None and not b.freed
+        ]
+
+    def nbytes(self) -> int:
+        """Bytes held in this graph's blocks."""
+        return sum(b.nbytes for b in self.blocks())
+
+    def _free_all(self) -> None:
+        keep_visited = self._faults.on("visited-not-reset")
+        for attr in (
+            "_vectors",
+            "_level0",
+            "_upper",
+            "_offsets",
+            "_levels",
+            "_labels",
+            "_state",
+            "_visited",
+        ):
+            block: Block | None = getattr(self, attr)
+            if attr == "_visited" and keep_visited and not self._destroyed:
+                # FAULT visited-not-reset: the tag array and visited_size survive clear()
+                continue
+            if block is not None:
+                self._allocator.free(block)
+            setattr(self, attr, None)
+        self._count = 0
+        self.capacity = 0
+        if not keep_visited or self._destroyed:
+            self.visited_size = 0  # the line the reference note's fix added
+            self._visited_rows = 0
+
+    def clear(self) -> None:
+        """Free every block; the graph is empty and re-allocates on the next add."""
+        self._check_live()
+        self._free_all()
+
+    def destroy(self) -> None:
+        """Free every block; idempotent; the object cannot be used afterwards."""
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self._free_all()

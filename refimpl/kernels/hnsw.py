@@ -1,0 +1,484 @@
+"""HNSW kernels over flat arrays (the layout of hnswlib, in Numba).
+
+Arrays (all owned by `refimpl.hnsw.HNSWIndex` as allocator blocks):
+  vecs      float32 (cap, dim)         the vectors, one row per internal node id
+  l0        int32   (cap, 1 + 2M)      layer-0 links, count in column 0
+  upper     int32   (rows, 1 + M)      links of layers >= 1, only for nodes that have them
+  offsets   int32   (cap,)             row of `upper` holding a node's layer 1 (-1 if none)
+  levels    int8    (cap,)             top layer of each node
+  labels    int64   (cap,)             caller's label of each node
+  visited   uint16  (vrows, cap)       visited tags, one row per concurrent searcher
+  state     int64   (STATE_TAGS + vrows,)  count, entry point, max level, then each row's tag
+
+Search and insertion follow hnswlib: greedy descent through the upper layers,
+`ef`-bounded best-first search in a layer, `getNeighborsByHeuristic2` for
+neighbour selection, layer 0 keeping 2M links. Kernels release the GIL so
+segments can be built from several Python threads at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .heap import max_heap_sorted, max_push, max_replace_top, min_pop, min_push
+
+ST_COUNT = 0
+ST_ENTRY = 1
+ST_MAXLEVEL = 2
+ST_UPPER_USED = 3
+STATE_TAGS = 4  # state[STATE_TAGS + r] is the current tag of visited row r
+
+_TAG_WRAP = 65536
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def dist_q(q: np.ndarray, vecs: np.ndarray, j: int, metric: int) -> np.float32:
+    """Distance from query row `q` to node `j` (l2: squared; ip/cosine: 1 - dot)."""
+    acc = np.float32(0.0)
+    if metric == 0:
+        for t in range(q.shape[0]):
+            d = q[t] - vecs[j, t]
+            acc += d * d
+        return acc
+    for t in range(q.shape[0]):
+        acc += q[t] * vecs[j, t]
+    return np.float32(1.0) - acc
+
+
+@njit(cache=True, nogil=True)
+def links_of(l0: np.ndarray, upper: np.ndarray, offsets: np.ndarray, node: int, level: int):
+    """The link row of `node` at `level`: [count, id, id, ...]."""
+    if level == 0:
+        return l0[node]
+    return upper[offsets[node] + level - 1]
+
+
+@njit(cache=True, nogil=True)
+def next_tag(visited: np.ndarray, state: np.ndarray, vrow: int) -> int:
+    """A fresh visited tag for row `vrow`; clears the row only when the uint16 tag wraps."""
+    t = state[STATE_TAGS + vrow] + 1
+    if t >= _TAG_WRAP:
+        visited[vrow, :] = 0
+        t = 1
+    state[STATE_TAGS + vrow] = t
+    return t
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def greedy_descent(
+    q, ep: int, ep_d: np.float32, top: int, bottom: int, vecs, l0, upper, offsets, metric: int
+):
+    """Greedy (ef=1) walk from layer `top` down to layer `bottom + 1`."""
+    cur = ep
+    cur_d = ep_d
+    for level in range(top, bottom, -1):
+        changed = True
+        while changed:
+            changed = False
+            row = links_of(l0, upper, offsets, cur, level)
+            for j in range(1, row[0] + 1):
+                c = row[j]
+                d = dist_q(q, vecs, c, metric)
+                if d < cur_d:
+                    cur_d = d
+                    cur = c
+                    changed = True
+    return cur, cur_d
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def search_layer(
+    q,
+    ep: int,
+    ep_d: np.float32,
+    ef: int,
+    level: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    labels,
+    deleted,
+    visited,
+    vrow: int,
+    tag: int,
+    cd,
+    ci,
+    rd,
+    ri,
+    metric: int,
+) -> int:
+    """Best-first search of one layer; the best `ef` land in the max-heap (rd, ri).
+
+    Deleted labels (deleted[label] != 0) are traversed but never enter the
+    results, as in hnswlib. Returns the number of results.
+    """
+    ndel = deleted.shape[0]
+    visited[vrow, ep] = tag
+    csize = min_push(cd, ci, 0, ep_d, ep)
+    rsize = 0
+    lab = labels[ep]
+    if ndel == 0 or lab < 0 or lab >= ndel or deleted[lab] == 0:
+        rsize = max_push(rd, ri, 0, ep_d, ep)
+    lower = rd[0] if rsize > 0 else np.float32(np.inf)
+    while csize > 0:
+        c_d = cd[0]
+        c = ci[0]
+        if c_d > lower and (rsize >= ef or ndel == 0):
+            break
+        csize = min_pop(cd, ci, csize)
+        row = links_of(l0, upper, offsets, c, level)
+        for j in range(1, row[0] + 1):
+            n = row[j]
+            if visited[vrow, n] == tag:
+                continue
+            visited[vrow, n] = tag
+            d = dist_q(q, vecs, n, metric)
+            if rsize < ef or d < lower:
+                csize = min_push(cd, ci, csize, d, n)
+                lab = labels[n]
+                if ndel == 0 or lab < 0 or lab >= ndel or deleted[lab] == 0:
+                    if rsize < ef:
+                        rsize = max_push(rd, ri, rsize, d, n)
+                    else:
+                        max_replace_top(rd, ri, rsize, d, n)
+                    lower = rd[0]
+    return rsize
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def select_heuristic(vecs, cand_d, cand_i, n: int, m: int, out_d, out_i, metric: int) -> int:
+    """hnswlib's getNeighborsByHeuristic2 over candidates sorted by ascending distance.
+
+    Keeps a candidate only if it is closer to the base than to every neighbour
+    already kept; fewer than `m` candidates are all kept.
+    """
+    if n < m:
+        for a in range(n):
+            out_d[a] = cand_d[a]
+            out_i[a] = cand_i[a]
+        return n
+    nsel = 0
+    for a in range(n):
+        if nsel >= m:
+            break
+        c = cand_i[a]
+        cdist = cand_d[a]
+        good = True
+        for s in range(nsel):
+            if dist_q(vecs[c], vecs, out_i[s], metric) < cdist:
+                good = False
+                break
+        if good:
+            out_d[nsel] = cdist
+            out_i[nsel] = c
+            nsel += 1
+    return nsel
+
+
+@njit(cache=True, nogil=True)
+def _sort_small(d, ids, n: int) -> None:
+    """Insertion sort of (d, ids)[:n] by ascending d (n <= 2M + 1)."""
+    for a in range(1, n):
+        kd = d[a]
+        ki = ids[a]
+        b = a - 1
+        while b >= 0 and d[b] > kd:
+            d[b + 1] = d[b]
+            ids[b + 1] = ids[b]
+            b -= 1
+        d[b + 1] = kd
+        ids[b + 1] = ki
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def add_link(
+    node: int,
+    new: int,
+    d_new: np.float32,
+    level: int,
+    max_m: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    td,
+    ti,
+    sd,
+    si,
+    metric: int,
+) -> None:
+    """Add the reverse link node -> new; a full list is re-pruned with the heuristic."""
+    row = links_of(l0, upper, offsets, node, level)
+    cnt = row[0]
+    for j in range(1, cnt + 1):
+        if row[j] == new:
+            return
+    if cnt < max_m:
+        row[cnt + 1] = new
+        row[0] = cnt + 1
+        return
+    td[0] = d_new
+    ti[0] = new
+    base = vecs[node]
+    for j in range(cnt):
+        other = row[j + 1]
+        ti[j + 1] = other
+        td[j + 1] = dist_q(base, vecs, other, metric)
+    _sort_small(td, ti, cnt + 1)
+    nsel = select_heuristic(vecs, td, ti, cnt + 1, max_m, sd, si, metric)
+    for j in range(nsel):
+        row[j + 1] = si[j]
+    row[0] = nsel
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def insert_range(
+    start: int,
+    end: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    levels,
+    labels,
+    visited,
+    state,
+    m: int,
+    ef_construction: int,
+    metric: int,
+) -> None:
+    """Insert nodes start..end-1 one after another (rows, levels, offsets already written)."""
+    cap = vecs.shape[0]
+    cd = np.empty(cap + 1, np.float32)
+    ci = np.empty(cap + 1, np.int32)
+    rd = np.empty(ef_construction + 1, np.float32)
+    ri = np.empty(ef_construction + 1, np.int32)
+    sd = np.empty(2 * m + 1, np.float32)
+    si = np.empty(2 * m + 1, np.int32)
+    td = np.empty(2 * m + 2, np.float32)
+    ti = np.empty(2 * m + 2, np.int32)
+    sd2 = np.empty(2 * m + 1, np.float32)
+    si2 = np.empty(2 * m + 1, np.int32)
+    no_deleted = np.zeros(0, np.uint8)
+    for i in range(start, end):
+        q = vecs[i]
+        top = levels[i]
+        l0[i, 0] = 0
+        for lv in range(1, top + 1):
+            upper[offsets[i] + lv - 1, 0] = 0
+        if state[ST_COUNT] == 0:
+            state[ST_ENTRY] = i
+            state[ST_MAXLEVEL] = top
+            state[ST_COUNT] = 1
+            continue
+        ep = state[ST_ENTRY]
+        max_level = state[ST_MAXLEVEL]
+        ep_d = dist_q(q, vecs, ep, metric)
+        ep, ep_d = greedy_descent(q, ep, ep_d, max_level, top, vecs, l0, upper, offsets, metric)
+        for level in range(min(top, max_level), -1, -1):
+            tag = next_tag(visited, state, 0)
+            rsize = search_layer(
+                q,
+                ep,
+                ep_d,
+                ef_construction,
+                level,
+                vecs,
+                l0,
+                upper,
+                offsets,
+                labels,
+                no_deleted,
+                visited,
+                0,
+                tag,
+                cd,
+                ci,
+                rd,
+                ri,
+                metric,
+            )
+            max_heap_sorted(rd, ri, rsize)
+            nsel = select_heuristic(vecs, rd, ri, rsize, m, sd, si, metric)
+            row = links_of(l0, upper, offsets, i, level)
+            for s in range(nsel):
+                row[s + 1] = si[s]
+            row[0] = nsel
+            max_m = 2 * m if level == 0 else m
+            for s in range(nsel):
+                add_link(
+                    si[s],
+                    i,
+                    sd[s],
+                    level,
+                    max_m,
+                    vecs,
+                    l0,
+                    upper,
+                    offsets,
+                    td,
+                    ti,
+                    sd2,
+                    si2,
+                    metric,
+                )
+            ep = ri[0]
+            ep_d = rd[0]
+        if top > max_level:
+            state[ST_ENTRY] = i
+            state[ST_MAXLEVEL] = top
+        state[ST_COUNT] += 1
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _search_rows(
+    queries,
+    lo: int,
+    hi: int,
+    k: int,
+    ef: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    labels,
+    deleted,
+    visited,
+    vrow: int,
+    state,
+    metric: int,
+    out_labels,
+    out_dist,
+) -> None:
+    """Search queries lo..hi-1 with visited row `vrow` (one searcher, its own scratch)."""
+    cap = vecs.shape[0]
+    ef_eff = max(ef, k)
+    cd = np.empty(cap + 1, np.float32)
+    ci = np.empty(cap + 1, np.int32)
+    rd = np.empty(ef_eff + 1, np.float32)
+    ri = np.empty(ef_eff + 1, np.int32)
+    count = state[ST_COUNT]
+    for qi in range(lo, hi):
+        rsize = 0
+        if count > 0:
+            q = queries[qi]
+            ep = state[ST_ENTRY]
+            ep_d = dist_q(q, vecs, ep, metric)
+            ep, ep_d = greedy_descent(
+                q, ep, ep_d, state[ST_MAXLEVEL], 0, vecs, l0, upper, offsets, metric
+            )
+            tag = next_tag(visited, state, vrow)
+            rsize = search_layer(
+                q,
+                ep,
+                ep_d,
+                ef_eff,
+                0,
+                vecs,
+                l0,
+                upper,
+                offsets,
+                labels,
+                deleted,
+                visited,
+                vrow,
+                tag,
+                cd,
+                ci,
+                rd,
+                ri,
+                metric,
+            )
+            max_heap_sorted(rd, ri, rsize)
+        for j in range(k):
+            if j < rsize:
+                out_labels[qi, j] = labels[ri[j]]
+                out_dist[qi, j] = rd[j]
+            else:
+                out_labels[qi, j] = -1
+                out_dist[qi, j] = np.inf
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def search_batch(
+    queries,
+    k: int,
+    ef: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    labels,
+    deleted,
+    visited,
+    state,
+    metric: int,
+    out_labels,
+    out_dist,
+) -> None:
+    """Search every query on one thread (visited row 0)."""
+    _search_rows(
+        queries,
+        0,
+        queries.shape[0],
+        k,
+        ef,
+        vecs,
+        l0,
+        upper,
+        offsets,
+        labels,
+        deleted,
+        visited,
+        0,
+        state,
+        metric,
+        out_labels,
+        out_dist,
+    )
+
+
+@njit(cache=True, fastmath=True, nogil=True, parallel=True)
+def search_batch_parallel(
+    queries,
+    k: int,
+    ef: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    labels,
+    deleted,
+    visited,
+    state,
+    metric: int,
+    out_labels,
+    out_dist,
+    n_chunks: int,
+) -> None:
+    """Search in `n_chunks` contiguous chunks in parallel; chunk c uses visited row c."""
+    nq = queries.shape[0]
+    for c in prange(n_chunks):
+        lo = c * nq // n_chunks
+        hi = (c + 1) * nq // n_chunks
+        _search_rows(
+            queries,
+            lo,
+            hi,
+            k,
+            ef,
+            vecs,
+            l0,
+            upper,
+            offsets,
+            labels,
+            deleted,
+            visited,
+            c,
+            state,
+            metric,
+            out_labels,
+            out_dist,
+        )
