@@ -140,7 +140,7 @@ def _memray_html(run: RunRecord, base_dir: Path | None) -> str:
     out = []
     if links:
         out.append('<p class="links">' + "".join(links) + "</p>")
-    top = run.memray.get("top_leaks")
+    top = run.memray.get("top_leaks") or run.memray.get("top_live")
     if isinstance(top, list) and top:
         rows = []
         for entry in top[:10]:
@@ -152,14 +152,14 @@ def _memray_html(run: RunRecord, base_dir: Path | None) -> str:
                 rows.append(
                     [
                         _e(fmt_bytes(size) if isinstance(size, int | float) else size or ""),
-                        _e(entry.get("count", "")),
+                        _e(entry.get("blocks", entry.get("count", ""))),
                         f"<pre>{_e(where)}</pre>" if "\n" in str(where) else _e(where),
                     ]
                 )
             else:
                 rows.append([_e(entry), "", ""])
         out.append("<details><summary>memray: largest leaked allocations</summary>")
-        out.append(_table(["Bytes", "Count", "Where"], rows, {0, 1}))
+        out.append(_table(["Bytes", "Blocks", "Where"], rows, {0, 1}))
         out.append("</details>")
     return "\n".join(out)
 
