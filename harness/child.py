@@ -7,7 +7,8 @@ crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
 of an abort also lands on stderr for the parent to classify.
 
 Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
-`marker` (a memray boundary), `error` (setup failed), `end`.
+`marker` (a memray boundary), `error` (setup failed), `skip` (a capability the
+scenario requires is missing), `end`.
 """
 
 from __future__ import annotations
@@ -313,6 +314,10 @@ def run(config: dict[str, Any], events: _Events) -> int:
             pid=os.getpid(),
             t=time.time(),
         )
+        missing = [c for c in scenario.requires if not getattr(caps, c, False)]
+        if missing:
+            events.emit("skip", reason=f"engine lacks {', '.join(missing)}")
+            return EXIT_OK
         rep = Replayer(scenario, engine, recorder, events)
         if rep.replay():
             ev = rep.teardown()

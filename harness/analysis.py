@@ -1,0 +1,174 @@
+"""The only memray reader: per-cycle engine-attributed live bytes, peaks, top stacks.
+
+The capture is an ALL_ALLOCATIONS file, so it is replayed record by record:
+an allocation adds its address to a live map, a free removes it. At each
+marker (see `harness.recording`) the bytes still live that were allocated
+from engine code are read off. "Engine code" means an allocation whose Python
+stack has a frame under one of the run's source roots (the refimpl package,
+the adapter module, the engine module). Allocator caches do not matter here:
+a block freed back to glibc is gone from the live map even if RSS keeps it.
+
+Flamegraphs are rendered by memray's own reporter (`python -m memray flamegraph`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .recording import MARKER_FUNCTION, marker_index
+
+_FREE_KINDS = {1, 5, 15}  # memray AllocatorType: PYMALLOC_FREE, FREE, MUNMAP
+
+
+@dataclass
+class MemrayAnalysis:
+    capture: str
+    records: int = 0
+    peak_bytes: int = 0  # highest total live bytes (markers excluded)
+    engine_peak_bytes: int = 0
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    top_live: list[dict[str, Any]] = field(default_factory=list)  # engine stacks at the end
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Attribution:
+    """Caches, per memray stack id, whether the stack passes through engine code."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.dirs = tuple(r.rstrip(os.sep) + os.sep for r in roots if Path(r).is_dir())
+        self.files = {r for r in roots if not Path(r).is_dir()}
+        self.cache: dict[int, bool] = {}
+        self.frames: dict[int, list[str]] = {}
+
+    def is_engine(self, rec: Any) -> bool:
+        sid = rec.stack_id
+        hit = self.cache.get(sid)
+        if hit is None:
+            try:
+                stack = rec.stack_trace()
+            except Exception:
+                stack = []
+            hit = any(f in self.files or f.startswith(self.dirs) for _fn, f, _ln in stack)
+            self.cache[sid] = hit
+            if hit:
+                self.frames[sid] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack[:12]]
+        return hit
+
+
+def _is_marker(rec: Any) -> int | None:
+    idx = marker_index(rec.size)
+    if idx is None:
+        return None
+    try:
+        stack = rec.stack_trace(max_stacks=1)
+    except Exception:
+        return None
+    return idx if stack and stack[0][0] == MARKER_FUNCTION else None
+
+
+def analyze(capture: str | Path, roots: list[str]) -> MemrayAnalysis:
+    """Replay a capture; never raises (a broken capture is reported in `error`)."""
+    out = MemrayAnalysis(capture=str(capture))
+    try:
+        from memray import FileReader
+    except ImportError as exc:  # pragma: no cover - memray is a dependency
+        out.error = f"memray not importable: {exc}"
+        return out
+    attr = _Attribution(roots)
+    live: dict[int, tuple[int, int, bool]] = {}  # address -> (size, stack_id, engine)
+    total = engine = engine_blocks = 0
+    seg_peak = seg_engine_peak = 0
+    try:
+        reader = FileReader(str(capture))
+        for rec in reader.get_allocation_records():
+            out.records += 1
+            if int(rec.allocator) in _FREE_KINDS:
+                old = live.pop(rec.address, None)
+                if old is not None:
+                    total -= old[0]
+                    if old[2]:
+                        engine -= old[0]
+                        engine_blocks -= 1
+                continue
+            idx = _is_marker(rec) if rec.size >= 1_000_000 else None
+            if idx is not None:
+                out.markers.append(
+                    {
+                        "index": idx,
+                        "engine_live_bytes": engine,
+                        "engine_live_blocks": engine_blocks,
+                        "total_live_bytes": total,
+                        "peak_bytes": seg_peak,
+                        "engine_peak_bytes": seg_engine_peak,
+                    }
+                )
+                seg_peak, seg_engine_peak = total, engine
+                # the marker's own free follows; it must not match a live block
+                live.pop(rec.address, None)
+                continue
+            is_eng = attr.is_engine(rec)
+            prev = live.pop(rec.address, None)
+            if prev is not None:  # realloc in place or a missed free
+                total -= prev[0]
+                if prev[2]:
+                    engine -= prev[0]
+                    engine_blocks -= 1
+            live[rec.address] = (rec.size, rec.stack_id, is_eng)
+            total += rec.size
+            if is_eng:
+                engine += rec.size
+                engine_blocks += 1
+            if total > seg_peak:
+                seg_peak = total
+                out.peak_bytes = max(out.peak_bytes, total)
+            if engine > seg_engine_peak:
+                seg_engine_peak = engine
+                out.engine_peak_bytes = max(out.engine_peak_bytes, engine)
+        reader.close()
+    except Exception as exc:  # truncated capture after a hard crash, etc.
+        out.error = f"{type(exc).__name__}: {exc}"
+    by_stack: dict[int, list[int]] = {}
+    for size, sid, is_eng in live.values():
+        if is_eng:
+            entry = by_stack.setdefault(sid, [0, 0])
+            entry[0] += size
+            entry[1] += 1
+    for sid, (nbytes, count) in sorted(by_stack.items(), key=lambda kv: -kv[1][0])[:10]:
+        out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
+    return out
+
+
+def flamegraphs(capture: str | Path, out_dir: Path, timeout: float = 120.0) -> dict[str, str]:
+    """Render memray's flamegraph and leaks flamegraph HTML; returns name -> path."""
+    made: dict[str, str] = {}
+    for name, extra in (("flamegraph", []), ("leaks_flamegraph", ["--leaks"])):
+        target = out_dir / f"{name.replace('_', '-')}.html"
+        try:
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "memray",
+                    "flamegraph",
+                    *extra,
+                    "-f",
+                    "-o",
+                    str(target),
+                    str(capture),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=timeout,
+            )
+            made[name] = str(target)
+        except (subprocess.SubprocessError, OSError):
+            continue
+    return made
