@@ -258,7 +258,14 @@ class Replayer:
     def teardown(self) -> StepEvent:
         """Close the engine after the last cycle: nothing may stay allocated."""
         last = self.scenario.plan[-1]
-        ev = StepEvent(cycle=last.index, step=len(last.steps), op="close", ok=True, seconds=0.0)
+        ev = StepEvent(
+            cycle=last.index,
+            step=len(last.steps),
+            op="close",
+            ok=True,
+            seconds=0.0,
+            dimension=self.last_dim or last.dimension,
+        )
         t0 = time.perf_counter()
         try:
             self.engine.close()
