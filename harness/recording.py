@@ -19,9 +19,8 @@ from typing import Any
 import psutil
 
 NUMPY_TRACEMALLOC_DOMAIN = 389047
-# reserved marker sizes: a ~119 MB malloc is served by mmap and never touched, so it
-# costs one mmap/munmap pair; no engine allocates exactly these odd sizes
-MARKER_BASE = 124_999_999
+# reserved marker sizes (odd, ~3 MB; analysis also checks the allocating function name)
+MARKER_BASE = 3_141_593
 MARKER_STRIDE = 2
 MARKER_FUNCTION = "_memcycle_marker"
 
