@@ -1,0 +1,942 @@
+"""Database: the lifecycle owner, the `DB` user API and the process-wide singleton.
+
+One `Database` owns every structure of the engine and every block they hold:
+
+- the slot store: per-row arrays indexed by an int64 *slot* ('db.vectors' with
+  the rows as given, 'db.slot_ids' with the int id or 64-bit key, 'db.deleted'
+  tombstones), used by `get`, the exact filtered scan and deletes;
+- `SparseMetadataMap`: user-id key -> slot (a `SparseMap`) and slot -> metadata;
+- `FlatBuffer`: the newest rows, searched exactly, migrated in bulk to
+- `HNSWIndex` (the main graph) — and `SegmentedHNSW` for very large batches.
+
+States: uninitialized -> ready(dimension) -> closed. The first insert
+initializes; `clear()` destroys every structure and frees every block (the
+allocator's live set is empty again) so the next cycle may use another
+dimension; `close()` does the same and refuses later calls. Both idempotent.
+
+The faults of `refimpl.faults` that concern the lifecycle live here, each wrong
+line beside the right one under `self.faults.on(NAME)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+
+from .alloc import Allocator, Block, make_allocator
+from .errors import (
+    ClosedError,
+    DimensionMismatchError,
+    DuplicateIdError,
+    IdCollisionError,
+    IdNotFoundError,
+    InvalidInputError,
+    UnknownNameError,
+)
+from .faults import FaultSet
+from .flat_buffer import FlatBuffer
+from .hnsw import HNSWIndex
+from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
+from .kernels.flat import scan_gather
+from .metadata import SCALAR_TYPES, SparseMetadataMap
+
+try:  # the segmented tier is optional until its module lands
+    from .segmented import SegmentedHNSW
+except ImportError:  # pragma: no cover - transitional
+    SegmentedHNSW = None  # type: ignore[assignment,misc]
+
+Id = int | str
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+_INITIAL_SLOTS = 1024
+_EXACT_FILTER_ROWS = 2048  # a filter matching at most this many rows is scanned exactly
+_EMPTY_I64 = np.empty(0, np.int64)
+
+
+class SearchResult(NamedTuple):
+    id: Id
+    distance: float
+    metadata: dict[str, Any] | None
+
+
+# -- input validation (module-level, so the single-query path stays cheap) -----------
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidInputError(f"{what} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise InvalidInputError(f"{what} must be a positive integer, got {value}")
+    return int(value)
+
+
+def _as_float32(data: Any, what: str) -> np.ndarray:
+    """Any numeric array-like -> float32 C-contiguous (float64/ints/strided are converted)."""
+    if type(data) is np.ndarray and data.dtype == np.float32 and data.flags.c_contiguous:
+        arr = data
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"{what} must be a rectangular numeric array; could not convert it ({exc})"
+            ) from None
+        if arr.dtype.kind not in "iuf":
+            raise InvalidInputError(
+                f"{what} must be numeric (int or float), got dtype {arr.dtype}"
+                + (" (ragged rows?)" if arr.dtype == object else "")
+            )
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InvalidInputError(
+            f"{what} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}, "
+            f"after conversion to float32); expected finite values"
+        )
+    return arr
+
+
+def _hash_key(tag: str, text: str) -> int:
+    """Stable 64-bit key for an id that is not an int64 (str, or an int too large)."""
+    digest = hashlib.blake2b(f"{tag}:{text}".encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "little", signed=True)
+
+
+def _key_of(value: Any) -> tuple[int, Id, bool]:
+    """(64-bit key, normalised id, is_int64) for one id, or InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
+        raise InvalidInputError(f"ids must be str or int, got {type(value).__name__} {value!r}")
+    if isinstance(value, str):
+        return _hash_key("s", value), value, False
+    v = int(value)
+    if INT64_MIN <= v <= INT64_MAX:
+        return v, v, True
+    return _hash_key("i", str(v)), v, False
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _check_metadata(md: Any, row: int | None) -> dict[str, Any] | None:
+    where = "" if row is None else f" (row {row})"
+    if md is None:
+        return None
+    if not isinstance(md, dict):
+        raise InvalidInputError(
+            f"metadata{where} must be a dict of scalars or None, got {type(md).__name__}"
+        )
+    out = {}
+    for k, v in md.items():
+        if not isinstance(k, str):
+            raise InvalidInputError(f"metadata{where} keys must be str, got {k!r}")
+        if not isinstance(v, SCALAR_TYPES):
+            raise InvalidInputError(
+                f"metadata{where} value for {k!r} must be a scalar "
+                f"(str, int, float, bool or None), got {type(v).__name__}"
+            )
+        out[k] = _scalar(v)
+    return out
+
+
+class _Ids(NamedTuple):
+    keys: np.ndarray  # int64 keys
+    values: list[Id] | None  # normalised ids, None when all are int64 (then keys are the ids)
+    n_obj: int  # how many are not int64 ids
+
+
+class Database:
+    """An embedded vector database with an explicit, checkable memory lifecycle."""
+
+    def __init__(
+        self,
+        dimension: int | None = None,
+        *,
+        metric: str = "l2",
+        buffer_size: int = 1000,
+        segment_threshold: int = 10000,
+        M: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        allocator: str | Allocator = "numpy",
+        faults: Iterable[str] | FaultSet = (),
+        num_threads: int | None = None,
+    ) -> None:
+        if metric not in METRIC_CODES:
+            raise UnknownNameError(
+                f"unknown metric {metric!r}; expected one of {', '.join(METRIC_CODES)}"
+            )
+        self.metric = metric
+        self._metric = METRIC_CODES[metric]
+        self.buffer_size = _positive_int(buffer_size, "buffer_size")
+        self.segment_threshold = _positive_int(segment_threshold, "segment_threshold")
+        self.M = _positive_int(M, "M")
+        if self.M < 2:
+            raise InvalidInputError(f"M must be at least 2, got {M}")
+        self.ef_construction = _positive_int(ef_construction, "ef_construction")
+        self._ef_search = _positive_int(ef_search, "ef_search")
+        self.num_threads = (
+            numba.config.NUMBA_NUM_THREADS
+            if num_threads is None
+            else _positive_int(num_threads, "num_threads")
+        )
+        self.faults = faults if isinstance(faults, FaultSet) else FaultSet(faults)
+        self.allocator: Allocator = make_allocator(allocator)
+        if dimension is not None:
+            dimension = _positive_int(dimension, "dimension")
+
+        self.state = "uninitialized"
+        self.dimension: int | None = None
+        self._meta = SparseMetadataMap(self.allocator, self.faults)
+        self._flat: FlatBuffer | None = None
+        self._hnsw: HNSWIndex | None = None
+        self._seg: Any = None
+        self._retired: list[Any] = []  # reinit-without-destroy: old graphs never destroyed
+        self._reset_slots()
+        if dimension is not None:
+            self.initialize(dimension)
+
+    # -- properties ------------------------------------------------------------------
+    @property
+    def ef_search(self) -> int:
+        return self._ef_search
+
+    @ef_search.setter
+    def ef_search(self, value: int) -> None:
+        self._check_open()
+        self._ef_search = _positive_int(value, "ef_search")
+
+    def __repr__(self) -> str:
+        return (
+            f"DB(state={self.state!r}, dimension={self.dimension}, metric={self.metric!r}, "
+            f"count={self.count() if self.state != 'closed' else 0}, "
+            f"allocator={self.allocator.name!r})"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------
+    def _reset_slots(self) -> None:
+        self._slot_blocks: tuple[Block, Block, Block] | None = None
+        self._vec = np.empty((0, 0), np.float32)
+        self._sid = _EMPTY_I64
+        self._del = np.empty(0, np.uint8)
+        self._slot_cap = 0
+        self._next_slot = 0
+        self._n_deleted = 0
+        self._obj_ids: list[Id] | None = None  # slot -> id, once any id is not an int64
+        self._n_obj_live = 0
+        self._auto_next = 0
+
+    def initialize(self, dimension: int) -> None:
+        """Allocate the structures for `dimension` (done by the first insert)."""
+        self._check_open()
+        dimension = _positive_int(dimension, "dimension")
+        if self.state == "ready":
+            if dimension != self.dimension:
+                raise DimensionMismatchError(
+                    f"the database is initialized with dimension {self.dimension}; got "
+                    f"{dimension} (clear() it first to change dimension)"
+                )
+            return
+        if self._flat is not None:
+            if self.faults.on("flat-buffer-double-free"):
+                # FAULT flat-buffer-double-free — "In initialize(): Check and free before
+                # allocating": the handle kept by clear() is freed a second time.
+                self._flat.free()
+            else:
+                self._flat.destroy()  # idempotent; clear() already dropped it
+        self._flat = FlatBuffer(self.allocator, dimension, self.buffer_size, label="flat")
+        if self._hnsw is not None:
+            if self.faults.on("reinit-without-destroy"):
+                # FAULT reinit-without-destroy — "reinitialize() creates NEW HNSWIndex and
+                # SegmentedHNSW instances; Old instances not properly freed": keep them.
+                self._retired.extend(x for x in (self._hnsw, self._seg) if x is not None)
+            else:
+                self._destroy_graphs()
+        self._hnsw = HNSWIndex(
+            self.allocator,
+            dimension,
+            self._metric,
+            capacity=max(self.buffer_size, 64),
+            M=self.M,
+            ef_construction=self.ef_construction,
+            label="hnsw",
+            faults=self.faults,
+        )
+        self._seg = None
+        if SegmentedHNSW is not None:
+            self._seg = SegmentedHNSW(
+                self.allocator,
+                dimension,
+                self._metric,
+                M=self.M,
+                ef_construction=self.ef_construction,
+                label="segment",
+                faults=self.faults,
+                num_threads=self.num_threads,
+            )
+        self.dimension = dimension
+        self.state = "ready"
+
+    def clear(self) -> None:
+        """Drop every row and free every block; back to `uninitialized` (any dimension next)."""
+        self._check_open()
+        if self.state != "ready":
+            return
+        if self.faults.on("keep-initialized"):
+            # FAULT keep-initialized — the note's "Option 1: Keep Structures, Reset Data":
+            # only the graphs are cleared; initialized=True and the dimension stay, and so
+            # do the flat buffer, the id map and the slot store.
+            if self._hnsw is not None:
+                self._hnsw.clear()
+            if self._seg is not None:
+                self._seg.clear()
+            return
+        self._meta.clear()
+        self._release_slots()
+        if self.faults.on("flat-buffer-leak"):
+            # FAULT flat-buffer-leak — "Not freed in clear(); Re-allocated on next
+            # initialize()": the handle is dropped, the blocks stay allocated.
+            self._flat = None
+        elif self.faults.on("flat-buffer-double-free"):
+            # FAULT flat-buffer-double-free — "In clear(): Properly free", but the
+            # handle is kept, and initialize() "frees before allocating".
+            assert self._flat is not None
+            self._flat.free()
+        else:
+            assert self._flat is not None
+            self._flat.destroy()
+            self._flat = None
+        if self.faults.on("reinit-without-destroy"):
+            # FAULT reinit-without-destroy: clear() frees the graphs' vector arrays it
+            # knows about but does not destroy the objects; the rest of their blocks
+            # leak, and destroying them later frees the vectors a second time.
+            for graph in (self._hnsw, self._seg):
+                if graph is not None:
+                    for block in graph.blocks():
+                        if block.label.endswith(".vectors"):
+                            self.allocator.free(block)
+        else:
+            self._destroy_graphs()
+        self.state = "uninitialized"
+        self.dimension = None
+
+    def close(self) -> None:
+        """Free everything; later calls raise ClosedError. Idempotent."""
+        if self.state == "closed":
+            return
+        try:
+            self._meta.destroy()
+            self._release_slots()
+            if self._flat is not None:
+                self._flat.destroy()
+                self._flat = None
+            self._destroy_graphs()
+            retired, self._retired = self._retired, []
+            for graph in retired:
+                graph.destroy()
+        finally:
+            self.state = "closed"
+            self.dimension = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # the owner's destructor: a database dropped without close() still frees its blocks
+        if getattr(self, "state", "closed") != "closed":
+            self.close()
+
+    def _destroy_graphs(self) -> None:
+        hnsw, seg = self._hnsw, self._seg
+        self._hnsw = self._seg = None
+        if hnsw is not None:
+            hnsw.destroy()
+        if seg is not None:
+            seg.destroy()
+
+    def _release_slots(self) -> None:
+        blocks = self._slot_blocks
+        self._reset_slots()
+        if blocks is not None:
+            for b in blocks:
+                self.allocator.free(b)
+
+    def owned_blocks(self) -> list[Block]:
+        """Every live block this database holds (for info() and the destructor fault)."""
+        out: list[Block] = list(self._meta.blocks())
+        if self._slot_blocks is not None:
+            out.extend(b for b in self._slot_blocks if not b.freed)
+        if self._flat is not None:
+            out.extend(self._flat.blocks())
+        for graph in (self._hnsw, self._seg, *self._retired):
+            if graph is not None:
+                out.extend(graph.blocks())
+        return out
+
+    def _destroy_in_place(self) -> None:
+        """What a native destructor does: free every pointer, touch nothing else.
+
+        Used only by the `singleton-double-destroy` fault; the handles stay, so a
+        second call frees the same blocks again.
+        """
+        for block in self.owned_blocks():
+            self.allocator.free(block)
+
+    def _check_open(self) -> None:
+        if self.state == "closed":
+            raise ClosedError("the database is closed; create a new DB (or get_global_db())")
+
+    # -- ids ---------------------------------------------------------------------------
+    def _ids_from(self, ids: Any, n: int) -> _Ids:
+        """Validate ids for a batch of n rows: type, length, duplicates within the batch."""
+        if isinstance(ids, str | bytes | dict) or not isinstance(ids, Iterable):
+            raise InvalidInputError(
+                f"ids must be a sequence of str or int (one per row), got {type(ids).__name__}"
+            )
+        arr = ids if isinstance(ids, np.ndarray) else None
+        if arr is None:
+            ids = list(ids)
+            if len(ids) != n:
+                raise InvalidInputError(f"got {len(ids)} ids for {n} vectors; expected one per row")
+            try:
+                arr = np.asarray(ids) if ids else np.empty(0, np.int64)
+            except (ValueError, TypeError, OverflowError):
+                arr = np.asarray(ids, dtype=object)
+        elif arr.ndim != 1 or arr.shape[0] != n:
+            raise InvalidInputError(
+                f"ids must be a 1-D array of {n} ids (one per row), got shape {arr.shape}"
+            )
+        if arr.ndim == 1 and (
+            arr.dtype.kind == "i" or (arr.dtype.kind == "u" and (n == 0 or arr.max() <= INT64_MAX))
+        ):
+            keys = np.ascontiguousarray(arr, dtype=np.int64)
+            if n > 1:
+                srt = np.sort(keys)
+                dup = srt[1:][srt[1:] == srt[:-1]]
+                if dup.size:
+                    raise DuplicateIdError(
+                        f"duplicate id(s) within the batch: {sorted(set(dup.tolist()))[:5]}; "
+                        f"ids must be unique"
+                    )
+            return _Ids(keys, None, 0)
+        values: list[Id] = []
+        keys_list: list[int] = []
+        n_obj = 0
+        seen: set[Id] = set()
+        dups: list[Id] = []
+        for value in ids if isinstance(ids, list) else arr.tolist():
+            key, norm, is_int = _key_of(value)
+            if norm in seen:
+                dups.append(norm)
+            seen.add(norm)
+            values.append(norm)
+            keys_list.append(key)
+            n_obj += not is_int
+        if dups:
+            raise DuplicateIdError(
+                f"duplicate id(s) within the batch: {dups[:5]!r}; ids must be unique"
+            )
+        keys = np.array(keys_list, np.int64)
+        if np.unique(keys).size != keys.size:
+            raise IdCollisionError("two distinct ids in the batch hash to the same 64-bit key")
+        return _Ids(keys, values, n_obj)
+
+    def _auto_ids(self, n: int) -> _Ids:
+        parts = []
+        start = self._auto_next
+        need = n
+        while need:
+            cand = np.arange(start, start + need, dtype=np.int64)
+            start += need
+            if self.state == "ready" and len(self._meta):
+                cand = cand[self._meta.lookup(cand) < 0]
+            parts.append(cand)
+            need -= cand.size
+        return _Ids(np.concatenate(parts) if len(parts) > 1 else parts[0], None, 0)
+
+    def _holds(self, slot: int, norm: Id, is_int: bool) -> bool:
+        """Does `slot` hold exactly this id (not another id with the same key)?"""
+        if self._obj_ids is None:
+            return is_int
+        theirs = self._obj_ids[slot]
+        return theirs == norm and type(theirs) is type(norm)
+
+    def _id_at(self, slot: int) -> Id:
+        if self._obj_ids is not None:
+            return self._obj_ids[slot]
+        return int(self._sid[slot])
+
+    def _same_ids(self, ids: _Ids, slots: np.ndarray) -> np.ndarray:
+        """Mask of found slots that really hold the given id (not just the same key)."""
+        hit = slots >= 0
+        if self._obj_ids is None:
+            if ids.values is not None and ids.n_obj:
+                # only int64 ids are stored; a str / huge-int id cannot be here
+                hit &= np.array(
+                    [type(v) is int and INT64_MIN <= v <= INT64_MAX for v in ids.values]
+                )
+            return hit
+        for i in np.flatnonzero(hit).tolist():
+            mine = int(ids.keys[i]) if ids.values is None else ids.values[i]
+            theirs = self._obj_ids[int(slots[i])]
+            if theirs != mine or type(theirs) is not type(mine):
+                hit[i] = False
+        return hit
+
+    def _existing(self, ids: _Ids) -> np.ndarray:
+        """Slots of ids already present (-1 elsewhere); IdCollisionError on a key clash."""
+        if self.state != "ready" or not len(self._meta):
+            return np.full(ids.keys.shape[0], -1, np.int64)
+        slots = self._meta.lookup(ids.keys)
+        if self._obj_ids is not None or ids.values is not None:
+            for i in np.flatnonzero(slots >= 0).tolist():
+                mine = int(ids.keys[i]) if ids.values is None else ids.values[i]
+                theirs = self._id_at(int(slots[i]))
+                if theirs != mine or type(theirs) is not type(mine):
+                    raise IdCollisionError(
+                        f"ids {mine!r} and {theirs!r} map to the same 64-bit key; use another id"
+                    )
+        return slots
+
+    # -- inserts -----------------------------------------------------------------------
+    def _matrix(self, vectors: Any) -> np.ndarray:
+        x = _as_float32(vectors, "vectors")
+        if x.ndim != 2:
+            raise InvalidInputError(
+                f"vectors must be 2-D (n, dimension), got {x.ndim}-D with shape {x.shape}"
+            )
+        if x.shape[0] == 0:
+            raise InvalidInputError("empty batch: vectors has 0 rows; expected at least one")
+        if x.shape[1] == 0:
+            raise InvalidInputError("vectors have 0 columns; expected dimension >= 1")
+        if self.state == "ready" and x.shape[1] != self.dimension:
+            raise DimensionMismatchError(
+                f"vectors have dimension {x.shape[1]}, expected {self.dimension} "
+                f"(the database's dimension)"
+            )
+        return x
+
+    @staticmethod
+    def _metadata_list(metadata: Any, n: int) -> list[dict[str, Any] | None] | None:
+        if metadata is None:
+            return None
+        if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Iterable):
+            raise InvalidInputError(
+                f"metadata must be a sequence of dicts (one per row) or None, "
+                f"got {type(metadata).__name__}"
+            )
+        md = list(metadata)
+        if len(md) != n:
+            raise InvalidInputError(
+                f"got {len(md)} metadata entries for {n} vectors; expected one per row"
+            )
+        out = [_check_metadata(m, i) for i, m in enumerate(md)]
+        return out if any(m for m in out) else None
+
+    def add_batch(self, vectors: Any, ids: Any = None, metadata: Any = None) -> list[Id]:
+        """Insert rows atomically; ids default to fresh ints. Returns the ids."""
+        self._check_open()
+        x = self._matrix(vectors)
+        n = x.shape[0]
+        prepared = self._auto_ids(n) if ids is None else self._ids_from(ids, n)
+        md = self._metadata_list(metadata, n)
+        slots = self._existing(prepared)
+        if (slots >= 0).any():
+            found = np.flatnonzero(slots >= 0)[:5].tolist()
+            names = [
+                int(prepared.keys[i]) if prepared.values is None else prepared.values[i]
+                for i in found
+            ]
+            raise DuplicateIdError(
+                f"id(s) already in the database: {names!r}; use upsert_batch() to replace rows"
+            )
+        self._commit(x, prepared, md)
+        if ids is None:
+            self._auto_next = int(prepared.keys.max()) + 1
+        return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
+
+    def upsert_batch(self, vectors: Any, ids: Any, metadata: Any = None) -> list[Id]:
+        """Insert rows, replacing those whose id exists (they get new slots)."""
+        self._check_open()
+        if ids is None:
+            raise InvalidInputError("upsert_batch needs ids (one per row), got None")
+        x = self._matrix(vectors)
+        n = x.shape[0]
+        prepared = self._ids_from(ids, n)
+        md = self._metadata_list(metadata, n)
+        slots = self._existing(prepared)
+        hit = slots >= 0
+        if hit.any():
+            self._delete_slots(prepared.keys[hit], slots[hit])
+        self._commit(x, prepared, md)
+        return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
+
+    def add(self, id: Id, vector: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Insert one row."""
+        self._check_open()
+        v = _as_float32(vector, "vector")
+        if v.ndim != 1:
+            raise InvalidInputError(
+                f"vector must be 1-D (dimension,), got shape {v.shape}; use add_batch for many"
+            )
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInputError(
+                f"metadata must be a dict of scalars or None, got {type(metadata).__name__}"
+            )
+        self.add_batch(v.reshape(1, -1), [id], None if metadata is None else [metadata])
+
+    def _commit(self, x: np.ndarray, ids: _Ids, md: list[dict[str, Any] | None] | None) -> None:
+        """Store validated rows: slot store, id map, metadata, then the index tiers."""
+        if self.state != "ready":
+            self.initialize(x.shape[1])
+        n = x.shape[0]
+        lo = self._next_slot
+        hi = lo + n
+        self._ensure_slots(hi)
+        slots = np.arange(lo, hi, dtype=np.int64)
+        self._vec[lo:hi] = x
+        self._sid[lo:hi] = ids.keys
+        if ids.values is not None and self._obj_ids is None and ids.n_obj:
+            self._obj_ids = self._sid[:lo].tolist()
+        if self._obj_ids is not None:
+            self._obj_ids.extend(ids.keys.tolist() if ids.values is None else ids.values)
+        self._n_obj_live += ids.n_obj
+        self._next_slot = hi
+        self._meta.insert(ids.keys, slots)
+        if md is not None:
+            self._meta.set_metadata(slots, md)
+        if self._metric == METRIC_COSINE:
+            x = x.copy()
+            normalize_rows(x)
+        self._route(x, slots)
+
+    def _ensure_slots(self, need: int) -> None:
+        if need <= self._slot_cap:
+            return
+        assert self.dimension is not None
+        cap = max(_INITIAL_SLOTS, 1 << (need - 1).bit_length())
+        new = (
+            self.allocator.alloc("db.vectors", (cap, self.dimension), np.float32, zero=False),
+            self.allocator.alloc("db.slot_ids", cap, np.int64, zero=False),
+            self.allocator.alloc("db.deleted", cap, np.uint8, zero=True),
+        )
+        vec, sid, dele = (b.array for b in new)
+        used = self._next_slot
+        if used:
+            vec[:used] = self._vec[:used]
+            sid[:used] = self._sid[:used]
+            dele[:used] = self._del[:used]
+        old, self._slot_blocks = self._slot_blocks, new
+        self._vec, self._sid, self._del = vec, sid, dele
+        self._slot_cap = cap
+        if old is not None:
+            for b in old:
+                self.allocator.free(b)
+
+    def _route(self, x: np.ndarray, slots: np.ndarray) -> None:
+        """Large batches to a graph directly, small ones through the flat buffer."""
+        n = x.shape[0]
+        assert self._hnsw is not None and self._flat is not None
+        if n >= self.segment_threshold and self._seg is not None:
+            self._seg.add(x, slots, num_threads=self.num_threads)
+        elif n >= self.buffer_size:
+            self._hnsw.add(x, slots, num_threads=self.num_threads)
+        else:
+            self._to_flat(x, slots)
+
+    def _to_flat(self, x: np.ndarray, slots: np.ndarray) -> None:
+        flat = self._flat
+        assert flat is not None and self._hnsw is not None
+        n = x.shape[0]
+        if self.faults.on("migration-overflow") and n > flat.room:
+            # FAULT migration-overflow — "Size/capacity desync": the whole batch is
+            # copied into the buffer before migrating, past the end of its blocks.
+            room = flat.room
+            flat.append_unchecked(x, slots)
+            self._hnsw.add(flat.rows(), flat.slots(), num_threads=self.num_threads)
+            self._hnsw.add(x[room:], slots[room:], num_threads=self.num_threads)
+            flat.reset()
+            return
+        i = 0
+        while i < n:
+            take = min(flat.room, n - i)
+            flat.append(x[i : i + take], slots[i : i + take])
+            i += take
+            if flat.room == 0:
+                self._hnsw.add(flat.rows(), flat.slots(), num_threads=self.num_threads)
+                flat.reset()
+
+    # -- deletes -------------------------------------------------------------------------
+    def _delete_slots(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        self._meta.remove(keys)
+        self._del[slots] = 1
+        self._n_deleted += slots.shape[0]
+        assert self._flat is not None
+        self._flat.remove_slots(slots)
+        if self._obj_ids is not None and self._n_obj_live:
+            for s in slots.tolist():
+                v = self._obj_ids[s]
+                if not (isinstance(v, int) and INT64_MIN <= v <= INT64_MAX):
+                    self._n_obj_live -= 1
+
+    def delete(self, id: Id) -> bool:
+        """Remove one row; False if the id is not there."""
+        self._check_open()
+        key, norm, is_int = _key_of(id)
+        if self.state != "ready":
+            return False
+        slot = self._meta.lookup_one(key)
+        if slot < 0 or not self._holds(slot, norm, is_int):
+            return False
+        self._delete_slots(np.array([key], np.int64), np.array([slot], np.int64))
+        return True
+
+    def delete_batch(self, ids: Any) -> int:
+        """Remove rows by id (absent ids are skipped); returns how many were removed."""
+        self._check_open()
+        if isinstance(ids, str | bytes | dict) or not isinstance(ids, Iterable):
+            raise InvalidInputError(
+                f"ids must be a sequence of str or int, got {type(ids).__name__}"
+            )
+        ids = ids if isinstance(ids, np.ndarray) else list(ids)
+        n = len(ids)
+        if n == 0 or self.state != "ready":
+            # still validate the id types
+            for v in ids.tolist() if isinstance(ids, np.ndarray) else ids:
+                _key_of(v)
+            return 0
+        if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
+            prepared = self._ids_from(np.unique(ids), np.unique(ids).shape[0])
+        else:
+            uniq = list(dict.fromkeys(_key_of(v)[1] for v in ids))
+            prepared = self._ids_from(uniq, len(uniq))
+        slots = self._meta.lookup(prepared.keys)
+        hit = self._same_ids(prepared, slots)
+        if hit.any():
+            self._delete_slots(prepared.keys[hit], slots[hit])
+        return int(hit.sum())
+
+    # -- reads ---------------------------------------------------------------------------
+    def count(self) -> int:
+        self._check_open()
+        return len(self._meta) if self.state == "ready" else 0
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def get(self, id: Id) -> tuple[np.ndarray, dict[str, Any] | None]:
+        """(vector as inserted, metadata) of one row; IdNotFoundError if absent."""
+        self._check_open()
+        key, norm, is_int = _key_of(id)
+        slot = self._meta.lookup_one(key) if self.state == "ready" else -1
+        if slot < 0 or not self._holds(slot, norm, is_int):
+            raise IdNotFoundError(f"id {id!r} is not in the database")
+        return self._vec[slot].copy(), self._meta.get_metadata(slot)
+
+    def _query_matrix(self, vectors: Any, single: bool) -> np.ndarray:
+        q = _as_float32(vectors, "query")
+        if single:
+            if q.ndim != 1:
+                raise InvalidInputError(
+                    f"query must be 1-D (dimension,), got shape {q.shape}; "
+                    f"use search_batch for many"
+                )
+            q = q.reshape(1, -1)
+        elif q.ndim != 2 or q.shape[0] == 0:
+            raise InvalidInputError(
+                f"queries must be 2-D (q, dimension) with q >= 1, got shape {q.shape}"
+            )
+        if self.dimension is not None and q.shape[1] != self.dimension:
+            raise DimensionMismatchError(
+                f"query has dimension {q.shape[1]}, expected {self.dimension} "
+                f"(the database's dimension)"
+            )
+        if self._metric == METRIC_COSINE:
+            q = q.copy()
+            normalize_rows(q)
+        return q
+
+    def _search_slots(
+        self, q: np.ndarray, k: int, skip: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k slots over all tiers: graph results seed the exact flat scan."""
+        ef = max(self._ef_search, k)
+        threads = self.num_threads if q.shape[0] > 1 else 1
+        seeds = []
+        hnsw = self._hnsw
+        if hnsw is not None and len(hnsw):
+            seeds.append(hnsw.search(q, k, ef, skip, num_threads=threads))
+        seg = self._seg
+        if seg is not None and len(seg):
+            seeds.append(seg.search(q, k, ef, skip, num_threads=threads))
+        assert self._flat is not None
+        if not seeds:
+            return self._flat.search(q, k, self._metric, skip)
+        if len(seeds) == 1:
+            sl, sd = seeds[0]
+        else:
+            sl = np.concatenate([s[0] for s in seeds], axis=1)
+            sd = np.concatenate([s[1] for s in seeds], axis=1)
+        return self._flat.search(q, k, self._metric, skip, sl, sd)
+
+    def _exact_over(
+        self, q: np.ndarray, slots: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        out_l = np.empty((q.shape[0], k), np.int64)
+        out_d = np.empty((q.shape[0], k), np.float32)
+        scan_gather(self._vec, slots, q, self._metric, True, out_l, out_d)
+        return out_l, out_d
+
+    def search(
+        self, vector: Any, limit: int = 10, filter: dict[str, Any] | None = None
+    ) -> list[SearchResult]:
+        """The `limit` nearest rows (optionally only those whose metadata matches `filter`)."""
+        if self.state != "ready":
+            self._check_open()
+        if type(limit) is not int or limit <= 0:
+            limit = _positive_int(limit, "limit")
+        q = self._query_matrix(vector, True)
+        if filter is not None:
+            if not isinstance(filter, dict):
+                raise InvalidInputError(
+                    f"filter must be a dict of key -> scalar value, got {type(filter).__name__}"
+                )
+            filter = _check_metadata(filter, None)
+        if self.state != "ready":
+            return []
+        if filter:
+            labels, dists = self._filtered(q, limit, filter)
+        else:
+            labels, dists = self._search_slots(q, limit, self._del if self._n_deleted else None)
+        return self._results(labels[0], dists[0])
+
+    def _filtered(
+        self, q: np.ndarray, k: int, filter: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        match = self._meta.match(filter)
+        if match.size <= _EXACT_FILTER_ROWS:
+            return self._exact_over(q, match, k)
+        skip = np.ones(self._slot_cap, np.uint8)
+        skip[match] = 0
+        labels, dists = self._search_slots(q, k, skip)
+        if int((labels[0] >= 0).sum()) < min(k, match.size):
+            return self._exact_over(q, match, k)
+        return labels, dists
+
+    def _results(self, labels: np.ndarray, dists: np.ndarray) -> list[SearchResult]:
+        n = int(np.count_nonzero(labels >= 0))
+        slots = labels[:n].tolist()
+        if self._obj_ids is None:
+            ids: list[Id] = self._sid[labels[:n]].tolist()
+        else:
+            ids = [self._obj_ids[s] for s in slots]
+        d = dists[:n].tolist()
+        if self._meta.has_metadata:
+            get = self._meta.get_metadata
+            return [SearchResult(i, dd, get(s)) for i, dd, s in zip(ids, d, slots, strict=True)]
+        return [SearchResult(i, dd, None) for i, dd in zip(ids, d, strict=True)]
+
+    def search_batch(self, vectors: Any, limit: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`limit` per query: (ids (q, limit), distances float32 (q, limit)).
+
+        ids are int64 padded with -1 while every id in the database is an int,
+        otherwise an object array padded with None; distances are padded with +inf.
+        """
+        self._check_open()
+        limit = _positive_int(limit, "limit")
+        q = self._query_matrix(vectors, False)
+        if self.state != "ready":
+            return (
+                np.full((q.shape[0], limit), -1, np.int64),
+                np.full((q.shape[0], limit), np.inf, np.float32),
+            )
+        labels, dists = self._search_slots(q, limit, self._del if self._n_deleted else None)
+        valid = labels >= 0
+        if self._n_obj_live == 0:
+            ids = np.where(valid, self._sid[np.where(valid, labels, 0)], -1)
+            return ids, dists
+        out = np.full(labels.shape, None, dtype=object)
+        obj = self._obj_ids
+        assert obj is not None
+        for (r, c), s in zip(np.argwhere(valid).tolist(), labels[valid].tolist(), strict=True):
+            out[r, c] = obj[s]
+        return out, dists
+
+    # -- introspection ---------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Plain data about the database: state, sizes per tier, allocator summary."""
+        snap = self.allocator.snapshot()
+        ready = self.state == "ready"
+        return {
+            "state": self.state,
+            "dimension": self.dimension,
+            "metric": self.metric,
+            "count": len(self._meta) if ready else 0,
+            "tiers": {
+                "flat": len(self._flat) if ready and self._flat is not None else 0,
+                "hnsw": len(self._hnsw) if ready and self._hnsw is not None else 0,
+                "segments": len(self._seg) if ready and self._seg is not None else 0,
+            },
+            "deleted": self._n_deleted,
+            "slots": self._next_slot,
+            "buffer_size": self.buffer_size,
+            "segment_threshold": self.segment_threshold,
+            "M": self.M,
+            "ef_construction": self.ef_construction,
+            "ef_search": self._ef_search,
+            "allocator": {k: v for k, v in snap.items() if k not in ("violations",)}
+            | {"violations": len(snap["violations"])},
+            "faults": list(self.faults.names),
+        }
+
+
+DB = Database
+
+# -- the process-wide singleton -------------------------------------------------------------
+_GLOBAL: Database | None = None
+
+
+def get_global_db(**db_kwargs: Any) -> Database:
+    """The process database, created with `db_kwargs` if there is none (kwargs are
+    ignored when it already exists)."""
+    global _GLOBAL
+    if _GLOBAL is None or _GLOBAL.state == "closed":
+        _GLOBAL = Database(**db_kwargs)
+    return _GLOBAL
+
+
+def cleanup_global_db() -> None:
+    """Destroy the process database and forget it (idempotent)."""
+    global _GLOBAL
+    db = _GLOBAL
+    if db is None:
+        return
+    if db.faults.on("singleton-double-destroy"):
+        # FAULT singleton-double-destroy — "Destructor called multiple times": the
+        # destructor frees every block but the singleton is not forgotten, so the
+        # next cleanup runs it again on the same blocks.
+        db._destroy_in_place()
+        return
+    _GLOBAL = None
+    db.close()
+
+
+def clear_database() -> None:
+    """The note's fix: destroy completely; get_global_db() builds a fresh instance."""
+    cleanup_global_db()
+
+
+def add_vector_batch(
+    ids: Sequence[Id] | np.ndarray | None, vectors: Any, metadata: Any = None
+) -> list[Id]:
+    return get_global_db().add_batch(vectors, ids, metadata)
+
+
+def search_vectors(query: Any, k: int = 10) -> list[SearchResult]:
+    return get_global_db().search(query, limit=k)
