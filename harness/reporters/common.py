@@ -291,6 +291,34 @@ def evidence_items(evidence: dict[str, Any]) -> list[EvidenceItem]:
     return items
 
 
+def _dedupe(items: list[EvidenceItem], shown: list[str]) -> list[EvidenceItem]:
+    """Drop blocks whose text another block already shows (the same stderr arrives as
+    faulthandler output, stderr tail and exit tail); `shown` carries across a run."""
+    blocks = sorted((i for i in items if i.block), key=lambda i: -len(i.text))
+    keep_blocks = []
+    for item in blocks:
+        body = item.text.strip()
+        if body and any(body in other for other in shown):
+            continue
+        shown.append(body)
+        keep_blocks.append(item)
+    kept = set(map(id, keep_blocks))
+    return [i for i in items if not i.block or id(i) in kept]
+
+
+def run_evidence(
+    run: RunRecord,
+) -> tuple[list[tuple[Finding, list[EvidenceItem]]], list[EvidenceItem]]:
+    """Each finding with its evidence items, and the exit items (empty for a normal exit),
+    with text repeated across them shown once."""
+    shown: list[str] = []
+    findings = [(f, _dedupe(evidence_items(f.evidence), shown)) for f in run.findings]
+    exit_part: list[EvidenceItem] = []
+    if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
+        exit_part = _dedupe(exit_items(run), shown)
+    return findings, exit_part
+
+
 def finding_headline(f: Finding) -> str:
     """'double-free at cycle 2, step 1 (insert): summary'."""
     where = []
@@ -351,6 +379,20 @@ def outcome(run: RunRecord) -> str:
     if run.verdict == "skipped" and run.expected_verdict != "skipped":
         return "SKIP"
     return "PASS" if run.passed else "FAIL"
+
+
+def skip_reason(run: RunRecord) -> str:
+    """Why a run was skipped: a finding's summary, the exit's reason, or a step's reason."""
+    for f in run.findings:
+        if f.summary:
+            return f.summary
+    reason = (run.exit or {}).get("reason")
+    if reason:
+        return str(reason)
+    for s in run.steps:
+        if s.skipped:
+            return s.skipped
+    return "skipped"
 
 
 def counts(report: Report) -> dict[str, int]:

@@ -20,18 +20,16 @@ from .common import (
     CRASH,
     FAIL,
     OK,
-    abnormal_exit,
     by_scenario,
     counts,
     cycle_table,
-    evidence_items,
-    exit_items,
     finding_headline,
     fmt_bytes,
     fmt_seconds,
     memory_rows,
     outcome,
     run_anchor,
+    run_evidence,
     run_label,
 )
 from .plots import memory_plot_png, png_data_uri
@@ -193,15 +191,15 @@ def _run_html(
         )
     else:
         parts.append("<p>No cycle was recorded.</p>")
-    if run.findings:
+    findings, exit_part = run_evidence(run)
+    if findings:
         parts.append('<ul class="findings">')
-        for f in run.findings:
+        for f, items in findings:
             parts.append(f"<li><strong>{_e(finding_headline(f))}</strong>")
-            parts.append(_evidence_html(evidence_items(f.evidence)))
+            parts.append(_evidence_html(items))
             parts.append("</li>")
         parts.append("</ul>")
-    if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
-        parts.append(_evidence_html(exit_items(run)))
+    parts.append(_evidence_html(exit_part))
     png = memory_plot_png(run)
     if png is not None:
         parts.append(

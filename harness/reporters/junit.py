@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from harness.records import Report, RunRecord
 
-from .common import counts, finding_headline, outcome, run_label
+from .common import counts, finding_headline, outcome, run_label, skip_reason
 from .markdown import render_run
 
 # characters XML 1.0 cannot carry at all (stderr tails can hold anything)
@@ -29,16 +29,6 @@ def _failure_message(run: RunRecord) -> str:
     if relevant:
         head += ": " + finding_headline(relevant[0])
     return head.splitlines()[0] if head else head
-
-
-def _skip_reason(run: RunRecord) -> str:
-    for f in run.findings:
-        if f.summary:
-            return f.summary
-    for s in run.steps:
-        if s.skipped:
-            return s.skipped
-    return "skipped"
 
 
 def render_junit(report: Report, baseline: Report | None = None) -> str:
@@ -74,7 +64,7 @@ def render_junit(report: Report, baseline: Report | None = None) -> str:
         )
         result = outcome(run)
         if result == "SKIP":
-            ET.SubElement(case, "skipped", {"message": _clean(_skip_reason(run))})
+            ET.SubElement(case, "skipped", {"message": _clean(skip_reason(run))})
         elif result == "FAIL":
             failure = ET.SubElement(
                 case, "failure", {"message": _clean(_failure_message(run)), "type": run.verdict}

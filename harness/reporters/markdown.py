@@ -11,17 +11,15 @@ from collections.abc import Sequence
 from harness.records import Report, RunRecord
 
 from .common import (
-    abnormal_exit,
     by_scenario,
     counts,
     cycle_table,
-    evidence_items,
-    exit_items,
     finding_headline,
     fmt_bytes,
     fmt_seconds,
     memory_rows,
     outcome,
+    run_evidence,
     run_label,
 )
 
@@ -69,18 +67,19 @@ def render_run(
         f"**Verdict: {run.verdict}** (expected {run.expected_verdict}: {outcome(run)}) "
         f"in {fmt_seconds(run.seconds)}, peak {fmt_bytes(run.peak_bytes)}"
     )
-    for f in run.findings:
+    findings, exit_part = run_evidence(run)
+    for f, items in findings:
         lines.append("")
         lines.append(f"- {finding_headline(f)}")
-        for item in evidence_items(f.evidence):
+        for item in items:
             if item.block:
                 lines.append(f"  - {item.title}:")
                 lines.extend("    " + x for x in "\n".join(_fence(item.text)).splitlines())
             else:
                 lines.append(f"  - {item.title}: {item.text}")
-    if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
+    if exit_part:
         lines.append("")
-        for item in exit_items(run):
+        for item in exit_part:
             if item.block:
                 lines.append(f"{item.title}:")
                 lines.extend(_fence(item.text))
