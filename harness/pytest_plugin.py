@@ -263,8 +263,8 @@ class ScenarioItem(pytest.Item):
         kept = tb.filter(lambda e: not any(p in str(e.path) for p in ("_pytest", "pluggy")))
         return kept or tb
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"scenario {self.scenario_name} [{self.engine}/{self.allocator}]"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario {self.scenario_name} [{self.engine}/{self.allocator}]"
 
 
 def _is_user_error(exc: BaseException) -> bool:
