@@ -147,28 +147,26 @@ def analyze(capture: str | Path, roots: list[str]) -> MemrayAnalysis:
 
 
 def flamegraphs(capture: str | Path, out_dir: Path, timeout: float = 120.0) -> dict[str, str]:
-    """Render memray's flamegraph and leaks flamegraph HTML; returns name -> path."""
-    made: dict[str, str] = {}
+    """Render memray's flamegraph and leaks flamegraph HTML (both at once); name -> path."""
+    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     for name, extra in (("flamegraph", []), ("leaks_flamegraph", ["--leaks"])):
         target = out_dir / f"{name.replace('_', '-')}.html"
+        cmd = [sys.executable, "-m", "memray", "flamegraph", *extra, "-f", "-o", str(target)]
         try:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "memray",
-                    "flamegraph",
-                    *extra,
-                    "-f",
-                    "-o",
-                    str(target),
-                    str(capture),
-                ],
-                check=True,
-                capture_output=True,
-                timeout=timeout,
+            procs[name] = (
+                subprocess.Popen(
+                    [*cmd, str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                ),
+                target,
             )
-            made[name] = str(target)
-        except (subprocess.SubprocessError, OSError):
+        except OSError:
             continue
+    made: dict[str, str] = {}
+    for name, (proc, target) in procs.items():
+        try:
+            if proc.wait(timeout=timeout) == 0 and target.exists():
+                made[name] = str(target)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     return made

@@ -158,8 +158,8 @@ class Replayer:
             ev.error = describe_error(exc)
         ev.seconds = time.perf_counter() - t0
         ev.dimension = self.open_dim if self.open_dim is not None else pc.dimension
-        full = step.op in FULL_MEASURE_OPS
-        ev.memory = self.recorder.measure(full=full)
+        # NumPy's tracemalloc domain needs a snapshot (~1 s with many traces): checkpoints only
+        ev.memory = self.recorder.measure(full=step.op == "checkpoint")
         led = self.ledger()
         if led is not None:
             ev.memory["ledger"] = led
