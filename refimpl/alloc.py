@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import itertools
 import sys
-import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -42,13 +41,22 @@ _STACK_LIMIT = 14
 
 
 def _capture_stack() -> tuple[str, ...]:
-    """Caller frames outside this module, innermost last, as 'file:line in func'."""
-    frames = traceback.extract_stack(sys._getframe(2), limit=_STACK_LIMIT)
-    return tuple(
-        f"{f.filename}:{f.lineno} in {f.name}"
-        for f in frames
-        if f.filename != __file__  # this module only (test_alloc.py is a caller)
-    )
+    """Caller frames outside this module, innermost last, as 'file:line in func'.
+
+    Walks the frames directly: `traceback.extract_stack` also reads every source
+    line, which made each checked allocation cost ~0.25 ms.
+    """
+    out: list[str] = []
+    frame = sys._getframe(2)
+    depth = 0
+    while frame is not None and depth < _STACK_LIMIT:
+        code = frame.f_code
+        if code.co_filename != __file__:  # this module only (test_alloc.py is a caller)
+            out.append(f"{code.co_filename}:{frame.f_lineno} in {code.co_name}")
+        frame = frame.f_back
+        depth += 1
+    out.reverse()
+    return tuple(out)
 
 
 def _format_stack(stack: tuple[str, ...] | None, indent: str = "    ") -> str:

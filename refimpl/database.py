@@ -55,6 +55,7 @@ INT64_MAX = (1 << 63) - 1
 _INITIAL_SLOTS = 1024
 _EXACT_FILTER_ROWS = 2048  # a filter matching at most this many rows is scanned exactly
 _EMPTY_I64 = np.empty(0, np.int64)
+_PARALLEL_QUERIES = 64
 
 
 class SearchResult(NamedTuple):
@@ -767,7 +768,8 @@ class Database:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k slots over all tiers: graph results seed the exact flat scan."""
         ef = max(self._ef_search, k)
-        threads = self.num_threads if q.shape[0] > 1 else 1
+        # parallel search pays a thread start-up; worth it only for many queries
+        threads = self.num_threads if q.shape[0] >= _PARALLEL_QUERIES else 1
         seeds = []
         hnsw = self._hnsw
         if hnsw is not None and len(hnsw):
