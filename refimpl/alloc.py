@@ -461,13 +461,13 @@ class RawAllocator(_LedgerAllocator):
 
     _malloc = ctypes.pythonapi.PyMem_RawMalloc
     _malloc.restype = ctypes.c_void_p
-    _malloc.argtypes = [ctypes.c_size_t]
+    _malloc.argtypes = [ctypes.c_size_t]  # noqa: RUF012 (ctypes attribute, not a class default)
     _calloc = ctypes.pythonapi.PyMem_RawCalloc
     _calloc.restype = ctypes.c_void_p
-    _calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+    _calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]  # noqa: RUF012 (ctypes attribute, not a class default)
     _rawfree = ctypes.pythonapi.PyMem_RawFree
     _rawfree.restype = None
-    _rawfree.argtypes = [ctypes.c_void_p]
+    _rawfree.argtypes = [ctypes.c_void_p]  # noqa: RUF012 (ctypes attribute, not a class default)
 
     def _acquire(self, block: Block, zero: bool) -> None:
         size = max(block.nbytes, 1)

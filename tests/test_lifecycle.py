@@ -30,7 +30,7 @@ def _cycle(db: DB, rng: np.random.Generator, cycle: int) -> None:
     assert db.dimension == dim and db.count() == n
     assert sum(db.info()["tiers"].values()) == n
     probe = rng.integers(0, n, 5)
-    ids, dists = db.search_batch(x[probe], limit=1)
+    ids, _ = db.search_batch(x[probe], limit=1)
     assert (ids[:, 0] == probe).mean() >= 0.8  # graph tiers are approximate
     assert np.array_equal(db.get(int(probe[0]))[0], x[probe[0]])
     if cycle % 4 == 0:
