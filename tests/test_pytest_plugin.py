@@ -106,6 +106,13 @@ TINY = "tinyengine:make"
 CRASHY = "tinyengine:make_crashing"
 
 
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """In-process pytest without the benchmark and hypothesis plugins (~1.5 s of start-up each run)."""
+    return pytester.runpytest(
+        "-p", "no:benchmark", "-p", "no:hypothesispytest", "-p", "no:cacheprovider", *args
+    )
+
+
 def _scenario(name: str, extra: str = "") -> str:
     return SCENARIO.format(name=name, extra=extra)
 
@@ -129,7 +136,8 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def test_collects_one_item_per_engine_and_allocator(project: pytest.Pytester) -> None:
-    result = project.runpytest(
+    result = _run(
+        project,
         "scenarios",
         "--collect-only",
         "-q",
@@ -154,8 +162,8 @@ def test_collects_one_item_per_engine_and_allocator(project: pytest.Pytester) ->
 
 
 def test_faults_dir_and_single_files_are_collected_when_named(project: pytest.Pytester) -> None:
-    out = project.runpytest(
-        "scenarios/faults", "scenarios/alpha.toml", "--collect-only", "-q"
+    out = _run(
+        project, "scenarios/faults", "scenarios/alpha.toml", "--collect-only", "-q"
     ).stdout.str()
     assert "scenarios/faults/f.toml::faulty[refimpl-checked]" in out
     assert "scenarios/alpha.toml::alpha[refimpl-checked]" in out
@@ -163,7 +171,7 @@ def test_faults_dir_and_single_files_are_collected_when_named(project: pytest.Py
 
 def test_plain_pytest_does_not_collect_scenarios(project: pytest.Pytester) -> None:
     for args in ((), ("tests",)):
-        result = project.runpytest(*args, "--collect-only", "-q")
+        result = _run(project, *args, "--collect-only", "-q")
         out = result.stdout.str()
         assert "tests/test_plain.py::test_plain" in out
         assert ".toml" not in out, args
@@ -173,7 +181,8 @@ def test_plain_pytest_does_not_collect_scenarios(project: pytest.Pytester) -> No
 def test_pass_and_crash_failure_shows_cycle_table_not_a_traceback(
     project: pytest.Pytester,
 ) -> None:
-    result = project.runpytest(
+    result = _run(
+        project,
         "scenarios/alpha.toml",
         "--memcycle-engine",
         TINY,
@@ -196,7 +205,7 @@ def test_invalid_scenario_is_a_collection_error_naming_file_and_field(
 ) -> None:
     bad = project.path / "scenarios" / "bad.toml"
     bad.write_text(_scenario("bad").replace('op = "clear"', 'op = "clear", bogus = 1'))
-    result = project.runpytest("scenarios/bad.toml", "--collect-only", "-q")
+    result = _run(project, "scenarios/bad.toml", "--collect-only", "-q")
     out = result.stdout.str()
     assert "memcycle: invalid scenario" in out
     assert "bad.toml" in out and "bogus" in out
@@ -207,14 +216,15 @@ def test_scenario_for_another_engine_is_skipped(project: pytest.Pytester) -> Non
     (project.path / "scenarios" / "only.toml").write_text(
         _scenario("only", extra='engines = ["hnswlib"]')
     )
-    result = project.runpytest("scenarios/only.toml", "-rs", "--memcycle-no-memray")
+    result = _run(project, "scenarios/only.toml", "-rs", "--memcycle-no-memray")
     result.assert_outcomes(skipped=1)
     assert "written for hnswlib" in result.stdout.str()
 
 
 def test_report_dir_with_xdist_gets_every_worker_record(project: pytest.Pytester) -> None:
     report_dir = project.path / "out"
-    result = project.runpytest(
+    result = _run(
+        project,
         "scenarios",
         "-n",
         "2",
@@ -262,7 +272,7 @@ def test_memcycle_run_fixture_with_dict_and_toml(project: pytest.Pytester) -> No
             assert rec.cycles[1].status == "crash"
         """
     )
-    result = project.runpytest("test_inline.py", "--memcycle-report", "rep")
+    result = _run(project, "test_inline.py", "--memcycle-report", "rep")
     result.assert_outcomes(passed=2)
     data = json.loads((project.path / "rep" / "report.json").read_text())
     assert sorted(r["scenario"] for r in data["runs"]) == ["inline", "inline-crash"]
