@@ -99,6 +99,16 @@ def test_summary_has_one_cycle_table_per_run_and_the_evidence() -> None:
     assert "1 failed" in md
 
 
+def test_exit_is_shown_only_when_abnormal_with_the_native_message() -> None:
+    clean = render_run(make_run())
+    assert "exit:" not in clean
+    crashed = render_run(crash_run())
+    assert "exit: kind signal code -6 signal 6 (SIGABRT)" in crashed
+    assert "native message: free(): double free detected in tcache 2" in crashed
+    # a child that ended without its end event is worth showing even with code 0
+    assert "exit:" in render_run(make_run(exit={"kind": "exit", "code": 0}))
+
+
 def test_markdown_table_cells_escape_pipes() -> None:
     run = make_run(scenario="a|b")
     md = render_markdown(Report(run_id="r", created="c", runs=[run]))

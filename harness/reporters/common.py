@@ -57,6 +57,8 @@ def fmt_seconds(s: float | None) -> str:
 def signal_name(run: RunRecord) -> str | None:
     """The signal that ended the child, as text ('SIGSEGV'), when there was one."""
     sig = run.exit.get("signal") if run.exit else None
+    if run.exit and run.exit.get("signal_name"):
+        return str(run.exit["signal_name"])
     if sig is None or sig == "":
         return None
     if isinstance(sig, int):
@@ -346,6 +348,9 @@ def exit_items(run: RunRecord) -> list[EvidenceItem]:
         facts.append(f"({sig})")
     if facts:
         items.append(EvidenceItem("exit", " ".join(facts), False))
+    for key, title in (("native_message", "native message"), ("fatal_error", "fatal error")):
+        if e.get(key):
+            items.append(EvidenceItem(title, str(e[key]), "\n" in str(e[key])))
     tail = e.get("stderr_tail")
     if tail:
         if isinstance(tail, list):
@@ -362,7 +367,10 @@ def abnormal_exit(run: RunRecord) -> bool:
         return True
     if e.get("code") not in (None, 0):
         return True
-    return e.get("kind") not in (None, "", "ok", "exit", "normal", "exited")
+    return e.get("kind") not in _NORMAL_EXITS
+
+
+_NORMAL_EXITS = frozenset({None, "", "ok", "clean", "normal", "skipped"})
 
 
 def leaked_per_cycle(run: RunRecord) -> list[int | None]:

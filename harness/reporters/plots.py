@@ -40,8 +40,10 @@ def memory_plot_png(run: RunRecord) -> bytes | None:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    fig = Figure(figsize=(9.0, 2.4), dpi=90, layout="constrained")
+    # fixed margins: constrained/tight layout would cost more than drawing the figure
+    fig = Figure(figsize=(9.0, 2.4), dpi=90)
     axes = fig.subplots(1, len(_PANELS))
+    fig.subplots_adjust(left=0.065, right=0.98, bottom=0.2, top=0.88, wspace=0.32)
     fail_cycle = next((f.cycle for f in run.findings if f.cycle is not None), None)
     for ax, (attr, title) in zip(axes, _PANELS, strict=True):
         pts = [(c.cycle, getattr(c, attr)) for c in run.cycles if getattr(c, attr) is not None]
