@@ -10,11 +10,15 @@ the child's sys.path). Options come from the scenario's `[engine]` table:
 - `make_raising`: raises RuntimeError on the insert after `raise_after_clears` clears.
 - `make_stale`: clear() forgets the count but keeps the rows, so search after clear
   returns stale ids.
+- `make_sleepy`: every insert sleeps `sleep_seconds` (for timeouts).
+- `make_noisy`: writes to stdout on every call (the event stream must not care).
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -150,6 +154,23 @@ class Stale(BruteForce):
         return 0 if self.clears else len(self.ids)
 
 
+class Sleepy(BruteForce):
+    name = "sleepy"
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        time.sleep(float(self.options.get("sleep_seconds", 60)))
+        super().insert(ids, vectors, metadata)
+
+
+class Noisy(BruteForce):
+    name = "noisy"
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        print('{"kind": "step", "cycle": 99} not an event', flush=True)
+        sys.stdout.write("x" * 100_000 + "\n")
+        super().insert(ids, vectors, metadata)
+
+
 def make_bruteforce(config: EngineConfig) -> BruteForce:
     return BruteForce(config)
 
@@ -168,3 +189,11 @@ def make_raising(config: EngineConfig) -> Raising:
 
 def make_stale(config: EngineConfig) -> Stale:
     return Stale(config)
+
+
+def make_sleepy(config: EngineConfig) -> Sleepy:
+    return Sleepy(config)
+
+
+def make_noisy(config: EngineConfig) -> Noisy:
+    return Noisy(config)

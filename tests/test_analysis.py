@@ -1,0 +1,86 @@
+"""memray capture replay: per-marker engine-attributed bytes, attribution, broken captures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.analysis import analyze, flamegraphs
+from harness.isolation import run_child
+from harness.recording import MARKER_BASE, marker_index, marker_size
+
+HERE = Path(__file__).resolve().parent
+
+
+def _capture(tmp_path: Path, engine: str, repeat: int = 5) -> tuple[str, dict]:
+    scen = tmp_path / "s.toml"
+    scen.write_text(
+        f"""
+dimension = 8
+[[cycle]]
+repeat = {repeat}
+steps = [ {{ op = "insert", count = 100 }}, {{ op = "clear" }} ]
+"""
+    )
+    cap = str(tmp_path / "capture.bin")
+    res = run_child(
+        {
+            "scenario": str(scen),
+            "engine": f"tests.engines_for_tests:{engine}",
+            "memray_path": cap,
+            "tracemalloc": False,
+        },
+        timeout=60,
+    )
+    assert res.exit["kind"] == "clean", res.exit
+    start = next(e for e in res.events if e["kind"] == "start")
+    return cap, {"roots": start["source_roots"], "events": res.events}
+
+
+def test_marker_sizes_round_trip() -> None:
+    assert marker_index(marker_size(0)) == 0
+    assert marker_index(marker_size(41)) == 41
+    assert marker_index(MARKER_BASE - 2) is None
+    assert marker_index(marker_size(3) + 1) is None
+
+
+def test_leaky_engine_bytes_grow_per_marker(tmp_path: Path) -> None:
+    cap, info = _capture(tmp_path, "make_leaky")
+    an = analyze(cap, info["roots"])
+    assert an.error is None and an.records > 0
+    markers = [e for e in info["events"] if e["kind"] == "marker"]
+    assert [m["index"] for m in an.markers] == [m["index"] for m in markers]
+    after_clear = [
+        an.markers[m["index"]]["engine_live_bytes"] for m in markers if m["op"] == "clear"
+    ]
+    steps = [b - a for a, b in zip(after_clear, after_clear[1:], strict=False)]
+    assert all(100 * 1024 <= s < 110 * 1024 for s in steps), steps
+    assert any(
+        any("engines_for_tests.py" in f and f.startswith("clear") for f in t["stack"][:3])
+        for t in an.top_live
+    )
+    assert an.peak_bytes >= an.engine_peak_bytes > 0
+
+
+def test_clean_engine_does_not_grow_and_attribution_needs_roots(tmp_path: Path) -> None:
+    cap, info = _capture(tmp_path, "make_bruteforce")
+    an = analyze(cap, info["roots"])
+    after = [m["engine_live_bytes"] for m in an.markers]
+    assert max(after[1:]) - min(after[1:]) < 16 * 1024
+    nobody = analyze(cap, [str(tmp_path / "elsewhere")])
+    assert nobody.engine_peak_bytes == 0 and nobody.top_live == []
+    assert nobody.peak_bytes == an.peak_bytes
+
+
+def test_broken_capture_is_reported_not_raised(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"not a memray file")
+    an = analyze(bad, [])
+    assert an.error and an.markers == []
+    assert flamegraphs(bad, tmp_path) == {}
+
+
+def test_flamegraphs_render(tmp_path: Path) -> None:
+    cap, _ = _capture(tmp_path, "make_bruteforce", repeat=1)
+    made = flamegraphs(cap, tmp_path)
+    assert set(made) == {"flamegraph", "leaks_flamegraph"}
+    assert "<html" in Path(made["flamegraph"]).read_text()[:2000].lower()

@@ -1,0 +1,217 @@
+"""Verdicts from synthetic run records: each source of evidence, cycle statuses, growth rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.checks import GROWTH_RULES, growth, judge
+from harness.records import RunRecord, StepEvent
+from harness.scenario import parse_scenario
+
+SCENARIO = parse_scenario(
+    """
+dimension = 8
+[[cycle]]
+repeat = 6
+steps = [ { op = "insert", count = 10 }, { op = "search", queries = 2, k = 2 }, { op = "clear" } ]
+""",
+    "syn.toml",
+)
+PLAN = SCENARIO.plan
+
+
+def _record() -> RunRecord:
+    return RunRecord("syn", "syn.toml", "fake", "numpy", [], "clean", exit={"kind": "clean"})
+
+
+def _cycles(n: int, mem: Any = None, **over: Any) -> list[StepEvent]:
+    """n healthy cycles; `mem(cycle)` gives the memory dict of each clear."""
+    out = []
+    for c in range(1, n + 1):
+        out.append(StepEvent(c, 0, "insert", True, 0.1, 8, 10, 10))
+        out.append(StepEvent(c, 1, "search", True, 0.1, 8, 10, 10, 1.0, 0.9, {"n_stale": 0}))
+        out.append(
+            StepEvent(c, 2, "clear", True, 0.0, 8, 0, 0, memory=mem(c) if mem else {"rss": 1 << 26})
+        )
+    return out
+
+
+def test_clean_run() -> None:
+    rec = _record()
+    rec.steps = _cycles(6)
+    judge(rec, PLAN)
+    assert rec.verdict == "clean" and rec.findings == []
+    assert [c.status for c in rec.cycles] == ["ok"] * 6
+
+
+def test_signal_is_crash_in_the_next_step_and_later_cycles_not_reached() -> None:
+    rec = _record()
+    rec.steps = _cycles(2) + [StepEvent(3, 0, "insert", True, 0.1, 8, 10, 10)]
+    rec.exit = {
+        "kind": "signal",
+        "signal": 6,
+        "signal_name": "SIGABRT",
+        "native_message": "free(): invalid pointer",
+    }
+    judge(rec, PLAN)
+    assert rec.verdict == "crash"
+    f = rec.findings[0]
+    assert (f.cycle, f.step, f.op) == (3, 1, "search")
+    assert "SIGABRT" in f.summary and "free(): invalid pointer" in f.summary
+    assert [c.status for c in rec.cycles] == ["ok", "ok", "crash", "-", "-", "-"]
+
+
+def test_timeout_and_harness_exit() -> None:
+    rec = _record()
+    rec.steps = _cycles(1)
+    rec.exit = {"kind": "timeout", "timeout": 5}
+    assert judge(rec, PLAN).verdict == "timeout"
+    assert rec.findings[0].cycle == 2
+    rec.exit = {"kind": "exit", "code": 1}
+    assert judge(rec, PLAN).verdict == "crash"
+
+
+@pytest.mark.parametrize(
+    ("verdict_attr", "expected"),
+    [
+        ("double-free", "double-free"),
+        ("use-after-free", "use-after-free"),
+        (None, "lifecycle-error"),
+    ],
+)
+def test_exceptions_map_to_verdicts(verdict_attr: str | None, expected: str) -> None:
+    rec = _record()
+    err = {
+        "type": "x.Boom",
+        "message": "it broke\nmore",
+        "traceback": "tb",
+        "verdict": verdict_attr,
+    }
+    rec.steps = _cycles(1) + [StepEvent(2, 0, "insert", False, 0.1, error=err)]
+    rec.exit = {"kind": "exception", "error": err}
+    judge(rec, PLAN)
+    assert rec.verdict == expected
+    f = rec.findings[0]
+    assert (f.cycle, f.step, f.op) == (2, 0, "insert") and "it broke" in f.summary
+    assert f.evidence["error"]["traceback"] == "tb"
+    assert [c.status for c in rec.cycles][:3] == ["ok", expected, "-"]
+
+
+def test_violation_recorded_by_a_finalizer_counts() -> None:
+    viol = {"verdict": "double-free", "message": "double free of block #3", "label": "flat.vectors"}
+
+    def mem(c: int) -> dict[str, Any]:
+        led = {"live_blocks": 0, "live_bytes": 0, "n_violations": int(c >= 3)}
+        led["violations"] = [viol] if c >= 3 else []
+        return {"ledger": led}
+
+    rec = _record()
+    rec.steps = _cycles(6, mem)
+    judge(rec, PLAN)
+    assert rec.verdict == "double-free"
+    assert len(rec.findings) == 1 and rec.findings[0].cycle == 3
+    assert rec.findings[0].evidence["violation"]["label"] == "flat.vectors"
+
+
+def test_wrong_results() -> None:
+    rec = _record()
+    rec.steps = _cycles(2)
+    rec.steps[1] = StepEvent(1, 1, "search", True, 0.1, 8, 10, 10, 0.5, 0.9, {"n_stale": 0})
+    rec.steps[4] = StepEvent(
+        2, 1, "search", True, 0.1, 8, 10, 10, 1.0, 0.9, {"n_stale": 2, "stale_ids": [1, 2]}
+    )
+    rec.steps[5] = StepEvent(2, 2, "clear", True, 0.0, 8, 10, 0)
+    judge(rec, PLAN)
+    assert rec.verdict == "wrong-result"
+    summaries = [f.summary for f in rec.findings]
+    assert any("recall 0.500 < 0.9" in s for s in summaries)
+    assert any("2 stale id(s)" in s for s in summaries)
+    assert any("count 10 != expected 0 after clear" in s for s in summaries)
+
+
+def test_skipped_steps_are_not_judged() -> None:
+    rec = _record()
+    rec.steps = _cycles(1)
+    rec.steps[1] = StepEvent(1, 1, "search", True, 0.0, skipped="no filter", recall=0.0)
+    assert judge(rec, PLAN).verdict == "clean"
+
+
+def test_ledger_blocks_after_clear_are_a_leak() -> None:
+    def mem(c: int) -> dict[str, Any]:
+        n = c - 1
+        led = {
+            "live_blocks": n,
+            "live_bytes": 4096 * n,
+            "by_label": {"flat.vectors": {}} if n else {},
+        }
+        return {"ledger": led}
+
+    rec = _record()
+    rec.steps = _cycles(6, mem)
+    judge(rec, PLAN)
+    assert rec.verdict == "leak"
+    f = rec.findings[0]
+    assert f.cycle == 2 and "flat.vectors" in f.summary and f.evidence["growing"]
+    assert [c.status for c in rec.cycles] == ["ok"] + ["leak"] * 5
+    assert rec.cycles[1].live_blocks_after_clear == 1
+
+
+def _series(per_cycle: float, n: int, noise: float, seed: int = 0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [50e6 + per_cycle * i + noise * rng.standard_normal() for i in range(n)]
+
+
+def test_growth_judges_steady_leak_but_not_noise_or_a_plateau() -> None:
+    rule = GROWTH_RULES["memray"]
+    assert growth(_series(100 * 1024, 8, 20 * 1024), rule) is not None
+    assert growth(_series(100 * 1024, 200, 200 * 1024), rule) is not None
+    assert growth(_series(0, 200, 200 * 1024), rule) is None
+    # an allocator cache: grows in the first cycles, then stays
+    plateau = [50e6 + min(i, 3) * 2e6 for i in range(200)]
+    assert growth(plateau, rule) is None
+    # one late jump (a buffer that grew once) is not a steady leak
+    jump = [50e6] * 100 + [60e6] * 100
+    assert growth(jump, rule) is None
+    assert growth([1.0, 2e6, 4e6], rule) is None  # too few cycles to tell
+
+
+def test_memray_growth_is_a_leak_with_cycle_and_evidence() -> None:
+    rec = _record()
+    rec.steps = _cycles(6)
+    markers = [{"index": c - 1, "cycle": c, "step": 2, "op": "clear"} for c in range(1, 7)]
+    analysis = {
+        "markers": [
+            {"index": c - 1, "engine_live_bytes": 40_000_000 + 102_400 * c} for c in range(1, 7)
+        ],
+        "top_live": [{"bytes": 512_000, "blocks": 5, "stack": ["clear (engine.py:3)"]}],
+    }
+    judge(rec, PLAN, markers=markers, analysis=analysis)
+    assert rec.verdict == "leak"
+    f = rec.findings[0]
+    assert "memray" in f.summary and "100.0 KiB per cycle" in f.summary
+    assert f.evidence["top_live"][0]["stack"] == ["clear (engine.py:3)"]
+    assert rec.cycles[5].memray_leaked_bytes == 40_000_000 + 102_400 * 6
+
+
+def test_allocator_cache_is_not_a_leak() -> None:
+    def mem(c: int) -> dict[str, Any]:
+        led = {"live_blocks": 0, "live_bytes": 0, "cached_bytes": 1_000_000 * c}
+        return {"ledger": led, "tracemalloc": 20_000_000 + 1_000_000 * c}
+
+    rec = _record()
+    rec.steps = _cycles(6, mem)
+    assert judge(rec, PLAN).verdict == "clean"
+
+
+def test_setup_error_and_skipped() -> None:
+    rec = _record()
+    rec.exit = {"kind": "exit", "code": 4}
+    judge(rec, PLAN, setup_error={"type": "EngineError", "message": "no such engine"})
+    assert rec.verdict == "lifecycle-error" and "setup failed" in rec.findings[0].summary
+    skipped = _record()
+    skipped.verdict = "skipped"
+    judge(skipped, PLAN)
+    assert skipped.verdict == "skipped" and {c.status for c in skipped.cycles} == {"-"}
