@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from harness.analysis import analyze, flamegraphs
@@ -52,7 +53,7 @@ def test_leaky_engine_bytes_grow_per_marker(tmp_path: Path) -> None:
     after_clear = [
         an.markers[m["index"]]["engine_live_bytes"] for m in markers if m["op"] == "clear"
     ]
-    steps = [b - a for a, b in zip(after_clear, after_clear[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(after_clear)]
     assert all(100 * 1024 <= s < 110 * 1024 for s in steps), steps
     assert any(
         any("engines_for_tests.py" in f and f.startswith("clear") for f in t["stack"][:3])

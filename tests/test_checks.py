@@ -49,7 +49,7 @@ def test_clean_run() -> None:
 
 def test_signal_is_crash_in_the_next_step_and_later_cycles_not_reached() -> None:
     rec = _record()
-    rec.steps = _cycles(2) + [StepEvent(3, 0, "insert", True, 0.1, 8, 10, 10)]
+    rec.steps = [*_cycles(2), StepEvent(3, 0, "insert", True, 0.1, 8, 10, 10)]
     rec.exit = {
         "kind": "signal",
         "signal": 6,
@@ -90,7 +90,7 @@ def test_exceptions_map_to_verdicts(verdict_attr: str | None, expected: str) -> 
         "traceback": "tb",
         "verdict": verdict_attr,
     }
-    rec.steps = _cycles(1) + [StepEvent(2, 0, "insert", False, 0.1, error=err)]
+    rec.steps = [*_cycles(1), StepEvent(2, 0, "insert", False, 0.1, error=err)]
     rec.exit = {"kind": "exception", "error": err}
     judge(rec, PLAN)
     assert rec.verdict == expected
