@@ -8,6 +8,7 @@ drained in threads (a full pipe would block the child) and their tails kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -218,7 +219,5 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        except ProcessLookupError:
-            pass
