@@ -265,3 +265,15 @@ def test_from_dict_refuses_another_schema_version() -> None:
     data["schema_version"] = 999
     with pytest.raises(ValueError, match="schema_version"):
         Report.from_dict(data)
+
+
+def test_long_runs_merge_identical_rows_and_elide_the_numbers_table() -> None:
+    run = make_run(n_cycles=200, verdict="leak", fail_at=150, live_growth=MiB)
+    table = cycle_table(run, [run])
+    assert [r.label for r in table.rows] == ["1–149", "150", "151–200"]
+    assert table.rows[1].this_run == "❌ (leak)"
+    md = render_run(run)
+    assert "| 1–149 | ✅ | ✅ | Works |" in md
+    numbers = [line for line in md.splitlines() if line.startswith("| ") and "MiB" in line]
+    assert len(numbers) < 20  # first and last cycles plus the failing one
+    assert "| 150 |" in md and "| …" in md

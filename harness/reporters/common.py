@@ -93,12 +93,40 @@ def _failed(status: str) -> bool:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of a cycle table."""
+    """One line of a cycle table; `last` > `cycle` when identical rows were merged."""
 
     cycle: int
     baseline: str
     this_run: str
     status: str
+    last: int | None = None
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.cycle}–{self.last}"
+            if self.last and self.last != self.cycle
+            else str(self.cycle)
+        )
+
+
+MERGE_ABOVE = 12  # tables with more cycles merge runs of identical rows ("6–195")
+
+
+def merge_rows(rows: Sequence[Row]) -> tuple[Row, ...]:
+    """Consecutive rows with the same cells become one row spanning their cycles."""
+    out: list[Row] = []
+    for r in rows:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and (prev.baseline, prev.this_run, prev.status) == (r.baseline, r.this_run, r.status)
+            and (prev.last or prev.cycle) + 1 == r.cycle
+        ):
+            out[-1] = Row(prev.cycle, prev.baseline, prev.this_run, prev.status, r.cycle)
+        else:
+            out.append(r)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -189,13 +217,26 @@ def cycle_table(
         rows.append(
             Row(n, base_cell, cell(this, run), _status_text(base, this, run.expected_verdict))
         )
-    return CycleTable(name, tuple(rows))
+    return CycleTable(name, merge_rows(rows) if len(rows) > MERGE_ABOVE else tuple(rows))
+
+
+MEMORY_ROWS_EDGE = 6  # long runs: first and last cycles of the numbers table, plus the worst
 
 
 def memory_rows(run: RunRecord) -> list[dict[str, str]]:
-    """Per-cycle measurements as display strings (the table under the cycle table)."""
+    """Per-cycle measurements as display strings (the table under the cycle table);
+    a long run shows its first and last cycles and any failing one, with '…' between."""
+    cycles = run.cycles
+    if len(cycles) > 2 * MEMORY_ROWS_EDGE + 1:
+        keep = {c.cycle for c in cycles[:MEMORY_ROWS_EDGE] + cycles[-MEMORY_ROWS_EDGE:]}
+        keep |= {c.cycle for c in cycles if _failed(c.status)}
+        cycles = [c for c in cycles if c.cycle in keep]
     out = []
-    for c in run.cycles:
+    prev: int | None = None
+    for c in cycles:
+        if prev is not None and c.cycle != prev + 1:
+            out.append({k: "…" for k in _MEMORY_HEADER})
+        prev = c.cycle
         reached = c.status not in ("-", "", "not-reached")
         out.append(
             {
@@ -211,6 +252,17 @@ def memory_rows(run: RunRecord) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+_MEMORY_HEADER = (
+    "Cycle",
+    "Dim",
+    "Live blocks after clear",
+    "Allocator live",
+    "memray leaked",
+    "RSS",
+    "Time",
+)
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def _run_html(
             _table(
                 ["Cycle", table.baseline_name, "this run", "Status"],
                 [
-                    [_e(r.cycle), _mark(r.baseline), _mark(r.this_run), _e(r.status)]
+                    [_e(r.label), _mark(r.baseline), _mark(r.this_run), _e(r.status)]
                     for r in table.rows
                 ],
                 {0},

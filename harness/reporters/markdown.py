@@ -57,7 +57,7 @@ def render_run(
     table = cycle_table(run, runs, baseline)
     lines = _table(
         ["Cycle", table.baseline_name, "this run", "Status"],
-        [[str(r.cycle), r.baseline, r.this_run, r.status] for r in table.rows],
+        [[r.label, r.baseline, r.this_run, r.status] for r in table.rows],
     )
     if not table.rows:
         lines.append("")
