@@ -117,3 +117,43 @@ def test_the_docs_show_the_example_verbatim() -> None:
     doc = (ROOT / "docs" / "own-engine.md").read_text(encoding="utf-8")
     source = (ROOT / "examples" / "my_engine.py").read_text(encoding="utf-8")
     assert f"```python\n{source}```" in doc
+
+
+EVERY_OP = """
+name = "own-engine-every-op"
+dimension = 12
+seed = 11
+[[cycle]]
+repeat = 2
+steps = [
+  { op = "open" },
+  { op = "insert", count = 500, batch = 200, metadata = true },
+  { op = "search", queries = 10, k = 10, min_recall = 1.0 },
+  { op = "search", queries = 10, k = 10, min_recall = 1.0, filter = { tag = 3 } },
+  { op = "get", count = 20 },
+  { op = "delete", fraction = 0.3 },
+  { op = "insert", count = 100, reuse_deleted = true },
+  { op = "search", queries = 10, k = 10, min_recall = 1.0 },
+  { op = "clear" },
+]
+[[cycle]]
+dimension = 6
+steps = [ { op = "insert", count = 50 }, { op = "destroy" }, { op = "search", queries = 5, k = 3 } ]
+"""
+
+
+@pytest.mark.parametrize("spec", [SPEC, f"{ROOT / 'examples' / 'my_engine.py'}:make_engine"])
+def test_the_harness_runs_every_op_on_the_example_and_finds_it_clean(
+    tmp_path: Path, spec: str
+) -> None:
+    from harness.runner import run_one
+
+    path = tmp_path / "every-op.toml"
+    path.write_text(EVERY_OP, encoding="utf-8")
+    record = run_one(path, engine=spec, memray=False, timeout=120)
+    assert record.verdict == "clean", [f.summary for f in record.findings] or record.exit
+    assert record.capabilities["clear"] == "recreate"
+    assert not [s for s in record.steps if s.skipped]  # the example supports every op
+    searches = [s for s in record.steps if s.op == "search" and s.recall is not None]
+    assert len(searches) == 7 and all(s.recall == 1.0 for s in searches)  # exact engine
+    assert [s.count for s in record.steps if s.op == "delete"] == [350, 350]
