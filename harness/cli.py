@@ -121,11 +121,11 @@ def format_run(rec: RunRecord) -> str:
 class Progress:
     """A one-line bar on a terminal; one plain line per finished run otherwise."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = total
         self.done = 0
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.t0 = time.perf_counter()
 
     def __call__(self, rec: RunRecord) -> None:

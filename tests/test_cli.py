@@ -1,0 +1,141 @@
+"""`memcycle` command line: bad input is one line and exit 2; runs write report.json and tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.records import Report
+
+ENG = "tests.engines_for_tests"
+
+
+def _scenario(tmp_path: Path, name: str = "cli", repeat: int = 5) -> Path:
+    p = tmp_path / f"{name}.toml"
+    p.write_text(
+        f"""
+name = "{name}"
+dimension = 8
+[[cycle]]
+repeat = {repeat}
+steps = [ {{ op = "insert", count = 60 }}, {{ op = "search", queries = 3, k = 3 }}, {{ op = "clear" }} ]
+"""
+    )
+    return p
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("memcycle: error: ") and "\n" not in err, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    _one_line_error(capsys, "nope.toml", "no such")
+
+
+def test_malformed_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('dimension = 4\n[[cycle]]\nsteps = [{ op = "insert", count = -1 }]\n')
+    assert main(["run", str(bad)]) == 2
+    _one_line_error(capsys, "bad.toml", "cycle 1", "step 0", "field 'count'")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--engine", "nosuch"], "unknown engine 'nosuch'"),
+        (["--engine", "tests.no_such_module:f"], "cannot import"),
+        (["--engine", f"{ENG}:make_nothing"], "has no factory"),
+        (["--engine", "missing_file.py:f"], "does not exist"),
+        (["--fault", "gremlins"], "unknown fault 'gremlins'"),
+        (["--jobs", "0"], "--jobs"),
+    ],
+)
+def test_bad_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    assert main(["run", str(_scenario(tmp_path)), *args]) == 2
+    _one_line_error(capsys, needle)
+
+
+def test_unknown_allocator_is_an_argparse_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(_scenario(tmp_path)), "--allocator", "jemalloc"])
+    assert info.value.code == 2
+    assert "invalid choice: 'jemalloc'" in capsys.readouterr().err
+
+
+def test_run_writes_report_and_prints_cycle_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            str(_scenario(tmp_path)),
+            "--engine",
+            f"{ENG}:make_bruteforce",
+            "--no-memray",
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    report = Report.from_dict(json.loads((out / "report.json").read_text()))
+    (run,) = report.runs
+    assert run.verdict == "clean" and len(run.cycles) == 5
+    assert "| Cycle |" in captured.out and "| Status |" in captured.out
+    assert "| 5 | 8 |" in captured.out
+    assert "[1/1]" in captured.err  # plain progress line on a non-tty
+
+
+def test_unexpected_verdict_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            str(_scenario(tmp_path, repeat=6)),
+            "--engine",
+            f"{ENG}:make_leaky",
+            "--no-memray",
+            "--out",
+            str(out),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "verdict=leak expected=clean  FAIL" in text
+    assert "| leak |" in text
+
+
+def test_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for needle in ("repeated-clear-insert", "soak-200", "refimpl-global", "sparse-map-recreate"):
+        assert needle in out
+
+
+def test_report_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    _one_line_error(capsys, "report.json")
+    (tmp_path / "report.json").write_text('{"schema_version": 99}')
+    assert main(["report", str(tmp_path)]) == 2
+    _one_line_error(capsys, "schema_version")
+
+
+def test_help_for_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    for sub in ("run", "list", "report"):
+        with pytest.raises(SystemExit) as info:
+            main([sub, "--help"])
+        assert info.value.code == 0
+    assert "--allocator" in capsys.readouterr().out
