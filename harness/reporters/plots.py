@@ -62,7 +62,10 @@ def memory_plot_png(run: RunRecord) -> bytes | None:
         ax.set_ylabel(unit, fontsize=8)
         if len(set(xs)) <= 12:
             ax.set_xticks(sorted(set(xs)))
-        ax.set_ylim(bottom=min(0.0, *ys))
+        if max(ys) == min(ys) == 0.0:
+            ax.set_ylim(0.0, 1.0)  # all zero: a plain baseline, not a 0-0.05 B scale
+        else:
+            ax.set_ylim(bottom=min(0.0, *ys))
         ax.grid(True, linewidth=0.3)
         if fail_cycle is not None:
             ax.axvline(fail_cycle, color="#c53030", linewidth=1, linestyle="--")
