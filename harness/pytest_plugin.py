@@ -1,7 +1,7 @@
 """pytest plugin (entry point `memcycle`): scenario files as test items.
 
 `pytest scenarios/` collects each cycle table (*.toml) as one item per engine
-× allocator (`--memcycle-engine`, repeatable, default refimpl;
+× allocator (`--memcycle-engine`, repeatable, default the scenario's own engine, else refimpl;
 `--memcycle-allocator`, repeatable, default checked) and runs it through
 `harness.runner.run_one`, in its own child process like `memcycle run`. A
 failure shows the cycle table and the evidence, not a traceback of the
@@ -53,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="ENGINE",
         help="engine to run each scenario on (repeatable; built-in name or "
-        f"package.module:factory; default {DEFAULT_ENGINE})",
+        f"package.module:factory; default: the scenario's own engine, else {DEFAULT_ENGINE})",
     )
     group.addoption(
         "--memcycle-allocator",
@@ -93,18 +93,21 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(RecordCollector(Path(report_dir), config), _COLLECTOR_NAME)
 
 
-def _engines(config: pytest.Config) -> list[str]:
-    return list(dict.fromkeys(config.getoption("memcycle_engine") or [DEFAULT_ENGINE]))
+def _engines(config: pytest.Config, default: str = DEFAULT_ENGINE) -> list[str]:
+    return list(dict.fromkeys(config.getoption("memcycle_engine") or [default]))
 
 
 def _allocators(config: pytest.Config) -> list[str]:
     return list(dict.fromkeys(config.getoption("memcycle_allocator") or [DEFAULT_ALLOCATOR]))
 
 
-def combinations(config: pytest.Config) -> list[tuple[str, str]]:
-    """(engine, allocator) pairs to run each scenario on."""
+def combinations(
+    config: pytest.Config, default_engine: str = DEFAULT_ENGINE
+) -> list[tuple[str, str]]:
+    """(engine, allocator) pairs to run a scenario on; without --memcycle-engine, the
+    scenario's own engine (its first `engines` entry), like `memcycle run`."""
     pairs: list[tuple[str, str]] = []
-    for engine in _engines(config):
+    for engine in _engines(config, default_engine):
         allocators = _allocators(config) if engine in _ALLOCATOR_ENGINES else ["native"]
         pairs.extend((engine, a) for a in allocators if (engine, a) not in pairs)
     return pairs
@@ -178,7 +181,7 @@ class ScenarioFile(pytest.File):
             scenario = load_scenario(self.path)
         except ScenarioError as exc:
             raise self.CollectError(f"memcycle: invalid scenario: {exc}") from None
-        for engine, allocator in combinations(self.config):
+        for engine, allocator in combinations(self.config, scenario.default_engine()):
             item = ScenarioItem.from_parent(
                 self,
                 name=f"{scenario.name}[{engine}-{allocator}]",

@@ -221,6 +221,14 @@ def test_scenario_for_another_engine_is_skipped(project: pytest.Pytester) -> Non
     assert "written for hnswlib" in result.stdout.str()
 
 
+def test_without_engine_option_a_scenario_runs_on_its_own_engine(project: pytest.Pytester) -> None:
+    (project.path / "scenarios" / "own.toml").write_text(
+        _scenario("own", extra=f'engines = ["{TINY}"]')
+    )
+    out = _run(project, "scenarios/own.toml", "--collect-only", "-q").stdout.str()
+    assert f"scenarios/own.toml::own[{TINY}-native]" in out
+
+
 def test_report_dir_with_xdist_gets_every_worker_record(project: pytest.Pytester) -> None:
     report_dir = project.path / "out"
     result = _run(
