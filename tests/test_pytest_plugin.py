@@ -216,7 +216,9 @@ def test_scenario_for_another_engine_is_skipped(project: pytest.Pytester) -> Non
     (project.path / "scenarios" / "only.toml").write_text(
         _scenario("only", extra='engines = ["hnswlib"]')
     )
-    result = _run(project, "scenarios/only.toml", "-rs", "--memcycle-no-memray")
+    result = _run(
+        project, "scenarios/only.toml", "-rs", "--memcycle-no-memray", "--memcycle-engine", TINY
+    )
     result.assert_outcomes(skipped=1)
     assert "written for hnswlib" in result.stdout.str()
 

@@ -277,3 +277,18 @@ def test_long_runs_merge_identical_rows_and_elide_the_numbers_table() -> None:
     numbers = [line for line in md.splitlines() if line.startswith("| ") and "MiB" in line]
     assert len(numbers) < 20  # first and last cycles plus the failing one
     assert "| 150 |" in md and "| …" in md
+
+
+def test_per_cycle_measurements_in_evidence_read_as_lines() -> None:
+    [item] = evidence_items(
+        {
+            "after_resets": [
+                {"cycle": 1, "step": 7, "op": "clear", "live_blocks": 2, "live_bytes": 18432},
+                {"cycle": 2, "step": 7, "op": "clear", "live_blocks": 4, "live_bytes": 36864},
+            ]
+        }
+    )
+    assert item.text.splitlines() == [
+        "cycle 1, step 7 (clear): live_blocks 2, live_bytes 18.0 KiB (18432)",
+        "cycle 2, step 7 (clear): live_blocks 4, live_bytes 36.0 KiB (36864)",
+    ]

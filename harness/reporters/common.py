@@ -317,7 +317,26 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
         if all(isinstance(v, str) for v in value):
             # a stack (list of frames) or a list of lines
             return "\n".join(v.rstrip("\n") for v in value) or "(empty)", True
+        if all(isinstance(v, dict) for v in value) and all(
+            not isinstance(x, dict | list) for v in value for x in v.values()
+        ):
+            # measurements per cycle/step: one readable line each
+            return "\n".join(_fmt_flat(v) for v in value), True
     return json.dumps(value, indent=2, sort_keys=True, default=str), True
+
+
+_LEAD = ("cycle", "step", "op")
+
+
+def _fmt_flat(d: dict[str, Any]) -> str:
+    """'cycle 2, step 7 (clear): live_blocks 4, live_bytes 36.0 KiB'."""
+    where = ", ".join(f"{k} {d[k]}" for k in ("cycle", "step") if d.get(k) is not None)
+    if d.get("op"):
+        where = f"{where} ({d['op']})" if where else str(d["op"])
+    rest = ", ".join(
+        f"{k} {_fmt_value(k, v)[0]}" for k, v in d.items() if k not in _LEAD and v is not None
+    )
+    return f"{where}: {rest}" if where and rest else where or rest
 
 
 def _order(keys: Sequence[str]) -> list[str]:
