@@ -41,7 +41,9 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "visited-not-reset",
             "HNSWIndex.clear() keeps visited_size and the visited-tag array across a resize, "
-            "so the next, larger graph writes tags past the end of the old array.",
+            "so the next, larger graph writes tags past the end of the old array. Raw allocator: "
+            "heap corruption with no fixed outcome (measured: glibc abort 'corrupted size vs. "
+            "prev_size', SIGSEGV, or a hang in malloc ending in a timeout), so not abort-class.",
             "HNSWIndex.clear() was missing visited_size reset: `self.visited_size = 0` // FIXED: Added this line",
             "buffer-overflow",
             "crash",
@@ -94,7 +96,8 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "stale-segment-view",
             "SegmentedHNSW keeps views of segment buffers that clear() freed and searches them "
-            "in the next cycle.",
+            "in the next cycle. Raw allocator: SIGSEGV once the freed (mmapped) blocks are "
+            "unmapped; while freed memory is recycled at the same sizes it reads garbage.",
             "HNSWIndex/SegmentedHNSW have stale pointers after clear: Internal structures not "
             "properly reset; Cached pointers to freed memory",
             "use-after-free",
@@ -113,7 +116,9 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "uninitialized-slot-assign",
             "Storing a segment into a fresh slot 'destroys' the garbage already in that slot, "
-            "passing an uninitialised pointer to free().",
+            "passing an uninitialised pointer (0xa) to free(). Raw allocator on glibc: SIGSEGV "
+            "reading the chunk header below 0xa (an unmapped page), before glibc could print "
+            "'free(): invalid pointer'.",
             "Error: `Attempt to free invalid pointer 0x1/0xa/0xd` ... Move semantics issues: "
             "Unclear ownership transfer",
             "invalid-free",
