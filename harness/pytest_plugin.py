@@ -331,7 +331,7 @@ class RecordCollector:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
-                "workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"),
+                "workers": self.config.getoption("numprocesses", None) or 1,
             },
             command=["pytest", *self.config.invocation_params.args],
         )

@@ -288,6 +288,8 @@ def test_per_cycle_measurements_in_evidence_read_as_lines() -> None:
             ]
         }
     )
+    [labels] = evidence_items({"by_label": {"flat.ids": {"blocks": 1, "bytes": 2048}}})
+    assert labels.text == "flat.ids: blocks 1, bytes 2.0 KiB (2048)"
     assert item.text.splitlines() == [
         "cycle 1, step 7 (clear): live_blocks 2, live_bytes 18.0 KiB (18432)",
         "cycle 2, step 7 (clear): live_blocks 4, live_bytes 36.0 KiB (36864)",

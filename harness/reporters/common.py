@@ -322,6 +322,14 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
         ):
             # measurements per cycle/step: one readable line each
             return "\n".join(_fmt_flat(v) for v in value), True
+    if (
+        isinstance(value, dict)
+        and value
+        and all(isinstance(v, dict) for v in value.values())
+        and all(not isinstance(x, dict | list) for v in value.values() for x in v.values())
+    ):
+        # e.g. live blocks by label: one line per label
+        return "\n".join(f"{k}: {_fmt_flat(v)}" for k, v in value.items()), True
     return json.dumps(value, indent=2, sort_keys=True, default=str), True
 
 
