@@ -130,11 +130,16 @@ _MEMRAY_LINKS = (
 def _memray_html(run: RunRecord, base_dir: Path | None) -> str:
     if not run.memray:
         return ""
+    order = list(_MEMRAY_LINKS)
+    if run.verdict == "leak":  # the leaks view is the one that shows the leak
+        order.sort(key=lambda kt: kt[0] != "leaks_flamegraph")
     links = []
-    for key, title in _MEMRAY_LINKS:
+    for key, title in order:
         path = run.memray.get(key)
         if isinstance(path, str) and path:
-            links.append(f'<a href="{_e(_href(path, base_dir))}">{_e(title)}</a>')
+            strong = run.verdict == "leak" and key == "leaks_flamegraph"
+            text = f"<strong>{_e(title)}</strong>" if strong else _e(title)
+            links.append(f'<a href="{_e(_href(path, base_dir))}">{text}</a>')
     out = []
     if links:
         out.append('<p class="links">' + "".join(links) + "</p>")
