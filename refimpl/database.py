@@ -254,20 +254,22 @@ class Database:
                 # FAULT reinit-without-destroy — "reinitialize() creates NEW HNSWIndex and
                 # SegmentedHNSW instances; Old instances not properly freed": keep them.
                 self._retired.extend(x for x in (self._hnsw, self._seg) if x is not None)
-            else:
-                self._destroy_graphs()
-        self._hnsw = HNSWIndex(
-            self.allocator,
-            dimension,
-            self._metric,
-            capacity=max(self.buffer_size, 64),
-            M=self.M,
-            ef_construction=self.ef_construction,
-            label="hnsw",
-            faults=self.faults,
-        )
-        self._seg = None
-        if SegmentedHNSW is not None:
+                self._hnsw = self._seg = None
+            elif self._hnsw.dim != dimension:
+                self._destroy_graphs()  # the graphs are per-dimension: destroy, then rebuild
+            # else: the graphs emptied by clear() are reused; they allocate on their next add
+        if self._hnsw is None:
+            self._hnsw = HNSWIndex(
+                self.allocator,
+                dimension,
+                self._metric,
+                capacity=max(self.buffer_size, 64),
+                M=self.M,
+                ef_construction=self.ef_construction,
+                label="hnsw",
+                faults=self.faults,
+            )
+        if self._seg is None and SegmentedHNSW is not None:
             self._seg = SegmentedHNSW(
                 self.allocator,
                 dimension,
@@ -320,7 +322,11 @@ class Database:
                         if block.label.endswith(".vectors"):
                             self.allocator.free(block)
         else:
-            self._destroy_graphs()
+            # FIXED — the note's "Added clear() method to SegmentedHNSW": the graphs free
+            # every block in place and stay, empty, for a same-dimension re-initialization
+            for graph in (self._hnsw, self._seg):
+                if graph is not None:
+                    graph.clear()
         self.state = "uninitialized"
         self.dimension = None
 

@@ -21,8 +21,10 @@ from refimpl import database as database_module
 from refimpl.errors import (
     BufferOverflowError,
     DoubleFreeError,
+    InvalidFreeError,
     MemoryFault,
     RefimplError,
+    UseAfterFreeError,
 )
 from refimpl.faults import CATALOGUE, FAULT_NAMES, FaultSet
 
@@ -155,6 +157,27 @@ def test_migration_overflow_with_numpy_allocator_keeps_results() -> None:
     db.add_batch(rows(10, seed=1), ids=list(range(100, 110)))  # fits: no overflow
     assert db.count() == 40 and db.allocator.violations == []
     db.close()
+
+
+GRAPH_FAULTS = {
+    "visited-not-reset": (BufferOverflowError, r"hnsw\.visited"),
+    "stale-segment-view": (UseAfterFreeError, r"segment\.0\."),
+    "uninitialized-slot-assign": (InvalidFreeError, "never issued"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPH_FAULTS))
+def test_graph_faults_are_reachable_through_the_database(name: str) -> None:
+    """The HNSW-side faults need the graphs cleared in place and reused, as DB.clear() does."""
+    exc, text = GRAPH_FAULTS[name]
+    db = faulty(name)
+    with pytest.raises(exc, match=text):
+        for cycle in range(3):
+            db.add_batch(rows(100 * (cycle + 1), seed=cycle))  # main graph grows per cycle
+            db.add_batch(rows(450, seed=cycle + 9), ids=np.arange(10**6, 10**6 + 450))  # segments
+            db.search_batch(rows(2, seed=99), limit=5)
+            db.clear()
+    db.state = "closed"  # broken on purpose; skip its destructor
 
 
 @pytest.mark.parametrize("name", MINE)

@@ -20,7 +20,7 @@ FAST = dict(buffer_size=50, segment_threshold=400, M=8, ef_construction=40, ef_s
 
 
 def _cycle(db: DB, rng: np.random.Generator, cycle: int) -> None:
-    dim = DIMS[cycle % len(DIMS)]
+    dim = DIMS[(cycle // 2) % len(DIMS)]  # pairs: graphs reused, then rebuilt
     first = BATCHES[cycle % len(BATCHES)]
     second = BATCHES[(cycle * 7 + 3) % len(BATCHES)]
     x = rng.standard_normal((first + second, dim)).astype(np.float32)
