@@ -39,29 +39,45 @@ def skipped_reasons(run: RunRecord) -> list[str]:
     return [f"{reason} ({n} steps)" for reason, n in seen.items()]
 
 
+def not_run(run: RunRecord) -> bool:
+    """Skipped as a whole (scenario for other engines, or a capability the engine lacks)."""
+    return run.verdict == "skipped" and not run.steps
+
+
 def scenario_table(scenario: str, runs: list[RunRecord]) -> str:
-    head = ["Cycle", "dim"]
-    for run in runs:
-        head += [f"{run.engine} RSS MiB", f"{run.engine} memray live KiB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    n = max((len(r.cycles) for r in runs), default=0)
-    for i in range(n):
-        row: list[str] = []
-        for run in runs:
-            c = run.cycles[i] if i < len(run.cycles) else None
-            if not row:
-                row = [str(c.cycle if c else i + 1), str(c.dimension if c else "-")]
-            row += [_mib(c.rss_bytes if c else None), _kib(c.memray_leaked_bytes if c else None)]
-        lines.append("| " + " | ".join(row) + " |")
-    notes = []
-    for run in runs:
-        clear = run.capabilities.get("clear", "?")
+    ran = [r for r in runs if not not_run(r)]
+    notes: list[str] = []
+    lines: list[str] = []
+    if ran:
+        head = ["Cycle", "dim"]
+        for run in ran:
+            head += [f"{run.engine} RSS MiB", f"{run.engine} memray live KiB"]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for i in range(max(len(r.cycles) for r in ran)):
+            row: list[str] = []
+            for run in ran:
+                c = run.cycles[i] if i < len(run.cycles) else None
+                if not row:
+                    row = [str(c.cycle if c else i + 1), str(c.dimension if c else "-")]
+                row += [_mib(c and c.rss_bytes), _kib(c and c.memray_leaked_bytes)]
+            lines.append("| " + " | ".join(row) + " |")
+    for run in ran:
         skipped = skipped_reasons(run)
-        extra = f"; skipped: {'; '.join(skipped)}" if skipped else ""
+        extra = f"; steps skipped: {'; '.join(skipped)}" if skipped else ""
         findings = "; ".join(f.summary for f in run.findings[:3])
         found = f"; findings: {findings}" if findings else ""
-        notes.append(f"- **{run.engine}**: verdict `{run.verdict}`, clear `{clear}`{extra}{found}")
-    return f"### {scenario}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+        clear = run.capabilities.get("clear", "?")
+        notes.append(
+            f"- **{run.engine}**: verdict `{run.verdict}` (clear: {clear}, "
+            f"{run.seconds:.1f} s){extra}{found}"
+        )
+    notes += [
+        f"- **{r.engine}**: not run (skipped: {r.exit.get('reason', '?')})"
+        for r in runs
+        if not_run(r)
+    ]
+    table = "\n".join(lines) + "\n\n" if lines else ""
+    return f"### {scenario}\n\n{table}" + "\n".join(notes) + "\n"
 
 
 def render(reports: list[Report]) -> str:
