@@ -181,3 +181,19 @@ def test_parse_size() -> None:
     assert gate.parse_size("1048576") == MiB
     with pytest.raises(argparse.ArgumentTypeError):
         gate.parse_size("lots")
+
+
+def test_memcycle_gate_and_report_commands(tmp_path: Path) -> None:
+    """The CLI's `gate` and `report` subcommands reach this module and the reporters."""
+    from harness.cli import main as cli_main
+
+    run_dir = _write_report(tmp_path / "run", _report(make_run(), _faulty()))
+    baseline = tmp_path / "baseline.json"
+    assert cli_main(["gate", str(run_dir), "--baseline", str(baseline)]) == 2
+    assert cli_main(["gate", str(run_dir), "--baseline", str(baseline), "--update"]) == 0
+    assert cli_main(["gate", str(run_dir), "--baseline", str(baseline)]) == 0
+    worse = _write_report(tmp_path / "worse", _report(make_run(verdict="crash"), _faulty()))
+    assert cli_main(["gate", str(worse), "--baseline", str(baseline)]) == 1
+    assert cli_main(["report", str(run_dir)]) == 0
+    for name in ("summary.md", "index.html", "junit.xml"):
+        assert (run_dir / name).stat().st_size > 0
