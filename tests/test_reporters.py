@@ -294,3 +294,23 @@ def test_per_cycle_measurements_in_evidence_read_as_lines() -> None:
         "cycle 1, step 7 (clear): live_blocks 2, live_bytes 18.0 KiB (18432)",
         "cycle 2, step 7 (clear): live_blocks 4, live_bytes 36.0 KiB (36864)",
     ]
+
+
+def test_stacks_already_quoted_in_the_message_are_not_repeated() -> None:
+    message = "double free of block #3\n  allocated at:\n    a.py:1 in f\n    b.py:2 in g"
+    run = make_run(
+        verdict="double-free",
+        findings=[
+            Finding(
+                "double-free",
+                1,
+                0,
+                "clear",
+                "double free",
+                {"violation": {"message": message, "alloc_stack": ["b.py:2 in g", "a.py:1 in f"]}},
+            )
+        ],
+    )
+    text = render_run(run)
+    assert text.count("a.py:1 in f") == 1
+    assert "violation.alloc_stack" not in text

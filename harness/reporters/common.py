@@ -372,16 +372,21 @@ def evidence_items(evidence: dict[str, Any]) -> list[EvidenceItem]:
     return items
 
 
-def _dedupe(items: list[EvidenceItem], shown: list[str]) -> list[EvidenceItem]:
-    """Drop blocks whose text another block already shows (the same stderr arrives as
-    faulthandler output, stderr tail and exit tail); `shown` carries across a run."""
+def _lines(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+def _dedupe(items: list[EvidenceItem], shown: list[set[str]]) -> list[EvidenceItem]:
+    """Drop blocks whose every line another block already shows: the same stderr arrives
+    as faulthandler output, stderr tail and exit tail, and an allocator message already
+    quotes the block's stacks. `shown` carries across a run; longer blocks win."""
     blocks = sorted((i for i in items if i.block), key=lambda i: -len(i.text))
     keep_blocks = []
     for item in blocks:
-        body = item.text.strip()
-        if body and any(body in other for other in shown):
+        lines = _lines(item.text)
+        if lines and any(lines <= other for other in shown):
             continue
-        shown.append(body)
+        shown.append(lines)
         keep_blocks.append(item)
     kept = set(map(id, keep_blocks))
     return [i for i in items if not i.block or id(i) in kept]
@@ -392,7 +397,7 @@ def run_evidence(
 ) -> tuple[list[tuple[Finding, list[EvidenceItem]]], list[EvidenceItem]]:
     """Each finding with its evidence items, and the exit items (empty for a normal exit),
     with text repeated across them shown once."""
-    shown: list[str] = []
+    shown: list[set[str]] = []
     findings = [(f, _dedupe(evidence_items(f.evidence), shown)) for f in run.findings]
     exit_part: list[EvidenceItem] = []
     if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
