@@ -138,7 +138,21 @@ def test_singleton_double_destroy_on_the_second_cleanup() -> None:
     finally:
         database_module._GLOBAL = None
         db.state = "closed"
-    assert CATALOGUE["singleton-double-destroy"].verdict_checked == "double-free"
+    assert CATALOGUE["singleton-double-destroy"].verdict_checked == "use-after-free"
+
+
+def test_singleton_double_destroy_hands_out_the_destroyed_database() -> None:
+    """Between the two cleanups the zombie is reused: its freed blocks are touched first."""
+    try:
+        db = get_global_db(allocator="checked", faults=["singleton-double-destroy"], **SMALL)
+        db.add_batch(rows(60))  # into the graph
+        cleanup_global_db()
+        assert get_global_db() is db  # a fresh database was due here
+        with pytest.raises(UseAfterFreeError):
+            db.search(rows(1)[0], 5)
+    finally:
+        database_module._GLOBAL = None
+        db.state = "closed"
 
 
 def test_migration_overflow_writes_past_the_flat_buffer() -> None:
