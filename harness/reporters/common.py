@@ -401,7 +401,8 @@ def run_evidence(
     findings = [(f, _dedupe(evidence_items(f.evidence), shown)) for f in run.findings]
     exit_part: list[EvidenceItem] = []
     if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
-        exit_part = _dedupe(exit_items(run), shown)
+        facts = {i.text for _, items in findings for i in items if not i.block}
+        exit_part = [i for i in _dedupe(exit_items(run), shown) if i.block or i.text not in facts]
     return findings, exit_part
 
 
