@@ -251,6 +251,30 @@ def test_hnswlib_grows_capacity_and_uses_options() -> None:
     assert recall(engine.search(q, 10)[0], exact(ids, x, q, 10)) >= 0.9
 
 
+def test_hnswlib_answers_query_by_query_when_a_batch_finds_too_few() -> None:
+    """hnswlib raises for the whole batch when one query finds fewer than k live rows."""
+    pytest.importorskip("hnswlib")
+    engine = build("hnswlib")
+
+    class ShortIndex:  # reachable rows: 2 for query 0, 3 for query 1
+        element_count = 6
+
+        def knn_query(
+            self, q: np.ndarray, k: int, num_threads: int, filter: Any
+        ) -> tuple[np.ndarray, np.ndarray]:
+            reach = 2 if len(q) > 1 or q[0, 0] == 0 else 3
+            if k > reach:
+                raise RuntimeError("Cannot return the results in a contiguous 2D array")
+            labels = np.tile(np.arange(10, 10 + k, dtype=np.uint64), (len(q), 1))
+            return labels, np.tile(np.arange(k, dtype=np.float32), (len(q), 1))
+
+    engine._index = ShortIndex()  # type: ignore[attr-defined]
+    queries = np.array([[0.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    ids, dists = engine.search(queries, 5)
+    assert ids.tolist() == [[10, 11, -1, -1, -1], [10, 11, 12, -1, -1]]
+    assert np.isposinf(dists[0, 2:]).all() and dists[1, :3].tolist() == [0.0, 1.0, 2.0]
+
+
 def test_faiss_hnsw_really_cannot_remove_ids() -> None:
     """Pins the reason faiss declares delete=False; fails if a faiss release adds it."""
     faiss = pytest.importorskip("faiss")
