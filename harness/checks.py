@@ -36,12 +36,15 @@ class GrowthRule:
     slope_min: float  # bytes per cycle
     rise_min: float  # later cycles minus early cycles, bytes
     frac_min: float = 0.6  # share of pairwise slopes that are positive
+    unit: str = "bytes"
 
 
 GROWTH_RULES: dict[str, GrowthRule] = {
     "memray": GrowthRule("memray engine-attributed live bytes", 4 * 1024, 32 * 1024),
     "tracemalloc": GrowthRule("tracemalloc traced bytes", 16 * 1024, 128 * 1024),
     "rss": GrowthRule("RSS", 1 << 20, 16 << 20, 0.75),
+    # Numba NRT: allocations made by jitted code and not freed (alloc - free counters)
+    "nrt": GrowthRule("Numba NRT live allocations", 0.5, 4, 0.6, unit="allocations"),
 }
 MIN_GROWTH_POINTS = 4
 
@@ -71,7 +74,9 @@ def growth(values: list[float], rule: GrowthRule) -> dict[str, Any] | None:
     if slope >= rule.slope_min and rise >= rule.rise_min and frac >= rule.frac_min:
         return {
             "source": rule.source,
-            "slope_bytes_per_cycle": slope,
+            "slope_per_cycle": slope,
+            "unit": rule.unit,
+            "slope_bytes_per_cycle": slope if rule.unit == "bytes" else None,
             "rise_bytes": rise,
             "positive_slope_share": frac,
             "warmup_cycles": warm,
@@ -333,6 +338,11 @@ def _growth_findings(
     series["tracemalloc"] = (tm, [points[c].memory["tracemalloc"] - cached(c) for c in tm])
     rs = [c for c in cycles if "rss" in points[c].memory]
     series["rss"] = (rs, [points[c].memory["rss"] - cached(c) for c in rs])
+    nr = [c for c in cycles if "nrt" in points[c].memory]
+    series["nrt"] = (
+        nr,
+        [points[c].memory["nrt"]["alloc"] - points[c].memory["nrt"]["free"] for c in nr],
+    )
     found: list[tuple[str, list[int], dict[str, Any]]] = []
     for key, (cs, vals) in series.items():
         ev = growth(vals, GROWTH_RULES[key])
@@ -352,14 +362,19 @@ def _growth_findings(
     )
     cycle = cs[first_i]
     step = points[cycle]
+    if ev["unit"] == "bytes":
+        rate = f"{ev['slope_per_cycle'] / 1024:.1f} KiB per cycle"
+        rise = f"+{ev['rise_bytes'] / 1024:.0f} KiB"
+    else:
+        rate = f"{ev['slope_per_cycle']:.1f} {ev['unit']} per cycle"
+        rise = f"+{ev['rise_bytes']:.0f} {ev['unit']}"
     return [
         Finding(
             "leak",
             cycle,
             step.step,
             step.op,
-            f"{ev['source']} grow {ev['slope_bytes_per_cycle'] / 1024:.1f} KiB per cycle after "
-            f"{step.op} (cycles {cs[0]}..{cs[-1]}, +{ev['rise_bytes'] / 1024:.0f} KiB)",
+            f"{ev['source']} grow {rate} after {step.op} (cycles {cs[0]}..{cs[-1]}, {rise})",
             {
                 **ev,
                 "cycles_sampled": cs,

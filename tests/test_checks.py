@@ -215,3 +215,14 @@ def test_setup_error_and_skipped() -> None:
     skipped.verdict = "skipped"
     judge(skipped, PLAN)
     assert skipped.verdict == "skipped" and {c.status for c in skipped.cycles} == {"-"}
+
+
+def test_numba_nrt_allocations_growing_is_a_leak() -> None:
+    def mem(c: int) -> dict[str, Any]:
+        return {"nrt": {"alloc": 100 * c + 3 * c, "free": 100 * c, "mi_alloc": 0, "mi_free": 0}}
+
+    rec = _record()
+    rec.steps = _cycles(6, mem)
+    judge(rec, PLAN)
+    assert rec.verdict == "leak"
+    assert "Numba NRT live allocations grow 3.0 allocations per cycle" in rec.findings[0].summary
