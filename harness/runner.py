@@ -9,6 +9,7 @@ is given, and applies `harness.checks`. `run_many` runs several in parallel
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import re
@@ -121,7 +122,8 @@ def run_one(
         roots: list[str] = []
         markers: list[dict[str, Any]] = []
         setup_error = None
-        for ev in res.events:
+        for raw in res.events:
+            ev = dict(raw)
             kind = ev.pop("kind", None)
             if kind == "step":
                 record.steps.append(StepEvent.from_dict(ev))
@@ -137,6 +139,9 @@ def run_one(
                 record.exit = {**record.exit, "kind": "skipped", "reason": ev.get("reason")}
         if run_dir is not None:
             (run_dir / "stderr.txt").write_text(res.exit.get("stderr_tail", ""), encoding="utf-8")
+            with open(run_dir / "events.jsonl", "w", encoding="utf-8") as fh:
+                for ev in res.events:
+                    fh.write(json.dumps(ev) + "\n")
         result: dict[str, Any] | None = None
         if capture and Path(capture).exists() and record.verdict != "skipped":
             an = _analysis.analyze(capture, roots)
