@@ -35,7 +35,9 @@ class FaissEngine:
         self.M: int = opts.get("M", 16)
         self.ef_construction: int = opts.get("ef_construction", 200)
         self.ef_search: int = opts.get("ef_search", 64)
-        self.num_threads: int | None = opts.get("num_threads")
+        # one thread by default, like the other peers: deterministic graphs, and OpenMP's
+        # spinning workers do not fight other processes for shared cores
+        self.num_threads: int = opts.get("num_threads", 1)
         ignored = f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
         self.capabilities = Capabilities(
             delete=False,
@@ -65,8 +67,7 @@ class FaissEngine:
             return
         import faiss
 
-        if self.num_threads is not None:
-            faiss.omp_set_num_threads(self.num_threads)
+        faiss.omp_set_num_threads(self.num_threads)  # process-wide in faiss
         kind = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         base = faiss.IndexHNSWFlat(int(dimension), self.M, kind)
         base.hnsw.efConstruction = self.ef_construction
