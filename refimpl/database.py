@@ -43,11 +43,7 @@ from .hnsw import HNSWIndex
 from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
 from .kernels.flat import scan_gather
 from .metadata import SCALAR_TYPES, SparseMetadataMap
-
-try:  # the segmented tier is optional until its module lands
-    from .segmented import SegmentedHNSW
-except ImportError:  # pragma: no cover - transitional
-    SegmentedHNSW = None  # type: ignore[assignment,misc]
+from .segmented import SegmentedHNSW
 
 Id = int | str
 INT64_MIN = -(1 << 63)
@@ -194,7 +190,7 @@ class Database:
         self._meta = SparseMetadataMap(self.allocator, self.faults)
         self._flat: FlatBuffer | None = None
         self._hnsw: HNSWIndex | None = None
-        self._seg: Any = None
+        self._seg: SegmentedHNSW | None = None
         self._retired: list[Any] = []  # reinit-without-destroy: old graphs never destroyed
         self._reset_slots()
         if dimension is not None:
@@ -269,7 +265,7 @@ class Database:
                 label="hnsw",
                 faults=self.faults,
             )
-        if self._seg is None and SegmentedHNSW is not None:
+        if self._seg is None:
             self._seg = SegmentedHNSW(
                 self.allocator,
                 dimension,
@@ -650,7 +646,8 @@ class Database:
         """Large batches to a graph directly, small ones through the flat buffer."""
         n = x.shape[0]
         assert self._hnsw is not None and self._flat is not None
-        if n >= self.segment_threshold and self._seg is not None:
+        if n >= self.segment_threshold:
+            assert self._seg is not None
             self._seg.add(x, slots, num_threads=self.num_threads)
         elif n >= self.buffer_size:
             self._hnsw.add(x, slots, num_threads=self.num_threads)

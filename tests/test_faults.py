@@ -184,7 +184,7 @@ GRAPH_FAULTS = {
 def test_graph_faults_are_reachable_through_the_database(name: str) -> None:
     """The HNSW-side faults need the graphs cleared in place and reused, as DB.clear() does."""
     exc, text = GRAPH_FAULTS[name]
-    db = faulty(name)
+    db = faulty(name, num_threads=1)  # one searcher row of visited tags, as in the note
     with pytest.raises(exc, match=text):
         for cycle in range(3):
             db.add_batch(rows(100 * (cycle + 1), seed=cycle))  # main graph grows per cycle
