@@ -20,6 +20,8 @@ from .faults import NO_FAULTS, FaultSet
 from .kernels import hnsw as K
 
 _MAX_LEVEL = 127  # levels are int8
+PARALLEL_BATCH = 256  # nodes per two-phase parallel insertion step
+PARALLEL_WARMUP = 2048  # insert serially until the graph has this many nodes
 
 
 @dataclass(frozen=True)
@@ -277,11 +279,14 @@ class HNSWIndex:
         self._count = need
 
     def _insert(self, lo: int, hi: int, num_threads: int) -> None:
+        threads = max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
+        if threads > 1:
+            self._ensure_visited_rows(threads)
         assert self._vectors is not None and self._level0 is not None
         assert self._upper is not None and self._offsets is not None
         assert self._levels is not None and self._labels is not None
         assert self._visited is not None
-        K.insert_range(
+        args = (
             lo,
             hi,
             self._vectors.array,
@@ -296,6 +301,11 @@ class HNSWIndex:
             self.ef_construction,
             self.metric,
         )
+        if threads == 1:
+            K.insert_range(*args)  # hnswlib's sequential insertion
+        else:
+            with _threads(threads):
+                K.insert_parallel(*args, threads, PARALLEL_BATCH, PARALLEL_WARMUP)
 
     def view(self) -> GraphView:
         """The current blocks, for a search that bypasses this object."""

@@ -166,3 +166,24 @@ def test_visited_tags_survive_wraparound() -> None:
     labels, _ = idx.search(np.repeat(x[:1], 20, axis=0), 1, 16)
     assert np.all(labels[:, 0] == 0)
     assert 0 < state[4] < 65530
+
+
+def test_parallel_build_keeps_recall_and_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
+    import refimpl.hnsw as hnsw_mod
+
+    monkeypatch.setattr(hnsw_mod, "PARALLEL_WARMUP", 200)
+    monkeypatch.setattr(hnsw_mod, "PARALLEL_BATCH", 64)
+    x = clustered(2500, 16, seed=12)
+    graphs = []
+    for _ in range(2):
+        alloc = CheckedAllocator()
+        idx = HNSWIndex(alloc, 16, METRIC_L2, M=8, ef_construction=64)
+        idx.add(x[:1000], np.arange(1000, dtype=np.int64), num_threads=2)
+        idx.add(x[1000:], np.arange(1000, 2500, dtype=np.int64), num_threads=2)
+        labels, _ = idx.search(x[:100], 10, 64)
+        assert recall(labels, exact(x, x[:100], 10, METRIC_L2)) >= 0.9
+        assert idx._visited_rows >= min(2, hnsw_mod.numba.config.NUMBA_NUM_THREADS)
+        alloc.verify()
+        graphs.append(idx._level0.array[: len(idx)].copy())
+    np.testing.assert_array_equal(graphs[0], graphs[1])  # no dependence on thread timing
+    assert np.all(graphs[0][:, 0] > 0)  # every node linked

@@ -482,3 +482,281 @@ def search_batch_parallel(
             out_labels,
             out_dist,
         )
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _candidates_for(
+    i: int,
+    b0: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    levels,
+    labels,
+    visited,
+    vrow: int,
+    state,
+    m: int,
+    ef_construction: int,
+    metric: int,
+    cd,
+    ci,
+    rd,
+    ri,
+    sd,
+    si,
+    sel_t,
+    sel_d,
+) -> None:
+    """Phase 1 for batch node i: its neighbours at each level, from the frozen graph
+    (nodes < b0, searched) plus the earlier nodes of its batch (b0..i-1, brute force).
+    Writes i's own link rows and its selections into sel_t / sel_d (level, slot)."""
+    q = vecs[i]
+    top = levels[i]
+    no_deleted = np.zeros(0, np.uint8)
+    ep = state[ST_ENTRY]
+    max_level = state[ST_MAXLEVEL]
+    ep_d = dist_q(q, vecs, ep, metric)
+    ep, ep_d = greedy_descent(q, ep, ep_d, max_level, top, vecs, l0, upper, offsets, metric)
+    for level in range(min(top, max_level), -1, -1):
+        tag = next_tag(visited, state, vrow)
+        rsize = search_layer(
+            q,
+            ep,
+            ep_d,
+            ef_construction,
+            level,
+            vecs,
+            l0,
+            upper,
+            offsets,
+            labels,
+            no_deleted,
+            visited,
+            vrow,
+            tag,
+            cd,
+            ci,
+            rd,
+            ri,
+            metric,
+        )
+        # next entry point: the closest frozen node (batch nodes' rows are being written)
+        best = 0
+        for r in range(1, rsize):
+            if rd[r] < rd[best]:
+                best = r
+        next_ep = ri[best]
+        next_d = rd[best]
+        for j in range(b0, i):
+            if levels[j] < level:
+                continue
+            d = dist_q(q, vecs, j, metric)
+            if rsize < ef_construction:
+                rsize = max_push(rd, ri, rsize, d, j)
+            elif d < rd[0]:
+                max_replace_top(rd, ri, rsize, d, j)
+        max_heap_sorted(rd, ri, rsize)
+        nsel = select_heuristic(vecs, rd, ri, rsize, m, sd, si, metric)
+        row = links_of(l0, upper, offsets, i, level)
+        for s in range(nsel):
+            row[s + 1] = si[s]
+            sel_t[level, s] = si[s]
+            sel_d[level, s] = sd[s]
+        row[0] = nsel
+        for s in range(nsel, m):
+            sel_t[level, s] = -1
+        ep = next_ep
+        ep_d = next_d
+
+
+@njit(cache=True, fastmath=True, nogil=True, parallel=True)
+def _insert_batch(
+    b0: int,
+    b1: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    levels,
+    labels,
+    visited,
+    state,
+    m: int,
+    ef_construction: int,
+    metric: int,
+    n_chunks: int,
+) -> None:
+    """Insert nodes b0..b1-1 (none above the current top level) in two parallel phases.
+
+    Phase 1: each node finds and writes its own neighbours (reads only the frozen
+    graph). Phase 2: the reverse links, grouped by target node so each target's
+    list is updated by one thread; no locks, and the same graph for any thread count.
+    """
+    nb = b1 - b0
+    nl = state[ST_MAXLEVEL] + 1
+    cap = vecs.shape[0]
+    sel_t = np.full((nb, nl, m), -1, np.int32)
+    sel_d = np.empty((nb, nl, m), np.float32)
+    for i in range(b0, b1):
+        l0[i, 0] = 0
+        for lv in range(1, levels[i] + 1):
+            upper[offsets[i] + lv - 1, 0] = 0
+    for c in prange(n_chunks):
+        cd = np.empty(cap + 1, np.float32)
+        ci = np.empty(cap + 1, np.int32)
+        rd = np.empty(ef_construction + 1, np.float32)
+        ri = np.empty(ef_construction + 1, np.int32)
+        sd = np.empty(2 * m + 1, np.float32)
+        si = np.empty(2 * m + 1, np.int32)
+        lo = b0 + c * nb // n_chunks
+        hi = b0 + (c + 1) * nb // n_chunks
+        for i in range(lo, hi):
+            _candidates_for(
+                i,
+                b0,
+                vecs,
+                l0,
+                upper,
+                offsets,
+                levels,
+                labels,
+                visited,
+                c,
+                state,
+                m,
+                ef_construction,
+                metric,
+                cd,
+                ci,
+                rd,
+                ri,
+                sd,
+                si,
+                sel_t[i - b0],
+                sel_d[i - b0],
+            )
+    # phase 2: (target, level) groups of reverse links, in a deterministic order
+    total = 0
+    for a in range(nb):
+        for lv in range(nl):
+            for s in range(m):
+                if sel_t[a, lv, s] >= 0:
+                    total += 1
+    keys = np.empty(total, np.int64)
+    src = np.empty(total, np.int32)
+    dist = np.empty(total, np.float32)
+    p = 0
+    for a in range(nb):
+        for lv in range(nl):
+            for s in range(m):
+                t = sel_t[a, lv, s]
+                if t >= 0:
+                    keys[p] = np.int64(t) * nl + lv
+                    src[p] = b0 + a
+                    dist[p] = sel_d[a, lv, s]
+                    p += 1
+    order = np.argsort(keys, kind="mergesort")
+    starts = np.empty(total + 1, np.int64)
+    ng = 0
+    for r in range(total):
+        if r == 0 or keys[order[r]] != keys[order[r - 1]]:
+            starts[ng] = r
+            ng += 1
+    starts[ng] = total
+    for c in prange(n_chunks):
+        td = np.empty(2 * m + 2, np.float32)
+        ti = np.empty(2 * m + 2, np.int32)
+        sd2 = np.empty(2 * m + 1, np.float32)
+        si2 = np.empty(2 * m + 1, np.int32)
+        g_lo = c * ng // n_chunks
+        g_hi = (c + 1) * ng // n_chunks
+        for g in range(g_lo, g_hi):
+            for r in range(starts[g], starts[g + 1]):
+                e = order[r]
+                target = keys[e] // nl
+                lv = keys[e] % nl
+                max_m = 2 * m if lv == 0 else m
+                add_link(
+                    target,
+                    src[e],
+                    dist[e],
+                    lv,
+                    max_m,
+                    vecs,
+                    l0,
+                    upper,
+                    offsets,
+                    td,
+                    ti,
+                    sd2,
+                    si2,
+                    metric,
+                )
+    state[ST_COUNT] += nb
+
+
+@njit(cache=True, nogil=True)
+def insert_parallel(
+    start: int,
+    end: int,
+    vecs,
+    l0,
+    upper,
+    offsets,
+    levels,
+    labels,
+    visited,
+    state,
+    m: int,
+    ef_construction: int,
+    metric: int,
+    n_chunks: int,
+    batch: int,
+    warmup: int,
+) -> None:
+    """Insert start..end-1 with `n_chunks` threads: serially while the graph is small
+    (fewer than `warmup` nodes) and for nodes that raise the top level, otherwise in
+    batches of `batch` nodes through the two-phase parallel insert."""
+    i = start
+    while i < end:
+        if state[ST_COUNT] < warmup or levels[i] > state[ST_MAXLEVEL]:
+            insert_range(
+                i,
+                i + 1,
+                vecs,
+                l0,
+                upper,
+                offsets,
+                levels,
+                labels,
+                visited,
+                state,
+                m,
+                ef_construction,
+                metric,
+            )
+            i += 1
+            continue
+        j = i
+        top = state[ST_MAXLEVEL]
+        while j < end and j - i < batch and levels[j] <= top:
+            j += 1
+        _insert_batch(
+            i,
+            j,
+            vecs,
+            l0,
+            upper,
+            offsets,
+            levels,
+            labels,
+            visited,
+            state,
+            m,
+            ef_construction,
+            metric,
+            n_chunks,
+        )
+        i = j
