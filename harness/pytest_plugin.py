@@ -311,6 +311,7 @@ class RecordCollector:
         self.records: list[dict[str, Any]] = []
         self.started = datetime.now(UTC)
         self.written: dict[str, Path] = {}
+        self.error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.records.extend(getattr(report, _REPORT_ATTR, None) or [])
@@ -335,9 +336,22 @@ class RecordCollector:
             },
             command=["pytest", *self.config.invocation_params.args],
         )
-        self.written = write_all(report, self.out_dir)
+        try:
+            self.written = write_all(report, self.out_dir)
+        except Exception as exc:  # a report that cannot be rendered must not hide the results
+            from harness.reporters import render_json
+
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "report.json").write_text(render_json(report), encoding="utf-8")
+            self.error = f"{type(exc).__name__}: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.error:
+            terminalreporter.write_line(
+                f"memcycle: only report.json written to {self.out_dir}; rendering failed: "
+                f"{self.error}",
+                red=True,
+            )
         if self.written:
             terminalreporter.write_line(
                 f"memcycle: {len(self.records)} runs reported in {self.out_dir} "
