@@ -19,7 +19,10 @@ segments can be built from several Python threads at once.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import config, njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from .heap import max_heap_sorted, max_push, max_replace_top, min_pop, min_push
 
@@ -30,6 +33,52 @@ ST_UPPER_USED = 3
 STATE_TAGS = 4  # state[STATE_TAGS + r] is the current tag of visited row r
 
 _TAG_WRAP = 65536
+
+
+def _prefetch_py(arr: np.ndarray, i: int, j: int) -> None:
+    """Without the JIT a prefetch is nothing."""
+
+
+if config.DISABLE_JIT:
+    prefetch = njit(cache=True)(_prefetch_py)
+else:
+
+    @intrinsic
+    def prefetch(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
+        """Hint the cache to load arr[i, j] (LLVM's prefetch: read, high locality)."""
+        sig = types.void(arr, i, j)
+
+        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ii = context.cast(builder, args[1], signature.args[1], types.intp)
+            jj = context.cast(builder, args[2], signature.args[2], types.intp)
+            ptr = cgutils.get_item_pointer2(
+                context,
+                builder,
+                ary.data,
+                cgutils.unpack_tuple(builder, ary.shape),
+                cgutils.unpack_tuple(builder, ary.strides),
+                aryty.layout,
+                [ii, jj],
+                wraparound=False,
+            )
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            builder.call(
+                fn,
+                [
+                    builder.bitcast(ptr, i8p),
+                    ir.Constant(i32, 0),
+                    ir.Constant(i32, 3),
+                    ir.Constant(i32, 1),
+                ],
+            )
+            return context.get_dummy_value()
+
+        return sig, codegen
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -129,8 +178,16 @@ def search_layer(
             break
         csize = min_pop(cd, ci, csize)
         row = links_of(l0, upper, offsets, c, level)
-        for j in range(1, row[0] + 1):
+        cnt = row[0]
+        if cnt > 0:
+            prefetch(visited, vrow, row[1])
+            prefetch(vecs, row[1], 0)
+        for j in range(1, cnt + 1):
             n = row[j]
+            if j < cnt:  # as hnswlib: fetch the next neighbour while this one is measured
+                nxt = row[j + 1]
+                prefetch(visited, vrow, nxt)
+                prefetch(vecs, nxt, 0)
             if visited[vrow, n] == tag:
                 continue
             visited[vrow, n] = tag
