@@ -244,7 +244,7 @@ def _run(fault: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", DRIVER, fault],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a cold Numba cache compiles every kernel first
         env=env,
     )
 
@@ -273,8 +273,13 @@ def test_raw_allocator_abort_kills_the_process(fault: str) -> None:
 def test_raw_allocator_double_free_kills_the_process() -> None:
     """One abort-class fault in the default run (the others are marked slow)."""
     proc = _run("flat-buffer-double-free")
-    assert proc.returncode == -signal.SIGABRT, (proc.returncode, proc.stderr[-2000:])
-    assert "double free" in proc.stderr
+    assert proc.returncode in (-signal.SIGABRT, -signal.SIGSEGV), (
+        proc.returncode,
+        proc.stderr[-2000:],
+    )
+    assert "survived" not in proc.stdout
+    if proc.returncode == -signal.SIGABRT:
+        assert "free" in proc.stderr  # glibc names it: "double free or corruption ..."
 
 
 @pytest.mark.parametrize("fault", ["flat-buffer-leak", "keep-initialized"])
