@@ -386,6 +386,38 @@ def _growth_findings(
     ]
 
 
+MAX_FINDINGS_PER_VERDICT = 10
+
+
+def _cap(findings: list[Finding]) -> list[Finding]:
+    """Keep the first few findings of each verdict; fold the rest into one (cycles kept)."""
+    kept: list[Finding] = []
+    extra: dict[str, list[Finding]] = {}
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[f.verdict] = counts.get(f.verdict, 0) + 1
+        if counts[f.verdict] <= MAX_FINDINGS_PER_VERDICT:
+            kept.append(f)
+        else:
+            extra.setdefault(f.verdict, []).append(f)
+    for verdict, rest in extra.items():
+        first = rest[0]
+        cycles = sorted({f.cycle for f in rest if f.cycle is not None})
+        kept.append(
+            Finding(
+                verdict,
+                first.cycle,
+                first.step,
+                first.op,
+                f"... {len(rest)} more {verdict} finding(s) in cycles {cycles[0]}..{cycles[-1]}"
+                if cycles
+                else f"... {len(rest)} more {verdict} finding(s)",
+                {"cycles": cycles, "summaries": [f.summary for f in rest[:20]]},
+            )
+        )
+    return kept
+
+
 def judge(
     record: RunRecord,
     plan: tuple[PlannedCycle, ...],
@@ -399,7 +431,7 @@ def judge(
         record.cycles = [CycleSummary(pc.index, pc.dimension, "-") for pc in plan]
         return record
     findings = _exit_findings(record, plan, setup_error)
-    findings += _step_findings(record.steps)
+    findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
     findings += _growth_findings(record.steps, markers or [], analysis)
     record.findings = findings

@@ -226,3 +226,14 @@ def test_numba_nrt_allocations_growing_is_a_leak() -> None:
     judge(rec, PLAN)
     assert rec.verdict == "leak"
     assert "Numba NRT live allocations grow 3.0 allocations per cycle" in rec.findings[0].summary
+
+
+def test_many_wrong_results_are_folded_but_every_cycle_is_marked() -> None:
+    rec = _record()
+    rec.steps = [
+        StepEvent(c, 2, "clear", True, 0.0, 8, 5, 0) for c in range(1, 7) for _ in range(3)
+    ]
+    judge(rec, PLAN)
+    assert len(rec.findings) == 11
+    assert rec.findings[-1].summary.startswith("... 8 more wrong-result finding(s) in cycles 4..6")
+    assert [c.status for c in rec.cycles] == ["wrong-result"] * 6
