@@ -790,6 +790,24 @@ class Database:
             sd = np.concatenate([s[1] for s in seeds], axis=1)
         return self._flat.search(q, k, self._metric, skip, sl, sd)
 
+    def _unfiltered(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over every live row; rows the graphs came back short for are redone exactly.
+
+        With many tombstones a graph search can end with fewer than k live hits; the
+        exact scan over the live slots is the answer the caller is owed then.
+        """
+        if not self._n_deleted:
+            return self._search_slots(q, k, None)
+        labels, dists = self._search_slots(q, k, self._del)
+        want = min(k, len(self._meta))
+        short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
+        if short.size:
+            live = np.flatnonzero(self._del[: self._next_slot] == 0)
+            ex_l, ex_d = self._exact_over(q[short], live, k)
+            labels[short] = ex_l
+            dists[short] = ex_d
+        return labels, dists
+
     def _exact_over(
         self, q: np.ndarray, slots: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -818,7 +836,7 @@ class Database:
         if filter:
             labels, dists = self._filtered(q, limit, filter)
         else:
-            labels, dists = self._search_slots(q, limit, self._del if self._n_deleted else None)
+            labels, dists = self._unfiltered(q, limit)
         return self._results(labels[0], dists[0])
 
     def _filtered(
@@ -861,7 +879,7 @@ class Database:
                 np.full((q.shape[0], limit), -1, np.int64),
                 np.full((q.shape[0], limit), np.inf, np.float32),
             )
-        labels, dists = self._search_slots(q, limit, self._del if self._n_deleted else None)
+        labels, dists = self._unfiltered(q, limit)
         valid = labels >= 0
         if self._n_obj_live == 0:
             ids = np.where(valid, self._sid[np.where(valid, labels, 0)], -1)

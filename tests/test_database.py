@@ -510,3 +510,18 @@ def test_shared_allocator_instance_across_databases() -> None:
     b.close()
     assert alloc.live() == []
     a.close()
+
+
+def test_search_after_deleting_almost_everything() -> None:
+    """A graph full of tombstones still answers with every live row there is."""
+    db = DB(buffer_size=100, segment_threshold=10**6, ef_search=8)
+    x = vecs(2000, 16)
+    db.add_batch(x)
+    keep = [5, 777, 1999]
+    db.delete_batch([i for i in range(2000) if i not in keep])
+    ids, d = db.search_batch(x[:4], limit=10)
+    assert [sorted(r[r >= 0].tolist()) for r in ids] == [keep] * 4
+    assert np.isinf(d[:, 3:]).all()
+    res = db.search(x[777], 2)
+    assert res[0].id == 777 and len(res) == 2
+    db.close()
