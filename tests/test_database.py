@@ -525,3 +525,23 @@ def test_search_after_deleting_almost_everything() -> None:
     res = db.search(x[777], 2)
     assert res[0].id == 777 and len(res) == 2
     db.close()
+
+
+def test_short_graph_answers_are_redone_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = DB(buffer_size=10)
+    x = vecs(50)
+    db.add_batch(x)
+    db.delete(3)
+    real = db._search_slots
+
+    def short(q, k, skip):  # a graph that came back with a single hit per query
+        labels, dists = real(q, k, skip)
+        labels[:, 1:] = -1
+        dists[:, 1:] = np.inf
+        return labels, dists
+
+    monkeypatch.setattr(db, "_search_slots", short)
+    ids, _ = db.search_batch(x[:2], limit=5)
+    live = [i for i in range(50) if i != 3]
+    assert ids.tolist() == [brute_ids(x[live], live, x[i], 5) for i in range(2)]
+    db.close()
