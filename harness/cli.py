@@ -171,9 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no scenario files (*.toml) under {', '.join(map(str, paths))}")
     for e in args.engine or []:
         _check_engine(e)
-    if args.fault:
+    wanted = list(args.fault or []) + [f for sc in scenarios for f in sc.faults]
+    if wanted:
         known = _fault_names()
-        bad = [f for f in args.fault if f not in known]
+        bad = [f for f in wanted if f not in known]
         if bad:
             raise UsageError(f"unknown fault {bad[0]!r}; expected one of {', '.join(known)}")
     if args.jobs < 1:

@@ -82,12 +82,13 @@ def run_one(
     """Run one scenario in one child process and judge it (see module doc)."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     engine_name = engine or sc.default_engine()
+    faults = list(dict.fromkeys([*sc.faults, *faults]))  # the scenario's own, then the caller's
     record = RunRecord(
         scenario=sc.name,
         scenario_path=sc.path,
         engine=engine_name,
         allocator=allocator,
-        faults=list(faults),
+        faults=faults,
         expected_verdict=expected or sc.expected(allocator),
     )
     if sc.engines and engine_name not in sc.engines:

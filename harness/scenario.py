@@ -46,6 +46,7 @@ TOP_KEYS = {
     "tags",
     "engines",
     "requires",
+    "faults",
     "engine",
     "cycle",
     "expect",
@@ -138,6 +139,7 @@ class Scenario:
     tags: tuple[str, ...] = ()
     engines: tuple[str, ...] = ()  # engines the scenario is written for; () = any
     requires: tuple[str, ...] = ()  # capabilities the engine must have
+    faults: tuple[str, ...] = ()  # refimpl faults switched on for every run of it
     engine_options: tuple[tuple[str, Any], ...] = ()
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)  # allocator -> verdict
     expect_note: str = ""
@@ -300,6 +302,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     tags = _strlist(w, data.get("tags", []), "tags")
     engines = _strlist(w, data.get("engines", []), "engines")
     requires = _strlist(w, data.get("requires", []), "requires", CAPABILITY_NAMES)
+    faults = _strlist(w, data.get("faults", []), "faults")
     options = _scalar_table(w, data.get("engine", {}), "engine")
     description = _str(w, data.get("description", ""), "description")
 
@@ -361,6 +364,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         tags=tags,
         engines=engines,
         requires=requires,
+        faults=faults,
         engine_options=options,
         expect=expect,
         expect_note=note,

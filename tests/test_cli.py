@@ -139,3 +139,10 @@ def test_help_for_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
             main([sub, "--help"])
         assert info.value.code == 0
     assert "--allocator" in capsys.readouterr().out
+
+
+def test_unknown_fault_in_a_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = _scenario(tmp_path)
+    p.write_text(p.read_text().replace('name = "cli"', 'name = "cli"\nfaults = ["gremlins"]'))
+    assert main(["run", str(p)]) == 2
+    _one_line_error(capsys, "unknown fault 'gremlins'")

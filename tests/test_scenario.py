@@ -141,3 +141,10 @@ def test_every_bundled_scenario_parses() -> None:
         assert sc.plan, f
         names.add(sc.name)
     assert len(names) == len(files)  # names are unique: they key the gate's baseline
+
+
+def test_scenario_faults_key() -> None:
+    sc = parse_scenario(GOOD.replace("seed = 7", 'seed = 7\nfaults = ["flat-buffer-leak"]'))
+    assert sc.faults == ("flat-buffer-leak",)
+    with pytest.raises(ScenarioError, match="field 'faults'"):
+        parse_scenario(GOOD.replace("seed = 7", "seed = 7\nfaults = 3"))
