@@ -1,0 +1,724 @@
+"""`memcycle faults`: prove the harness works — every catalogue fault caught and named,
+nothing reported on the clean engine.
+
+Each fault scenario under `scenarios/faults/` names its fault with a
+`fault:NAME` tag (the scenario schema has no key for faults, so the tag is the
+convention; the matrix passes the fault to `run_one`) and gives its expected
+verdict per allocator in `[expect.verdict]`. A fault runs with an allocator
+only when its scenario names that allocator there: raw runs only where the
+outcome is fixed. The matrix then checks, per run:
+
+- the verdict is the scenario's expectation, and the expectation is the
+  catalogue's (`refimpl.faults.CATALOGUE`: verdict_checked / verdict_raw);
+- an abort-class fault with the raw allocator ended by a signal (a real crash);
+- the clean engine (no fault) has no finding at all on every bundled scenario
+  (slow/soak ones with `--all`) and on every fault scenario.
+
+`--story` replays the reference note's "Test Results" tables instead (see
+`STORY`). Reports go through `harness.reporters.write_all`; the matrix and the
+story tables are appended to summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import re
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .isolation import REPO_ROOT
+from .records import Report, RunRecord, StepEvent
+from .runner import DEFAULT_TIMEOUT, RunSpec, run_many
+from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+
+BUNDLED = REPO_ROOT / "scenarios"
+FAULT_DIR = BUNDLED / "faults"
+FAULT_TAG = "fault:"
+STORY_TAG = "story"
+ALLOCATORS = ("checked", "raw")
+
+
+class MatrixError(Exception):
+    """Bad input (unknown fault, malformed fault scenario): one line, exit status 2."""
+
+
+# -- what to run ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One run of the matrix: a fault under one of its scenarios, or the clean engine."""
+
+    scenario: Scenario
+    allocator: str
+    fault: str | None  # None: the clean engine
+    expected: str
+
+    @property
+    def spec_faults(self) -> tuple[str, ...]:
+        return (self.fault,) if self.fault else ()
+
+
+def scenario_faults(sc: Scenario) -> list[str]:
+    """The faults a scenario names with `fault:NAME` tags."""
+    return [t[len(FAULT_TAG) :] for t in sc.tags if t.startswith(FAULT_TAG)]
+
+
+def explicit_allocators(sc: Scenario) -> list[str]:
+    """Allocators the scenario's [expect.verdict] names (the ones worth running)."""
+    return [a for a, _v in sc.expect if a != "default"]
+
+
+def load_fault_scenarios(fault_dir: Path = FAULT_DIR) -> list[Scenario]:
+    try:
+        return [load_scenario(f) for f in find_scenarios([fault_dir], include_faults=True)]
+    except ScenarioError as exc:
+        raise MatrixError(str(exc)) from None
+
+
+def fault_index(scenarios: Iterable[Scenario]) -> dict[str, list[Scenario]]:
+    """fault name -> the scenarios that expose it; unknown names are errors."""
+    from refimpl.faults import CATALOGUE
+
+    out: dict[str, list[Scenario]] = {}
+    for sc in scenarios:
+        for name in scenario_faults(sc):
+            if name not in CATALOGUE:
+                raise MatrixError(
+                    f"{sc.path}: tag 'fault:{name}' names no catalogue fault; "
+                    f"expected one of {', '.join(CATALOGUE)}"
+                )
+            out.setdefault(name, []).append(sc)
+    return out
+
+
+def plan(
+    allocators: Sequence[str],
+    *,
+    only: Sequence[str] = (),
+    fault_dir: Path = FAULT_DIR,
+    bundled: Path | None = BUNDLED,
+    include_slow: bool = False,
+    clean: bool = True,
+) -> tuple[list[Case], list[str]]:
+    """The cases to run and the catalogue faults that have no scenario (misses)."""
+    from refimpl.faults import FAULT_NAMES
+
+    unknown = [n for n in only if n not in FAULT_NAMES]
+    if unknown:
+        raise MatrixError(f"unknown fault {unknown[0]!r}; expected one of {', '.join(FAULT_NAMES)}")
+    fault_scs = load_fault_scenarios(fault_dir)
+    index = fault_index(fault_scs)
+    wanted = list(only) or list(FAULT_NAMES)
+    missing = [n for n in wanted if n not in index]
+    cases: list[Case] = []
+    for name in wanted:
+        for sc in index.get(name, []):
+            for alloc in allocators:
+                if alloc in explicit_allocators(sc):
+                    cases.append(Case(sc, alloc, name, sc.expected(alloc)))
+    if clean:
+        clean_scs: list[Scenario] = []
+        if only:
+            clean_scs = [sc for n in wanted for sc in index.get(n, [])]
+        else:
+            if bundled is not None:
+                try:
+                    clean_scs = [load_scenario(f) for f in find_scenarios([bundled])]
+                except ScenarioError as exc:
+                    raise MatrixError(str(exc)) from None
+                clean_scs = [sc for sc in clean_scs if include_slow or not sc.slow]
+            clean_scs += fault_scs
+        seen: set[str] = set()
+        for sc in clean_scs:
+            if sc.path in seen:
+                continue
+            seen.add(sc.path)
+            cases.extend(Case(sc, alloc, None, "clean") for alloc in allocators)
+    return cases, missing
+
+
+# -- judging ---------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    case: Case
+    record: RunRecord
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def judge_case(case: Case, rec: RunRecord) -> Outcome:
+    """Whether one run did what the matrix requires (see module doc)."""
+    from refimpl.faults import CATALOGUE
+
+    problems: list[str] = []
+    if case.fault is None:
+        if rec.verdict != "clean" or rec.findings:
+            first = rec.findings[0].summary if rec.findings else rec.verdict
+            problems.append(f"clean engine got {rec.verdict}: {first}")
+        return Outcome(case, rec, not problems, problems)
+    fault = CATALOGUE[case.fault]
+    catalogue_verdict = fault.verdict_raw if case.allocator == "raw" else fault.verdict_checked
+    if rec.verdict == "clean":
+        problems.append(f"missed: expected {case.expected}, nothing found")
+    elif rec.verdict != case.expected:
+        problems.append(f"misclassified: {rec.verdict}, expected {case.expected}")
+    if case.expected != catalogue_verdict:
+        problems.append(
+            f"scenario expects {case.expected} but the catalogue says {catalogue_verdict}"
+        )
+    if case.allocator == "raw" and fault.abort_class and rec.exit.get("kind") != "signal":
+        problems.append(f"abort-class fault did not kill the child (exit {rec.exit.get('kind')})")
+    return Outcome(case, rec, not problems, problems)
+
+
+# -- evidence in one line ----------------------------------------------------------------
+_CHILD_OP = re.compile(r"harness/child\.py:\d+ in (op_\w+|teardown)")
+
+
+def _violations(steps: Sequence[StepEvent]) -> list[tuple[int, dict[str, Any]]]:
+    """(step index, violation) for every allocator violation, in the order recorded."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    seen = 0
+    for i, ev in enumerate(steps):
+        led = (ev.memory or {}).get("ledger") or {}
+        n = int(led.get("n_violations", len(led.get("violations") or [])))
+        if n > seen:
+            out.extend((i, v) for v in (led.get("violations") or [])[-(n - seen) :])
+            seen = n
+    return out
+
+
+def _where(ev: StepEvent) -> str:
+    return f"cycle {ev.cycle} ({ev.op})"
+
+
+def _alloc_step(steps: Sequence[StepEvent], block_id: int) -> int | None:
+    """The step in which block #id was allocated: ids count allocations from 1, and every
+    step's ledger carries the allocation counter."""
+    for i, ev in enumerate(steps):
+        led = (ev.memory or {}).get("ledger") or {}
+        if int(led.get("allocs", 0)) >= block_id:
+            return i
+    return None
+
+
+def _stack_op(stack: Sequence[str] | None) -> str | None:
+    for frame in reversed(list(stack or ())):
+        m = _CHILD_OP.search(frame)
+        if m:
+            return "close" if m.group(1) == "teardown" else m.group(1)[3:]
+    return None
+
+
+def _free_step(
+    steps: Sequence[StepEvent], v: dict[str, Any], lo: int | None, hi: int
+) -> int | None:
+    """The step that first freed the block: exact when the allocator recorded the free
+    counter (`free_seq`), else the first step after its allocation running the op
+    named in the free stack."""
+    seq = v.get("free_seq")
+    if isinstance(seq, int):
+        for i, ev in enumerate(steps):
+            if int(((ev.memory or {}).get("ledger") or {}).get("frees", 0)) >= seq:
+                return i
+    op = _stack_op(v.get("free_stack"))
+    if op is None:
+        return None
+    for i in range(lo or 0, hi + 1):
+        if steps[i].op == op:
+            return i
+    return None
+
+
+def _block(v: dict[str, Any]) -> str:
+    size = f"{v['nbytes']} B" if v.get("nbytes") is not None else "? B"
+    bid = f"#{v['block_id']} " if v.get("block_id") not in (None, -1) else ""
+    return f"block {bid}'{v.get('label')}' ({size})"
+
+
+def _violation_line(rec: RunRecord, step_i: int, v: dict[str, Any]) -> str:
+    steps = rec.steps
+    verdict = v.get("verdict")
+    at = _where(steps[step_i])
+    if verdict == "invalid-free":
+        msg = (v.get("message") or "").splitlines()[0]
+        m = re.search(r"free of (0x[0-9a-f]+)", msg)
+        addr = m.group(1) if m else "an address"
+        return f"free() of {addr} ('{v.get('label')}'), never allocated, in {at}"
+    bid = v.get("block_id")
+    a = _alloc_step(steps, int(bid)) if isinstance(bid, int) and bid > 0 else None
+    alloc = f"allocated in {_where(steps[a])}" if a is not None else "allocated ?"
+    f = _free_step(steps, v, a, step_i)
+    freed = f"freed in {_where(steps[f])}" if f is not None else "freed ?"
+    if verdict == "double-free":
+        return f"{_block(v)}: {alloc}, {freed}, freed again in {at}"
+    if verdict == "use-after-free":
+        return f"{_block(v)}: {alloc}, {freed}, used in {at}"
+    if verdict == "buffer-overflow":
+        msg = (v.get("message") or "").splitlines()[0]
+        m = re.search(r"(WRITE of \d+ bytes at offset \d+|\d+ byte\(s\) past the end)", msg)
+        what = f" ({m.group(1)})" if m else ""
+        return f"{_block(v)}: {alloc}, written past its end in {at}{what}"
+    return f"{_block(v)}: {verdict} in {at}"
+
+
+def _leak_line(rec: RunRecord) -> str | None:
+    """Labels whose live bytes after each reset grow, with bytes per cycle (ledger)."""
+    points: dict[int, dict[str, int]] = {}
+    for ev in rec.steps:
+        led = (ev.memory or {}).get("ledger")
+        if ev.op in ("clear", "destroy", "reload") and ev.ok and led is not None:
+            points[ev.cycle] = {k: int(x["bytes"]) for k, x in led.get("by_label", {}).items()}
+    cycles = sorted(points)
+    if len(cycles) < 2:
+        return None
+    first, last = points[cycles[0]], points[cycles[-1]]
+    span = cycles[-1] - cycles[0]
+    grow = sorted(
+        ((lab, (last.get(lab, 0) - first.get(lab, 0)) / span) for lab in set(first) | set(last)),
+        key=lambda x: -x[1],
+    )
+    grow = [(lab, per) for lab, per in grow if per > 0]
+    if not grow:
+        return None
+    labels = ", ".join(f"'{lab}' +{per:.0f} B/cycle" for lab, per in grow[:3])
+    more = f" (+{len(grow) - 3} more labels)" if len(grow) > 3 else ""
+    total = sum(per for _lab, per in grow)
+    return (
+        f"{labels}{more}; {total:.0f} B/cycle live after clear, "
+        f"cycles {cycles[0]}..{cycles[-1]} (allocator ledger)"
+    )
+
+
+def _crash_line(rec: RunRecord) -> str:
+    f = next((x for x in rec.findings if x.verdict in ("crash", "timeout")), None)
+    ex = rec.exit
+    sig = ex.get("signal_name") or ex.get("kind")
+    msg = ex.get("native_message") or ex.get("fatal_error") or ""
+    where = f" in cycle {f.cycle} at {f.op}" if f else ""
+    return f"{sig}{where}" + (f': "{msg}"' if msg else "")
+
+
+def evidence_line(rec: RunRecord) -> str:
+    """The evidence behind a run's verdict, in one line (block, cycles, bytes, signal)."""
+    v = rec.verdict
+    if v == "clean":
+        blocks = {c.live_blocks_after_clear for c in rec.cycles} - {None}
+        return f"no finding in {len(rec.cycles)} cycles" + (
+            f", {max(blocks)} live blocks after every clear" if blocks else ""
+        )
+    if v in ("crash", "timeout"):
+        return _crash_line(rec)
+    if v == "leak":
+        line = _leak_line(rec)
+        if line:
+            return line
+    if v in ("double-free", "invalid-free", "use-after-free", "buffer-overflow"):
+        match = [(i, x) for i, x in _violations(rec.steps) if x.get("verdict") == v]
+        if match:
+            return _violation_line(rec, *match[0])
+    f = next((x for x in rec.findings if x.verdict == v), None)
+    return f.summary if f else v
+
+
+def verdict_finding_at(rec: RunRecord) -> str:
+    """'cycle.step op' of the first finding with the run's verdict (where it showed)."""
+    f = next((x for x in rec.findings if x.verdict == rec.verdict), None)
+    if f is None or f.cycle is None:
+        return "-"
+    return f"{f.cycle}.{f.step} {f.op}"
+
+
+# -- the matrix text ---------------------------------------------------------------------
+def _row(cols: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)).rstrip()
+
+
+def format_matrix(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> str:
+    """Plain text: fault x allocator -> verdict, where, evidence; then the clean engine."""
+    lines: list[str] = []
+    head = ("fault", "allocator", "verdict", "expected", "ok", "cycle.step", "evidence")
+    faults = [o for o in outcomes if o.case.fault]
+    rows = [
+        (
+            o.case.fault or "",
+            o.case.allocator,
+            o.record.verdict,
+            o.case.expected,
+            "PASS" if o.ok else "FAIL",
+            verdict_finding_at(o.record),
+            evidence_line(o.record) + ("" if o.ok else "  <- " + "; ".join(o.problems)),
+        )
+        for o in faults
+    ]
+    rows += [(name, "-", "-", "-", "FAIL", "-", "no scenario names this fault") for name in missing]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(head[:-1])]
+    lines.append(_row(head, [*widths, 0]))
+    lines.extend(_row(r, [*widths, 0]) for r in rows)
+    clean = [o for o in outcomes if not o.case.fault]
+    if clean:
+        lines.append("")
+        ch = ("clean engine: scenario", "allocator", "verdict", "ok", "evidence")
+        crows = [
+            (
+                o.case.scenario.name,
+                o.case.allocator,
+                o.record.verdict,
+                "PASS" if o.ok else "FAIL",
+                evidence_line(o.record) if o.ok else "; ".join(o.problems),
+            )
+            for o in clean
+        ]
+        cw = [max([len(h)] + [len(r[i]) for r in crows]) for i, h in enumerate(ch[:-1])]
+        lines.append(_row(ch, [*cw, 0]))
+        lines.extend(_row(r, [*cw, 0]) for r in crows)
+    return "\n".join(lines)
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> str:
+    """The same matrix as a Markdown section for summary.md."""
+    lines = [
+        "## Fault matrix",
+        "",
+        "| fault | allocator | verdict | expected | ok | cycle.step | evidence |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        if not o.case.fault:
+            continue
+        ev = evidence_line(o.record) + ("" if o.ok else " ← " + "; ".join(o.problems))
+        lines.append(
+            f"| {o.case.fault} | {o.case.allocator} | {o.record.verdict} | {o.case.expected} | "
+            f"{'✅' if o.ok else '❌'} | {verdict_finding_at(o.record)} | {_md_escape(ev)} |"
+        )
+    for name in missing:
+        lines.append(f"| {name} | - | - | - | ❌ | - | no scenario names this fault |")
+    clean = [o for o in outcomes if not o.case.fault]
+    if clean:
+        lines += [
+            "",
+            "### Clean engine (no fault)",
+            "",
+            "| scenario | allocator | verdict | ok |",
+            "|---|---|---|---|",
+        ]
+        for o in clean:
+            extra = "" if o.ok else " ← " + _md_escape("; ".join(o.problems))
+            lines.append(
+                f"| {o.case.scenario.name} | {o.case.allocator} | {o.record.verdict}{extra} | "
+                f"{'✅' if o.ok else '❌'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+# -- running -------------------------------------------------------------------------------
+def run_cases(
+    cases: Sequence[Case],
+    out: Path,
+    *,
+    jobs: int = 1,
+    memray: bool = True,
+    timeout: float | None = None,
+    progress: Any = None,
+    command: list[str] | None = None,
+) -> tuple[Report, list[Outcome]]:
+    """Run every case in its own child (through `run_many`) and judge it."""
+    specs = [
+        RunSpec(
+            scenario=c.scenario.path,
+            allocator=c.allocator,
+            faults=c.spec_faults,
+            memray=memray,
+            timeout=timeout,
+            expected=c.expected,
+        )
+        for c in cases
+    ]
+    report = run_many(specs, out, jobs=jobs, progress=progress, command=command)
+    outcomes = [judge_case(c, r) for c, r in zip(cases, report.runs, strict=True)]
+    return report, outcomes
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("\n" + text)
+
+
+def write_reports(report: Report, out: Path, sections: Sequence[str]) -> dict[str, Path]:
+    """write_all's formats, then our sections appended to summary.md."""
+    from .reporters import write_all
+
+    paths = write_all(report, out)
+    md = paths.get("markdown", out / "summary.md")
+    for s in sections:
+        _append(md, s)
+    return paths
+
+
+# -- the reference note's story ------------------------------------------------------------
+@dataclass(frozen=True)
+class CodePath:
+    """One version of the engine the note talks about: an engine adapter + faults."""
+
+    name: str
+    engine: str
+    faults: tuple[str, ...]
+    why: str = ""
+
+
+def original() -> CodePath:
+    """The note's original engine.
+
+    Its four "Root Causes Identified" are the faults sparse-map-recreate (1),
+    visited-not-reset (2), reinit-without-destroy (3: "reinitialize() creates NEW
+    HNSWIndex and SegmentedHNSW instances ... double-free on destructor") and
+    flat-buffer-leak (4: "Not freed in clear() ... memory leak"). Its symptom,
+    "Attempt to free invalid pointer 0xa", is a free() of a pointer that was never
+    allocated: uninitialized-slot-assign, the only catalogue fault that frees an
+    uninitialised pointer (0xa). It clears in place ("Instead of db[].clear() which
+    corrupts state"), so it runs on the `refimpl` adapter, whose clear is DB.clear().
+    """
+    faults = (
+        "sparse-map-recreate",
+        "visited-not-reset",
+        "reinit-without-destroy",
+        "flat-buffer-leak",
+        "uninitialized-slot-assign",
+    )
+    return CodePath("original", "refimpl", faults, original.__doc__ or "")
+
+
+def after_attempted_fixes() -> CodePath:
+    """The note's first table, "After Fixes" (its "Attempted Fixes").
+
+    Fixed: SparseMetadataMap uses clear() (sparse-map-recreate off), visited_size is
+    reset (visited-not-reset off), "Added clear() method to SegmentedHNSW" (graphs
+    cleared in place: reinit-without-destroy off). Still there: "Keeping initialized =
+    True after clear()" (keep-initialized), "Not freeing flat_buffer creates memory
+    leaks" (flat-buffer-leak), and the invalid-pointer free, which "shifted from 0xa
+    to 0xd to 0x1" but did not go away (uninitialized-slot-assign). Still
+    `db[].clear()`: the `refimpl` adapter.
+    """
+    faults = ("keep-initialized", "flat-buffer-leak", "uninitialized-slot-assign")
+    return CodePath("after attempted fixes", "refimpl", faults, after_attempted_fixes.__doc__ or "")
+
+
+def after_proper_fixes() -> CodePath:
+    """The note's second table, "After Fixes" (its "Correct Fixes Applied").
+
+    "Fixed Global Singleton Destruction Order: clear_database(): cleanup_global_db()":
+    the `refimpl-global` adapter, whose clear is clear_database() (destroy; the next
+    get_global_db() builds a fresh instance). "In initialize(): Check and free before
+    allocating" is the catalogue's flat-buffer-double-free (its quote). The remaining
+    segfault is blamed on "HNSWIndex/SegmentedHNSW have stale pointers after clear ...
+    Cached pointers to freed memory": stale-segment-view. "Eliminated double-free
+    completely": sparse-map-recreate, reinit-without-destroy and
+    uninitialized-slot-assign are off. Both remaining faults live in DB.clear() and in
+    a SegmentedHNSW that outlives a clear, which the destroy-and-recreate path may
+    never reach: the replay measures whether it does.
+    """
+    faults = ("flat-buffer-double-free", "stale-segment-view")
+    return CodePath(
+        "after proper fixes", "refimpl-global", faults, after_proper_fixes.__doc__ or ""
+    )
+
+
+def _note_tables() -> tuple[tuple[str, CodePath, CodePath, tuple[Any, Any]], ...]:
+    from .reporters.story import NoteColumn
+
+    return (
+        (
+            "Test Results (the note's first table: attempted fixes)",
+            original(),
+            after_attempted_fixes(),
+            (NoteColumn(5, "❌ (0xa)"), NoteColumn(2, "❌ (0x1)")),
+        ),
+        (
+            "Results (the note's second table: proper fixes)",
+            original(),
+            after_proper_fixes(),
+            (NoteColumn(5, "❌ (0xa)"), NoteColumn(4, "⚡ (segfault)")),
+        ),
+    )
+
+
+def story_scenario(fault_dir: Path = FAULT_DIR) -> Scenario:
+    """The 5-cycle clear / bulk-insert table tagged `story` in the fault directory."""
+    for sc in load_fault_scenarios(fault_dir):
+        if STORY_TAG in sc.tags:
+            return sc
+    raise MatrixError(f"no scenario tagged '{STORY_TAG}' under {fault_dir}")
+
+
+def run_story(
+    allocators: Sequence[str],
+    out: Path,
+    *,
+    jobs: int = 1,
+    memray: bool = True,
+    timeout: float | None = None,
+    fault_dir: Path = FAULT_DIR,
+    progress: Any = None,
+    command: list[str] | None = None,
+) -> tuple[Report, str]:
+    """Run each code path under each allocator; return the report and the tables."""
+    from .reporters.story import story_table
+
+    sc = story_scenario(fault_dir)
+    tables = _note_tables()
+    paths: list[CodePath] = []
+    for _t, o, f, _n in tables:
+        for p in (o, f):
+            if p not in paths:
+                paths.append(p)
+    specs = [
+        RunSpec(
+            scenario=sc.path,
+            engine=p.engine,
+            allocator=a,
+            faults=p.faults,
+            memray=memray,
+            timeout=timeout,
+        )
+        for a in allocators
+        for p in paths
+    ]
+    report = run_many(specs, out, jobs=jobs, progress=progress, command=command)
+    runs = {(r.allocator, r.engine, tuple(r.faults)): r for r in report.runs}
+    parts = [
+        "## The reference note's story, replayed",
+        "",
+        f"Scenario `{sc.name}` ({sc.description}); every cell is a measured run.",
+        "",
+    ]
+    for a in allocators:
+        for title, o, f, note in tables:
+            parts.append(
+                story_table(
+                    runs[(a, o.engine, o.faults)],
+                    runs[(a, f.engine, f.faults)],
+                    title=f"{title}, {a} allocator",
+                    note=note,
+                )
+            )
+    return report, "\n".join(parts)
+
+
+# -- CLI -----------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run every catalogue fault under its scenarios (scenarios/faults/) and the clean "
+        "engine under every bundled scenario; print fault x allocator -> verdict. Exit 1 when "
+        "a fault is missed or misclassified or the clean engine gets any finding."
+    )
+    parser.add_argument(
+        "--allocator", choices=(*ALLOCATORS, "both"), default="both", help="default both"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="only this fault (repeatable)"
+    )
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
+    parser.add_argument(
+        "--out", metavar="DIR", help="output folder (default reports/faults-<timestamp>/)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="include slow/soak bundled scenarios in the clean runs"
+    )
+    parser.add_argument(
+        "--no-clean", action="store_true", help="skip the clean-engine runs (faults only)"
+    )
+    parser.add_argument(
+        "--story",
+        action="store_true",
+        help="replay the reference note's Test Results tables instead of the matrix",
+    )
+    parser.add_argument(
+        "--faults-dir",
+        default=str(FAULT_DIR),
+        metavar="DIR",
+        help="fault scenarios (default scenarios/faults/)",
+    )
+    parser.add_argument(
+        "--memray",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record allocations with memray (default on)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help=f"seconds per run (default 120; memcycle run uses {DEFAULT_TIMEOUT:.0f})",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from .cli import Progress, UsageError
+
+    allocators = list(ALLOCATORS) if args.allocator == "both" else [args.allocator]
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
+    fault_dir = Path(args.faults_dir)
+    command = ["memcycle", *sys.argv[1:]]
+    t0 = time.perf_counter()
+    try:
+        if args.story:
+            out = Path(args.out) if args.out else Path("reports") / f"story-{stamp}"
+            n = len(allocators) * 3
+            report, text = run_story(
+                allocators,
+                out,
+                jobs=args.jobs,
+                memray=args.memray,
+                timeout=args.timeout,
+                fault_dir=fault_dir,
+                progress=Progress(n),
+                command=command,
+            )
+            write_reports(report, out, [text])
+            print(text)
+            print(f"report: {out / 'summary.md'} ({time.perf_counter() - t0:.0f} s)")
+            broken = [r for r in report.runs if r.exit.get("kind") == "skipped"]
+            return 1 if broken else 0
+        out = Path(args.out) if args.out else Path("reports") / f"faults-{stamp}"
+        cases, missing = plan(
+            allocators,
+            only=args.only,
+            fault_dir=fault_dir,
+            include_slow=args.all,
+            clean=not args.no_clean,
+        )
+    except MatrixError as exc:
+        raise UsageError(str(exc)) from None
+    if not cases and not missing:
+        raise UsageError("nothing to run")
+    report, outcomes = run_cases(
+        cases,
+        out,
+        jobs=args.jobs,
+        memray=args.memray,
+        timeout=args.timeout,
+        progress=Progress(len(cases)),
+        command=command,
+    )
+    write_reports(report, out, [matrix_markdown(outcomes, missing)])
+    print(format_matrix(outcomes, missing))
+    bad = [o for o in outcomes if not o.ok]
+    n_fault = sum(1 for o in outcomes if o.case.fault)
+    print()
+    print(
+        f"{n_fault} fault run(s), {len(outcomes) - n_fault} clean run(s); "
+        f"{len(bad) + len(missing)} problem(s); {time.perf_counter() - t0:.0f} s; "
+        f"report: {out / 'summary.md'}"
+    )
+    return 1 if bad or missing else 0
