@@ -1,10 +1,9 @@
 """`memcycle faults`: prove the harness works — every catalogue fault caught and named,
 nothing reported on the clean engine.
 
-Each fault scenario under `scenarios/faults/` names its fault with a
-`fault:NAME` tag (the scenario schema has no key for faults, so the tag is the
-convention; the matrix passes the fault to `run_one`) and gives its expected
-verdict per allocator in `[expect.verdict]`. A fault runs with an allocator
+Each fault scenario under `scenarios/faults/` switches its fault on with the
+scenario key `faults = ["NAME"]` and gives its expected verdict per allocator
+in `[expect.verdict]`. A fault runs with an allocator
 only when its scenario names that allocator there: raw runs only where the
 outcome is fixed. The matrix then checks, per run:
 
@@ -27,18 +26,18 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .isolation import REPO_ROOT
 from .records import Report, RunRecord, StepEvent
-from .runner import DEFAULT_TIMEOUT, RunSpec, run_many
+from .runner import DEFAULT_TIMEOUT, host_info, run_one
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 
 BUNDLED = REPO_ROOT / "scenarios"
 FAULT_DIR = BUNDLED / "faults"
-FAULT_TAG = "fault:"
 STORY_TAG = "story"
 ALLOCATORS = ("checked", "raw")
 
@@ -57,14 +56,9 @@ class Case:
     fault: str | None  # None: the clean engine
     expected: str
 
-    @property
-    def spec_faults(self) -> tuple[str, ...]:
-        return (self.fault,) if self.fault else ()
-
-
-def scenario_faults(sc: Scenario) -> list[str]:
-    """The faults a scenario names with `fault:NAME` tags."""
-    return [t[len(FAULT_TAG) :] for t in sc.tags if t.startswith(FAULT_TAG)]
+    def scenario_to_run(self) -> Scenario:
+        """The scenario as run: the clean engine runs a fault scenario with its faults off."""
+        return self.scenario if self.fault else replace(self.scenario, faults=())
 
 
 def explicit_allocators(sc: Scenario) -> list[str]:
@@ -85,10 +79,10 @@ def fault_index(scenarios: Iterable[Scenario]) -> dict[str, list[Scenario]]:
 
     out: dict[str, list[Scenario]] = {}
     for sc in scenarios:
-        for name in scenario_faults(sc):
+        for name in sc.faults:
             if name not in CATALOGUE:
                 raise MatrixError(
-                    f"{sc.path}: tag 'fault:{name}' names no catalogue fault; "
+                    f"{sc.path}: faults = [{name!r}] names no catalogue fault; "
                     f"expected one of {', '.join(CATALOGUE)}"
                 )
             out.setdefault(name, []).append(sc)
@@ -420,6 +414,59 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
 
 
 # -- running -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One child to run: a scenario (its own faults on) plus extra faults."""
+
+    scenario: Scenario
+    allocator: str
+    engine: str | None = None
+    faults: tuple[str, ...] = ()
+    expected: str | None = None
+
+
+def run_jobs(
+    jobs_: Sequence[Job],
+    out: Path,
+    *,
+    jobs: int = 1,
+    memray: bool = True,
+    timeout: float | None = None,
+    progress: Any = None,
+    command: list[str] | None = None,
+) -> Report:
+    """Run every job in its own child, `jobs` at once; the report keeps the order.
+
+    Like `runner.run_many`, but with `Scenario` objects, so the clean engine can run a
+    fault scenario with its `faults` key emptied."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def one(j: Job) -> RunRecord:
+        rec = run_one(
+            j.scenario,
+            j.engine,
+            j.allocator,
+            j.faults,
+            memray=memray,
+            timeout=timeout,
+            out_dir=out,
+            expected=j.expected,
+        )
+        if progress is not None:
+            progress(rec)
+        return rec
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        runs = list(pool.map(one, jobs_))
+    return Report(
+        run_id=out.name,
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        runs=runs,
+        host=host_info(),
+        command=list(command if command is not None else sys.argv),
+    )
+
+
 def run_cases(
     cases: Sequence[Case],
     out: Path,
@@ -430,19 +477,11 @@ def run_cases(
     progress: Any = None,
     command: list[str] | None = None,
 ) -> tuple[Report, list[Outcome]]:
-    """Run every case in its own child (through `run_many`) and judge it."""
-    specs = [
-        RunSpec(
-            scenario=c.scenario.path,
-            allocator=c.allocator,
-            faults=c.spec_faults,
-            memray=memray,
-            timeout=timeout,
-            expected=c.expected,
-        )
-        for c in cases
-    ]
-    report = run_many(specs, out, jobs=jobs, progress=progress, command=command)
+    """Run every case in its own child and judge it."""
+    todo = [Job(c.scenario_to_run(), c.allocator, expected=c.expected) for c in cases]
+    report = run_jobs(
+        todo, out, jobs=jobs, memray=memray, timeout=timeout, progress=progress, command=command
+    )
     outcomes = [judge_case(c, r) for c, r in zip(cases, report.runs, strict=True)]
     return report, outcomes
 
@@ -579,20 +618,12 @@ def run_story(
         for p in (o, f):
             if p not in paths:
                 paths.append(p)
-    specs = [
-        RunSpec(
-            scenario=sc.path,
-            engine=p.engine,
-            allocator=a,
-            faults=p.faults,
-            memray=memray,
-            timeout=timeout,
-        )
-        for a in allocators
-        for p in paths
-    ]
-    report = run_many(specs, out, jobs=jobs, progress=progress, command=command)
+    todo = [Job(sc, a, p.engine, p.faults) for a in allocators for p in paths]
+    report = run_jobs(
+        todo, out, jobs=jobs, memray=memray, timeout=timeout, progress=progress, command=command
+    )
     runs = {(r.allocator, r.engine, tuple(r.faults)): r for r in report.runs}
+    # run_one lists the scenario's own faults first; the story scenario has none
     parts = [
         "## The reference note's story, replayed",
         "",

@@ -3,13 +3,15 @@
 The note compares two code paths cycle by cycle (Cycle | Original | After
 Fixes | Status). `story_table` builds the same table from two real
 `RunRecord`s of the same cycle table, so each cell is a measurement:
-✅ the cycle ran with no finding, ❌ (verdict) a finding first shown in that
-cycle, ⚡ (signal) the child died in it, - not reached. A pure function of run
+✅ the cycle ran with no finding, ❌ (verdict: block label or pointer) a
+finding shown in that cycle, ⚡ (signal: native message) the child died in it,
+- not reached. A pure function of run
 records, like every reporter; `memcycle faults --story` runs the code paths.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,6 +58,12 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _address(message: str) -> str:
+    """The pointer of an invalid free ('0xa'), the note's way of naming the failure."""
+    m = re.search(r"free of (0x[0-9a-f]+)", message or "")
+    return m.group(1) if m else ""
+
+
 def _crash_detail(run: RunRecord) -> str:
     sig = signal_name(run) or ("timeout" if run.exit.get("kind") == "timeout" else "")
     msg = run.exit.get("native_message") or ""
@@ -77,12 +85,13 @@ def cycle_cells(run: RunRecord) -> list[CycleCell]:
         n = int(led.get("n_violations", len(led.get("violations") or [])))
         if n > seen:
             for v in (led.get("violations") or [])[-(n - seen) :]:
-                label = v.get("label") or ""
+                label = v.get("label") or _address(v.get("message", ""))
                 per_cycle.setdefault(ev.cycle, []).append((str(v.get("verdict")), label))
             seen = n
         if ev.error:
             verdict = ev.error.get("verdict") or "lifecycle-error"
-            per_cycle.setdefault(ev.cycle, []).append((str(verdict), ""))
+            detail = _address(ev.error.get("message", "")) if verdict == "invalid-free" else ""
+            per_cycle.setdefault(ev.cycle, []).append((str(verdict), detail))
     cells: list[CycleCell] = []
     for c in run.cycles:
         found = [(c.status, "")] if c.status not in ("ok", "-") else []
