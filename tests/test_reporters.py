@@ -314,3 +314,16 @@ def test_stacks_already_quoted_in_the_message_are_not_repeated() -> None:
     text = render_run(run)
     assert text.count("a.py:1 in f") == 1
     assert "violation.alloc_stack" not in text
+
+
+def test_an_error_record_in_evidence_shows_its_traceback_as_text() -> None:
+    tb = 'Traceback (most recent call last):\n  File "x.py", line 1, in f\nDoubleFreeError: boom'
+    items = {
+        i.title: i
+        for i in evidence_items(
+            {"error": {"type": "DoubleFreeError", "message": "boom", "traceback": tb}}
+        )
+    }
+    assert items["error.traceback"].block
+    assert items["error.traceback"].text == tb
+    assert items["error.type"].text == "DoubleFreeError"

@@ -359,8 +359,9 @@ def evidence_items(evidence: dict[str, Any]) -> list[EvidenceItem]:
         value = evidence[key]
         if value in (None, "", [], {}):
             continue
-        if isinstance(value, dict) and key in ("block", "violation"):
-            # the allocator's violation record: flatten it one level so stacks show as blocks
+        if isinstance(value, dict) and not all(isinstance(v, dict) for v in value.values()):
+            # a record (the allocator's violation, the exception with its traceback):
+            # flatten it one level so messages and stacks show as text, not JSON
             items.extend(
                 EvidenceItem(f"{key}.{k}", *(_fmt_value(k, value[k])))
                 for k in _order(list(value))
@@ -376,20 +377,33 @@ def _lines(text: str) -> set[str]:
     return {line.strip() for line in text.splitlines() if line.strip()}
 
 
-def _dedupe(items: list[EvidenceItem], shown: list[set[str]]) -> list[EvidenceItem]:
+def _dedupe(items: list[EvidenceItem], shown: list[tuple[str, set[str]]]) -> list[EvidenceItem]:
     """Drop blocks whose every line another block already shows: the same stderr arrives
     as faulthandler output, stderr tail and exit tail, and an allocator message already
-    quotes the block's stacks. `shown` carries across a run; longer blocks win."""
+    quotes the block's stacks; a traceback that ends with a message shown above keeps
+    only the message's first line. `shown` carries across a run; longer blocks win."""
     blocks = sorted((i for i in items if i.block), key=lambda i: -len(i.text))
-    keep_blocks = []
+    replaced: dict[int, EvidenceItem] = {}
     for item in blocks:
         lines = _lines(item.text)
-        if lines and any(lines <= other for other in shown):
+        if lines and any(lines <= other for _, other in shown):
+            replaced[id(item)] = item  # marker: drop
             continue
-        shown.append(lines)
-        keep_blocks.append(item)
-    kept = set(map(id, keep_blocks))
-    return [i for i in items if not i.block or id(i) in kept]
+        text = item.text
+        for other_text, _ in shown:
+            body = other_text.strip()
+            if body.count("\n") >= 3 and body in text:
+                text = text.replace(body, body.splitlines()[0] + " [... as shown above]")
+        shown.append((item.text.strip(), lines))
+        if text != item.text:
+            replaced[id(item)] = EvidenceItem(item.title, text, True)
+    out = []
+    for i in items:
+        r = replaced.get(id(i))
+        if r is i:
+            continue
+        out.append(r or i)
+    return out
 
 
 def run_evidence(
@@ -397,7 +411,7 @@ def run_evidence(
 ) -> tuple[list[tuple[Finding, list[EvidenceItem]]], list[EvidenceItem]]:
     """Each finding with its evidence items, and the exit items (empty for a normal exit),
     with text repeated across them shown once."""
-    shown: list[set[str]] = []
+    shown: list[tuple[str, set[str]]] = []
     findings = [(f, _dedupe(evidence_items(f.evidence), shown)) for f in run.findings]
     exit_part: list[EvidenceItem] = []
     if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
