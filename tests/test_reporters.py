@@ -327,3 +327,19 @@ def test_an_error_record_in_evidence_shows_its_traceback_as_text() -> None:
     assert items["error.traceback"].block
     assert items["error.traceback"].text == tb
     assert items["error.type"].text == "DoubleFreeError"
+
+
+def test_a_traceback_does_not_repeat_the_message_shown_above() -> None:
+    message = "double free of block #1\n  allocated at:\n    a.py:1 in f\n    b.py:2 in g"
+    tb = "Traceback (most recent call last):\n  File x.py\nDoubleFreeError: " + message
+    run = make_run(
+        verdict="double-free",
+        findings=[
+            Finding(
+                "double-free", 2, 0, "insert", "s", {"error": {"message": message, "traceback": tb}}
+            )
+        ],
+    )
+    text = render_run(run)
+    assert text.count("a.py:1 in f") == 1
+    assert "DoubleFreeError: double free of block #1 [... as shown above]" in text

@@ -381,8 +381,8 @@ def _dedupe(items: list[EvidenceItem], shown: list[tuple[str, set[str]]]) -> lis
     """Drop blocks whose every line another block already shows: the same stderr arrives
     as faulthandler output, stderr tail and exit tail, and an allocator message already
     quotes the block's stacks; a traceback that ends with a message shown above keeps
-    only the message's first line. `shown` carries across a run; longer blocks win."""
-    blocks = sorted((i for i in items if i.block), key=lambda i: -len(i.text))
+    only the message's first line. `shown` carries across a run."""
+    blocks = [i for i in items if i.block]  # in display order: messages before tracebacks
     replaced: dict[int, EvidenceItem] = {}
     for item in blocks:
         lines = _lines(item.text)
