@@ -190,6 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             memray=args.memray,
             native=args.native,
             timeout=args.timeout,
+            flamegraphs=args.flamegraphs,
         )
         for sc in scenarios
         for eng in engines
@@ -316,6 +317,13 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         help="record allocations with memray (default on; off uses tracemalloc instead)",
     )
     run.add_argument("--native", action="store_true", help="memray native stack traces")
+    run.add_argument(
+        "--flamegraphs",
+        choices=("all", "failed", "none"),
+        default="all",
+        help="memray flamegraph HTML for every run, only runs with an unexpected verdict, or "
+        "none (rendering takes a few seconds per run; default all)",
+    )
     run.add_argument("--out", metavar="DIR", help="output folder (default reports/<run-id>/)")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
     run.add_argument(

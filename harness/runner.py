@@ -46,6 +46,7 @@ class RunSpec:
     timeout: float | None = None
     expected: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # extra engine options
+    flamegraphs: str = "all"  # "all" | "failed" (verdict differs from expected) | "none"
 
 
 def slug(text: str) -> str:
@@ -78,8 +79,16 @@ def run_one(
     out_dir: Path | None = None,
     expected: str | None = None,
     options: dict[str, Any] | None = None,
+    flamegraphs: str = "all",
 ) -> RunRecord:
-    """Run one scenario in one child process and judge it (see module doc)."""
+    """Run one scenario in one child process and judge it (see module doc).
+
+    With `out_dir`, the memray capture, events.jsonl, stderr.txt and (per
+    `flamegraphs`: "all", "failed" or "none") memray's flamegraph HTML are kept
+    under `out_dir/<run-key-slug>/`.
+    """
+    if flamegraphs not in ("all", "failed", "none"):
+        raise ValueError(f"flamegraphs must be 'all', 'failed' or 'none', got {flamegraphs!r}")
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     engine_name = engine or sc.default_engine()
     faults = list(dict.fromkeys([*sc.faults, *faults]))  # the scenario's own, then the caller's
@@ -147,6 +156,7 @@ def run_one(
         if capture and Path(capture).exists() and record.verdict != "skipped":
             an = _analysis.analyze(capture, roots)
             result = an.to_dict()
+            by_index = {m["index"]: m for m in an.markers}
             record.peak_bytes = an.peak_bytes or None
             record.memray = {
                 "capture": capture if run_dir is not None else None,
@@ -154,25 +164,20 @@ def run_one(
                 "peak_bytes": an.peak_bytes,
                 "engine_peak_bytes": an.engine_peak_bytes,
                 "top_live": an.top_live,
-                "markers": [
-                    {**mk, **(next((m for m in an.markers if m["index"] == mk["index"]), {}))}
-                    for mk in markers
-                ],
+                "markers": [{**mk, **by_index.get(mk["index"], {})} for mk in markers],
                 "source_roots": roots,
                 "error": an.error,
             }
             if run_dir is not None:
-                record.memray.update(
-                    {
-                        k: os.path.relpath(v, out_dir)
-                        for k, v in _analysis.flamegraphs(capture, run_dir).items()
-                    }
-                )
                 record.memray["capture"] = os.path.relpath(capture, out_dir)
         if record.peak_bytes is None:
             rss = [s.memory.get("rss", 0) for s in record.steps if s.memory]
             record.peak_bytes = max(rss) if rss else None
         judge(record, sc.plan, markers=markers, analysis=result, setup_error=setup_error)
+        render = flamegraphs == "all" or (flamegraphs == "failed" and not record.passed)
+        if render and record.memray is not None and run_dir is not None and capture:
+            made = _analysis.flamegraphs(capture, run_dir)
+            record.memray.update({k: os.path.relpath(v, out_dir) for k, v in made.items()})
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -205,6 +210,7 @@ def run_many(
             out_dir=out_dir,
             expected=spec.expected,
             options=spec.options,
+            flamegraphs=spec.flamegraphs,
         )
         if progress is not None:
             progress(rec)

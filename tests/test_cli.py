@@ -146,3 +146,18 @@ def test_unknown_fault_in_a_scenario(tmp_path: Path, capsys: pytest.CaptureFixtu
     p.write_text(p.read_text().replace('name = "cli"', 'name = "cli"\nfaults = ["gremlins"]'))
     assert main(["run", str(p)]) == 2
     _one_line_error(capsys, "unknown fault 'gremlins'")
+
+
+def test_flamegraphs_only_for_failed_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    scen = str(_scenario(tmp_path, repeat=6))
+    args = ["run", scen, "--engine", f"{ENG}:make_leaky", "--engine", f"{ENG}:make_bruteforce"]
+    assert main([*args, "--flamegraphs", "failed", "--out", str(out)]) == 1
+    report = Report.from_dict(json.loads((out / "report.json").read_text()))
+    by_engine = {r.engine.rsplit("_", 1)[-1]: r for r in report.runs}
+    assert by_engine["leaky"].verdict == "leak" and by_engine["bruteforce"].verdict == "clean"
+    assert (out / by_engine["leaky"].memray["leaks_flamegraph"]).is_file()
+    assert "flamegraph" not in by_engine["bruteforce"].memray
+    assert (out / by_engine["bruteforce"].memray["capture"]).is_file()
