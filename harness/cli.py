@@ -346,7 +346,7 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
 
     for name, (module, help_text) in _DELEGATES.items():
-        p = sub.add_parser(name, help=help_text, add_help=name != delegate)
+        p = sub.add_parser(name, help=help_text, add_help=name == delegate)
         if name == delegate:
             mod = importlib.import_module(module)
             mod.add_arguments(p)

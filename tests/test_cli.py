@@ -161,3 +161,16 @@ def test_flamegraphs_only_for_failed_runs(
     assert (out / by_engine["leaky"].memray["leaks_flamegraph"]).is_file()
     assert "flamegraph" not in by_engine["bruteforce"].memray
     assert (out / by_engine["bruteforce"].memray["capture"]).is_file()
+
+
+def test_delegated_subcommands(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["gate", "--help"])
+    assert info.value.code == 0 and "memcycle gate" in capsys.readouterr().out
+    import harness.cli as cli
+
+    monkeypatch.setitem(cli._DELEGATES, "faults", ("harness.no_such_module", "x"))
+    assert main(["faults", "--all"]) == 2
+    _one_line_error(capsys, "'memcycle faults' is not available", "harness.no_such_module")
