@@ -186,8 +186,19 @@ def _violations(steps: Sequence[StepEvent]) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _where(ev: StepEvent) -> str:
-    return f"cycle {ev.cycle} ({ev.op})"
+def _where(ev: StepEvent, stack: Sequence[str] | None = None) -> str:
+    frame = _engine_frame(stack)
+    return f"cycle {ev.cycle} ({ev.op}{', ' + frame if frame else ''})"
+
+
+def _engine_frame(stack: Sequence[str] | None) -> str:
+    """The innermost engine frame of a stack ('sparse_map.py:166 __del__'), skipping the
+    allocator itself and the harness."""
+    for frame in reversed(list(stack or ())):
+        m = re.match(r"(?:.*/)?([^/]+\.py):(\d+) in (\S+)", frame)
+        if m and m.group(1) != "alloc.py" and "/harness/" not in frame:
+            return f"{m.group(1)}:{m.group(2)} {m.group(3)}"
+    return ""
 
 
 def _alloc_step(steps: Sequence[StepEvent], block_id: int) -> int | None:
@@ -238,16 +249,20 @@ def _violation_line(rec: RunRecord, step_i: int, v: dict[str, Any]) -> str:
     steps = rec.steps
     verdict = v.get("verdict")
     at = _where(steps[step_i])
+    again = v.get("fault_stack")
     if verdict == "invalid-free":
         msg = (v.get("message") or "").splitlines()[0]
-        m = re.search(r"free of (0x[0-9a-f]+)", msg)
-        addr = m.group(1) if m else "an address"
-        return f"free() of {addr} ('{v.get('label')}'), never allocated, in {at}"
+        m = re.search(r"free of (0x[0-9a-f]+) \('([^']*)'\)", msg)
+        addr, label = (m.group(1), m.group(2)) if m else ("an address", v.get("label"))
+        return f"free() of {addr} ('{label}'), never allocated, in {_where(steps[step_i], again)}"
     bid = v.get("block_id")
     a = _alloc_step(steps, int(bid)) if isinstance(bid, int) and bid > 0 else None
-    alloc = f"allocated in {_where(steps[a])}" if a is not None else "allocated ?"
+    alloc = (
+        f"allocated in {_where(steps[a], v.get('alloc_stack'))}" if a is not None else "allocated ?"
+    )
     f = _free_step(steps, v, a, step_i)
-    freed = f"freed in {_where(steps[f])}" if f is not None else "freed ?"
+    freed = f"freed in {_where(steps[f], v.get('free_stack'))}" if f is not None else "freed ?"
+    at = _where(steps[step_i], again)
     if verdict == "double-free":
         return f"{_block(v)}: {alloc}, {freed}, freed again in {at}"
     if verdict == "use-after-free":
@@ -311,12 +326,19 @@ def evidence_line(rec: RunRecord) -> str:
         line = _leak_line(rec)
         if line:
             return line
+    line = ""
     if v in ("double-free", "invalid-free", "use-after-free", "buffer-overflow"):
         match = [(i, x) for i, x in _violations(rec.steps) if x.get("verdict") == v]
         if match:
-            return _violation_line(rec, *match[0])
-    f = next((x for x in rec.findings if x.verdict == v), None)
-    return f.summary if f else v
+            line = _violation_line(rec, *match[0])
+    if not line:
+        f = next((x for x in rec.findings if x.verdict == v), None)
+        line = f.summary if f else v
+    if v != "leak" and any(x.verdict == "leak" for x in rec.findings):
+        leak = _leak_line(rec) or next(x.summary for x in rec.findings if x.verdict == "leak")
+        first = next(x for x in rec.findings if x.verdict == "leak")
+        line += f"; before it, a leak from cycle {first.cycle}: {leak}"
+    return line
 
 
 def verdict_finding_at(rec: RunRecord) -> str:
