@@ -33,6 +33,9 @@ class MemrayAnalysis:
     engine_peak_bytes: int = 0
     markers: list[dict[str, Any]] = field(default_factory=list)
     top_live: list[dict[str, Any]] = field(default_factory=list)  # engine stacks at the end
+    # engine stacks whose live bytes grew from the baseline marker to the end: the leak's origin
+    top_growth: list[dict[str, Any]] = field(default_factory=list)
+    baseline_index: int | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,9 +77,27 @@ def _is_marker(rec: Any) -> int | None:
     return idx if stack and stack[0][0] == MARKER_FUNCTION else None
 
 
-def analyze(capture: str | Path, roots: list[str]) -> MemrayAnalysis:
-    """Replay a capture; never raises (a broken capture is reported in `error`)."""
-    out = MemrayAnalysis(capture=str(capture))
+def _by_stack(live: dict[int, tuple[int, int, bool]]) -> dict[int, list[int]]:
+    """Engine-attributed live bytes and blocks per stack id."""
+    by_stack: dict[int, list[int]] = {}
+    for size, sid, is_eng in live.values():
+        if is_eng:
+            entry = by_stack.setdefault(sid, [0, 0])
+            entry[0] += size
+            entry[1] += 1
+    return by_stack
+
+
+def analyze(
+    capture: str | Path, roots: list[str], baseline_index: int | None = None
+) -> MemrayAnalysis:
+    """Replay a capture; never raises (a broken capture is reported in `error`).
+
+    `baseline_index` names the marker (usually the end of the warm-up cycle) from
+    which per-stack growth is measured for `top_growth`.
+    """
+    out = MemrayAnalysis(capture=str(capture), baseline_index=baseline_index)
+    baseline: dict[int, list[int]] | None = None
     try:
         from memray import FileReader
     except ImportError as exc:  # pragma: no cover - memray is a dependency
@@ -111,6 +132,8 @@ def analyze(capture: str | Path, roots: list[str]) -> MemrayAnalysis:
                     }
                 )
                 seg_peak, seg_engine_peak = total, engine
+                if idx == baseline_index:
+                    baseline = _by_stack(live)
                 # the marker's own free follows; it must not match a live block
                 live.pop(rec.address, None)
                 continue
@@ -135,14 +158,19 @@ def analyze(capture: str | Path, roots: list[str]) -> MemrayAnalysis:
         reader.close()
     except Exception as exc:  # truncated capture after a hard crash, etc.
         out.error = f"{type(exc).__name__}: {exc}"
-    by_stack: dict[int, list[int]] = {}
-    for size, sid, is_eng in live.values():
-        if is_eng:
-            entry = by_stack.setdefault(sid, [0, 0])
-            entry[0] += size
-            entry[1] += 1
+    by_stack = _by_stack(live)
     for sid, (nbytes, count) in sorted(by_stack.items(), key=lambda kv: -kv[1][0])[:10]:
         out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
+    if baseline is not None:
+        growth = []
+        for sid, (nbytes, count) in by_stack.items():
+            before = baseline.get(sid, [0, 0])
+            if nbytes > before[0]:
+                growth.append((nbytes - before[0], count - before[1], sid))
+        for nbytes, count, sid in sorted(growth, reverse=True)[:10]:
+            out.top_growth.append(
+                {"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])}
+            )
     return out
 
 

@@ -380,6 +380,7 @@ def _growth_findings(
                 "cycles_sampled": cs,
                 "also": {k: e for k, _c, e in found[1:]},
                 "cycles": [c for c in cs if c >= cycle],
+                "top_growth": (analysis or {}).get("top_growth", [])[:5],
                 "top_live": (analysis or {}).get("top_live", [])[:5],
             },
         )

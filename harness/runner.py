@@ -154,7 +154,9 @@ def run_one(
                     fh.write(json.dumps(ev) + "\n")
         result: dict[str, Any] | None = None
         if capture and Path(capture).exists() and record.verdict != "skipped":
-            an = _analysis.analyze(capture, roots)
+            # growth per stack is measured from the end of the first (warm-up) cycle
+            first = [m["index"] for m in markers if m["cycle"] == sc.plan[0].index]
+            an = _analysis.analyze(capture, roots, baseline_index=first[-1] if first else None)
             result = an.to_dict()
             by_index = {m["index"]: m for m in an.markers}
             record.peak_bytes = an.peak_bytes or None
@@ -164,6 +166,7 @@ def run_one(
                 "peak_bytes": an.peak_bytes,
                 "engine_peak_bytes": an.engine_peak_bytes,
                 "top_live": an.top_live,
+                "top_growth": an.top_growth,
                 "markers": [{**mk, **by_index.get(mk["index"], {})} for mk in markers],
                 "source_roots": roots,
                 "error": an.error,

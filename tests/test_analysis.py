@@ -85,3 +85,12 @@ def test_flamegraphs_render(tmp_path: Path) -> None:
     made = flamegraphs(cap, tmp_path)
     assert set(made) == {"flamegraph", "leaks_flamegraph"}
     assert "<html" in Path(made["flamegraph"]).read_text()[:2000].lower()
+
+
+def test_top_growth_points_at_the_leaking_line(tmp_path: Path) -> None:
+    cap, info = _capture(tmp_path, "make_leaky")
+    first_cycle = [e["index"] for e in info["events"] if e["kind"] == "marker" and e["cycle"] == 1]
+    an = analyze(cap, info["roots"], baseline_index=first_cycle[-1])
+    top = an.top_growth[0]
+    assert top["blocks"] == 4 and 4 * 100 * 1024 <= top["bytes"] < 5 * 100 * 1024
+    assert any(f.startswith("clear (") and "engines_for_tests.py" in f for f in top["stack"][:3])
