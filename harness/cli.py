@@ -83,6 +83,10 @@ def format_run(rec: RunRecord) -> str:
         return "\n".join(lines)
     for f in rec.findings[:3]:
         lines.append(f"  - {f.verdict}: {f.summary}")
+        growth = f.evidence.get("top_growth") or []
+        if growth and growth[0].get("stack"):
+            where = " <- ".join(growth[0]["stack"][:3])
+            lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
     if len(rec.findings) > 3:
         lines.append(f"  - ... {len(rec.findings) - 3} more finding(s)")
     lines.append(
