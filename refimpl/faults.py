@@ -110,11 +110,11 @@ CATALOGUE: dict[str, Fault] = {
             "get_global_db() hands out the destroyed database, and the next cleanup destroys it "
             "again.",
             "Global singleton is fundamentally broken in Mojo: Destructor called multiple times",
-            # Two cleanups in a row: a double free (raw: glibc aborts on the second destroy).
-            # A cycle that uses the database between them (clear_database(), then insert or
-            # search) first touches the destroyed database's freed blocks, which the checked
-            # allocator reports as use-after-free, a verdict of its own.
-            "double-free",
+            # A cycle that uses the database between two cleanups (clear_database(), then
+            # search, as the note's cycles do) first touches the destroyed database's freed
+            # blocks: use-after-free with the checked allocator. Two cleanups in a row with
+            # nothing between them give a double free. Raw: glibc aborts on the second destroy.
+            "use-after-free",
             "crash",
             True,
         ),

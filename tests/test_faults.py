@@ -138,7 +138,7 @@ def test_singleton_double_destroy_on_the_second_cleanup() -> None:
     finally:
         database_module._GLOBAL = None
         db.state = "closed"
-    assert CATALOGUE["singleton-double-destroy"].verdict_checked == "double-free"
+    assert CATALOGUE["singleton-double-destroy"].verdict_checked == "use-after-free"
 
 
 def test_singleton_double_destroy_hands_out_the_destroyed_database() -> None:
