@@ -177,6 +177,8 @@ def search_layer(
         if c_d > lower and (rsize >= ef or ndel == 0):
             break
         csize = min_pop(cd, ci, csize)
+        if csize > 0 and level == 0:  # the links of the next candidate to expand
+            prefetch(l0, ci[0], 0)
         row = links_of(l0, upper, offsets, c, level)
         cnt = row[0]
         if cnt > 0:
@@ -187,7 +189,8 @@ def search_layer(
             if j < cnt:  # as hnswlib: fetch the next neighbour while this one is measured
                 nxt = row[j + 1]
                 prefetch(visited, vrow, nxt)
-                prefetch(vecs, nxt, 0)
+                for off in range(0, vecs.shape[1], 16):  # every 64-byte line of the row
+                    prefetch(vecs, nxt, off)
             if visited[vrow, n] == tag:
                 continue
             visited[vrow, n] = tag
