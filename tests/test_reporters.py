@@ -343,3 +343,14 @@ def test_a_traceback_does_not_repeat_the_message_shown_above() -> None:
     text = render_run(run)
     assert text.count("a.py:1 in f") == 1
     assert "DoubleFreeError: double free of block #1 [... as shown above]" in text
+
+
+def test_memray_stacks_in_evidence_read_as_header_and_frames() -> None:
+    [item] = evidence_items(
+        {"top_growth": [{"bytes": 2 * MiB, "blocks": 3, "stack": ["alloc (a.py:1)", "f (b.py:2)"]}]}
+    )
+    assert item.text.splitlines() == [
+        "bytes 2.0 MiB (2097152), blocks 3",
+        "    alloc (a.py:1)",
+        "    f (b.py:2)",
+    ]

@@ -322,6 +322,14 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
         ):
             # measurements per cycle/step: one readable line each
             return "\n".join(_fmt_flat(v) for v in value), True
+        if all(isinstance(v, dict) for v in value) and all(_frames_entry(v) for v in value):
+            # memray stacks with their bytes (top_growth, top_live): a header line, then frames
+            out = []
+            for v in value:
+                head = {k: x for k, x in v.items() if not isinstance(x, list)}
+                out.append(_fmt_flat(head))
+                out.extend(f"    {frame}" for x in v.values() if isinstance(x, list) for frame in x)
+            return "\n".join(out), True
     if (
         isinstance(value, dict)
         and value
@@ -334,6 +342,14 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
 
 
 _LEAD = ("cycle", "step", "op")
+
+
+def _frames_entry(d: dict[str, Any]) -> bool:
+    """A dict of scalars plus lists of strings (a stack with its numbers)."""
+    return all(
+        not isinstance(x, dict) and (not isinstance(x, list) or all(isinstance(f, str) for f in x))
+        for x in d.values()
+    )
 
 
 def _fmt_flat(d: dict[str, Any]) -> str:
