@@ -75,8 +75,8 @@ def test_double_free_and_crash_are_caught_and_named(tmp_path: Path) -> None:
     assert checked.ok and raw.ok, (checked.problems, raw.problems)
     line = evidence_line(checked.record)
     assert "'flat.vectors' (1600 B)" in line
-    assert "allocated in cycle 1 (insert)" in line and "freed in cycle 1 (clear)" in line
-    assert "freed again in cycle 2 (insert)" in line
+    assert "allocated in cycle 1 (insert, flat_buffer.py:" in line
+    assert "freed in cycle 1 (clear, " in line and "freed again in cycle 2 (insert, " in line
     assert raw.record.exit["signal_name"] == "SIGABRT"
     assert "in cycle 2 at insert" in evidence_line(raw.record)
     text = format_matrix([checked, raw])
