@@ -676,7 +676,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allocator", choices=(*ALLOCATORS, "both"), default="both", help="default both"
     )
     parser.add_argument(
-        "--only", action="append", default=[], metavar="NAME", help="only this fault (repeatable)"
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this fault (repeatable); the clean runs then cover only its scenarios",
     )
     parser.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
     parser.add_argument(
