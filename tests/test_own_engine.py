@@ -113,8 +113,8 @@ def test_example_swap_remove_keeps_rows_consistent() -> None:
 
 
 def test_the_docs_show_the_example_verbatim() -> None:
-    """docs/own-engine.md (the README's "Test your own engine") embeds the tested file itself."""
-    doc = (ROOT / "docs" / "own-engine.md").read_text(encoding="utf-8")
+    """README.md ("Test your own engine") embeds the tested file itself."""
+    doc = (ROOT / "README.md").read_text(encoding="utf-8")
     source = (ROOT / "examples" / "my_engine.py").read_text(encoding="utf-8")
     assert f"```python\n{source}```" in doc
 
