@@ -13,6 +13,8 @@ Sources, in the order they are judged:
   allocator reports a cache of its own (`cached_bytes`, the checked allocator's
   quarantine of freed blocks), process-level growth is expected and only the
   exact ledger judges leaks.
+A run with nothing wrong in which a step was skipped (the engine lacks a
+capability) is `skipped`, with the skipped steps as evidence, never `clean`.
 """
 
 from __future__ import annotations
@@ -387,6 +389,42 @@ def _growth_findings(
     ]
 
 
+def _skip_findings(steps: list[StepEvent]) -> list[Finding]:
+    """Steps the engine could not run (a missing capability): the run did not test them.
+
+    A run that is otherwise clean but skipped steps is `skipped`, never `clean`:
+    the evidence lists every skipped step and the reasons.
+    """
+    skipped = [ev for ev in steps if ev.skipped]
+    if not skipped:
+        return []
+    reasons: dict[str, int] = {}
+    for ev in skipped:
+        reasons[str(ev.skipped)] = reasons.get(str(ev.skipped), 0) + 1
+    cycles = sorted({ev.cycle for ev in skipped})
+    where = f"cycle {cycles[0]}" if len(cycles) == 1 else f"cycles {cycles[0]}..{cycles[-1]}"
+    why = "; ".join(f"{r} (x{n})" if n > 1 else r for r, n in reasons.items())
+    first = skipped[0]
+    return [
+        Finding(
+            "skipped",
+            first.cycle,
+            first.step,
+            first.op,
+            f"{len(skipped)} step(s) skipped in {where}: {why}"[:300],
+            {
+                "skipped_steps": [
+                    {"cycle": ev.cycle, "step": ev.step, "op": ev.op, "reason": ev.skipped}
+                    for ev in skipped[:200]
+                ],
+                "n_skipped": len(skipped),
+                "reasons": reasons,
+                "cycles": cycles,
+            },
+        )
+    ]
+
+
 MAX_FINDINGS_PER_VERDICT = 10
 
 
@@ -435,6 +473,9 @@ def judge(
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
     findings += _growth_findings(record.steps, markers or [], analysis)
+    if not findings:
+        # nothing wrong, but a step the engine could not run was not tested: not a pass
+        findings = _skip_findings(record.steps)
     record.findings = findings
     record.verdict = worst([f.verdict for f in findings]) if findings else "clean"
     record.cycles = summarize_cycles(record, plan, markers or [], analysis)

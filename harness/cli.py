@@ -1,7 +1,7 @@
 """`memcycle`: run cycle tables in isolated children, list what exists, report, gate.
 
-Exit status: 0 when every run's verdict is what its scenario expects, 1 when
-one differs, 2 for bad input (missing file, malformed scenario, unknown
+Exit status: 0 when every run's verdict is what its scenario expects or the
+run was skipped (shown as SKIP, never PASS), 1 when one differs, 2 for bad input (missing file, malformed scenario, unknown
 engine, allocator or fault) — always a one-line message, never a traceback.
 """
 
@@ -79,9 +79,12 @@ def format_run(rec: RunRecord) -> str:
         f"verdict={rec.verdict} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
     ]
     if rec.verdict == "skipped":
-        lines.append(f"  skipped: {rec.exit.get('reason', '')}")
-        return "\n".join(lines)
-    for f in rec.findings[:3]:
+        # the whole scenario (a requirement the engine lacks) or some of its steps
+        reason = rec.exit.get("reason") or (rec.findings[0].summary if rec.findings else "")
+        lines.append(f"  skipped: {reason}")
+        if not rec.steps:
+            return "\n".join(lines)
+    for f in [f for f in rec.findings if f.verdict != "skipped"][:3]:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
         if growth and growth[0].get("stack"):
@@ -216,9 +219,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print()
         print(format_run(rec))
     failed = [r for r in report.runs if not r.passed and r.verdict != "skipped"]
+    skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
     print()
     print(
-        f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict; "
+        f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict, "
+        f"{len(skipped)} skipped (not passed); "
         f"report: {out / 'report.json'}"
         + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
     )

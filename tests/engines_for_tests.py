@@ -171,6 +171,17 @@ class Noisy(BruteForce):
         super().insert(ids, vectors, metadata)
 
 
+class NativeNoDelete(BruteForce):
+    """Like a peer engine: its own allocator ("native") and no delete."""
+
+    name = "nodelete"
+    allocator = "native"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.capabilities = Capabilities(delete=False, metrics=("l2", "ip", "cosine"))
+
+
 def make_bruteforce(config: EngineConfig) -> BruteForce:
     return BruteForce(config)
 
@@ -197,3 +208,7 @@ def make_sleepy(config: EngineConfig) -> Sleepy:
 
 def make_noisy(config: EngineConfig) -> Noisy:
     return Noisy(config)
+
+
+def make_native_nodelete(config: EngineConfig) -> NativeNoDelete:
+    return NativeNoDelete(config)

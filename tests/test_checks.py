@@ -132,11 +132,33 @@ def test_wrong_results() -> None:
     assert any("count 10 != expected 0 after clear" in s for s in summaries)
 
 
-def test_skipped_steps_are_not_judged() -> None:
+def test_skipped_steps_are_not_judged_and_the_run_is_skipped_not_clean() -> None:
     rec = _record()
-    rec.steps = _cycles(1)
-    rec.steps[1] = StepEvent(1, 1, "search", True, 0.0, skipped="no filter", recall=0.0)
-    assert judge(rec, PLAN).verdict == "clean"
+    rec.steps = _cycles(3)
+    for c in (1, 3):  # the search of cycles 1 and 3 could not run (recall 0 is not judged)
+        rec.steps[3 * (c - 1) + 1] = StepEvent(
+            c, 1, "search", True, 0.0, skipped="fake has no metadata filter", recall=0.0
+        )
+    judge(rec, PLAN)
+    assert rec.verdict == "skipped" and not rec.passed
+    [f] = rec.findings
+    assert f.verdict == "skipped" and (f.cycle, f.step, f.op) == (1, 1, "search")
+    assert "2 step(s) skipped" in f.summary and "fake has no metadata filter" in f.summary
+    assert f.evidence["skipped_steps"] == [
+        {"cycle": 1, "step": 1, "op": "search", "reason": "fake has no metadata filter"},
+        {"cycle": 3, "step": 1, "op": "search", "reason": "fake has no metadata filter"},
+    ]
+    assert f.evidence["reasons"] == {"fake has no metadata filter": 2}
+    assert [c.status for c in rec.cycles][:3] == ["skipped", "ok", "skipped"]
+
+
+def test_a_real_finding_outranks_skipped_steps() -> None:
+    rec = _record()
+    rec.steps = _cycles(2)
+    rec.steps[1] = StepEvent(1, 1, "search", True, 0.0, skipped="no filter")
+    rec.steps[5] = StepEvent(2, 2, "clear", True, 0.0, 8, 10, 0)  # count wrong after clear
+    judge(rec, PLAN)
+    assert rec.verdict == "wrong-result"
 
 
 def test_ledger_blocks_after_clear_are_a_leak() -> None:

@@ -99,6 +99,41 @@ def test_run_writes_report_and_prints_cycle_table(
     assert "[1/1]" in captured.err  # plain progress line on a non-tty
 
 
+def test_a_run_with_skipped_steps_shows_as_skipped_not_passed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sc = tmp_path / "del.toml"
+    sc.write_text(
+        """
+name = "del"
+dimension = 8
+[[cycle]]
+repeat = 3
+steps = [ { op = "insert", count = 40 }, { op = "delete", count = 5 }, { op = "clear" } ]
+"""
+    )
+    out = tmp_path / "out"
+    code = main(
+        [
+            "run",
+            str(sc),
+            "--engine",
+            f"{ENG}:make_native_nodelete",
+            "--no-memray",
+            "--out",
+            str(out),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 0  # not a failure, but not a pass either
+    assert "verdict=skipped expected=clean  SKIP" in text and "PASS" not in text
+    assert "skipped: 3 step(s) skipped in cycles 1..3: nodelete cannot delete (x3)" in text
+    assert "| skipped |" in text
+    assert "0 with an unexpected verdict, 1 skipped (not passed)" in text
+    (run,) = Report.from_dict(json.loads((out / "report.json").read_text())).runs
+    assert run.verdict == "skipped" and not run.passed
+
+
 def test_unexpected_verdict_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     code = main(

@@ -355,11 +355,6 @@ def test_harness_skips_a_scenario_whose_requirements_the_engine_lacks(
         assert [s.op for s in record.steps].count("delete") == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness-core: a run in which a step was skipped for a missing capability must "
-    "not be judged clean (checks.judge) or the child must infer requirements from the steps",
-)
 def test_a_skipped_delete_step_is_never_reported_as_passed(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
     record = _run(tmp_path, DELETE_WITHOUT_REQUIRES, "faiss")

@@ -83,6 +83,11 @@ ENGINE = textwrap.dedent(
 
     def make_crashing(config):
         return Tiny(config, crash=True)
+
+    def make_nodelete(config):
+        engine = Tiny(config)
+        engine.capabilities = Capabilities(delete=False)
+        return engine
     """
 )
 
@@ -221,6 +226,24 @@ def test_scenario_for_another_engine_is_skipped(project: pytest.Pytester) -> Non
     )
     result.assert_outcomes(skipped=1)
     assert "written for hnswlib" in result.stdout.str()
+
+
+def test_a_skipped_step_makes_the_item_skipped_not_passed(project: pytest.Pytester) -> None:
+    (project.path / "scenarios" / "del.toml").write_text(
+        _scenario("del").replace(
+            '{ op = "clear" }', '{ op = "delete", count = 5 }, { op = "clear" }'
+        )
+    )
+    result = _run(
+        project,
+        "scenarios/del.toml",
+        "-rs",
+        "--memcycle-no-memray",
+        "--memcycle-engine",
+        "tinyengine:make_nodelete",
+    )
+    result.assert_outcomes(skipped=1)
+    assert "3 step(s) skipped in cycles 1..3: tiny cannot delete (x3)" in result.stdout.str()
 
 
 def test_without_engine_option_a_scenario_runs_on_its_own_engine(project: pytest.Pytester) -> None:
