@@ -313,9 +313,12 @@ def run(config: dict[str, Any], events: _Events) -> int:
             events.emit("error", phase="setup", error=describe_error(exc))
             return EXIT_SETUP_ERROR
         caps = engine.capabilities
+        # a peer engine allocates with its own allocator and says so ("native")
+        own_allocator = getattr(engine, "allocator", None)
         events.emit(
             "start",
             engine=getattr(engine, "name", config["engine"]),
+            allocator=own_allocator if isinstance(own_allocator, str) else None,
             capabilities=caps.to_dict() if hasattr(caps, "to_dict") else {},
             source_roots=_source_roots(engine, spec),
             pid=os.getpid(),

@@ -141,6 +141,12 @@ def run_one(
                 markers.append(ev)
             elif kind == "start":
                 record.capabilities = ev.get("capabilities", {})
+                own = ev.get("allocator")
+                if isinstance(own, str) and own and own != record.allocator:
+                    # the engine's own allocator ("native"), as the pytest plugin records it
+                    record.allocator = own
+                    if expected is None:
+                        record.expected_verdict = sc.expected(own)
                 roots = ev.get("source_roots", [])
             elif kind == "error":
                 setup_error = ev.get("error")

@@ -134,6 +134,23 @@ steps = [ { op = "insert", count = 40 }, { op = "delete", count = 5 }, { op = "c
     assert run.verdict == "skipped" and not run.passed
 
 
+def test_run_records_the_engines_own_allocator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["run", str(_scenario(tmp_path, repeat=2)), "--no-memray", "--out", str(out)]
+    code = main([*args, "--engine", f"{ENG}:make_native_nodelete"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "allocator=native" in text and "allocator=numpy" not in text
+    (run,) = Report.from_dict(json.loads((out / "report.json").read_text())).runs
+    assert run.allocator == "native" and run.key.endswith("|native|-")
+    # an engine without an allocator of its own keeps the one asked for
+    code = main([*args, "--engine", f"{ENG}:make_bruteforce"])
+    (run,) = Report.from_dict(json.loads((out / "report.json").read_text())).runs
+    assert code == 0 and run.allocator == "numpy"
+
+
 def test_unexpected_verdict_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     code = main(
