@@ -172,7 +172,9 @@ def _exit_findings(
 def _step_findings(steps: list[StepEvent]) -> list[Finding]:
     out: list[Finding] = []
     seen_violations = 0
-    seen_verdicts: set[str] = set()
+    # one Finding per (verdict, block label), listing every cycle it happened in, so a
+    # double free in every cycle marks every cycle without one Finding per occurrence
+    by_kind: dict[tuple[str, str], Finding] = {}
     for ev in steps:
         if ev.error:
             verdict = _error_verdict(ev.error)
@@ -192,20 +194,22 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
         if nv > seen_violations:
             for v in (led.get("violations") or [])[-(nv - seen_violations) :]:
                 verdict = v.get("verdict") if v.get("verdict") in VERDICTS else "lifecycle-error"
-                if verdict in seen_verdicts:
-                    continue
-                seen_verdicts.add(verdict)
-                out.append(
-                    Finding(
+                kind = (verdict, str(v.get("label")))
+                found = by_kind.get(kind)
+                if found is None:
+                    by_kind[kind] = found = Finding(
                         verdict,
                         ev.cycle,
                         ev.step,
                         ev.op,
                         f"allocator recorded {verdict} of '{v.get('label')}' by cycle {ev.cycle} "
                         f"({ev.op}): {_first_line(v.get('message', ''))}"[:300],
-                        {"violation": v},
+                        {"violation": v, "cycles": [], "occurrences": 0},
                     )
-                )
+                    out.append(found)
+                found.evidence["occurrences"] += 1
+                if ev.cycle not in found.evidence["cycles"]:
+                    found.evidence["cycles"].append(ev.cycle)
             seen_violations = nv
         if ev.skipped or not ev.ok:
             continue
@@ -255,6 +259,12 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
                     {"check": chk},
                 )
             )
+    for f in by_kind.values():
+        cycles = f.evidence["cycles"]
+        if len(cycles) > 1:
+            contiguous = cycles == list(range(cycles[0], cycles[-1] + 1))
+            span = f"{cycles[0]}..{cycles[-1]}" if contiguous else ", ".join(map(str, cycles[:20]))
+            f.summary = f"{f.summary[:220]} [in {len(cycles)} cycles: {span}]"[:300]
     return out
 
 

@@ -116,6 +116,33 @@ def test_violation_recorded_by_a_finalizer_counts() -> None:
     assert rec.findings[0].evidence["violation"]["label"] == "flat.vectors"
 
 
+def test_a_violation_in_every_cycle_marks_every_cycle_in_one_finding_per_label() -> None:
+    def viol(label: str, c: int) -> dict[str, Any]:
+        return {"verdict": "double-free", "message": f"double free in {c}", "label": label}
+
+    history: list[dict[str, Any]] = []
+
+    def mem(c: int) -> dict[str, Any]:
+        if c >= 2:  # the same double free after every clear from cycle 2 on
+            history.append(viol("flat.vectors", c))
+        if c == 4:  # and once another block
+            history.append(viol("hnsw.level0", c))
+        led = {"live_blocks": 0, "live_bytes": 0, "n_violations": len(history)}
+        led["violations"] = history[-5:]
+        return {"ledger": led}
+
+    rec = _record()
+    rec.steps = _cycles(6, mem)
+    judge(rec, PLAN)
+    assert rec.verdict == "double-free"
+    assert [c.status for c in rec.cycles] == ["ok"] + ["double-free"] * 5
+    flat, level0 = rec.findings
+    assert (flat.cycle, flat.step, flat.op) == (2, 2, "clear")
+    assert flat.evidence["cycles"] == [2, 3, 4, 5, 6] and flat.evidence["occurrences"] == 5
+    assert "'flat.vectors' by cycle 2" in flat.summary and "in 5 cycles: 2..6" in flat.summary
+    assert level0.evidence["cycles"] == [4] and "'hnsw.level0' by cycle 4" in level0.summary
+
+
 def test_wrong_results() -> None:
     rec = _record()
     rec.steps = _cycles(2)
