@@ -38,6 +38,7 @@ _CANARY = 0xFA  # guard-zone byte
 _FRESH = 0xBE  # uninitialised memory in a checked block (as ASan's malloc fill)
 _POISON = 0xDD  # freed memory in a checked block
 _STACK_LIMIT = 14
+_LABEL_STACK_FRAMES = 4  # innermost allocation frames shown per label in snapshot()
 
 
 def _capture_stack() -> tuple[str, ...]:
@@ -81,6 +82,8 @@ class Block:
     freed: bool = False
     alloc_stack: tuple[str, ...] | None = None
     free_stack: tuple[str, ...] | None = None
+    alloc_seq: int = 0  # the allocator's allocation counter when this block was made
+    free_seq: int | None = None  # the allocator's free counter when it was freed
 
     @property
     def array(self) -> np.ndarray:
@@ -198,6 +201,7 @@ class _LedgerAllocator:
         self._live[block.id] = block
         self._by_address[block.address] = block
         self._allocs += 1
+        block.alloc_seq = self._allocs
         self._live_bytes += nbytes
         self._peak_bytes = max(self._peak_bytes, self._live_bytes)
         return block
@@ -217,6 +221,7 @@ class _LedgerAllocator:
         self._frees += 1
         self._live_bytes -= block.nbytes
         block.freed = True
+        block.free_seq = self._frees
         self._release(block)
 
     def store(self, block: Block, index: int, values: np.ndarray) -> None:
@@ -248,12 +253,24 @@ class _LedgerAllocator:
             self._check_guards(block, when="verify")
 
     def snapshot(self) -> dict[str, Any]:
-        """Counters and live blocks by label, as plain JSON-able data."""
-        by_label: dict[str, dict[str, int]] = {}
+        """Counters and live blocks by label, as plain JSON-able data.
+
+        With stacks recorded, each label also names the innermost allocation frames
+        of its newest live block (`stack`, innermost first): the site that grows
+        when a label leaks every cycle.
+        """
+        by_label: dict[str, dict[str, Any]] = {}
+        newest: dict[str, Block] = {}
         for b in self._live.values():
             entry = by_label.setdefault(b.label, {"blocks": 0, "bytes": 0})
             entry["blocks"] += 1
             entry["bytes"] += b.nbytes
+            if b.label not in newest or b.id > newest[b.label].id:
+                newest[b.label] = b
+        if self.record_stacks:
+            for label, b in newest.items():
+                if b.alloc_stack:
+                    by_label[label]["stack"] = list(reversed(b.alloc_stack))[:_LABEL_STACK_FRAMES]
         s = self.stats()
         return {
             "allocator": self.name,
@@ -292,6 +309,8 @@ class _LedgerAllocator:
                 "label": block.label if block else None,
                 "nbytes": block.nbytes if block else None,
                 "block_id": block.id if block else None,
+                "alloc_seq": block.alloc_seq if block else None,
+                "free_seq": block.free_seq if block else None,
                 "alloc_stack": list(block.alloc_stack or ()) if block else [],
                 "free_stack": list(block.free_stack or ()) if block else [],
                 "fault_stack": list(_capture_stack()),
@@ -372,6 +391,13 @@ class CheckedAllocator(_LedgerAllocator):
         block._array = body.view(block.dtype).reshape(block.shape)
         block.address = raw.ctypes.data + _GUARD_BYTES
         self._raw[block.id] = raw
+
+    def snapshot(self) -> dict[str, Any]:
+        """As the ledger's, plus `cached_bytes`: freed blocks kept poisoned in quarantine
+        (a bounded cache that process-level measures see growing; not a leak)."""
+        snap = super().snapshot()
+        snap["cached_bytes"] = self._quarantine_bytes
+        return snap
 
     def _release(self, block: Block) -> None:
         raw = self._raw.pop(block.id)
@@ -493,6 +519,8 @@ class RawAllocator(_LedgerAllocator):
                     "label": block.label,
                     "nbytes": block.nbytes,
                     "block_id": block.id,
+                    "alloc_seq": block.alloc_seq,
+                    "free_seq": block.free_seq,
                 }
             )
             sys.stderr.flush()

@@ -89,3 +89,61 @@ def test_make_allocator() -> None:
         make_allocator("jemalloc")
     with pytest.raises(UnknownNameError):
         make_allocator(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", [NumpyAllocator, CheckedAllocator])
+def test_blocks_and_violations_carry_alloc_and_free_sequence(cls: type) -> None:
+    a = cls()
+    first = a.alloc("s.a", 8, np.uint8)
+    second = a.alloc("s.b", 8, np.uint8)
+    assert (first.alloc_seq, second.alloc_seq) == (1, 2)
+    assert first.free_seq is None
+    a.free(second)
+    a.free(first)
+    assert (second.free_seq, first.free_seq) == (1, 2)
+    with pytest.raises(DoubleFreeError):
+        a.free(second)
+    (v,) = a.violations
+    assert (v["alloc_seq"], v["free_seq"]) == (2, 1)  # freed first, freed again later
+
+
+def test_raw_unchecked_free_violation_carries_the_sequence() -> None:
+    a = RawAllocator()
+    b = a.alloc("r", 8, np.uint8)
+    a.free(b)
+    assert (b.alloc_seq, b.free_seq) == (1, 1)
+    # the second free goes to PyMem_RawFree unchecked (glibc aborts): swap in a no-op
+    a._rawfree = lambda addr: None  # type: ignore[method-assign]
+    a.free(b)
+    (v,) = a.violations
+    assert v["verdict"] == "double-free" and (v["alloc_seq"], v["free_seq"]) == (1, 1)
+
+
+def test_snapshot_names_the_newest_live_block_stack_per_label() -> None:
+    a = CheckedAllocator()
+
+    def grow_here() -> None:
+        a.alloc("leaky.map", 4, np.int64)
+
+    a.alloc("leaky.map", 4, np.int64)
+    grow_here()
+    a.alloc("other", 4, np.int64)
+    by_label = a.snapshot()["by_label"]
+    assert by_label["leaky.map"]["blocks"] == 2
+    stack = by_label["leaky.map"]["stack"]
+    assert 1 <= len(stack) <= 4 and "in grow_here" in stack[0]  # innermost first
+    assert "in grow_here" not in by_label["other"]["stack"][0]
+    # no stacks recorded: no stack key
+    n = NumpyAllocator()
+    n.alloc("leaky.map", 4, np.int64)
+    assert "stack" not in n.snapshot()["by_label"]["leaky.map"]
+
+
+def test_checked_snapshot_reports_its_quarantine_as_cached_bytes() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("q", 1000, np.uint8)
+    assert a.snapshot()["cached_bytes"] == 0
+    a.free(b)
+    cached = a.snapshot()["cached_bytes"]
+    assert cached >= 1000 and cached == a._quarantine_bytes
+    assert "cached_bytes" not in NumpyAllocator().snapshot()

@@ -255,6 +255,23 @@ def test_allocator_cache_is_not_a_leak() -> None:
     assert judge(rec, PLAN).verdict == "clean"
 
 
+@pytest.mark.parametrize("allocator", ["checked", "numpy"])
+def test_refimpl_ledger_reports_the_allocators_cache(allocator: str) -> None:
+    from harness.engines.base import EngineConfig
+    from harness.engines.registry import make_engine
+
+    engine = make_engine("refimpl", EngineConfig(allocator=allocator))
+    engine.open(8)
+    rng = np.random.default_rng(0)
+    engine.insert(np.arange(20, dtype=np.int64), rng.random((20, 8), dtype=np.float32))
+    engine.clear()
+    led = engine.ledger()
+    engine.close()
+    assert led is not None and led["live_blocks"] == 0
+    # the checked allocator's quarantine of freed blocks, through its public snapshot
+    assert (led["cached_bytes"] > 0) == (allocator == "checked")
+
+
 def test_setup_error_and_skipped() -> None:
     rec = _record()
     rec.exit = {"kind": "exit", "code": 4}

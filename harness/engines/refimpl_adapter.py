@@ -100,9 +100,9 @@ class _RefimplBase:
 
     def ledger(self) -> dict[str, Any] | None:
         snap = self.allocator.snapshot()
-        # freed blocks the checked allocator keeps poisoned in quarantine: a bounded cache,
-        # which leak checks must not count as growth
-        snap["cached_bytes"] = int(getattr(self.allocator, "_quarantine_bytes", 0))
+        # freed blocks an allocator keeps as a cache (the checked allocator's poisoned
+        # quarantine), which leak checks must not count as growth; 0 when it keeps none
+        snap["cached_bytes"] = int(snap.get("cached_bytes", 0))
         return snap
 
 
