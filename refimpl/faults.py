@@ -110,10 +110,12 @@ CATALOGUE: dict[str, Fault] = {
             "get_global_db() hands out the destroyed database, and the next cleanup destroys it "
             "again.",
             "Global singleton is fundamentally broken in Mojo: Destructor called multiple times",
-            # A cycle that uses the database between two cleanups (clear_database(), then
-            # search, as the note's cycles do) first touches the destroyed database's freed
-            # blocks: use-after-free with the checked allocator. Two cleanups in a row with
-            # nothing between them give a double free. Raw: glibc aborts on the second destroy.
+            # What the checked allocator sees depends on the first use of the handed-out
+            # destroyed database between two cleanups: a search (as the note's cycles and
+            # the fault scenario do) reads its freed blocks -> use-after-free; an insert
+            # first -> double-free (SparseMap._rehash frees the already-freed
+            # metadata.id_to_index.keys). Two cleanups in a row with nothing between them
+            # give a double free too. Raw: glibc aborts on the second destroy.
             "use-after-free",
             "crash",
             True,
