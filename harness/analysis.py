@@ -32,7 +32,8 @@ class MemrayAnalysis:
     peak_bytes: int = 0  # highest total live bytes (markers excluded)
     engine_peak_bytes: int = 0
     markers: list[dict[str, Any]] = field(default_factory=list)
-    top_live: list[dict[str, Any]] = field(default_factory=list)  # engine stacks at the end
+    # engine stacks still live at the end, without what the engine's imports allocated
+    top_live: list[dict[str, Any]] = field(default_factory=list)
     # engine stacks whose live bytes grew from the baseline marker to the end: the leak's origin
     top_growth: list[dict[str, Any]] = field(default_factory=list)
     baseline_index: int | None = None
@@ -42,25 +43,48 @@ class MemrayAnalysis:
         return asdict(self)
 
 
+_IMPORT_FRAMES = "<frozen importlib."
+
+
 class _Attribution:
-    """Caches, per memray stack id, whether the stack passes through engine code."""
+    """Caches, per memray stack id, whether the stack passes through engine code.
+
+    `is_engine` (any frame under a root) is what per-cycle engine bytes and leak
+    growth count. `own` is narrower, for ranking the stacks still live at the
+    end (`top_live`): walking from the allocation outwards, an engine frame comes
+    before any import machinery. An allocation made while the engine imports
+    NumPy, Numba or faiss (module code, bytecode) passes through the engine's
+    `import` line but is the imported module's, not the engine's.
+    """
 
     def __init__(self, roots: list[str]) -> None:
         self.dirs = tuple(r.rstrip(os.sep) + os.sep for r in roots if Path(r).is_dir())
         self.files = {r for r in roots if not Path(r).is_dir()}
         self.cache: dict[int, bool] = {}
+        self.own: dict[int, bool] = {}
         self.frames: dict[int, list[str]] = {}
+
+    def _is_root(self, filename: str) -> bool:
+        return filename in self.files or filename.startswith(self.dirs)
 
     def is_engine(self, rec: Any) -> bool:
         sid = rec.stack_id
         hit = self.cache.get(sid)
         if hit is None:
             try:
-                stack = rec.stack_trace()
+                stack = rec.stack_trace()  # innermost frame first
             except Exception:
                 stack = []
-            hit = any(f in self.files or f.startswith(self.dirs) for _fn, f, _ln in stack)
+            hit = any(self._is_root(f) for _fn, f, _ln in stack)
             self.cache[sid] = hit
+            own = False
+            for _fn, f, _ln in stack:
+                if self._is_root(f):
+                    own = True
+                    break
+                if f.startswith(_IMPORT_FRAMES):
+                    break
+            self.own[sid] = own
             if hit:
                 self.frames[sid] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack[:12]]
         return hit
@@ -159,7 +183,9 @@ def analyze(
     except Exception as exc:  # truncated capture after a hard crash, etc.
         out.error = f"{type(exc).__name__}: {exc}"
     by_stack = _by_stack(live)
-    for sid, (nbytes, count) in sorted(by_stack.items(), key=lambda kv: -kv[1][0])[:10]:
+    # the engine's own allocations only, not what its imports allocated (see _Attribution)
+    own = {sid: v for sid, v in by_stack.items() if attr.own.get(sid)}
+    for sid, (nbytes, count) in sorted(own.items(), key=lambda kv: -kv[1][0])[:10]:
         out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
     if baseline is not None:
         growth = []

@@ -171,6 +171,17 @@ class Noisy(BruteForce):
         super().insert(ids, vectors, metadata)
 
 
+class ImportingLeaky(Leaky):
+    """Leaks like Leaky, and imports a module that allocates 4 MiB at its first open."""
+
+    name = "importing-leaky"
+
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        import tests.ballast_module  # noqa: F401  (its import allocates; that is the point)
+
+        super().open(dimension, metric)
+
+
 class NativeNoDelete(BruteForce):
     """Like a peer engine: its own allocator ("native") and no delete."""
 
@@ -212,3 +223,7 @@ def make_noisy(config: EngineConfig) -> Noisy:
 
 def make_native_nodelete(config: EngineConfig) -> NativeNoDelete:
     return NativeNoDelete(config)
+
+
+def make_importing_leaky(config: EngineConfig) -> ImportingLeaky:
+    return ImportingLeaky(config)
