@@ -2,9 +2,12 @@
 
 One `Database` owns every structure of the engine and every block they hold:
 
-- the slot store: per-row arrays indexed by an int64 *slot* ('db.vectors' with
-  the rows as given, 'db.slot_ids' with the int id or 64-bit key, 'db.deleted'
-  tombstones), used by `get`, the exact filtered scan and deletes;
+- the slot store: per-row arrays indexed by an int64 *slot* ('db.slot_ids' with
+  the int id or 64-bit key, 'db.deleted' tombstones, 'db.locations' with where
+  the row's vector lives — (tier, row) packed in an int64 — and, for cosine,
+  'db.norms' with each row's norm, since every tier holds normalised rows).
+  Vectors are stored once, in the tier that searches them; `get`, the exact
+  filtered scan and the exact redo read them there;
 - `SparseMetadataMap`: user-id key -> slot (a `SparseMap`) and slot -> metadata;
 - `FlatBuffer`: the newest rows, searched exactly, migrated in bulk to
 - `HNSWIndex` (the main graph) — and `SegmentedHNSW` for very large batches.
@@ -41,7 +44,7 @@ from .faults import FaultSet
 from .flat_buffer import FlatBuffer
 from .hnsw import HNSWIndex
 from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
-from .kernels.flat import scan_gather
+from .kernels.flat import scan_rows
 from .metadata import SCALAR_TYPES, SparseMetadataMap
 from .segmented import SegmentedHNSW
 
@@ -52,6 +55,13 @@ _INITIAL_SLOTS = 1024
 _EXACT_FILTER_ROWS = 2048  # a filter matching at most this many rows is scanned exactly
 _EMPTY_I64 = np.empty(0, np.int64)
 _PARALLEL_QUERIES = 64
+# 'db.locations': (tier << _LOC_SHIFT) | row, -1 where no tier holds the slot
+_LOC_SHIFT = 32
+_LOC_ROW = (1 << _LOC_SHIFT) - 1
+_T_FLAT = 1  # row of the flat buffer
+_T_HNSW = 2  # node of the main graph
+_T_SEG0 = 3  # _T_SEG0 + i: node of segment i (SegmentedHNSW.segments order)
+_NO_SKIP = np.zeros(1, np.uint8)
 
 
 class SearchResult(NamedTuple):
@@ -215,10 +225,11 @@ class Database:
 
     # -- lifecycle --------------------------------------------------------------------
     def _reset_slots(self) -> None:
-        self._slot_blocks: tuple[Block, Block, Block] | None = None
-        self._vec = np.empty((0, 0), np.float32)
+        self._slot_blocks: list[Block] | None = None
         self._sid = _EMPTY_I64
         self._del = np.empty(0, np.uint8)
+        self._loc = _EMPTY_I64
+        self._norm = np.empty(0, np.float32)  # cosine only
         self._slot_cap = 0
         self._next_slot = 0
         self._n_deleted = 0
@@ -603,8 +614,8 @@ class Database:
         hi = lo + n
         self._ensure_slots(hi)
         slots = np.arange(lo, hi, dtype=np.int64)
-        self._vec[lo:hi] = x
         self._sid[lo:hi] = ids.keys
+        self._loc[lo:hi] = -1  # placed by _route
         if ids.values is not None and self._obj_ids is None and ids.n_obj:
             self._obj_ids = self._sid[:lo].tolist()
         if self._obj_ids is not None:
@@ -615,6 +626,8 @@ class Database:
         if md is not None:
             self._meta.set_metadata(slots, md)
         if self._metric == METRIC_COSINE:
+            # the tiers hold unit rows; the norm is kept so get() returns the row as given
+            self._norm[lo:hi] = np.sqrt(np.einsum("ij,ij->i", x, x))
             x = x.copy()
             normalize_rows(x)
         self._route(x, slots)
@@ -624,19 +637,26 @@ class Database:
             return
         assert self.dimension is not None
         cap = max(_INITIAL_SLOTS, 1 << (need - 1).bit_length())
-        new = (
-            self.allocator.alloc("db.vectors", (cap, self.dimension), np.float32, zero=False),
+        cosine = self._metric == METRIC_COSINE
+        new = [
             self.allocator.alloc("db.slot_ids", cap, np.int64, zero=False),
             self.allocator.alloc("db.deleted", cap, np.uint8, zero=True),
-        )
-        vec, sid, dele = (b.array for b in new)
+            self.allocator.alloc("db.locations", cap, np.int64, zero=False),
+        ]
+        if cosine:
+            new.append(self.allocator.alloc("db.norms", cap, np.float32, zero=False))
+        sid, dele, loc = (b.array for b in new[:3])
         used = self._next_slot
         if used:
-            vec[:used] = self._vec[:used]
             sid[:used] = self._sid[:used]
             dele[:used] = self._del[:used]
+            loc[:used] = self._loc[:used]
+            if cosine:
+                new[3].array[:used] = self._norm[:used]
         old, self._slot_blocks = self._slot_blocks, new
-        self._vec, self._sid, self._del = vec, sid, dele
+        self._sid, self._del, self._loc = sid, dele, loc
+        if cosine:
+            self._norm = new[3].array
         self._slot_cap = cap
         if old is not None:
             for b in old:
@@ -648,11 +668,26 @@ class Database:
         assert self._hnsw is not None and self._flat is not None
         if n >= self.segment_threshold:
             assert self._seg is not None
+            before = len(self._seg.segments)
             self._seg.add(x, slots, num_threads=self.num_threads)
+            for i, seg in enumerate(self._seg.segments[before:], start=before):
+                view = seg.view()
+                self._place(view.labels.array[: len(seg)], _T_SEG0 + i, 0)
         elif n >= self.buffer_size:
-            self._hnsw.add(x, slots, num_threads=self.num_threads)
+            self._to_graph(x, slots)
         else:
             self._to_flat(x, slots)
+
+    def _place(self, slots: np.ndarray, tier: int, start: int) -> None:
+        """Record that `slots` now live in `tier`, rows start, start+1, ..."""
+        rows = np.arange(start, start + slots.shape[0], dtype=np.int64)
+        self._loc[slots] = (tier << _LOC_SHIFT) | rows
+
+    def _to_graph(self, x: np.ndarray, slots: np.ndarray) -> None:
+        assert self._hnsw is not None
+        start = len(self._hnsw)
+        self._hnsw.add(x, slots, num_threads=self.num_threads)
+        self._place(slots, _T_HNSW, start)
 
     def _to_flat(self, x: np.ndarray, slots: np.ndarray) -> None:
         flat = self._flat
@@ -663,17 +698,18 @@ class Database:
             # copied into the buffer before migrating, past the end of its blocks.
             room = flat.room
             flat.append_unchecked(x, slots)
-            self._hnsw.add(flat.rows(), flat.slots(), num_threads=self.num_threads)
-            self._hnsw.add(x[room:], slots[room:], num_threads=self.num_threads)
+            self._to_graph(flat.rows(), flat.slots())
+            self._to_graph(x[room:], slots[room:])
             flat.reset()
             return
         i = 0
         while i < n:
             take = min(flat.room, n - i)
+            self._place(slots[i : i + take], _T_FLAT, len(flat))
             flat.append(x[i : i + take], slots[i : i + take])
             i += take
             if flat.room == 0:
-                self._hnsw.add(flat.rows(), flat.slots(), num_threads=self.num_threads)
+                self._to_graph(flat.rows(), flat.slots())
                 flat.reset()
 
     # -- deletes -------------------------------------------------------------------------
@@ -681,8 +717,10 @@ class Database:
         self._meta.remove(keys)
         self._del[slots] = 1
         self._n_deleted += slots.shape[0]
+        self._loc[slots] = -1
         assert self._flat is not None
-        self._flat.remove_slots(slots)
+        if self._flat.remove_slots(slots):
+            self._place(self._flat.slots(), _T_FLAT, 0)  # the kept rows moved up
         if self._obj_ids is not None and self._n_obj_live:
             for s in slots.tolist():
                 v = self._obj_ids[s]
@@ -741,7 +779,42 @@ class Database:
         slot = self._meta.lookup_one(key) if self.state == "ready" else -1
         if slot < 0 or not self._holds(slot, norm, is_int):
             raise IdNotFoundError(f"id {id!r} is not in the database")
-        return self._vec[slot].copy(), self._meta.get_metadata(slot)
+        row = self._row_of(slot)
+        if row is None:
+            raise IdNotFoundError(f"id {id!r} is not in the database")
+        if self._metric == METRIC_COSINE:
+            return row * self._norm[slot], self._meta.get_metadata(slot)
+        return row.copy(), self._meta.get_metadata(slot)
+
+    def _tier_rows(self, tier: int) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, slots) of the rows one tier holds now (empty if it has none)."""
+        graph: HNSWIndex | None
+        if tier == _T_FLAT:
+            assert self._flat is not None
+            return self._flat.rows(), self._flat.slots()
+        if tier == _T_HNSW:
+            graph = self._hnsw
+        else:
+            segs = self._seg.segments if self._seg is not None else []
+            graph = segs[tier - _T_SEG0] if tier - _T_SEG0 < len(segs) else None
+        if graph is None or not len(graph):
+            return np.empty((0, self.dimension or 0), np.float32), _EMPTY_I64
+        view = graph.view()
+        n = len(graph)
+        return view.vectors.array[:n], view.labels.array[:n]
+
+    def _tiers(self) -> list[int]:
+        seg = len(self._seg.segments) if self._seg is not None else 0
+        return [_T_FLAT, _T_HNSW, *range(_T_SEG0, _T_SEG0 + seg)]
+
+    def _row_of(self, slot: int) -> np.ndarray | None:
+        """The stored (for cosine: normalised) vector of `slot`, read in its tier."""
+        loc = int(self._loc[slot])
+        if loc < 0:
+            return None
+        rows, _ = self._tier_rows(loc >> _LOC_SHIFT)
+        r = loc & _LOC_ROW
+        return rows[r] if r < rows.shape[0] else None
 
     def _query_matrix(self, vectors: Any, single: bool) -> np.ndarray:
         q = _as_float32(vectors, "query")
@@ -802,18 +875,67 @@ class Database:
         want = min(k, len(self._meta))
         short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
         if short.size:
-            live = np.flatnonzero(self._del[: self._next_slot] == 0)
-            ex_l, ex_d = self._exact_over(q[short], live, k)
+            ex_l, ex_d = self._exact_live(q[short], k)
             labels[short] = ex_l
             dists[short] = ex_d
         return labels, dists
 
+    def _exact_live(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over every live row: each tier scanned in place, tombstones skipped."""
+        out_l = np.full((q.shape[0], k), -1, np.int64)
+        out_d = np.full((q.shape[0], k), np.inf, np.float32)
+        for tier in self._tiers():
+            rows, slots = self._tier_rows(tier)
+            if rows.shape[0]:
+                seed_l, seed_d = out_l, out_d
+                out_l = np.empty_like(seed_l)
+                out_d = np.empty_like(seed_d)
+                scan_rows(
+                    rows,
+                    slots,
+                    rows.shape[0],
+                    q,
+                    self._metric,
+                    self._del,
+                    True,
+                    seed_l,
+                    seed_d,
+                    out_l,
+                    out_d,
+                )
+        return out_l, out_d
+
     def _exact_over(
         self, q: np.ndarray, slots: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the given (sorted) slots: their rows gathered from the tiers."""
+        loc = self._loc[slots]
+        tiers = loc >> _LOC_SHIFT
+        at = loc & _LOC_ROW
+        data = np.empty((slots.shape[0], self.dimension or 0), np.float32)
+        found = np.zeros(slots.shape[0], np.bool_)
+        for tier in np.unique(tiers[loc >= 0]).tolist():
+            rows, _ = self._tier_rows(tier)
+            sel = np.flatnonzero((loc >= 0) & (tiers == tier) & (at < rows.shape[0]))
+            data[sel] = rows[at[sel]]
+            found[sel] = True
+        if not found.all():
+            data, slots = data[found], slots[found]
         out_l = np.empty((q.shape[0], k), np.int64)
         out_d = np.empty((q.shape[0], k), np.float32)
-        scan_gather(self._vec, slots, q, self._metric, True, out_l, out_d)
+        scan_rows(
+            data,
+            slots,
+            data.shape[0],
+            q,
+            self._metric,
+            _NO_SKIP,
+            False,
+            np.empty((q.shape[0], 0), np.int64),
+            np.empty((q.shape[0], 0), np.float32),
+            out_l,
+            out_d,
+        )
         return out_l, out_d
 
     def search(

@@ -235,8 +235,10 @@ def test_metrics(metric: str) -> None:
     res = db.search(q, 5)
     assert [r.id for r in res] == np.argsort(want)[:5].tolist()
     np.testing.assert_allclose([r.distance for r in res], np.sort(want)[:5], atol=1e-4)
-    # get() returns the vector as inserted, not the normalised copy
-    assert np.array_equal(db.get(40)[0], x[40])
+    # get() returns the vector as inserted, not the normalised copy (for cosine rebuilt
+    # from the stored unit row and norm: equal to within a few float32 ulps)
+    np.testing.assert_allclose(db.get(40)[0], x[40], rtol=1e-6, atol=0)
+    assert db.get(40)[0].dtype == np.float32
     db.close()
 
 
@@ -544,4 +546,52 @@ def test_short_graph_answers_are_redone_exactly(monkeypatch: pytest.MonkeyPatch)
     ids, _ = db.search_batch(x[:2], limit=5)
     live = [i for i in range(50) if i != 3]
     assert ids.tolist() == [brute_ids(x[live], live, x[i], 5) for i in range(2)]
+    db.close()
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_rows_are_stored_once_and_read_from_their_tier(metric: str) -> None:
+    """get(), the exact filtered scan and the exact redo read each row where it lives:
+    segments, the main graph, the flat buffer (after a swap-remove moved its rows)."""
+    db = DB(metric=metric, **SMALL)
+    x = vecs(300, 8) * np.linspace(0.5, 3, 300, dtype=np.float32)[:, None]
+    md = [{"g": i % 3} for i in range(300)]
+    db.add_batch(x[:220], ids=list(range(220)), metadata=md[:220])  # segments
+    db.add_batch(x[220:250], ids=list(range(220, 250)), metadata=md[220:250])  # main graph
+    for i in range(250, 300, 7):  # flat buffer, with one migration on the way
+        db.add_batch(x[i : i + 7], ids=list(range(i, min(i + 7, 300))), metadata=md[i : i + 7])
+    tiers = db.info()["tiers"]
+    assert tiers["segments"] == 220 and tiers["hnsw"] >= 30 and tiers["flat"] > 0
+    gone = [252, 281, 295, 10, 230]  # flat rows (compacted) and graph rows
+    for i in gone:
+        assert db.delete(i)
+    live = [i for i in range(300) if i not in gone]
+    for i in live:
+        v, m = db.get(i)
+        assert v.dtype == np.float32 and m == md[i]
+        np.testing.assert_allclose(v, x[i], rtol=1e-6, atol=0)
+    labels = {b.label for b in db.allocator.live()}
+    assert "db.vectors" not in labels and "db.locations" in labels
+    assert ("db.norms" in labels) == (metric == "cosine")
+    # one float32 copy of each vector, in the tiers' own '.vectors' blocks
+    q = vecs(1, 8, seed=5)[0]
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True) if metric == "cosine" else x
+    qn = q / np.linalg.norm(q) if metric == "cosine" else q
+
+    def brute(cands: list[int], k: int) -> list[int]:
+        d = 1 - xn[cands] @ qn if metric == "cosine" else ((xn[cands] - qn) ** 2).sum(1)
+        return [cands[j] for j in np.argsort(d, kind="stable")[:k]]
+
+    want = [i for i in live if md[i]["g"] == 1]
+    assert [r.id for r in db.search(q, 7, filter={"g": 1})] == brute(want, 7)
+    assert [r.id for r in db.search(q, 400, filter={"g": 1})] == brute(want, 400)
+    assert (
+        sorted(
+            db._exact_live(qn.reshape(1, -1).astype(np.float32), 300)[0][0][: len(live)].tolist()
+        )
+        == live
+    )
+    assert db._exact_live(qn.reshape(1, -1).astype(np.float32), 9)[0][0].tolist() == brute(live, 9)
+    db.clear()
+    assert db.allocator.live() == []
     db.close()

@@ -9,7 +9,6 @@ from refimpl.alloc import CheckedAllocator
 from refimpl.errors import BufferOverflowError, DoubleFreeError, LifecycleError
 from refimpl.flat_buffer import FlatBuffer
 from refimpl.kernels.distance import METRIC_CODES, normalize_rows
-from refimpl.kernels.flat import scan_gather
 
 
 def brute(data: np.ndarray, labels: np.ndarray, q: np.ndarray, k: int, metric: str):
@@ -95,21 +94,3 @@ def test_unchecked_append_writes_past_the_end() -> None:
     fb.append(np.ones((3, 4), np.float32), np.arange(3))
     with pytest.raises(BufferOverflowError, match="past the end"):
         fb.append_unchecked(np.ones((2, 4), np.float32), np.arange(2))
-
-
-def test_scan_gather_normalises_cosine_rows_on_the_fly() -> None:
-    rng = np.random.default_rng(5)
-    raw = rng.standard_normal((30, 6)).astype(np.float32) * 3
-    raw[7] = 0.0  # a zero row: distance 1, like after normalize_rows
-    unit = raw.copy()
-    normalize_rows(unit)
-    q = rng.standard_normal((2, 6)).astype(np.float32)
-    normalize_rows(q)
-    slots = np.array([1, 4, 7, 9, 20, 29], np.int64)
-    out_l = np.empty((2, 4), np.int64)
-    out_d = np.empty((2, 4), np.float32)
-    scan_gather(raw, slots, q, METRIC_CODES["cosine"], True, out_l, out_d)
-    for i in range(2):
-        bl, bd = brute(unit[slots], slots, q[i], 4, "cosine")
-        assert out_l[i].tolist() == bl.tolist()
-        np.testing.assert_allclose(out_d[i], bd, atol=1e-5)

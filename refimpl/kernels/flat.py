@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .distance import METRIC_COSINE, distance, dot
+from .distance import distance
 
 
 @njit(cache=True, inline="always")
@@ -73,35 +73,3 @@ def scan_rows(
                 continue
             d = distance(q, data[r], metric)
             _offer(out_labels, out_dists, qi, lab, d)
-
-
-@njit(cache=True, fastmath=True)
-def scan_gather(
-    data: np.ndarray,
-    slots: np.ndarray,
-    queries: np.ndarray,
-    metric: int,
-    normalize: bool,
-    out_labels: np.ndarray,
-    out_dists: np.ndarray,
-) -> None:
-    """Top-k over rows data[slots[i]] (label = the slot): the exact filtered scan.
-
-    With `normalize` (cosine over stored, un-normalised rows) each row's norm is
-    divided out on the fly; a zero row gets distance 1, as after normalize_rows.
-    """
-    for qi in range(queries.shape[0]):
-        for j in range(out_dists.shape[1]):
-            out_dists[qi, j] = np.inf
-            out_labels[qi, j] = -1
-        q = queries[qi]
-        for i in range(slots.shape[0]):
-            s = slots[i]
-            row = data[s]
-            if normalize and metric == METRIC_COSINE:
-                nn = dot(row, row)
-                dd = dot(q, row)
-                d = np.float32(1.0) - (dd / np.sqrt(nn) if nn > 0 else np.float32(0.0))
-            else:
-                d = distance(q, row, metric)
-            _offer(out_labels, out_dists, qi, s, d)
