@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from functools import partial
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numba
@@ -44,7 +46,7 @@ from .faults import FaultSet
 from .flat_buffer import FlatBuffer
 from .hnsw import HNSWIndex
 from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
-from .kernels.flat import scan_rows
+from .kernels.flat import all_finite, scan_rows
 from .metadata import SCALAR_TYPES, SparseMetadataMap
 from .segmented import SegmentedHNSW
 
@@ -68,6 +70,10 @@ class SearchResult(NamedTuple):
     id: Id
     distance: float
     metadata: dict[str, Any] | None
+
+
+# SearchResult from an (id, distance, metadata) tuple without a Python-level __new__
+_new_result = partial(tuple.__new__, SearchResult)
 
 
 # -- input validation (module-level, so the single-query path stays cheap) -----------
@@ -97,7 +103,7 @@ def _as_float32(data: Any, what: str) -> np.ndarray:
             )
         with np.errstate(over="ignore", invalid="ignore"):
             arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
+    if not all_finite(arr.reshape(-1)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InvalidInputError(
             f"{what} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}, "
@@ -853,11 +859,14 @@ class Database:
         seg = self._seg
         if seg is not None and len(seg):
             seeds.append(seg.search(q, k, ef, skip, num_threads=threads))
-        assert self._flat is not None
+        flat = self._flat
+        assert flat is not None
         if not seeds:
-            return self._flat.search(q, k, self._metric, skip)
+            return flat.search(q, k, self._metric, skip)
         if len(seeds) == 1:
             sl, sd = seeds[0]
+            if not len(flat):
+                return sl, sd  # one graph's top-k, already sorted and padded: the answer
         else:
             sl = np.concatenate([s[0] for s in seeds], axis=1)
             sd = np.concatenate([s[1] for s in seeds], axis=1)
@@ -975,17 +984,20 @@ class Database:
         return labels, dists
 
     def _results(self, labels: np.ndarray, dists: np.ndarray) -> list[SearchResult]:
-        n = int(np.count_nonzero(labels >= 0))
-        slots = labels[:n].tolist()
+        # one query's row: hits first (sorted), then -1 padding; plain-list work is the
+        # cheapest here (a few numpy calls would cost more than the whole conversion)
+        slots = labels.tolist()
+        n = slots.index(-1) if -1 in slots else len(slots)
+        del slots[n:]
         if self._obj_ids is None:
-            ids: list[Id] = self._sid[labels[:n]].tolist()
+            ids: list[Id] = self._sid.take(labels[:n]).tolist()
         else:
             ids = [self._obj_ids[s] for s in slots]
-        d = dists[:n].tolist()
+        d = dists.tolist()[:n]
         if self._meta.has_metadata:
             get = self._meta.get_metadata
-            return [SearchResult(i, dd, get(s)) for i, dd, s in zip(ids, d, slots, strict=True)]
-        return [SearchResult(i, dd, None) for i, dd in zip(ids, d, strict=True)]
+            return list(map(_new_result, zip(ids, d, map(get, slots), strict=True)))
+        return list(map(_new_result, zip(ids, d, repeat(None, n), strict=True)))
 
     def search_batch(self, vectors: Any, limit: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-`limit` per query: (ids (q, limit), distances float32 (q, limit)).

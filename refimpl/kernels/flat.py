@@ -73,3 +73,16 @@ def scan_rows(
                 continue
             d = distance(q, data[r], metric)
             _offer(out_labels, out_dists, qi, lab, d)
+
+
+@njit(cache=True)
+def all_finite(x: np.ndarray) -> bool:
+    """True when no element of the 1-D float32 array `x` is NaN or infinite.
+
+    Input validation for every insert and query: a dispatch plus one pass, where
+    `np.isfinite(x).all()` allocates a mask and makes two NumPy calls.
+    """
+    for i in range(x.shape[0]):  # noqa: SIM110 (Numba compiles no generator inside all())
+        if not np.isfinite(x[i]):
+            return False
+    return True
