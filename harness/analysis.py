@@ -51,10 +51,10 @@ class _Attribution:
 
     `is_engine` (any frame under a root) is what per-cycle engine bytes and leak
     growth count. `own` is narrower, for ranking the stacks still live at the
-    end (`top_live`): walking from the allocation outwards, an engine frame comes
-    before any import machinery. An allocation made while the engine imports
-    NumPy, Numba or faiss (module code, bytecode) passes through the engine's
-    `import` line but is the imported module's, not the engine's.
+    end (`top_live`): engine-attributed and not made while a module was being
+    imported. Module code and bytecode of NumPy, Numba or faiss, imported from
+    the engine's `import` lines, pass through engine frames, but they are a
+    one-off cost of loading code, not what the engine's cycles keep alive.
     """
 
     def __init__(self, roots: list[str]) -> None:
@@ -77,14 +77,7 @@ class _Attribution:
                 stack = []
             hit = any(self._is_root(f) for _fn, f, _ln in stack)
             self.cache[sid] = hit
-            own = False
-            for _fn, f, _ln in stack:
-                if self._is_root(f):
-                    own = True
-                    break
-                if f.startswith(_IMPORT_FRAMES):
-                    break
-            self.own[sid] = own
+            self.own[sid] = hit and not any(f.startswith(_IMPORT_FRAMES) for _fn, f, _ln in stack)
             if hit:
                 self.frames[sid] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack[:12]]
         return hit
@@ -183,7 +176,7 @@ def analyze(
     except Exception as exc:  # truncated capture after a hard crash, etc.
         out.error = f"{type(exc).__name__}: {exc}"
     by_stack = _by_stack(live)
-    # the engine's own allocations only, not what its imports allocated (see _Attribution)
+    # what the engine's own calls keep alive, not what importing modules allocated
     own = {sid: v for sid, v in by_stack.items() if attr.own.get(sid)}
     for sid, (nbytes, count) in sorted(own.items(), key=lambda kv: -kv[1][0])[:10]:
         out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
