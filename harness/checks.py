@@ -300,15 +300,26 @@ def _ledger_findings(steps: list[StepEvent]) -> list[Finding]:
         for e in leaks
     ]
     grows = len(series) > 1 and series[-1]["live_bytes"] > series[0]["live_bytes"]
+    # the allocator names the newest live block's allocation site per label (checked
+    # allocator): the label holding the most bytes at the last reset is the one that grows
+    last_by_label = (leaks[-1].memory["ledger"].get("by_label") or {}) if leaks else {}
+    site = ""
+    if last_by_label:
+        label, entry = max(last_by_label.items(), key=lambda kv: kv[1].get("bytes", 0))
+        if entry.get("stack"):
+            site = f"; newest '{label}' block allocated at {' <- '.join(entry['stack'][:2])}"
     return [
         Finding(
             "leak",
             first.cycle,
             first.step,
             first.op,
-            f"{led['live_blocks']} block(s), {led['live_bytes']} bytes still live after {first.op} "
-            f"in cycle {first.cycle} ({', '.join(sorted(led.get('by_label', {})))})"
-            + ("; growing every cycle" if grows else ""),
+            (
+                f"{led['live_blocks']} block(s), {led['live_bytes']} bytes still live after "
+                f"{first.op} in cycle {first.cycle} ({', '.join(sorted(led.get('by_label', {})))})"
+                + ("; growing every cycle" if grows else "")
+                + site
+            )[:400],
             {
                 "source": "allocator ledger",
                 "by_label": led.get("by_label", {}),

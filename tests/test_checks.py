@@ -208,6 +208,22 @@ def test_ledger_blocks_after_clear_are_a_leak() -> None:
     assert rec.cycles[1].live_blocks_after_clear == 1
 
 
+def test_ledger_leak_names_the_allocation_site_of_the_growing_label() -> None:
+    site = "/work/refimpl/flat_buffer.py:88 in initialize"
+
+    def mem(c: int) -> dict[str, Any]:
+        n = c - 1
+        by_label = {"flat.vectors": {"blocks": n, "bytes": 4096 * n, "stack": [site]}}
+        by_label["small"] = {"blocks": 1, "bytes": 8, "stack": ["x.py:1 in other"]}
+        return {"ledger": {"live_blocks": n + 1, "live_bytes": 4096 * n + 8, "by_label": by_label}}
+
+    rec = _record()
+    rec.steps = _cycles(6, mem)
+    judge(rec, PLAN)
+    assert rec.verdict == "leak"
+    assert rec.findings[0].summary.endswith(f"newest 'flat.vectors' block allocated at {site}")
+
+
 def _series(per_cycle: float, n: int, noise: float, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     return [50e6 + per_cycle * i + noise * rng.standard_normal() for i in range(n)]
