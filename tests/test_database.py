@@ -595,3 +595,23 @@ def test_rows_are_stored_once_and_read_from_their_tier(metric: str) -> None:
     db.clear()
     assert db.allocator.live() == []
     db.close()
+
+
+def test_finite_check_takes_huge_values_and_finds_every_non_finite() -> None:
+    """The finite check is one pass over the values: huge finite values (whose sum of
+    squares overflows float32) pass; a single NaN / inf anywhere is refused."""
+    db = DB(**SMALL)
+    x = np.full((3, 8), 1e30, np.float32)
+    x[1] = 1.0
+    db.add_batch(x)
+    assert np.array_equal(db.get(0)[0], x[0])
+    assert db.search(x[1], 1)[0].id == 1
+    for bad in (np.nan, np.inf, -np.inf):
+        y = vecs(4)
+        y[3, 7] = bad
+        with pytest.raises(InvalidInputError, match=r"index \(3, 7\)"):
+            db.add_batch(y)
+        with pytest.raises(InvalidInputError, match="NaN or infinity"):
+            db.search(y[3], 2)
+    assert db.count() == 3
+    db.close()
