@@ -117,6 +117,13 @@ def classify(
     return out
 
 
+# With the raw allocator, pin glibc's mmap threshold at its default (128 KiB): setting it turns off
+# glibc's dynamic threshold, which otherwise rises after the first large free and moves later large
+# blocks onto the heap, where a freed block stays mapped and a stale view reads garbage quietly.
+# Pinned, every large block is mmapped and unmapped on free, so a use-after-free faults every run.
+RAW_ALLOCATOR_ENV: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The child's environment: NRT stats on, glibc messages to stderr, repo importable."""
     env = dict(os.environ)
@@ -161,7 +168,9 @@ def run_child(
             stderr=subprocess.PIPE,
             pass_fds=(wfd,),
             start_new_session=True,
-            env=child_env(env),
+            env=child_env(
+                {**RAW_ALLOCATOR_ENV, **(env or {})} if config.get("allocator") == "raw" else env
+            ),
         )
     finally:
         os.close(wfd)

@@ -3,6 +3,7 @@ abort-class ones really kill a child process with the raw allocator."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness.isolation import RAW_ALLOCATOR_ENV
 from refimpl.alloc import CheckedAllocator
 from refimpl.errors import BufferOverflowError, InvalidFreeError, UseAfterFreeError
 from refimpl.faults import CATALOGUE, FaultSet
@@ -132,6 +134,8 @@ def test_raw_allocator_abort_class_faults_kill_the_process(fault: str) -> None:
         capture_output=True,
         text=True,
         timeout=240,
+        # as the harness runs raw children: a pinned mmap threshold unmaps every large freed block
+        env={**os.environ, **RAW_ALLOCATOR_ENV},
     )
     # free(0xa) faults reading the chunk header below the pointer; a stale view
     # reads unmapped or recycled memory: both die by SIGSEGV on glibc
