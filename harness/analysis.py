@@ -44,24 +44,38 @@ class MemrayAnalysis:
 
 
 _IMPORT_FRAMES = "<frozen importlib."
+_NUMBA_DISPATCHER = os.path.join("numba", "core", "dispatcher.py")
+_NUMBA_COMPILE = ("_compile_for_args", "compile")
+
+
+def _loads_code(fn: str, filename: str) -> bool:
+    """A frame of code loading: an import, or Numba compiling / loading a cached overload.
+
+    What these allocate (module code, bytecode, LLVM modules, typing registries) is a
+    one-off cost of the first use of a module or of a kernel signature, reached through
+    engine frames but not data the engine's cycles keep alive; a kernel first called in
+    cycle 3 must not look like 100 KiB per cycle of engine growth.
+    """
+    return filename.startswith(_IMPORT_FRAMES) or (
+        fn in _NUMBA_COMPILE and filename.endswith(_NUMBA_DISPATCHER)
+    )
 
 
 class _Attribution:
-    """Caches, per memray stack id, whether the stack passes through engine code.
+    """Caches, per memray stack id, whether an allocation is the engine's own.
 
-    `is_engine` (any frame under a root) is what per-cycle engine bytes and leak
-    growth count. `own` is narrower, for ranking the stacks still live at the
-    end (`top_live`): engine-attributed and not made while a module was being
-    imported. Module code and bytecode of NumPy, Numba or faiss, imported from
-    the engine's `import` lines, pass through engine frames, but they are a
-    one-off cost of loading code, not what the engine's cycles keep alive.
+    Engine-attributed (`is_engine`: what per-cycle engine bytes, leak growth and the
+    top stacks count) means some frame lies under an engine root and no frame is
+    code loading (`_loads_code`): module code and bytecode of NumPy, Numba or faiss,
+    imported from the engine's `import` lines, and Numba's compiled kernels pass
+    through engine frames, but they are the cost of loading code once, not what
+    the engine's cycles keep alive.
     """
 
     def __init__(self, roots: list[str]) -> None:
         self.dirs = tuple(r.rstrip(os.sep) + os.sep for r in roots if Path(r).is_dir())
         self.files = {r for r in roots if not Path(r).is_dir()}
         self.cache: dict[int, bool] = {}
-        self.own: dict[int, bool] = {}
         self.frames: dict[int, list[str]] = {}
 
     def _is_root(self, filename: str) -> bool:
@@ -75,9 +89,10 @@ class _Attribution:
                 stack = rec.stack_trace()  # innermost frame first
             except Exception:
                 stack = []
-            hit = any(self._is_root(f) for _fn, f, _ln in stack)
+            hit = any(self._is_root(f) for _fn, f, _ln in stack) and not any(
+                _loads_code(fn, f) for fn, f, _ln in stack
+            )
             self.cache[sid] = hit
-            self.own[sid] = hit and not any(f.startswith(_IMPORT_FRAMES) for _fn, f, _ln in stack)
             if hit:
                 self.frames[sid] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack[:12]]
         return hit
@@ -176,9 +191,7 @@ def analyze(
     except Exception as exc:  # truncated capture after a hard crash, etc.
         out.error = f"{type(exc).__name__}: {exc}"
     by_stack = _by_stack(live)
-    # what the engine's own calls keep alive, not what importing modules allocated
-    own = {sid: v for sid, v in by_stack.items() if attr.own.get(sid)}
-    for sid, (nbytes, count) in sorted(own.items(), key=lambda kv: -kv[1][0])[:10]:
+    for sid, (nbytes, count) in sorted(by_stack.items(), key=lambda kv: -kv[1][0])[:10]:
         out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
     if baseline is not None:
         growth = []
