@@ -146,19 +146,19 @@ class HNSWIndex:
         self._allocate(self._initial_capacity)
 
     # -- allocation ---------------------------------------------------------------
-    def _a(self, suffix: str, shape: int | tuple[int, ...], dtype: type) -> Block:
+    def _alloc_block(self, suffix: str, shape: int | tuple[int, ...], dtype: type) -> Block:
         return self._allocator.alloc(f"{self.label}.{suffix}", shape, dtype)
 
     def _allocate(self, capacity: int) -> None:
         """Fresh blocks for an empty graph of `capacity` nodes."""
         m = self.M
-        self._vectors = self._a("vectors", (capacity, self.dim), np.float32)
-        self._level0 = self._a("level0", (capacity, 1 + 2 * m), np.int32)
-        self._upper = self._a("upper", (max(capacity // (m - 1), 4), 1 + m), np.int32)
-        self._offsets = self._a("offsets", capacity, np.int32)
-        self._levels = self._a("levels", capacity, np.int8)
-        self._labels = self._a("labels", capacity, np.int64)
-        self._state = self._a("state", K.STATE_TAGS + 1, np.int64)
+        self._vectors = self._alloc_block("vectors", (capacity, self.dim), np.float32)
+        self._level0 = self._alloc_block("level0", (capacity, 1 + 2 * m), np.int32)
+        self._upper = self._alloc_block("upper", (max(capacity // (m - 1), 4), 1 + m), np.int32)
+        self._offsets = self._alloc_block("offsets", capacity, np.int32)
+        self._levels = self._alloc_block("levels", capacity, np.int8)
+        self._labels = self._alloc_block("labels", capacity, np.int64)
+        self._state = self._alloc_block("state", K.STATE_TAGS + 1, np.int64)
         self.capacity = capacity
         if self._faults.on("visited-not-reset") and self.visited_size:
             # FAULT visited-not-reset: clear() kept visited_size and the tag array
@@ -168,7 +168,7 @@ class HNSWIndex:
             self._allocator.store(self._visited, 0, np.zeros(capacity, np.uint16))
             self.visited_size = capacity
         else:
-            self._visited = self._a("visited", (1, capacity), np.uint16)
+            self._visited = self._alloc_block("visited", (1, capacity), np.uint16)
             self.visited_size = capacity
         self._visited_rows = 1
 
@@ -178,9 +178,9 @@ class HNSWIndex:
             return
         assert self._visited is not None and self._state is not None
         self._allocator.free(self._visited)
-        self._visited = self._a("visited", (rows, self.capacity), np.uint16)
+        self._visited = self._alloc_block("visited", (rows, self.capacity), np.uint16)
         old_state = self._state
-        self._state = self._a("state", K.STATE_TAGS + rows, np.int64)
+        self._state = self._alloc_block("state", K.STATE_TAGS + rows, np.int64)
         self._state.array[: K.STATE_TAGS] = old_state.array[: K.STATE_TAGS]
         self._allocator.free(old_state)
         self._visited_rows = rows
@@ -192,7 +192,7 @@ class HNSWIndex:
         if rows_needed <= have:
             return
         used = int(self._state_arr()[K.ST_UPPER_USED])
-        new = self._a("upper", (max(rows_needed, 2 * have), 1 + self.M), np.int32)
+        new = self._alloc_block("upper", (max(rows_needed, 2 * have), 1 + self.M), np.int32)
         new.array[:used] = self._upper.array[:used]
         self._allocator.free(self._upper)
         self._upper = new
@@ -223,14 +223,14 @@ class HNSWIndex:
             ("_labels", "labels"),
         ):
             old: Block = getattr(self, attr)
-            new = self._a(suffix, (new_capacity, *old.shape[1:]), old.dtype)
+            new = self._alloc_block(suffix, (new_capacity, *old.shape[1:]), old.dtype)
             new.array[:n] = old.array[:n]
             self._allocator.free(old)
             setattr(self, attr, new)
         assert self._visited is not None
         rows = self._visited_rows
         self._allocator.free(self._visited)
-        self._visited = self._a("visited", (rows, new_capacity), np.uint16)
+        self._visited = self._alloc_block("visited", (rows, new_capacity), np.uint16)
         self._state_arr()[K.STATE_TAGS :] = 0  # fresh (zeroed) tag rows
         self.visited_size = new_capacity
         self.capacity = new_capacity
