@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .base import Capabilities, EngineConfig, EngineError
-from .hnswlib_adapter import empty_result, matches, peer_options
+from .peer_common import empty_result, ignored_note, matches, peer_options
 
 _METRICS = ("l2", "ip", "cosine")
 _KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "num_threads")
@@ -32,13 +32,13 @@ class FaissEngine:
 
     def __init__(self, config: EngineConfig) -> None:
         opts = peer_options(self.name, config, _KNOWN_OPTIONS)
-        self.M: int = opts.get("M", 16)
-        self.ef_construction: int = opts.get("ef_construction", 200)
-        self.ef_search: int = opts.get("ef_search", 64)
+        self.M: int = opts["M"]
+        self.ef_construction: int = opts["ef_construction"]
+        self.ef_search: int = opts["ef_search"]
         # one thread by default, like the other peers: deterministic graphs, and OpenMP's
         # spinning workers do not fight other processes for shared cores
-        self.num_threads: int = opts.get("num_threads", 1)
-        ignored = f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
+        self.num_threads: int = opts["num_threads"]
+        ignored = ignored_note(opts)
         self.capabilities = Capabilities(
             delete=False,
             metadata_filter=True,

@@ -14,46 +14,10 @@ from typing import Any
 import numpy as np
 
 from .base import Capabilities, EngineConfig, EngineError
+from .peer_common import empty_result, ignored_note, matches, peer_options
 
 _SPACES: dict[str, str] = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
 _KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "capacity", "num_threads", "seed")
-
-
-def peer_options(name: str, config: EngineConfig, known: tuple[str, ...]) -> dict[str, Any]:
-    """Validate a peer's config: no faults, native memory, ints for known options.
-
-    Options a peer does not use (refimpl's buffer_size, ...) are returned under
-    "ignored" so the adapter can say so in its capabilities note.
-    """
-    if config.faults:
-        raise EngineError(
-            f"{name} cannot inject refimpl faults ({', '.join(config.faults)}); "
-            "faults apply to --engine refimpl only"
-        )
-    if config.allocator not in ("numpy", "native"):
-        raise EngineError(
-            f"{name} allocates with its own native allocator; allocator {config.allocator!r} "
-            "applies to refimpl only"
-        )
-    opts = dict(config.options or {})
-    out: dict[str, Any] = {"ignored": sorted(k for k in opts if k not in known)}
-    for key in known:
-        if key in opts:
-            value = opts[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise EngineError(f"{name} option {key}={value!r}: expected a positive integer")
-            out[key] = value
-    return out
-
-
-def matches(meta: dict[str, Any] | None, flt: dict[str, Any]) -> bool:
-    """Equality filter: every key of `flt` present in `meta` with the same value."""
-    return meta is not None and all(k in meta and meta[k] == v for k, v in flt.items())
-
-
-def empty_result(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """A `(q, k)` result with no hits: ids -1, distances +inf."""
-    return np.full((q, k), -1, dtype=np.int64), np.full((q, k), np.inf, dtype=np.float32)
 
 
 class HnswlibEngine:
@@ -64,13 +28,13 @@ class HnswlibEngine:
 
     def __init__(self, config: EngineConfig) -> None:
         opts = peer_options(self.name, config, _KNOWN_OPTIONS)
-        self.M: int = opts.get("M", 16)
-        self.ef_construction: int = opts.get("ef_construction", 200)
-        self.ef_search: int = opts.get("ef_search", 64)
-        self.initial_capacity: int = opts.get("capacity", 1024)
-        self.num_threads: int = opts.get("num_threads", 1)
-        self.seed: int = opts.get("seed", 100)
-        ignored = f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
+        self.M: int = opts["M"]
+        self.ef_construction: int = opts["ef_construction"]
+        self.ef_search: int = opts["ef_search"]
+        self.initial_capacity: int = opts["capacity"]
+        self.num_threads: int = opts["num_threads"]
+        self.seed: int = opts["seed"]
+        ignored = ignored_note(opts)
         self.capabilities = Capabilities(
             delete=True,
             metadata_filter=True,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .base import Capabilities, EngineConfig, EngineError
-from .hnswlib_adapter import empty_result, peer_options
+from .peer_common import empty_result, ignored_note, peer_options
 
 _METRICS: dict[str, str] = {"l2": "l2sq", "ip": "ip", "cosine": "cos"}
 _KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "num_threads")
@@ -30,11 +30,11 @@ class UsearchEngine:
 
     def __init__(self, config: EngineConfig) -> None:
         opts = peer_options(self.name, config, _KNOWN_OPTIONS)
-        self.M: int = opts.get("M", 16)
-        self.ef_construction: int = opts.get("ef_construction", 200)
-        self.ef_search: int = opts.get("ef_search", 64)
-        self.num_threads: int = opts.get("num_threads", 1)
-        ignored = f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
+        self.M: int = opts["M"]
+        self.ef_construction: int = opts["ef_construction"]
+        self.ef_search: int = opts["ef_search"]
+        self.num_threads: int = opts["num_threads"]
+        ignored = ignored_note(opts)
         self.capabilities = Capabilities(
             delete=True,
             metadata_filter=False,
