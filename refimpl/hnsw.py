@@ -24,6 +24,27 @@ PARALLEL_BATCH = 256  # nodes per two-phase parallel insertion step
 PARALLEL_WARMUP = 2048  # insert serially until the graph has this many nodes
 
 
+def prepare_search(
+    queries: np.ndarray, dim: int, k: int, deleted: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Queries as C-contiguous float32 `(q, dim)` and the deleted mask as uint8; bad shapes raise."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if queries.ndim == 1:
+        queries = queries.reshape(1, -1)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise InvalidInputError(f"queries must have shape (q, {dim}), got {queries.shape}")
+    if k <= 0:
+        raise InvalidInputError(f"k must be positive, got {k}")
+    if deleted is not None:
+        deleted = np.ascontiguousarray(deleted, dtype=np.uint8)
+    return queries, deleted
+
+
+def empty_result(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A search answer with no hits: labels -1, distances +inf."""
+    return np.full((q, k), -1, np.int64), np.full((q, k), np.inf, np.float32)
+
+
 @dataclass(frozen=True)
 class GraphView:
     """The blocks of one graph at one moment, enough to search it.
@@ -337,19 +358,11 @@ class HNSWIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """k nearest labels per query, skipping `deleted` labels (uint8 by label)."""
         self._check_live()
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise InvalidInputError(f"queries must have shape (q, {self.dim}), got {queries.shape}")
-        if k <= 0:
-            raise InvalidInputError(f"k must be positive, got {k}")
-        if deleted is not None:
-            deleted = np.ascontiguousarray(deleted, dtype=np.uint8)
+        queries, deleted = prepare_search(queries, self.dim, k, deleted)
         threads = self.num_threads if num_threads is None else int(num_threads)
         if self._vectors is None:
             q = queries.shape[0]
-            return np.full((q, k), -1, np.int64), np.full((q, k), np.inf, np.float32)
+            return empty_result(q, k)
         if threads > 1:
             self._ensure_visited_rows(threads)
         return search_view(self.view(), queries, int(k), int(ef), deleted, threads)

@@ -20,7 +20,7 @@ import numpy as np
 from .alloc import Allocator, Block
 from .errors import InvalidInputError, LifecycleError
 from .faults import NO_FAULTS, FaultSet
-from .hnsw import GraphView, HNSWIndex, search_view
+from .hnsw import GraphView, HNSWIndex, empty_result, prepare_search, search_view
 
 _FRESH_SLOT_GARBAGE = 0xA  # what the reference note's crash freed: "invalid pointer 0xa"
 
@@ -143,19 +143,11 @@ class SegmentedHNSW:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Fan out to every segment (in parallel threads) and merge the top k."""
         self._check_live()
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries.reshape(1, -1)
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise InvalidInputError(f"queries must have shape (q, {self.dim}), got {queries.shape}")
-        if k <= 0:
-            raise InvalidInputError(f"k must be positive, got {k}")
-        if deleted is not None:
-            deleted = np.ascontiguousarray(deleted, dtype=np.uint8)
+        queries, deleted = prepare_search(queries, self.dim, k, deleted)
         q = queries.shape[0]
         views = list(self._views)
         if not views:
-            return np.full((q, k), -1, np.int64), np.full((q, k), np.inf, np.float32)
+            return empty_result(q, k)
         threads = max(1, int(num_threads or self.num_threads))
 
         def one(view: GraphView) -> tuple[np.ndarray, np.ndarray]:
