@@ -30,6 +30,21 @@ def home_slots(keys: np.ndarray, capacity: int) -> np.ndarray:
     return (x & np.uint64(capacity - 1)).astype(np.int64)
 
 
+@njit(cache=True, inline="always")
+def _find(keys: np.ndarray, states: np.ndarray, key: np.int64, home: np.int64) -> np.int64:
+    """The slot holding `key`, probing linearly from `home` past tombstones; -1 if absent."""
+    mask = keys.shape[0] - 1
+    pos = home
+    for _ in range(keys.shape[0]):
+        st = states[pos]
+        if st == EMPTY:
+            return -1
+        if st == FULL and keys[pos] == key:
+            return pos
+        pos = (pos + 1) & mask
+    return -1
+
+
 @njit(cache=True)
 def hm_get(
     keys: np.ndarray,
@@ -40,21 +55,12 @@ def hm_get(
     out: np.ndarray,
 ) -> int:
     """out[i] = value of qkeys[i] or -1; returns how many were found."""
-    mask = keys.shape[0] - 1
     found = 0
     for i in range(qkeys.shape[0]):
-        key = qkeys[i]
-        pos = homes[i]
-        out[i] = -1
-        for _ in range(keys.shape[0]):
-            st = states[pos]
-            if st == EMPTY:
-                break
-            if st == FULL and keys[pos] == key:
-                out[i] = vals[pos]
-                found += 1
-                break
-            pos = (pos + 1) & mask
+        pos = _find(keys, states, qkeys[i], homes[i])
+        out[i] = vals[pos] if pos >= 0 else -1
+        if pos >= 0:
+            found += 1
     return found
 
 
@@ -108,22 +114,13 @@ def hm_delete(
     out: np.ndarray,
 ) -> int:
     """Remove each key (leaving a tombstone); out[i] = its old value or -1. Returns removals."""
-    mask = keys.shape[0] - 1
     removed = 0
     for i in range(dkeys.shape[0]):
-        key = dkeys[i]
-        pos = homes[i]
-        out[i] = -1
-        for _ in range(keys.shape[0]):
-            st = states[pos]
-            if st == EMPTY:
-                break
-            if st == FULL and keys[pos] == key:
-                out[i] = vals[pos]
-                states[pos] = TOMB
-                removed += 1
-                break
-            pos = (pos + 1) & mask
+        pos = _find(keys, states, dkeys[i], homes[i])
+        out[i] = vals[pos] if pos >= 0 else -1
+        if pos >= 0:
+            states[pos] = TOMB
+            removed += 1
     return removed
 
 
