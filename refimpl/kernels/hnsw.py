@@ -24,7 +24,16 @@ from numba import config, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .heap import max_heap_sorted, max_push, max_replace_top, min_pop, min_push
+from .heap import (
+    key_dist,
+    key_id,
+    max_push,
+    max_replace_top,
+    min_pop,
+    min_push,
+    pack,
+    unpack_sorted,
+)
 
 ST_COUNT = 0
 ST_ENTRY = 1
@@ -33,6 +42,7 @@ ST_UPPER_USED = 3
 STATE_TAGS = 4  # state[STATE_TAGS + r] is the current tag of visited row r
 
 _TAG_WRAP = 65536
+_NO_BOUND = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every packed key
 
 
 def _prefetch_py(arr: np.ndarray, i: int, j: int) -> None:
@@ -136,6 +146,12 @@ def greedy_descent(
     return cur, cur_d
 
 
+@njit(cache=True, inline="always")
+def _allowed(label: int, deleted: np.ndarray, ndel: int) -> bool:
+    """May `label` enter the results (not marked in `deleted`, which is indexed by label)?"""
+    return label < 0 or label >= ndel or deleted[label] == 0
+
+
 @njit(cache=True, fastmath=True, nogil=True)
 def search_layer(
     q,
@@ -152,33 +168,32 @@ def search_layer(
     visited,
     vrow: int,
     tag: int,
-    cd,
-    ci,
-    rd,
-    ri,
+    ck,
+    rk,
     metric: int,
 ) -> int:
-    """Best-first search of one layer; the best `ef` land in the max-heap (rd, ri).
+    """Best-first search of one layer; the best `ef` land in the max-heap `rk`
+    (packed keys, see `heap`), `ck` is the candidates' min-heap.
 
     Deleted labels (deleted[label] != 0) are traversed but never enter the
     results, as in hnswlib. Returns the number of results.
     """
     ndel = deleted.shape[0]
     visited[vrow, ep] = tag
-    csize = min_push(cd, ci, 0, ep_d, ep)
+    key = pack(ep_d, ep)
+    csize = min_push(ck, 0, key)
     rsize = 0
-    lab = labels[ep]
-    if ndel == 0 or lab < 0 or lab >= ndel or deleted[lab] == 0:
-        rsize = max_push(rd, ri, 0, ep_d, ep)
-    lower = rd[0] if rsize > 0 else np.float32(np.inf)
+    if ndel == 0 or _allowed(labels[ep], deleted, ndel):
+        rsize = max_push(rk, 0, key)
+    lower = rk[0] if rsize > 0 else _NO_BOUND
     while csize > 0:
-        c_d = cd[0]
-        c = ci[0]
-        if c_d > lower and (rsize >= ef or ndel == 0):
+        top = ck[0]
+        if top > lower and (rsize >= ef or ndel == 0):
             break
-        csize = min_pop(cd, ci, csize)
+        csize = min_pop(ck, csize)
+        c = key_id(top)
         if csize > 0 and level == 0:  # the links of the next candidate to expand
-            prefetch(l0, ci[0], 0)
+            prefetch(l0, key_id(ck[0]), 0)
         row = links_of(l0, upper, offsets, c, level)
         cnt = row[0]
         if cnt > 0:
@@ -194,16 +209,15 @@ def search_layer(
             if visited[vrow, n] == tag:
                 continue
             visited[vrow, n] = tag
-            d = dist_q(q, vecs, n, metric)
-            if rsize < ef or d < lower:
-                csize = min_push(cd, ci, csize, d, n)
-                lab = labels[n]
-                if ndel == 0 or lab < 0 or lab >= ndel or deleted[lab] == 0:
+            key = pack(dist_q(q, vecs, n, metric), n)
+            if rsize < ef or key < lower:
+                csize = min_push(ck, csize, key)
+                if ndel == 0 or _allowed(labels[n], deleted, ndel):  # labels read only if needed
                     if rsize < ef:
-                        rsize = max_push(rd, ri, rsize, d, n)
+                        rsize = max_push(rk, rsize, key)
                     else:
-                        max_replace_top(rd, ri, rsize, d, n)
-                    lower = rd[0]
+                        max_replace_top(rk, rsize, key)
+                    lower = rk[0]
     return rsize
 
 
@@ -311,8 +325,8 @@ def insert_range(
 ) -> None:
     """Insert nodes start..end-1 one after another (rows, levels, offsets already written)."""
     cap = vecs.shape[0]
-    cd = np.empty(cap + 1, np.float32)
-    ci = np.empty(cap + 1, np.int32)
+    ck = np.empty(cap + 1, np.uint64)
+    rk = np.empty(ef_construction + 1, np.uint64)
     rd = np.empty(ef_construction + 1, np.float32)
     ri = np.empty(ef_construction + 1, np.int32)
     sd = np.empty(2 * m + 1, np.float32)
@@ -354,13 +368,11 @@ def insert_range(
                 visited,
                 0,
                 tag,
-                cd,
-                ci,
-                rd,
-                ri,
+                ck,
+                rk,
                 metric,
             )
-            max_heap_sorted(rd, ri, rsize)
+            unpack_sorted(rk, rsize, rd, ri)
             nsel = select_heuristic(vecs, rd, ri, rsize, m, sd, si, metric)
             row = links_of(l0, upper, offsets, i, level)
             for s in range(nsel):
@@ -415,8 +427,8 @@ def _search_rows(
     """Search queries lo..hi-1 with visited row `vrow` (one searcher, its own scratch)."""
     cap = vecs.shape[0]
     ef_eff = max(ef, k)
-    cd = np.empty(cap + 1, np.float32)
-    ci = np.empty(cap + 1, np.int32)
+    ck = np.empty(cap + 1, np.uint64)
+    rk = np.empty(ef_eff + 1, np.uint64)
     rd = np.empty(ef_eff + 1, np.float32)
     ri = np.empty(ef_eff + 1, np.int32)
     count = state[ST_COUNT]
@@ -445,13 +457,11 @@ def _search_rows(
                 visited,
                 vrow,
                 tag,
-                cd,
-                ci,
-                rd,
-                ri,
+                ck,
+                rk,
                 metric,
             )
-            max_heap_sorted(rd, ri, rsize)
+            unpack_sorted(rk, rsize, rd, ri)
         for j in range(k):
             if j < rsize:
                 out_labels[qi, j] = labels[ri[j]]
@@ -560,8 +570,8 @@ def _candidates_for(
     m: int,
     ef_construction: int,
     metric: int,
-    cd,
-    ci,
+    ck,
+    rk,
     rd,
     ri,
     sd,
@@ -596,28 +606,23 @@ def _candidates_for(
             visited,
             vrow,
             tag,
-            cd,
-            ci,
-            rd,
-            ri,
+            ck,
+            rk,
             metric,
         )
         # next entry point: the closest frozen node (batch nodes' rows are being written)
-        best = 0
+        best = rk[0]
         for r in range(1, rsize):
-            if rd[r] < rd[best]:
-                best = r
-        next_ep = ri[best]
-        next_d = rd[best]
+            best = min(best, rk[r])
         for j in range(b0, i):
             if levels[j] < level:
                 continue
-            d = dist_q(q, vecs, j, metric)
+            key = pack(dist_q(q, vecs, j, metric), j)
             if rsize < ef_construction:
-                rsize = max_push(rd, ri, rsize, d, j)
-            elif d < rd[0]:
-                max_replace_top(rd, ri, rsize, d, j)
-        max_heap_sorted(rd, ri, rsize)
+                rsize = max_push(rk, rsize, key)
+            elif key < rk[0]:
+                max_replace_top(rk, rsize, key)
+        unpack_sorted(rk, rsize, rd, ri)
         nsel = select_heuristic(vecs, rd, ri, rsize, m, sd, si, metric)
         row = links_of(l0, upper, offsets, i, level)
         for s in range(nsel):
@@ -627,8 +632,8 @@ def _candidates_for(
         row[0] = nsel
         for s in range(nsel, m):
             sel_t[level, s] = -1
-        ep = next_ep
-        ep_d = next_d
+        ep = key_id(best)
+        ep_d = key_dist(best)
 
 
 @njit(cache=True, fastmath=True, nogil=True, parallel=True)
@@ -664,8 +669,8 @@ def _insert_batch(
         for lv in range(1, levels[i] + 1):
             upper[offsets[i] + lv - 1, 0] = 0
     for c in prange(n_chunks):
-        cd = np.empty(cap + 1, np.float32)
-        ci = np.empty(cap + 1, np.int32)
+        ck = np.empty(cap + 1, np.uint64)
+        rk = np.empty(ef_construction + 1, np.uint64)
         rd = np.empty(ef_construction + 1, np.float32)
         ri = np.empty(ef_construction + 1, np.int32)
         sd = np.empty(2 * m + 1, np.float32)
@@ -688,8 +693,8 @@ def _insert_batch(
                 m,
                 ef_construction,
                 metric,
-                cd,
-                ci,
+                ck,
+                rk,
                 rd,
                 ri,
                 sd,
