@@ -11,8 +11,10 @@ all with M=16, ef_construction=200, L2. Reported side by side: build vectors/s
 with 1 and 2 threads; recall@10 and single-thread QPS for ef 16/32/64/128, batched
 and one query at a time; memory per vector (refimpl: allocator bytes, peers: RSS
 growth); the time a fresh process takes to its first query result, with a warm
-and a cold Numba cache; and the ratios refimpl / hnswlib. Prints a Markdown table
-and writes it (plus the raw JSON) under reports/bench/.
+and a cold Numba cache; and the ratios refimpl / hnswlib. Every search figure is
+the median of 5 timed passes (the machine is shared; one pass is too noisy to
+compare). Prints a Markdown table and writes it (plus the raw JSON) under
+reports/bench/.
 
 Figures are measurements, never assertions.
 """
@@ -37,6 +39,8 @@ EFS = (16, 32, 64, 128)
 K = 10
 M = 16
 EF_CONSTRUCTION = 200
+REPEATS = 5  # timed passes per search figure; the median is reported
+ONE_BY_ONE_QUERIES = 300  # queries per one-at-a-time pass
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -232,8 +236,18 @@ class _Faiss(_Engine):
 ENGINES = {"refimpl": _Refimpl, "refimpl-db": _DB, "hnswlib": _Hnswlib, "faiss": _Faiss}
 
 
-def run_child(engine: str, threads: int, data: Path, search: bool) -> dict[str, Any]:
-    """Build one engine with `threads` threads; optionally sweep ef (single-threaded)."""
+def run_child(engine: str, threads: int, data: Path, serve: bool, cpu: int | None) -> None:
+    """Build one engine with `threads` threads and print the build figures as a JSON line.
+
+    With `serve`, stay alive and answer timing requests from the parent, one JSON
+    line each (`{"op": "batch"|"one"|"paired", "ef": ef}`, then `{"op": "exit"}`):
+    the parent interleaves every engine's passes in time, so the shared machine's
+    slow and fast seconds fall on all engines alike. `cpu` pins the process to one
+    CPU (every single-thread child gets the same one, so no engine is measured on
+    a quieter core than another).
+    """
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
     z = np.load(data)
     x, q, gt = z["x"], z["q"], z["gt"]
     eng = ENGINES[engine](x.shape[1])
@@ -245,7 +259,8 @@ def run_child(engine: str, threads: int, data: Path, search: bool) -> dict[str, 
     build_cpu = time.process_time() - c0
     rss_growth = _rss() - rss0
     own = eng.memory()
-    out: dict[str, Any] = {
+    eng.set_ef(64)
+    built: dict[str, Any] = {
         "engine": engine,
         "threads": threads,
         "n": int(x.shape[0]),
@@ -256,45 +271,43 @@ def run_child(engine: str, threads: int, data: Path, search: bool) -> dict[str, 
         "memory_kind": eng.memory_kind,
         "bytes_per_vector": (own if own is not None else rss_growth) / x.shape[0],
         "rss_growth_per_vector": rss_growth / x.shape[0],
-        "search": [],
+        "recall_ef64": recall_at(eng.batch(q), gt),
     }
-    efs = EFS if search else (64,)
-    n_one = min(q.shape[0], 300)
-    for ef in efs:
-        eng.set_ef(ef)
+    print(json.dumps(built), flush=True)
+    if not serve:
+        return
+    n_one = min(q.shape[0], ONE_BY_ONE_QUERIES)
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req["op"] == "exit":
+            return
+        eng.set_ef(req["ef"])
         eng.batch(q[:8])
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        found = eng.batch(q)
-        batch_s = time.perf_counter() - t0
-        batch_cpu = max(time.process_time() - c0, 1e-9)
-        row = {
-            "ef": ef,
-            "recall": recall_at(found, gt),
-            "batch_qps": q.shape[0] / batch_s,
-            "batch_qps_cpu": q.shape[0] / batch_cpu,
-        }
-        if search:
+        if req["op"] == "batch":
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            found = eng.batch(q)
+            wall = time.perf_counter() - t0
+            reply = {"wall": wall, "cpu": time.process_time() - c0, "recall": recall_at(found, gt)}
+        elif req["op"] == "one":
             t0 = time.perf_counter()
             ones = [eng.one(q[i]) for i in range(n_one)]
-            one_s = time.perf_counter() - t0
-            row["one_qps"] = n_one / one_s
-            row["one_us"] = one_s / n_one * 1e6
-            row["one_recall"] = recall_at(np.array(ones), gt[:n_one])
-            if hasattr(eng, "kernel_one"):  # DB.search vs its own graph search, interleaved
-                t_db = t_kernel = 0.0
-                half = n_one // 2  # a different query each time, so neither finds warm caches
-                for i in range(n_one):
-                    t0 = time.perf_counter()
-                    eng.one(q[i])
-                    t1 = time.perf_counter()
-                    eng.kernel_one(q[(i + half) % n_one])
-                    t_db += t1 - t0
-                    t_kernel += time.perf_counter() - t1
-                row["paired_db_us"] = t_db / n_one * 1e6
-                row["paired_kernel_us"] = t_kernel / n_one * 1e6
-        out["search"].append(row)
-    return out
+            reply = {
+                "wall": time.perf_counter() - t0,
+                "recall": recall_at(np.array(ones), gt[:n_one]),
+            }
+        else:  # "paired": DB.search vs its own graph search, interleaved call by call
+            t_db = t_kernel = 0.0
+            half = n_one // 2  # a different query each time, so neither finds warm caches
+            for i in range(n_one):
+                t0 = time.perf_counter()
+                eng.one(q[i])
+                t1 = time.perf_counter()
+                eng.kernel_one(q[(i + half) % n_one])
+                t_db += t1 - t0
+                t_kernel += time.perf_counter() - t1
+            reply = {"db_us": t_db / n_one * 1e6, "kernel_us": t_kernel / n_one * 1e6}
+        print(json.dumps(reply), flush=True)
 
 
 # -- time to the first query in a fresh process --------------------------------------------
@@ -327,15 +340,86 @@ def first_query(cache_dir: Path) -> dict[str, float]:
 
 
 # -- parent: orchestrate, tabulate ------------------------------------------------------------
-def _child(engine: str, threads: int, data: Path, search: bool) -> dict[str, Any] | None:
-    cmd = [sys.executable, __file__, "--child", engine, "--threads", str(threads)]
-    cmd += ["--data", str(data)] + (["--search"] if search else [])
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS="2")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        print(f"  {engine} x{threads}: failed\n{proc.stderr[-1500:]}", file=sys.stderr)
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+class _Child:
+    """One engine built in its own fresh process; with `serve`, kept alive for timing."""
+
+    def __init__(
+        self, engine: str, threads: int, data: Path, serve: bool, tmp: Path, cpu: int | None
+    ) -> None:
+        cmd = [sys.executable, __file__, "--child", engine, "--threads", str(threads)]
+        cmd += ["--data", str(data)] + (["--serve"] if serve else [])
+        cmd += ["--cpu", str(cpu)] if cpu is not None else []
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS="2")
+        self.name = f"{engine} x{threads}"
+        self.err = open(tmp / f"{engine}-{threads}.stderr", "w+")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, env=env
+        )
+
+    def read(self) -> dict[str, Any] | None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self.err.seek(0)
+            print(f"  {self.name}: failed\n{self.err.read()[-1500:]}", file=sys.stderr)
+            return None
+        return json.loads(line)
+
+    def ask(self, op: str, ef: int) -> dict[str, Any] | None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": op, "ef": ef}) + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self.proc.wait()
+        self.err.close()
+
+
+def interleaved_search(
+    children: dict[str, _Child], nq: int, n_one: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every engine's search figures per ef: REPEATS rounds, each engine once per round (the
+    order rotating), medians reported; the passes of all engines share the same minutes."""
+    rows: dict[str, list[dict[str, Any]]] = {e: [] for e in children}
+    names = list(children)
+    for ef in EFS:
+        got: dict[str, dict[str, list[Any]]] = {e: {} for e in names}
+        for r in range(REPEATS):
+            for e in names[r % len(names) :] + names[: r % len(names)]:
+                child = children[e]
+                ops = ["batch", "one"] + (["paired"] if e == "refimpl-db" else [])
+                for op in ops:
+                    reply = child.ask(op, ef)
+                    if reply is None:
+                        raise RuntimeError(f"{child.name} died while searching")
+                    for key, value in reply.items():
+                        got[e].setdefault(f"{op}_{key}", []).append(value)
+        for e in names:
+            g = got[e]
+            walls = g["batch_wall"]
+            row = {
+                "ef": ef,
+                "recall": g["batch_recall"][0],
+                "batch_qps": nq / float(np.median(walls)),
+                "batch_qps_cpu": nq / max(float(np.median(g["batch_cpu"])), 1e-9),
+                "batch_qps_spread": [nq / max(walls), nq / min(walls)],
+                "one_qps": n_one / float(np.median(g["one_wall"])),
+                "one_us": float(np.median(g["one_wall"])) / n_one * 1e6,
+                "one_recall": g["one_recall"][0],
+            }
+            if "paired_db_us" in g:
+                row["paired_db_us"] = float(np.median(g["paired_db_us"]))
+                row["paired_kernel_us"] = float(np.median(g["paired_kernel_us"]))
+            rows[e].append(row)
+    return rows
 
 
 def _qps_at(result: dict[str, Any], target: float, key: str = "batch_qps") -> tuple[int, float]:
@@ -360,7 +444,7 @@ def tabulate(res: dict[str, dict[int, dict[str, Any]]], ttfq: dict[str, Any], me
         one, two = res[e].get(1), res[e].get(2)
         two_vps = f"{two['build_vps']:,.0f}" if two else "—"
         speed = f"{two['build_vps'] / one['build_vps']:.2f}x" if two else "—"
-        rec2 = f"{two['search'][0]['recall']:.4f}" if two else "—"
+        rec2 = f"{two['recall_ef64']:.4f}" if two else "—"
         two_cpu = f"{two['build_vps_cpu']:,.0f}" if two else "—"
         lines.append(
             f"| {e} | {one['build_vps']:,.0f} | {one['build_vps_cpu']:,.0f} | {two_vps} | "
@@ -368,7 +452,7 @@ def tabulate(res: dict[str, dict[int, dict[str, Any]]], ttfq: dict[str, Any], me
             f"{one['bytes_per_vector']:,.0f} | {one['memory_kind']} "
             f"(RSS growth {one['rss_growth_per_vector']:,.0f}) |"
         )
-    lines += ["", "## Search, single thread (recall@10 / QPS)", ""]
+    lines += ["", f"## Search, single thread (recall@10 / QPS, median of {REPEATS} passes)", ""]
     head = "| ef | " + " | ".join(f"{e} recall | {e} batched QPS | {e} 1-by-1 QPS" for e in engines)
     lines.append(head + " |")
     lines.append("|---:|" + "---:|---:|---:|" * len(engines))
@@ -483,10 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-first-query", action="store_true", help="skip the fresh-process timing")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--search", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
-        print(json.dumps(run_child(a.child, int(a.threads), a.data, a.search)))
+        run_child(a.child, int(a.threads), a.data, a.serve, a.cpu)
         return 0
 
     n = a.n or (10_000 if a.quick else 100_000)
@@ -514,12 +599,29 @@ def main(argv: list[str] | None = None) -> int:
             f"dataset {n} x {a.dim}, {nq} queries, ground truth in {time.perf_counter() - t0:.1f}s"
         )
         res: dict[str, dict[int, dict[str, Any]]] = {}
-        for e in available:
+        servers: dict[str, _Child] = {}  # the 1-thread builds, kept for the search sweep
+        pin = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        try:
             for t in threads:
-                print(f"  {e}, {t} thread(s) ...", flush=True)
-                r = _child(e, t, data, search=(t == 1))
-                if r is not None:
-                    res.setdefault(e, {})[t] = r
+                for e in available:
+                    print(f"  build {e}, {t} thread(s) ...", flush=True)
+                    child = _Child(e, t, data, t == 1, Path(tmp), pin if t == 1 else None)
+                    r = child.read()
+                    if r is None:
+                        child.close()
+                        continue
+                    res.setdefault(e, {})[t] = r | {"search": []}
+                    if t == 1:
+                        servers[e] = child
+                    else:
+                        child.close()
+            print(f"  search sweep, {len(servers)} engines interleaved ...", flush=True)
+            n_one = min(nq, ONE_BY_ONE_QUERIES)
+            for e, rows in interleaved_search(servers, nq, n_one).items():
+                res[e][1]["search"] = rows
+        finally:
+            for child in servers.values():
+                child.close()
         ttfq: dict[str, Any] = {}
         if not a.no_first_query and "refimpl-db" in available:
             cache = Path(tmp) / "numba-cache"
@@ -529,7 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu = platform.processor() or platform.machine()
     meta = (
         f"{n:,} x {a.dim} float32, {nq} queries, M={M}, ef_construction={EF_CONSTRUCTION}, L2; "
-        f"{os.cpu_count()} CPUs ({cpu}); {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        f"{os.cpu_count()} CPUs ({cpu}); {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"1-thread builds and all searches pinned to CPU {pin}, searches interleaved"
     )
     table = tabulate(res, ttfq, meta)
     cmd = "python benchmarks/peers.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -21,7 +21,7 @@ from .kernels import hnsw as K
 
 _MAX_LEVEL = 127  # levels are int8
 PARALLEL_BATCH = 256  # nodes per two-phase parallel insertion step
-PARALLEL_WARMUP = 2048  # insert serially until the graph has this many nodes
+PARALLEL_WARMUP = 512  # insert serially until the graph has this many nodes
 
 
 def prepare_search(

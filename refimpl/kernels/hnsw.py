@@ -675,9 +675,8 @@ def _insert_batch(
         ri = np.empty(ef_construction + 1, np.int32)
         sd = np.empty(2 * m + 1, np.float32)
         si = np.empty(2 * m + 1, np.int32)
-        lo = b0 + c * nb // n_chunks
-        hi = b0 + (c + 1) * nb // n_chunks
-        for i in range(lo, hi):
+        # strided, not contiguous: node i brute-forces b0..i-1, so later nodes cost more
+        for i in range(b0 + c, b1, n_chunks):
             _candidates_for(
                 i,
                 b0,
@@ -735,9 +734,7 @@ def _insert_batch(
         ti = np.empty(2 * m + 2, np.int32)
         sd2 = np.empty(2 * m + 1, np.float32)
         si2 = np.empty(2 * m + 1, np.int32)
-        g_lo = c * ng // n_chunks
-        g_hi = (c + 1) * ng // n_chunks
-        for g in range(g_lo, g_hi):
+        for g in range(c, ng, n_chunks):
             for r in range(starts[g], starts[g + 1]):
                 e = order[r]
                 target = keys[e] // nl
