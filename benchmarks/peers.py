@@ -422,6 +422,15 @@ def interleaved_search(
     return rows
 
 
+def _median_build(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One engine and thread count over several build rounds: the median build (of an
+    even count, the faster of the middle two)."""
+    runs = sorted(runs, key=lambda r: r["build_s"])
+    mid = runs[(len(runs) - 1) // 2] | {"search": []}
+    mid["build_rounds_vps"] = [r["build_vps"] for r in runs]
+    return mid
+
+
 def _qps_at(result: dict[str, Any], target: float, key: str = "batch_qps") -> tuple[int, float]:
     """(ef, QPS) at the smallest swept ef whose recall reaches `target`; (0, 0) if none."""
     for row in result["search"]:
@@ -563,6 +572,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
     p.add_argument("--threads", default="1,2", help="build thread counts")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="build every engine and thread count this many times, in rotation, and "
+        "report the median build (default 1; each round of the full size takes ~3 min)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "reports" / "bench")
     p.add_argument("--no-first-query", action="store_true", help="skip the fresh-process timing")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -574,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
         run_child(a.child, int(a.threads), a.data, a.serve, a.cpu)
         return 0
 
+    if a.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {a.rounds}")
     n = a.n or (10_000 if a.quick else 100_000)
     nq = a.queries or (200 if a.quick else 1000)
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
@@ -602,19 +620,25 @@ def main(argv: list[str] | None = None) -> int:
         servers: dict[str, _Child] = {}  # the 1-thread builds, kept for the search sweep
         pin = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         try:
-            for t in threads:
-                for e in available:
-                    print(f"  build {e}, {t} thread(s) ...", flush=True)
-                    child = _Child(e, t, data, t == 1, Path(tmp), pin if t == 1 else None)
-                    r = child.read()
-                    if r is None:
-                        child.close()
-                        continue
-                    res.setdefault(e, {})[t] = r | {"search": []}
-                    if t == 1:
-                        servers[e] = child
-                    else:
-                        child.close()
+            builds: dict[tuple[str, int], list[dict[str, Any]]] = {}
+            for rnd in range(a.rounds):
+                last = rnd == a.rounds - 1
+                for t in threads:
+                    for e in available:
+                        print(f"  build {e}, {t} thread(s), round {rnd + 1} ...", flush=True)
+                        serve = last and t == 1
+                        child = _Child(e, t, data, serve, Path(tmp), pin if t == 1 else None)
+                        r = child.read()
+                        if r is None:
+                            child.close()
+                            continue
+                        builds.setdefault((e, t), []).append(r)
+                        if serve:
+                            servers[e] = child
+                        else:
+                            child.close()
+            for (e, t), runs in builds.items():
+                res.setdefault(e, {})[t] = _median_build(runs)
             print(f"  search sweep, {len(servers)} engines interleaved ...", flush=True)
             n_one = min(nq, ONE_BY_ONE_QUERIES)
             for e, rows in interleaved_search(servers, nq, n_one).items():
@@ -632,7 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = (
         f"{n:,} x {a.dim} float32, {nq} queries, M={M}, ef_construction={EF_CONSTRUCTION}, L2; "
         f"{os.cpu_count()} CPUs ({cpu}); {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"1-thread builds and all searches pinned to CPU {pin}, searches interleaved"
+        f"1-thread builds and all searches pinned to CPU {pin}, searches interleaved; "
+        f"builds: median of {a.rounds} round(s)"
     )
     table = tabulate(res, ttfq, meta)
     cmd = "python benchmarks/peers.py " + " ".join(sys.argv[1:] if argv is None else argv)
