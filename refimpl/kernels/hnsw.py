@@ -19,10 +19,7 @@ segments can be built from several Python threads at once.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import config, njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from .heap import (
     key_dist,
@@ -34,6 +31,7 @@ from .heap import (
     pack,
     unpack_sorted,
 )
+from .intrinsics import fetch_add, prefetch
 
 ST_COUNT = 0
 ST_ENTRY = 1
@@ -43,52 +41,7 @@ STATE_TAGS = 4  # state[STATE_TAGS + r] is the current tag of visited row r
 
 _TAG_WRAP = 65536
 _NO_BOUND = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every packed key
-
-
-def _prefetch_py(arr: np.ndarray, i: int, j: int) -> None:
-    """Without the JIT a prefetch is nothing."""
-
-
-if config.DISABLE_JIT:
-    prefetch = njit(cache=True)(_prefetch_py)
-else:
-
-    @intrinsic
-    def prefetch(typingctx, arr, i, j):  # type: ignore[no-untyped-def]
-        """Hint the cache to load arr[i, j] (LLVM's prefetch: read, high locality)."""
-        sig = types.void(arr, i, j)
-
-        def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
-            aryty = signature.args[0]
-            ary = context.make_array(aryty)(context, builder, args[0])
-            ii = context.cast(builder, args[1], signature.args[1], types.intp)
-            jj = context.cast(builder, args[2], signature.args[2], types.intp)
-            ptr = cgutils.get_item_pointer2(
-                context,
-                builder,
-                ary.data,
-                cgutils.unpack_tuple(builder, ary.shape),
-                cgutils.unpack_tuple(builder, ary.strides),
-                aryty.layout,
-                [ii, jj],
-                wraparound=False,
-            )
-            i8p = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
-            builder.call(
-                fn,
-                [
-                    builder.bitcast(ptr, i8p),
-                    ir.Constant(i32, 0),
-                    ir.Constant(i32, 3),
-                    ir.Constant(i32, 1),
-                ],
-            )
-            return context.get_dummy_value()
-
-        return sig, codegen
+_GROUPS_PER_TAKE = 8  # reverse-link groups a worker takes at once (each is a few µs)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -668,6 +621,7 @@ def _insert_batch(
         l0[i, 0] = 0
         for lv in range(1, levels[i] + 1):
             upper[offsets[i] + lv - 1, 0] = 0
+    queue = np.zeros(1, np.int64)
     for c in prange(n_chunks):
         ck = np.empty(cap + 1, np.uint64)
         rk = np.empty(ef_construction + 1, np.uint64)
@@ -675,8 +629,11 @@ def _insert_batch(
         ri = np.empty(ef_construction + 1, np.int32)
         sd = np.empty(2 * m + 1, np.float32)
         si = np.empty(2 * m + 1, np.int32)
-        # strided, not contiguous: node i brute-forces b0..i-1, so later nodes cost more
-        for i in range(b0 + c, b1, n_chunks):
+        while True:  # each worker takes the next node; c only names its scratch
+            a = fetch_add(queue, 1)
+            if a >= nb:
+                break
+            i = b0 + a
             _candidates_for(
                 i,
                 b0,
@@ -729,13 +686,17 @@ def _insert_batch(
             starts[ng] = r
             ng += 1
     starts[ng] = total
-    for c in prange(n_chunks):
+    queue[0] = 0
+    for _worker in prange(n_chunks):
         td = np.empty(2 * m + 2, np.float32)
         ti = np.empty(2 * m + 2, np.int32)
         sd2 = np.empty(2 * m + 1, np.float32)
         si2 = np.empty(2 * m + 1, np.int32)
-        for g in range(c, ng, n_chunks):
-            for r in range(starts[g], starts[g + 1]):
+        while True:
+            g0 = fetch_add(queue, _GROUPS_PER_TAKE)
+            if g0 >= ng:
+                break
+            for r in range(starts[g0], starts[min(g0 + _GROUPS_PER_TAKE, ng)]):
                 e = order[r]
                 target = keys[e] // nl
                 lv = keys[e] % nl
