@@ -12,7 +12,7 @@ with 1 and 2 threads; recall@10 and single-thread QPS for ef 16/32/64/128, batch
 and one query at a time; memory per vector (refimpl: allocator bytes, peers: RSS
 growth); the time a fresh process takes to its first query result, with a warm
 and a cold Numba cache; and the ratios refimpl / hnswlib. Every search figure is
-the median of 5 timed passes (the machine is shared; one pass is too noisy to
+the median of 9 timed passes (the machine is shared; one pass is too noisy to
 compare). Prints a Markdown table and writes it (plus the raw JSON) under
 reports/bench/.
 
@@ -39,7 +39,7 @@ EFS = (16, 32, 64, 128)
 K = 10
 M = 16
 EF_CONSTRUCTION = 200
-REPEATS = 5  # timed passes per search figure; the median is reported
+REPEATS = 9  # timed passes per search figure; the median is reported
 ONE_BY_ONE_QUERIES = 300  # queries per one-at-a-time pass
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -411,6 +411,7 @@ def interleaved_search(
                 "batch_qps": nq / float(np.median(walls)),
                 "batch_qps_cpu": nq / max(float(np.median(g["batch_cpu"])), 1e-9),
                 "batch_qps_spread": [nq / max(walls), nq / min(walls)],
+                "batch_qps_best": nq / min(walls),
                 "one_qps": n_one / float(np.median(g["one_wall"])),
                 "one_us": float(np.median(g["one_wall"])) / n_one * 1e6,
                 "one_recall": g["one_recall"][0],
@@ -505,6 +506,18 @@ def tabulate(res: dict[str, dict[int, dict[str, Any]]], ttfq: dict[str, Any], me
                 return f"{qps / hq:.2f}x (ef {ef} vs {hef})"
 
             lines.append(f"| batched QPS at recall >= {target} | " + both(ratio) + " | >= 1.0x |")
+            _, hq_b = _qps_at(h1, target, "batch_qps_best")
+            lines.append(
+                f"| batched QPS at recall >= {target} (best pass of each) | "
+                + both(
+                    lambda r, target=target, hq=hq_b: (
+                        f"{_qps_at(r, target, 'batch_qps_best')[1] / hq:.2f}x"
+                        if hq and _qps_at(r, target, "batch_qps_best")[1]
+                        else "not reached"
+                    )
+                )
+                + " | >= 1.0x |"
+            )
             hef_c, hq_c = _qps_at(h1, target, "batch_qps_cpu")
             lines.append(
                 f"| batched QPS at recall >= {target} (CPU time) | "
