@@ -16,6 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness.isolation import native_message
 from refimpl import DB, cleanup_global_db, get_global_db
 from refimpl import database as database_module
 from refimpl.errors import (
@@ -267,7 +268,12 @@ def test_raw_allocator_abort_kills_the_process(fault: str) -> None:
     proc = _run(fault)
     assert proc.returncode in (-signal.SIGABRT, -signal.SIGSEGV), (proc.returncode, proc.stderr)
     assert "survived" not in proc.stdout
-    assert "free" in proc.stderr or "corrupt" in proc.stderr or proc.returncode == -signal.SIGSEGV
+    # which of glibc's heap checks fires depends on the heap's layout (a cold Numba cache
+    # compiling first shifts it: 'munmap_chunk(): invalid pointer' was seen in CI), so
+    # accept any message the harness reads as native, or a segfault
+    assert native_message(proc.stderr) is not None or proc.returncode == -signal.SIGSEGV, (
+        proc.stderr
+    )
 
 
 def test_raw_allocator_double_free_kills_the_process() -> None:
