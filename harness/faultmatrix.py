@@ -26,14 +26,13 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .isolation import REPO_ROOT
 from .records import Report, RunRecord, StepEvent
-from .runner import DEFAULT_TIMEOUT, host_info, run_one
+from .runner import DEFAULT_TIMEOUT, RunSpec, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 
 BUNDLED = REPO_ROOT / "scenarios"
@@ -436,59 +435,6 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
 
 
 # -- running -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Job:
-    """One child to run: a scenario (its own faults on) plus extra faults."""
-
-    scenario: Scenario
-    allocator: str
-    engine: str | None = None
-    faults: tuple[str, ...] = ()
-    expected: str | None = None
-
-
-def run_jobs(
-    jobs_: Sequence[Job],
-    out: Path,
-    *,
-    jobs: int = 1,
-    memray: bool = True,
-    timeout: float | None = None,
-    progress: Any = None,
-    command: list[str] | None = None,
-) -> Report:
-    """Run every job in its own child, `jobs` at once; the report keeps the order.
-
-    Like `runner.run_many`, but with `Scenario` objects, so the clean engine can run a
-    fault scenario with its `faults` key emptied."""
-    out.mkdir(parents=True, exist_ok=True)
-
-    def one(j: Job) -> RunRecord:
-        rec = run_one(
-            j.scenario,
-            j.engine,
-            j.allocator,
-            j.faults,
-            memray=memray,
-            timeout=timeout,
-            out_dir=out,
-            expected=j.expected,
-        )
-        if progress is not None:
-            progress(rec)
-        return rec
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        runs = list(pool.map(one, jobs_))
-    return Report(
-        run_id=out.name,
-        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        runs=runs,
-        host=host_info(),
-        command=list(command if command is not None else sys.argv),
-    )
-
-
 def run_cases(
     cases: Sequence[Case],
     out: Path,
@@ -500,10 +446,17 @@ def run_cases(
     command: list[str] | None = None,
 ) -> tuple[Report, list[Outcome]]:
     """Run every case in its own child and judge it."""
-    todo = [Job(c.scenario_to_run(), c.allocator, expected=c.expected) for c in cases]
-    report = run_jobs(
-        todo, out, jobs=jobs, memray=memray, timeout=timeout, progress=progress, command=command
-    )
+    todo = [
+        RunSpec(
+            c.scenario_to_run(),
+            allocator=c.allocator,
+            memray=memray,
+            timeout=timeout,
+            expected=c.expected,
+        )
+        for c in cases
+    ]
+    report = run_many(todo, out, jobs=jobs, progress=progress, command=command)
     outcomes = [judge_case(c, r) for c, r in zip(cases, report.runs, strict=True)]
     return report, outcomes
 
@@ -640,10 +593,12 @@ def run_story(
         for p in (o, f):
             if p not in paths:
                 paths.append(p)
-    todo = [Job(sc, a, p.engine, p.faults) for a in allocators for p in paths]
-    report = run_jobs(
-        todo, out, jobs=jobs, memray=memray, timeout=timeout, progress=progress, command=command
-    )
+    todo = [
+        RunSpec(sc, p.engine, a, p.faults, memray=memray, timeout=timeout)
+        for a in allocators
+        for p in paths
+    ]
+    report = run_many(todo, out, jobs=jobs, progress=progress, command=command)
     runs = {(r.allocator, r.engine, tuple(r.faults)): r for r in report.runs}
     # run_one lists the scenario's own faults first; the story scenario has none
     parts = [

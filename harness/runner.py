@@ -35,9 +35,12 @@ DEFAULT_TIMEOUT = 600.0
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to do; `engine=None` means the scenario's own default engine."""
+    """One run to do; `engine=None` means the scenario's own default engine.
 
-    scenario: str | Path
+    `scenario` is a file or an already-built `Scenario` (the fault matrix runs fault
+    scenarios with their `faults` key emptied)."""
+
+    scenario: str | Path | Scenario
     engine: str | None = None
     allocator: str = "numpy"
     faults: tuple[str, ...] = ()
