@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.isolation import run_child
+from memcycle.isolation import run_child
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "scenarios" / "repeated-clear-insert.toml"

@@ -110,8 +110,8 @@ class _Refimpl(_Engine):
     memory_kind = "allocator bytes"
 
     def __init__(self, dim: int) -> None:
-        from refimpl.alloc import NumpyAllocator
-        from refimpl.hnsw import HNSWIndex
+        from memcycle.refimpl.alloc import NumpyAllocator
+        from memcycle.refimpl.hnsw import HNSWIndex
 
         self.alloc = NumpyAllocator()
         warm = HNSWIndex(NumpyAllocator(), dim, 0, 64)  # load/compile the kernels first
@@ -145,7 +145,7 @@ class _DB(_Engine):
     memory_kind = "allocator bytes"
 
     def __init__(self, dim: int) -> None:
-        from refimpl import DB
+        from memcycle.refimpl import DB
 
         self.DB = DB
         warm = DB(dim, buffer_size=50, segment_threshold=200, num_threads=2)
@@ -315,7 +315,7 @@ _FIRST_QUERY = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from refimpl import DB
+from memcycle.refimpl import DB
 t_import = time.perf_counter()
 x = np.random.default_rng(1).normal(size=(2000, 128)).astype(np.float32)
 db = DB(128)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from memcycle.refimpl.alloc import NumpyAllocator
+from memcycle.refimpl.hnsw import HNSWIndex
+from memcycle.refimpl.kernels.distance import METRIC_IP, METRIC_L2
+from memcycle.refimpl.kernels.heap import topk_rows
+from memcycle.refimpl.kernels.hnsw import dist_q
+from memcycle.refimpl.segmented import SegmentedHNSW
 from numba import njit
-
-from refimpl.alloc import NumpyAllocator
-from refimpl.hnsw import HNSWIndex
-from refimpl.kernels.distance import METRIC_IP, METRIC_L2
-from refimpl.kernels.heap import topk_rows
-from refimpl.kernels.hnsw import dist_q
-from refimpl.segmented import SegmentedHNSW
 
 DIM = 128
 

@@ -15,7 +15,7 @@ import argparse
 from collections import defaultdict
 from typing import Any
 
-from harness.analysis import _FREE_KINDS, _is_marker
+from memcycle.analysis import _FREE_KINDS, _is_marker
 
 
 def live_at(capture: str, wanted: set[int]) -> dict[int, dict[int, tuple[int, Any]]]:

@@ -2,11 +2,11 @@
 
 Point the harness at it with
 
-    memcycle run scenarios/ --engine examples.my_engine:make_engine
+    memcycle run scenarios/ --engine memcycle.examples.my_engine:make_engine
 
 (from the repository root, or anywhere once `examples` is importable). Replace
 `BruteForceIndex` by your engine and keep the `MyEngine` methods: they are the
-whole `harness.engines.base.Engine` protocol. The harness replays every cycle
+whole `memcycle.engines.base.Engine` protocol. The harness replays every cycle
 table against it in a child process, checks counts and recall against exact
 ground truth, and records RSS and memray allocations per cycle.
 """
@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from harness.engines.base import Capabilities, EngineConfig, EngineError
+from memcycle.engines.base import Capabilities, EngineConfig, EngineError
 
 
 class BruteForceIndex:
@@ -169,5 +168,5 @@ class MyEngine:
 
 
 def make_engine(config: EngineConfig) -> MyEngine:
-    """The factory the harness calls: `--engine examples.my_engine:make_engine`."""
+    """The factory the harness calls: `--engine memcycle.examples.my_engine:make_engine`."""
     return MyEngine(config)

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.records import Report, RunRecord
+from memcycle.records import Report, RunRecord
 
 
 def _mib(n: int | None) -> str:

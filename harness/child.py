@@ -1,6 +1,6 @@
 """Runs inside the child process: build the engine, replay the plan, emit events.
 
-Invoked as `python -m harness.child --events-fd N --config JSON` by
+Invoked as `python -m memcycle.child --events-fd N --config JSON` by
 `harness.isolation`. Every step produces one JSON line on the events fd (not
 stdout, which the engine may write to), flushed at once, so everything up to a
 crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
@@ -343,7 +343,7 @@ def run(config: dict[str, Any], events: _Events) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m harness.child", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m memcycle.child", description=__doc__)
     ap.add_argument("--events-fd", type=int, required=True)
     ap.add_argument("--config", required=True, help="JSON object (see harness.isolation)")
     args = ap.parse_args(argv)

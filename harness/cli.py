@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from .bundled import scenarios_dir
 from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
-from .isolation import REPO_ROOT
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, RunSpec, new_run_id, run_many
 from .scenario import ScenarioError, find_scenarios, load_scenario
 
-BUNDLED = REPO_ROOT / "scenarios"
+BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
 MAX_TABLE_ROWS = 12
 
@@ -35,7 +35,7 @@ class UsageError(Exception):
 
 # -- helpers -----------------------------------------------------------------------
 def _fault_names() -> tuple[str, ...]:
-    from refimpl.faults import FAULT_NAMES
+    from memcycle.refimpl.faults import FAULT_NAMES
 
     return FAULT_NAMES
 
@@ -53,9 +53,9 @@ def _check_engine(spec: str) -> None:
         if not Path(module).is_file():
             raise UsageError(f"engine module file {module!r} does not exist")
         return
-    for p in (str(Path.cwd()), str(REPO_ROOT)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.append(cwd)
     try:
         load_factory(spec)
     except EngineError as exc:
@@ -256,7 +256,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<16} {target}")
     if what in ("all", "faults"):
         print("Faults (--fault NAME; refimpl only):")
-        from refimpl.faults import CATALOGUE
+        from memcycle.refimpl.faults import CATALOGUE
 
         for f in CATALOGUE.values():
             print(f"  {f.name:<26} checked: {f.verdict_checked:<16} raw: {f.verdict_raw}")
@@ -283,8 +283,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 _DELEGATES = {
-    "gate": ("harness.gate", "compare a run with the baseline; non-zero exit on regression"),
-    "faults": ("harness.faultmatrix", "run the fault matrix (every fault x allocator)"),
+    "gate": ("memcycle.gate", "compare a run with the baseline; non-zero exit on regression"),
+    "faults": ("memcycle.faultmatrix", "run the fault matrix (every fault x allocator)"),
 }
 
 

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .isolation import REPO_ROOT
+from .bundled import scenarios_dir
 from .records import Report, RunRecord, StepEvent
 from .runner import DEFAULT_TIMEOUT, RunSpec, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 
-BUNDLED = REPO_ROOT / "scenarios"
+BUNDLED = scenarios_dir()
 FAULT_DIR = BUNDLED / "faults"
 STORY_TAG = "story"
 ALLOCATORS = ("checked", "raw")
@@ -74,7 +74,7 @@ def load_fault_scenarios(fault_dir: Path = FAULT_DIR) -> list[Scenario]:
 
 def fault_index(scenarios: Iterable[Scenario]) -> dict[str, list[Scenario]]:
     """fault name -> the scenarios that expose it; unknown names are errors."""
-    from refimpl.faults import CATALOGUE
+    from memcycle.refimpl.faults import CATALOGUE
 
     out: dict[str, list[Scenario]] = {}
     for sc in scenarios:
@@ -98,7 +98,7 @@ def plan(
     clean: bool = True,
 ) -> tuple[list[Case], list[str]]:
     """The cases to run and the catalogue faults that have no scenario (misses)."""
-    from refimpl.faults import FAULT_NAMES
+    from memcycle.refimpl.faults import FAULT_NAMES
 
     unknown = [n for n in only if n not in FAULT_NAMES]
     if unknown:
@@ -145,7 +145,7 @@ class Outcome:
 
 def judge_case(case: Case, rec: RunRecord) -> Outcome:
     """Whether one run did what the matrix requires (see module doc)."""
-    from refimpl.faults import CATALOGUE
+    from memcycle.refimpl.faults import CATALOGUE
 
     problems: list[str] = []
     if case.fault is None:
@@ -169,7 +169,7 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
 
 
 # -- evidence in one line ----------------------------------------------------------------
-_CHILD_OP = re.compile(r"harness/child\.py:\d+ in (op_\w+|teardown)")
+_CHILD_OP = re.compile(r"(?:harness|memcycle)/child\.py:\d+ in (op_\w+|teardown)")
 
 
 def _violations(steps: Sequence[StepEvent]) -> list[tuple[int, dict[str, Any]]]:
@@ -190,12 +190,18 @@ def _where(ev: StepEvent, stack: Sequence[str] | None = None) -> str:
     return f"cycle {ev.cycle} ({ev.op}{', ' + frame if frame else ''})"
 
 
+def _is_harness_frame(frame: str) -> bool:
+    """A frame of memcycle's own harness (`harness/` in a checkout, `memcycle/` installed),
+    not of the engine (`refimpl/`, `memcycle/refimpl/`)."""
+    return "/refimpl/" not in frame and ("/harness/" in frame or "/memcycle/" in frame)
+
+
 def _engine_frame(stack: Sequence[str] | None) -> str:
     """The innermost engine frame of a stack ('sparse_map.py:166 __del__'), skipping the
     allocator itself and the harness."""
     for frame in reversed(list(stack or ())):
         m = re.match(r"(?:.*/)?([^/]+\.py):(\d+) in (\S+)", frame)
-        if m and m.group(1) != "alloc.py" and "/harness/" not in frame:
+        if m and m.group(1) != "alloc.py" and not _is_harness_frame(frame):
             return f"{m.group(1)}:{m.group(2)} {m.group(3)}"
     return ""
 

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.records import SEVERITY, Report, RunRecord
-from harness.reporters.common import fmt_bytes
+from memcycle.records import SEVERITY, Report, RunRecord
+from memcycle.reporters.common import fmt_bytes
 
 BASELINE_VERSION = 1
 BASELINE_KIND = "memcycle-baseline"

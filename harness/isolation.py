@@ -20,10 +20,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STDERR_TAIL = 16_384
 STDOUT_TAIL = 4_096
 
@@ -125,16 +123,12 @@ RAW_ALLOCATOR_ENV: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: NRT stats on, glibc messages to stderr, repo importable."""
+    """The child's environment: NRT stats on, glibc messages to stderr, unbuffered."""
     env = dict(os.environ)
     env["NUMBA_NRT_STATS"] = "1"
     env["LIBC_FATAL_STDERR_"] = "1"
     env["PYTHONFAULTHANDLER"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
-    paths = [str(REPO_ROOT), os.getcwd()]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     if extra:
         env.update(extra)
     return env
@@ -147,17 +141,21 @@ def run_child(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     env: dict[str, str] | None = None,
 ) -> ChildResult:
-    """Run `python -m harness.child` with `config`; never raises for the child's failures."""
+    """Run `python -m memcycle.child` with `config`; never raises for the child's failures."""
     config = dict(config)
-    config.setdefault("sys_path", [os.getcwd(), str(REPO_ROOT)])
+    # the user's engine module resolves against the working directory, added by the child only
+    # after memcycle itself is imported (and `-P` keeps the cwd off sys.path until then), so a
+    # folder of the user's can never shadow memcycle
+    config.setdefault("sys_path", [os.getcwd()])
     rfd, wfd = os.pipe()
     t0 = time.perf_counter()
     try:
         proc = subprocess.Popen(
             [
                 sys.executable,
+                "-P",
                 "-m",
-                "harness.child",
+                "memcycle.child",
                 "--events-fd",
                 str(wfd),
                 "--config",

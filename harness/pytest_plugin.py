@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from harness.records import RunRecord
+    from memcycle.records import RunRecord
 
 DEFAULT_ENGINE = "refimpl"
 DEFAULT_ALLOCATOR = "checked"
@@ -175,7 +175,7 @@ class ScenarioFile(pytest.File):
     """One cycle table; its items are the engine × allocator runs."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        from harness.scenario import ScenarioError, load_scenario
+        from memcycle.scenario import ScenarioError, load_scenario
 
         try:
             scenario = load_scenario(self.path)
@@ -223,7 +223,7 @@ class ScenarioItem(pytest.Item):
         self.record: RunRecord | None = None
 
     def runtest(self) -> None:
-        from harness.runner import run_one
+        from memcycle.runner import run_one
 
         record = run_one(
             self.path,
@@ -237,7 +237,7 @@ class ScenarioItem(pytest.Item):
         _remember(self, record)
         self.user_properties.append(("memcycle_verdict", record.verdict))
         if record.verdict == "skipped" and record.expected_verdict != "skipped":
-            from harness.reporters.common import skip_reason
+            from memcycle.reporters.common import skip_reason
 
             pytest.skip(skip_reason(record))
         if not record.passed:
@@ -249,7 +249,7 @@ class ScenarioItem(pytest.Item):
         style: Any = None,
     ) -> str:
         if isinstance(excinfo.value, MemcycleFailure):
-            from harness.reporters.markdown import render_run
+            from memcycle.reporters.markdown import render_run
 
             rec = excinfo.value.record
             return (
@@ -273,8 +273,8 @@ class ScenarioItem(pytest.Item):
 def _is_user_error(exc: BaseException) -> bool:
     """An engine spec or scenario problem: a one-line message, not a harness traceback."""
     try:
-        from harness.engines.base import EngineError
-        from harness.scenario import ScenarioError
+        from memcycle.engines.base import EngineError
+        from memcycle.scenario import ScenarioError
     except ImportError:  # pragma: no cover - the harness is part of this package
         return False
     return isinstance(exc, EngineError | ScenarioError)
@@ -317,8 +317,8 @@ class RecordCollector:
         self.records.extend(getattr(report, _REPORT_ATTR, None) or [])
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from harness.records import Report, RunRecord
-        from harness.reporters import write_all
+        from memcycle.records import Report, RunRecord
+        from memcycle.reporters import write_all
 
         runs = sorted(
             (RunRecord.from_dict(d) for d in self.records),
@@ -339,7 +339,7 @@ class RecordCollector:
         try:
             self.written = write_all(report, self.out_dir)
         except Exception as exc:  # a report that cannot be rendered must not hide the results
-            from harness.reporters import render_json
+            from memcycle.reporters import render_json
 
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "report.json").write_text(render_json(report), encoding="utf-8")
@@ -403,8 +403,8 @@ def memcycle_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[...
     returns the RunRecord (verdict, findings, cycles); the engine and allocator
     default to the first --memcycle-engine / --memcycle-allocator.
     """
-    from harness.runner import run_one
-    from harness.scenario import parse_scenario
+    from memcycle.runner import run_one
+    from memcycle.scenario import parse_scenario
 
     config = request.config
     counter = iter(range(1, 1_000_000))

@@ -22,8 +22,7 @@ import time
 from typing import Any
 
 import numpy as np
-
-from harness.engines.base import Capabilities, EngineConfig
+from memcycle.engines.base import Capabilities, EngineConfig
 
 _KEPT: list[np.ndarray] = []  # what the leaky engine never gives back
 

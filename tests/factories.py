@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.records import CycleSummary, Finding, Report, RunRecord, StepEvent
+from memcycle.records import CycleSummary, Finding, Report, RunRecord, StepEvent
 
 MiB = 1 << 20
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl.alloc import (
+from memcycle.refimpl.alloc import (
     ALLOCATOR_NAMES,
     Block,
     CheckedAllocator,
@@ -13,7 +12,7 @@ from refimpl.alloc import (
     RawAllocator,
     make_allocator,
 )
-from refimpl.errors import (
+from memcycle.refimpl.errors import (
     BufferOverflowError,
     DoubleFreeError,
     InvalidFreeError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from harness.analysis import analyze, flamegraphs
-from harness.isolation import run_child
-from harness.recording import MARKER_BASE, marker_index, marker_size
+from memcycle.analysis import analyze, flamegraphs
+from memcycle.isolation import run_child
+from memcycle.recording import MARKER_BASE, marker_index, marker_size
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,10 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from harness.checks import GROWTH_RULES, growth, judge
-from harness.records import RunRecord, StepEvent
-from harness.scenario import parse_scenario
+from memcycle.checks import GROWTH_RULES, growth, judge
+from memcycle.records import RunRecord, StepEvent
+from memcycle.scenario import parse_scenario
 
 SCENARIO = parse_scenario(
     """
@@ -273,8 +272,8 @@ def test_allocator_cache_is_not_a_leak() -> None:
 
 @pytest.mark.parametrize("allocator", ["checked", "numpy"])
 def test_refimpl_ledger_reports_the_allocators_cache(allocator: str) -> None:
-    from harness.engines.base import EngineConfig
-    from harness.engines.registry import make_engine
+    from memcycle.engines.base import EngineConfig
+    from memcycle.engines.registry import make_engine
 
     engine = make_engine("refimpl", EngineConfig(allocator=allocator))
     engine.open(8)

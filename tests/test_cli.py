@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from harness.cli import main
-from harness.records import Report
+from memcycle.cli import main
+from memcycle.records import Report
 
 ENG = "tests.engines_for_tests"
 
@@ -224,8 +223,8 @@ def test_delegated_subcommands(
     with pytest.raises(SystemExit) as info:
         main(["gate", "--help"])
     assert info.value.code == 0 and "memcycle gate" in capsys.readouterr().out
-    import harness.cli as cli
+    import memcycle.cli as cli
 
-    monkeypatch.setitem(cli._DELEGATES, "faults", ("harness.no_such_module", "x"))
+    monkeypatch.setitem(cli._DELEGATES, "faults", ("memcycle.no_such_module", "x"))
     assert main(["faults", "--all"]) == 2
-    _one_line_error(capsys, "'memcycle faults' is not available", "harness.no_such_module")
+    _one_line_error(capsys, "'memcycle faults' is not available", "memcycle.no_such_module")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 
+import memcycle.refimpl as refimpl
 import numpy as np
 import pytest
-
-import refimpl
-from refimpl import DB, SearchResult
-from refimpl.alloc import CheckedAllocator
-from refimpl.errors import (
+from memcycle.refimpl import DB, SearchResult
+from memcycle.refimpl.alloc import CheckedAllocator
+from memcycle.refimpl.errors import (
     ClosedError,
     DimensionMismatchError,
     DuplicateIdError,

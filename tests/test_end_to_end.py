@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.runner import RunSpec, run_many, run_one
-from harness.scenario import find_scenarios, load_scenario
+from memcycle.runner import RunSpec, run_many, run_one
+from memcycle.scenario import find_scenarios, load_scenario
 
 BUNDLED = Path(__file__).resolve().parent.parent / "scenarios"
 ENG = "tests.engines_for_tests"

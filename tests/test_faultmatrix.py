@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness.cli import main as cli_main
-from harness.faultmatrix import (
+from memcycle.cli import main as cli_main
+from memcycle.faultmatrix import (
     FAULT_DIR,
     Case,
     evidence_line,
@@ -20,10 +19,10 @@ from harness.faultmatrix import (
     plan,
     run_cases,
 )
-from harness.records import CycleSummary, RunRecord, StepEvent
-from harness.reporters.story import NoteColumn, cycle_cells, first_failure, story_table
-from harness.scenario import load_scenario
-from refimpl.faults import CATALOGUE, FAULT_NAMES
+from memcycle.records import CycleSummary, RunRecord, StepEvent
+from memcycle.refimpl.faults import CATALOGUE, FAULT_NAMES
+from memcycle.reporters.story import NoteColumn, cycle_cells, first_failure, story_table
+from memcycle.scenario import load_scenario
 
 
 # -- the fault scenarios themselves -----------------------------------------------------

@@ -15,11 +15,10 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from harness.isolation import native_message
-from refimpl import DB, cleanup_global_db, get_global_db
-from refimpl import database as database_module
-from refimpl.errors import (
+from memcycle.isolation import native_message
+from memcycle.refimpl import DB, cleanup_global_db, get_global_db
+from memcycle.refimpl import database as database_module
+from memcycle.refimpl.errors import (
     BufferOverflowError,
     DoubleFreeError,
     InvalidFreeError,
@@ -27,7 +26,7 @@ from refimpl.errors import (
     RefimplError,
     UseAfterFreeError,
 )
-from refimpl.faults import CATALOGUE, FAULT_NAMES, FaultSet
+from memcycle.refimpl.faults import CATALOGUE, FAULT_NAMES, FaultSet
 
 MINE = (
     "sparse-map-recreate",
@@ -214,7 +213,7 @@ DRIVER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from refimpl import DB, get_global_db, cleanup_global_db
+    from memcycle.refimpl import DB, get_global_db, cleanup_global_db
 
     fault = sys.argv[1]
     rng = np.random.default_rng(1)

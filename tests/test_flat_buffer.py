@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl.alloc import CheckedAllocator
-from refimpl.errors import BufferOverflowError, DoubleFreeError, LifecycleError
-from refimpl.flat_buffer import FlatBuffer
-from refimpl.kernels.distance import METRIC_CODES, normalize_rows
+from memcycle.refimpl.alloc import CheckedAllocator
+from memcycle.refimpl.errors import BufferOverflowError, DoubleFreeError, LifecycleError
+from memcycle.refimpl.flat_buffer import FlatBuffer
+from memcycle.refimpl.kernels.distance import METRIC_CODES, normalize_rows
 
 
 def brute(data: np.ndarray, labels: np.ndarray, q: np.ndarray, k: int, metric: str):

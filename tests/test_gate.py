@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from factories import MiB, double_free_finding, make_run
-
-from harness import gate
-from harness.records import Report, RunRecord
-from harness.reporters import render_json
+from memcycle import gate
+from memcycle.records import Report, RunRecord
+from memcycle.reporters import render_json
 
 
 def _report(*runs: RunRecord) -> Report:
@@ -185,7 +184,7 @@ def test_parse_size() -> None:
 
 def test_memcycle_gate_and_report_commands(tmp_path: Path) -> None:
     """The CLI's `gate` and `report` subcommands reach this module and the reporters."""
-    from harness.cli import main as cli_main
+    from memcycle.cli import main as cli_main
 
     run_dir = _write_report(tmp_path / "run", _report(make_run(), _faulty()))
     baseline = tmp_path / "baseline.json"

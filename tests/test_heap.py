@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
-
-from refimpl.kernels.heap import (
+from memcycle.refimpl.kernels.heap import (
     key_dist,
     key_id,
     max_push,
@@ -16,6 +14,7 @@ from refimpl.kernels.heap import (
     topk_rows,
     unpack_sorted,
 )
+from numba import njit
 
 
 @njit(cache=True)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl.alloc import CheckedAllocator, NumpyAllocator
-from refimpl.errors import InvalidInputError, LifecycleError
-from refimpl.hnsw import HNSWIndex
-from refimpl.kernels.distance import METRIC_COSINE, METRIC_IP, METRIC_L2, normalize_rows
+from memcycle.refimpl.alloc import CheckedAllocator, NumpyAllocator
+from memcycle.refimpl.errors import InvalidInputError, LifecycleError
+from memcycle.refimpl.hnsw import HNSWIndex
+from memcycle.refimpl.kernels.distance import METRIC_COSINE, METRIC_IP, METRIC_L2, normalize_rows
 
 
 def clustered(n: int, dim: int, seed: int, clusters: int = 20) -> np.ndarray:

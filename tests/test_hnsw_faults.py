@@ -11,14 +11,13 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from harness.isolation import RAW_ALLOCATOR_ENV
-from refimpl.alloc import CheckedAllocator
-from refimpl.errors import BufferOverflowError, InvalidFreeError, UseAfterFreeError
-from refimpl.faults import CATALOGUE, FaultSet
-from refimpl.hnsw import HNSWIndex
-from refimpl.kernels.distance import METRIC_L2
-from refimpl.segmented import SegmentedHNSW
+from memcycle.isolation import RAW_ALLOCATOR_ENV
+from memcycle.refimpl.alloc import CheckedAllocator
+from memcycle.refimpl.errors import BufferOverflowError, InvalidFreeError, UseAfterFreeError
+from memcycle.refimpl.faults import CATALOGUE, FaultSet
+from memcycle.refimpl.hnsw import HNSWIndex
+from memcycle.refimpl.kernels.distance import METRIC_L2
+from memcycle.refimpl.segmented import SegmentedHNSW
 
 
 def rows(n: int, dim: int, seed: int) -> np.ndarray:
@@ -117,9 +116,9 @@ def test_raw_allocator_abort_class_faults_kill_the_process(fault: str) -> None:
         textwrap.dedent(
             """
         import numpy as np
-        from refimpl.alloc import RawAllocator
-        from refimpl.faults import FaultSet
-        from refimpl.segmented import SegmentedHNSW
+        from memcycle.refimpl.alloc import RawAllocator
+        from memcycle.refimpl.faults import FaultSet
+        from memcycle.refimpl.segmented import SegmentedHNSW
         alloc = RawAllocator()
         faults = FaultSet([FAULT])
         def rows(n, seed):

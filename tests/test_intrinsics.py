@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from memcycle.refimpl.kernels.intrinsics import fetch_add, prefetch
 from numba import njit, prange
-
-from refimpl.kernels.intrinsics import fetch_add, prefetch
 
 
 @njit(cache=True, parallel=True)

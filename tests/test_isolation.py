@@ -7,8 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from harness.isolation import classify, native_message, run_child
+from memcycle.isolation import classify, native_message, run_child
 
 ENGINES = "tests.engines_for_tests"
 

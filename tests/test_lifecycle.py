@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl import DB, add_vector_batch, cleanup_global_db, clear_database, get_global_db
-from refimpl import database as database_module
-from refimpl.alloc import CheckedAllocator, RawAllocator
+from memcycle.refimpl import DB, add_vector_batch, cleanup_global_db, clear_database, get_global_db
+from memcycle.refimpl import database as database_module
+from memcycle.refimpl.alloc import CheckedAllocator, RawAllocator
 
 # sizes on both sides of buffer_size (50) and segment_threshold (400)
 BATCHES = [1, 30, 49, 50, 51, 120, 399, 400, 401]
@@ -101,7 +100,7 @@ def test_global_db_kwargs_apply_on_creation_only() -> None:
         assert db.metric == "cosine" and db.buffer_size == 7
         assert get_global_db(metric="ip") is db  # kwargs ignored once it exists
         add_vector_batch([1, 2], np.eye(2, 3))
-        from refimpl import search_vectors
+        from memcycle.refimpl import search_vectors
 
         res = search_vectors([1.0, 0.0, 0.0], 1)
         assert res[0].id == 1 and res[0].distance == pytest.approx(0.0, abs=1e-6)

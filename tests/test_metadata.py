@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl.alloc import CheckedAllocator
-from refimpl.faults import FaultSet
-from refimpl.metadata import SparseMetadataMap
+from memcycle.refimpl.alloc import CheckedAllocator
+from memcycle.refimpl.faults import FaultSet
+from memcycle.refimpl.metadata import SparseMetadataMap
 
 
 def make() -> tuple[CheckedAllocator, SparseMetadataMap]:

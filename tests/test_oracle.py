@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from harness.datagen import DataGen
-from harness.oracle import Oracle, distances
+from memcycle.datagen import DataGen
+from memcycle.oracle import Oracle, distances
 
 
 def _brute(metric: str, q: np.ndarray, x: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:

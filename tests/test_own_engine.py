@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from harness.engines.base import Engine, EngineConfig, EngineError
-from harness.engines.registry import load_factory, make_engine
+from memcycle.engines.base import Engine, EngineConfig, EngineError
+from memcycle.engines.registry import load_factory, make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = "examples.my_engine:make_engine"
@@ -35,7 +34,7 @@ def test_spec_builds_the_example_adapter() -> None:
 def test_spec_resolves_in_a_fresh_isolated_interpreter_started_in_the_repo_root() -> None:
     # -I drops the working directory from sys.path, as a console script does
     code = (
-        "import numpy as np; from harness.engines.registry import make_engine; "
+        "import numpy as np; from memcycle.engines.registry import make_engine; "
         f"e = make_engine({SPEC!r}); e.insert(np.arange(1, 4), np.eye(3, dtype=np.float32)); "
         "print(type(e).__module__, e.count())"
     )
@@ -48,8 +47,8 @@ def test_spec_resolves_in_a_fresh_isolated_interpreter_started_in_the_repo_root(
 
 def test_a_missing_module_outside_the_repo_root_is_an_engine_error(tmp_path: Path) -> None:
     code = (
-        "from harness.engines.registry import make_engine\n"
-        "from harness.engines.base import EngineError\n"
+        "from memcycle.engines.registry import make_engine\n"
+        "from memcycle.engines.base import EngineError\n"
         "try:\n"
         f"    make_engine({SPEC!r})\n"
         "except EngineError as exc:\n"
@@ -146,7 +145,7 @@ steps = [ { op = "insert", count = 50 }, { op = "destroy" }, { op = "search", qu
 def test_the_harness_runs_every_op_on_the_example_and_finds_it_clean(
     tmp_path: Path, spec: str
 ) -> None:
-    from harness.runner import run_one
+    from memcycle.runner import run_one
 
     path = tmp_path / "every-op.toml"
     path.write_text(EVERY_OP, encoding="utf-8")

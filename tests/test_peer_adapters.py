@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from harness.engines.base import Capabilities, Engine, EngineConfig, EngineError
-from harness.engines.registry import make_engine
-from harness.records import RunRecord
+from memcycle.engines.base import Capabilities, Engine, EngineConfig, EngineError
+from memcycle.engines.registry import make_engine
+from memcycle.records import RunRecord
 
 OWN = "examples.my_engine:make_engine"
 PEER_PACKAGE = {"hnswlib": "hnswlib", "faiss": "faiss", "usearch": "usearch"}
@@ -331,7 +330,7 @@ steps = [
 
 
 def _run(tmp_path: Path, text: str, engine: str) -> RunRecord:
-    from harness.runner import run_one
+    from memcycle.runner import run_one
 
     path = tmp_path / "scenario.toml"
     path.write_text(text, encoding="utf-8")

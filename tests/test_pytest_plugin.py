@@ -9,18 +9,17 @@ import json
 import re
 import textwrap
 
+import memcycle.runner  # noqa: F401  (imports numpy here: in-process pytester runs cannot re-import it)
 import pytest
-
-import harness.runner  # noqa: F401  (imports numpy here: in-process pytester runs cannot re-import it)
-from harness.pytest_plugin import scenario_toml
-from harness.scenario import parse_scenario
+from memcycle.pytest_plugin import scenario_toml
+from memcycle.scenario import parse_scenario
 
 # a correct brute-force engine, and one that segfaults on the insert after its first clear
 ENGINE = textwrap.dedent(
     """
     import ctypes
     import numpy as np
-    from harness.engines.base import Capabilities
+    from memcycle.engines.base import Capabilities
 
     class Tiny:
         name = "tiny"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl import DB
+from memcycle.refimpl import DB
 
 
 def clustered(n: int, dim: int, seed: int, centers: int = 100, latent: int = 32) -> np.ndarray:

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 from factories import MiB, crash_run, double_free_finding, make_run, sample_report
-
-from harness.records import Finding, Report
-from harness.reporters import FILENAMES, render_html, render_json, render_junit, write_all
-from harness.reporters.common import cell, cycle_table, evidence_items, fmt_bytes
-from harness.reporters.markdown import render_markdown, render_run
+from memcycle.records import Finding, Report
+from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
+from memcycle.reporters.common import cell, cycle_table, evidence_items, fmt_bytes
+from memcycle.reporters.markdown import render_markdown, render_run
 
 
 # --- cycle table ----------------------------------------------------------------

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from harness.scenario import (
+from memcycle.scenario import (
     ScenarioError,
     Step,
     find_scenarios,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from refimpl.alloc import CheckedAllocator, NumpyAllocator
-from refimpl.errors import LifecycleError
-from refimpl.kernels.distance import METRIC_L2
-from refimpl.segmented import SegmentedHNSW
+from memcycle.refimpl.alloc import CheckedAllocator, NumpyAllocator
+from memcycle.refimpl.errors import LifecycleError
+from memcycle.refimpl.kernels.distance import METRIC_L2
+from memcycle.refimpl.segmented import SegmentedHNSW
 
 
 def clustered(n: int, dim: int, seed: int, clusters: int = 20) -> np.ndarray:

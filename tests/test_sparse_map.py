@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from refimpl.alloc import CheckedAllocator, NumpyAllocator
-from refimpl.errors import DoubleFreeError, LifecycleError
-from refimpl.kernels.hashmap import home_slots
-from refimpl.sparse_map import SparseMap
+from memcycle.refimpl.alloc import CheckedAllocator, NumpyAllocator
+from memcycle.refimpl.errors import DoubleFreeError, LifecycleError
+from memcycle.refimpl.kernels.hashmap import home_slots
+from memcycle.refimpl.sparse_map import SparseMap
 
 
 def test_put_get_delete_roundtrip() -> None:

@@ -12,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
-from refimpl import DB
-from refimpl.alloc import CheckedAllocator
-from refimpl.errors import DuplicateIdError, IdNotFoundError
+from memcycle.refimpl import DB
+from memcycle.refimpl.alloc import CheckedAllocator
+from memcycle.refimpl.errors import DuplicateIdError, IdNotFoundError
 
 CONFIG = dict(buffer_size=10, segment_threshold=40, M=8, ef_construction=32, ef_search=48)
 DIMS = (3, 8)

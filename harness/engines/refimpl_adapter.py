@@ -31,13 +31,16 @@ DB_OPTIONS = (
 METRICS = ("l2", "cosine", "ip")
 
 
+_PACKAGE = "memcycle.refimpl"
+
+
 def _import_refimpl(fresh: bool = False) -> ModuleType:
     """The refimpl package; with `fresh`, every refimpl module is dropped and re-imported
     (what unloading and loading a native module again amounts to)."""
     if fresh:
-        for name in [m for m in sys.modules if m == "refimpl" or m.startswith("refimpl.")]:
+        for name in [m for m in sys.modules if m == _PACKAGE or m.startswith(_PACKAGE + ".")]:
             del sys.modules[name]
-    return importlib.import_module("refimpl")
+    return importlib.import_module(_PACKAGE)
 
 
 def _db_kwargs(config: EngineConfig) -> dict[str, Any]:
@@ -75,8 +78,8 @@ class _RefimplBase:
 
     def __init__(self, config: EngineConfig) -> None:
         self.mod = _import_refimpl()
-        from refimpl.alloc import make_allocator
-        from refimpl.faults import FaultSet
+        from memcycle.refimpl.alloc import make_allocator
+        from memcycle.refimpl.faults import FaultSet
 
         self.kwargs = _db_kwargs(config)
         try:  # unknown fault or allocator names fail here, before any cycle

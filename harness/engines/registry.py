@@ -16,11 +16,11 @@ from .base import Engine, EngineConfig, EngineError
 
 # name -> "module:factory"; each factory is `factory(config: EngineConfig) -> Engine`
 BUILTIN: dict[str, str] = {
-    "refimpl": "harness.engines.refimpl_adapter:make_refimpl",
-    "refimpl-global": "harness.engines.refimpl_adapter:make_refimpl_global",
-    "hnswlib": "harness.engines.hnswlib_adapter:make_hnswlib",
-    "faiss": "harness.engines.faiss_adapter:make_faiss",
-    "usearch": "harness.engines.usearch_adapter:make_usearch",
+    "refimpl": "memcycle.engines.refimpl_adapter:make_refimpl",
+    "refimpl-global": "memcycle.engines.refimpl_adapter:make_refimpl_global",
+    "hnswlib": "memcycle.engines.hnswlib_adapter:make_hnswlib",
+    "faiss": "memcycle.engines.faiss_adapter:make_faiss",
+    "usearch": "memcycle.engines.usearch_adapter:make_usearch",
 }
 
 ENGINE_NAMES: tuple[str, ...] = tuple(BUILTIN)

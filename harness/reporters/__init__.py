@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.records import Report
+from memcycle.records import Report
 
 from .html import render_html
 from .json_report import render_json

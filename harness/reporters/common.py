@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.records import SEVERITY, CycleSummary, Finding, Report, RunRecord
+from memcycle.records import SEVERITY, CycleSummary, Finding, Report, RunRecord
 
 OK = "✅"
 FAIL = "❌"

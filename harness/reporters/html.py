@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness.records import Report, RunRecord
+from memcycle.records import Report, RunRecord
 
 from .common import (
     CRASH,

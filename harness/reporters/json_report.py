@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.records import Report
+from memcycle.records import Report
 
 # dicts whose key order is the dataclass order; every other dict is sorted
 _RECORD_LISTS = ("runs", "findings", "cycles", "steps")

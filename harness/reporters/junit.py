@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from harness.records import Report, RunRecord
+from memcycle.records import Report, RunRecord
 
 from .common import counts, finding_headline, outcome, run_label, skip_reason
 from .markdown import render_run

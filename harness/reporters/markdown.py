@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.records import Report, RunRecord
+from memcycle.records import Report, RunRecord
 
 from .common import (
     by_scenario,

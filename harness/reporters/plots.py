@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import io
 
-from harness.records import RunRecord
+from memcycle.records import RunRecord
 
 _PANELS = (
     ("live_bytes", "allocator live bytes"),

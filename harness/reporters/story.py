@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.records import RunRecord, worst
+from memcycle.records import RunRecord, worst
 
 from .common import CRASH, FAIL, NOT_REACHED, OK, signal_name
 
