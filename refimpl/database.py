@@ -23,8 +23,10 @@ line beside the right one under `self.faults.on(NAME)`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -35,6 +37,7 @@ import numpy as np
 from .alloc import Allocator, Block, make_allocator
 from .errors import (
     ClosedError,
+    CopyRefusedError,
     DimensionMismatchError,
     DuplicateIdError,
     IdCollisionError,
@@ -64,6 +67,10 @@ _T_FLAT = 1  # row of the flat buffer
 _T_HNSW = 2  # node of the main graph
 _T_SEG0 = 3  # _T_SEG0 + i: node of segment i (SegmentedHNSW.segments order)
 _NO_SKIP = np.zeros(1, np.uint8)
+_COPY_REFUSED = (
+    "a DB cannot be copied: it owns allocator blocks that a copy would share (freeing one "
+    "would free the other's memory); create a new DB and add_batch the rows instead"
+)
 
 
 class SearchResult(NamedTuple):
@@ -77,12 +84,26 @@ _new_result = partial(tuple.__new__, SearchResult)
 
 
 # -- input validation (module-level, so the single-query path stays cheap) -----------
-def _positive_int(value: Any, what: str) -> int:
+def _positive_int(value: Any, what: str, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise InvalidInputError(f"{what} must be a positive integer, got {value!r}")
     if value <= 0:
         raise InvalidInputError(f"{what} must be a positive integer, got {value}")
+    if most is not None and value > most:
+        raise InvalidInputError(f"{what} must be at most {most:,}, got {value:,}")
     return int(value)
+
+
+# Parameters that size allocations up front are bounded, so a typo cannot ask for 30 GiB: the
+# flat buffer is allocated whole at initialize() (buffer_size rows), graph rows hold 1+2M links,
+# and ef sizes the search heaps. Sizes that follow the data (limit) are clamped to the row count.
+MAX_BUFFER_SIZE = 1 << 20
+MAX_SEGMENT_THRESHOLD = 1 << 31
+MAX_M = 512
+MAX_EF = 1 << 16
+MAX_DIMENSION = 1 << 16
+# search_batch returns (q, limit) arrays padded past the rows it has: refuse a padding that big
+MAX_RESULT_CELLS = 1 << 26
 
 
 def _as_float32(data: Any, what: str) -> np.ndarray:
@@ -161,8 +182,31 @@ class _Ids(NamedTuple):
     n_obj: int  # how many are not int64 ids
 
 
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a public method under the database's lock.
+
+    The contract for threads: every call is serialized (one at a time per database), like most
+    embedded engines' handles. Searches share scratch state (the graphs' visited tags) and
+    writers move rows between tiers and free blocks, so a search running beside a write could
+    read freed or half-moved memory; the lock makes any mix of threads safe. The lock is
+    re-entrant, so a public method may call another.
+    """
+
+    @functools.wraps(method)
+    def locked(self: Database, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Database:
-    """An embedded vector database with an explicit, checkable memory lifecycle."""
+    """An embedded vector database with an explicit, checkable memory lifecycle.
+
+    Thread-safe by serialization (see `_serialized`). Not copyable and not picklable: it owns
+    allocator blocks, and a copy would share them, so freeing one would free the other's memory
+    (a double free at the second close); build a new DB and add the rows instead.
+    """
 
     def __init__(
         self,
@@ -184,13 +228,15 @@ class Database:
             )
         self.metric = metric
         self._metric = METRIC_CODES[metric]
-        self.buffer_size = _positive_int(buffer_size, "buffer_size")
-        self.segment_threshold = _positive_int(segment_threshold, "segment_threshold")
-        self.M = _positive_int(M, "M")
+        self.buffer_size = _positive_int(buffer_size, "buffer_size", MAX_BUFFER_SIZE)
+        self.segment_threshold = _positive_int(
+            segment_threshold, "segment_threshold", MAX_SEGMENT_THRESHOLD
+        )
+        self.M = _positive_int(M, "M", MAX_M)
         if self.M < 2:
             raise InvalidInputError(f"M must be at least 2, got {M}")
-        self.ef_construction = _positive_int(ef_construction, "ef_construction")
-        self._ef_search = _positive_int(ef_search, "ef_search")
+        self.ef_construction = _positive_int(ef_construction, "ef_construction", MAX_EF)
+        self._ef_search = _positive_int(ef_search, "ef_search", MAX_EF)
         self.num_threads = (
             numba.config.NUMBA_NUM_THREADS
             if num_threads is None
@@ -199,8 +245,9 @@ class Database:
         self.faults = faults if isinstance(faults, FaultSet) else FaultSet(faults)
         self.allocator: Allocator = make_allocator(allocator)
         if dimension is not None:
-            dimension = _positive_int(dimension, "dimension")
+            dimension = _positive_int(dimension, "dimension", MAX_DIMENSION)
 
+        self._lock = threading.RLock()
         self.state = "uninitialized"
         self.dimension: int | None = None
         self._meta = SparseMetadataMap(self.allocator, self.faults)
@@ -218,9 +265,10 @@ class Database:
         return self._ef_search
 
     @ef_search.setter
+    @_serialized
     def ef_search(self, value: int) -> None:
         self._check_open()
-        self._ef_search = _positive_int(value, "ef_search")
+        self._ef_search = _positive_int(value, "ef_search", MAX_EF)
 
     def __repr__(self) -> str:
         return (
@@ -243,10 +291,11 @@ class Database:
         self._n_obj_live = 0
         self._auto_next = 0
 
+    @_serialized
     def initialize(self, dimension: int) -> None:
         """Allocate the structures for `dimension` (done by the first insert)."""
         self._check_open()
-        dimension = _positive_int(dimension, "dimension")
+        dimension = _positive_int(dimension, "dimension", MAX_DIMENSION)
         if self.state == "ready":
             if dimension != self.dimension:
                 raise DimensionMismatchError(
@@ -296,6 +345,7 @@ class Database:
         self.dimension = dimension
         self.state = "ready"
 
+    @_serialized
     def clear(self) -> None:
         """Drop every row and free every block; back to `uninitialized` (any dimension next)."""
         self._check_open()
@@ -343,6 +393,7 @@ class Database:
         self.state = "uninitialized"
         self.dimension = None
 
+    @_serialized
     def close(self) -> None:
         """Free everything; later calls raise ClosedError. Idempotent."""
         if self.state == "closed":
@@ -360,6 +411,15 @@ class Database:
         finally:
             self.state = "closed"
             self.dimension = None
+
+    def __copy__(self) -> Database:
+        raise CopyRefusedError(_COPY_REFUSED)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Database:
+        raise CopyRefusedError(_COPY_REFUSED)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise CopyRefusedError(_COPY_REFUSED.replace("copied", "pickled"))
 
     def __enter__(self) -> Database:
         return self
@@ -559,6 +619,7 @@ class Database:
         out = [_check_metadata(m, i) for i, m in enumerate(md)]
         return out if any(m for m in out) else None
 
+    @_serialized
     def add_batch(self, vectors: Any, ids: Any = None, metadata: Any = None) -> list[Id]:
         """Insert rows atomically; ids default to fresh ints. Returns the ids."""
         self._check_open()
@@ -581,6 +642,7 @@ class Database:
             self._auto_next = int(prepared.keys.max()) + 1
         return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
 
+    @_serialized
     def upsert_batch(self, vectors: Any, ids: Any, metadata: Any = None) -> list[Id]:
         """Insert rows, replacing those whose id exists (they get new slots)."""
         self._check_open()
@@ -597,6 +659,7 @@ class Database:
         self._commit(x, prepared, md)
         return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
 
+    @_serialized
     def add(self, id: Id, vector: Any, metadata: dict[str, Any] | None = None) -> None:
         """Insert one row."""
         self._check_open()
@@ -733,6 +796,7 @@ class Database:
                 if not (isinstance(v, int) and INT64_MIN <= v <= INT64_MAX):
                     self._n_obj_live -= 1
 
+    @_serialized
     def delete(self, id: Id) -> bool:
         """Remove one row; False if the id is not there."""
         self._check_open()
@@ -745,6 +809,7 @@ class Database:
         self._delete_slots(np.array([key], np.int64), np.array([slot], np.int64))
         return True
 
+    @_serialized
     def delete_batch(self, ids: Any) -> int:
         """Remove rows by id (absent ids are skipped); returns how many were removed."""
         self._check_open()
@@ -771,6 +836,7 @@ class Database:
         return int(hit.sum())
 
     # -- reads ---------------------------------------------------------------------------
+    @_serialized
     def count(self) -> int:
         self._check_open()
         return len(self._meta) if self.state == "ready" else 0
@@ -778,6 +844,7 @@ class Database:
     def __len__(self) -> int:
         return self.count()
 
+    @_serialized
     def get(self, id: Id) -> tuple[np.ndarray, dict[str, Any] | None]:
         """(vector as inserted, metadata) of one row; IdNotFoundError if absent."""
         self._check_open()
@@ -947,6 +1014,7 @@ class Database:
         )
         return out_l, out_d
 
+    @_serialized
     def search(
         self, vector: Any, limit: int = 10, filter: dict[str, Any] | None = None
     ) -> list[SearchResult]:
@@ -962,8 +1030,9 @@ class Database:
                     f"filter must be a dict of key -> scalar value, got {type(filter).__name__}"
                 )
             filter = _check_metadata(filter, None)
-        if self.state != "ready":
+        if self.state != "ready" or not len(self._meta):
             return []
+        limit = min(limit, len(self._meta))  # sized by the data, not by the caller's number
         if filter:
             labels, dists = self._filtered(q, limit, filter)
         else:
@@ -999,6 +1068,7 @@ class Database:
             return list(map(_new_result, zip(ids, d, map(get, slots), strict=True)))
         return list(map(_new_result, zip(ids, d, repeat(None, n), strict=True)))
 
+    @_serialized
     def search_batch(self, vectors: Any, limit: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-`limit` per query: (ids (q, limit), distances float32 (q, limit)).
 
@@ -1008,12 +1078,22 @@ class Database:
         self._check_open()
         limit = _positive_int(limit, "limit")
         q = self._query_matrix(vectors, False)
-        if self.state != "ready":
+        if q.shape[0] * limit > MAX_RESULT_CELLS:
+            raise InvalidInputError(
+                f"search_batch of {q.shape[0]:,} queries x limit {limit:,} would return "
+                f"{q.shape[0] * limit:,} cells (at most {MAX_RESULT_CELLS:,}); lower the limit"
+            )
+        held = len(self._meta) if self.state == "ready" else 0
+        if held == 0:
             return (
                 np.full((q.shape[0], limit), -1, np.int64),
                 np.full((q.shape[0], limit), np.inf, np.float32),
             )
-        labels, dists = self._unfiltered(q, limit)
+        labels, dists = self._unfiltered(q, min(limit, held))
+        if labels.shape[1] < limit:  # padded to the promised (q, limit)
+            pad = limit - labels.shape[1]
+            labels = np.pad(labels, ((0, 0), (0, pad)), constant_values=-1)
+            dists = np.pad(dists, ((0, 0), (0, pad)), constant_values=np.inf)
         valid = labels >= 0
         if self._n_obj_live == 0:
             ids = np.where(valid, self._sid[np.where(valid, labels, 0)], -1)
@@ -1026,6 +1106,7 @@ class Database:
         return out, dists
 
     # -- introspection ---------------------------------------------------------------------
+    @_serialized
     def info(self) -> dict[str, Any]:
         """Plain data about the database: state, sizes per tier, allocator summary."""
         snap = self.allocator.snapshot()
@@ -1057,31 +1138,34 @@ DB = Database
 
 # -- the process-wide singleton -------------------------------------------------------------
 _GLOBAL: Database | None = None
+_GLOBAL_LOCK = threading.RLock()  # creating and destroying the singleton are one step each
 
 
 def get_global_db(**db_kwargs: Any) -> Database:
     """The process database, created with `db_kwargs` if there is none (kwargs are
     ignored when it already exists)."""
     global _GLOBAL
-    if _GLOBAL is None or _GLOBAL.state == "closed":
-        _GLOBAL = Database(**db_kwargs)
-    return _GLOBAL
+    with _GLOBAL_LOCK:
+        if _GLOBAL is None or _GLOBAL.state == "closed":
+            _GLOBAL = Database(**db_kwargs)
+        return _GLOBAL
 
 
 def cleanup_global_db() -> None:
     """Destroy the process database and forget it (idempotent)."""
     global _GLOBAL
-    db = _GLOBAL
-    if db is None:
-        return
-    if db.faults.on("singleton-double-destroy"):
-        # FAULT singleton-double-destroy — "Destructor called multiple times": the
-        # destructor frees every block but the singleton is not forgotten, so the
-        # next cleanup runs it again on the same blocks.
-        db._destroy_in_place()
-        return
-    _GLOBAL = None
-    db.close()
+    with _GLOBAL_LOCK:
+        db = _GLOBAL
+        if db is None:
+            return
+        if db.faults.on("singleton-double-destroy"):
+            # FAULT singleton-double-destroy — "Destructor called multiple times": the
+            # destructor frees every block but the singleton is not forgotten, so the
+            # next cleanup runs it again on the same blocks.
+            db._destroy_in_place()
+            return
+        _GLOBAL = None
+        db.close()
 
 
 def clear_database() -> None:

@@ -40,6 +40,10 @@ class UnknownNameError(RefimplError, ValueError):
     """An unknown metric, allocator or fault name."""
 
 
+class CopyRefusedError(RefimplError, TypeError):
+    """copy.copy, copy.deepcopy or pickle of a DB: refused, since a copy would share its blocks."""
+
+
 class LifecycleError(RefimplError):
     """An operation that the current lifecycle state does not allow."""
 
