@@ -653,10 +653,9 @@ class Database:
         prepared = self._ids_from(ids, n)
         md = self._metadata_list(metadata, n)
         slots = self._existing(prepared)
-        hit = slots >= 0
-        if hit.any():
-            self._delete_slots(prepared.keys[hit], slots[hit])
-        self._commit(x, prepared, md)
+        # the old rows are retired only after the new ones are in: a batch that fails half
+        # way (out of memory) leaves every old row in place
+        self._commit(x, prepared, md, replaced=slots[slots >= 0])
         return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
 
     @_serialized
@@ -674,32 +673,85 @@ class Database:
             )
         self.add_batch(v.reshape(1, -1), [id], None if metadata is None else [metadata])
 
-    def _commit(self, x: np.ndarray, ids: _Ids, md: list[dict[str, Any] | None] | None) -> None:
-        """Store validated rows: slot store, id map, metadata, then the index tiers."""
+    def _commit(
+        self,
+        x: np.ndarray,
+        ids: _Ids,
+        md: list[dict[str, Any] | None] | None,
+        replaced: np.ndarray | None = None,
+    ) -> None:
+        """Store validated rows: slot store, id map, metadata, then the index tiers.
+
+        Atomic: the slot store grows before the first visible change, and if anything after
+        that fails (a MemoryError from an allocation, or from Numba loading a kernel) the
+        batch is undone (`_undo_commit`): its slots become tombstones, the id map holds what
+        it held, so count(), get() and a retry see the database as it was. `replaced` are the
+        slots of rows an upsert replaces: retired only once the new rows are in.
+        """
         if self.state != "ready":
             self.initialize(x.shape[1])
         n = x.shape[0]
         lo = self._next_slot
         hi = lo + n
         self._ensure_slots(hi)
+        obj_before = None if self._obj_ids is None else len(self._obj_ids)
+        n_obj_before = self._n_obj_live
         slots = np.arange(lo, hi, dtype=np.int64)
-        self._sid[lo:hi] = ids.keys
-        self._loc[lo:hi] = -1  # placed by _route
-        if ids.values is not None and self._obj_ids is None and ids.n_obj:
-            self._obj_ids = self._sid[:lo].tolist()
-        if self._obj_ids is not None:
-            self._obj_ids.extend(ids.keys.tolist() if ids.values is None else ids.values)
-        self._n_obj_live += ids.n_obj
-        self._next_slot = hi
-        self._meta.insert(ids.keys, slots)
-        if md is not None:
-            self._meta.set_metadata(slots, md)
-        if self._metric == METRIC_COSINE:
-            # the tiers hold unit rows; the norm is kept so get() returns the row as given
-            self._norm[lo:hi] = np.sqrt(np.einsum("ij,ij->i", x, x))
-            x = x.copy()
-            normalize_rows(x)
-        self._route(x, slots)
+        try:
+            self._sid[lo:hi] = ids.keys
+            self._loc[lo:hi] = -1  # placed by _route
+            if ids.values is not None and self._obj_ids is None and ids.n_obj:
+                self._obj_ids = self._sid[:lo].tolist()
+            if self._obj_ids is not None:
+                self._obj_ids.extend(ids.keys.tolist() if ids.values is None else ids.values)
+            self._n_obj_live += ids.n_obj
+            self._next_slot = hi
+            self._meta.insert(ids.keys, slots)
+            if md is not None:
+                self._meta.set_metadata(slots, md)
+            if self._metric == METRIC_COSINE:
+                # the tiers hold unit rows; the norm is kept so get() returns the row as given
+                self._norm[lo:hi] = np.sqrt(np.einsum("ij,ij->i", x, x))
+                x = x.copy()
+                normalize_rows(x)
+            self._route(x, slots)
+        except BaseException:
+            self._undo_commit(ids, slots, replaced, obj_before, n_obj_before)
+            raise
+        if replaced is not None and replaced.size:
+            self._retire_slots(replaced)
+
+    def _undo_commit(
+        self,
+        ids: _Ids,
+        slots: np.ndarray,
+        replaced: np.ndarray | None,
+        obj_before: int | None,
+        n_obj_before: int,
+    ) -> None:
+        """Take back a failed batch without allocating: its slots stay claimed (a graph may
+        hold nodes labelled with them) but are tombstones, and the id map forgets its keys
+        (or, for replaced rows, points at the old slots again, overwritten in place)."""
+        if replaced is not None and replaced.size:
+            back = self._sid[replaced]
+            new = np.setdiff1d(ids.keys, back)
+            self._meta.id_to_index.delete_many(new)
+            self._meta.id_to_index.put_many(back, replaced, reserve=False)
+        else:
+            self._meta.id_to_index.delete_many(ids.keys)
+        if self._meta.has_metadata:
+            self._meta.drop_metadata(slots)
+        self._del[slots] = 1
+        self._loc[slots] = -1
+        self._n_deleted += slots.shape[0]
+        assert self._flat is not None
+        if self._flat.remove_slots(slots):
+            self._place(self._flat.slots(), _T_FLAT, 0)
+        if obj_before is None:
+            self._obj_ids = None
+        elif self._obj_ids is not None:
+            del self._obj_ids[obj_before:]
+        self._n_obj_live = n_obj_before
 
     def _ensure_slots(self, need: int) -> None:
         if need <= self._slot_cap:
@@ -784,6 +836,12 @@ class Database:
     # -- deletes -------------------------------------------------------------------------
     def _delete_slots(self, keys: np.ndarray, slots: np.ndarray) -> None:
         self._meta.remove(keys)
+        self._retire_slots(slots, metadata_dropped=True)
+
+    def _retire_slots(self, slots: np.ndarray, *, metadata_dropped: bool = False) -> None:
+        """Tombstone slots the id map no longer points at (deleted or replaced rows)."""
+        if not metadata_dropped and self._meta.has_metadata:
+            self._meta.drop_metadata(slots)
         self._del[slots] = 1
         self._n_deleted += slots.shape[0]
         self._loc[slots] = -1

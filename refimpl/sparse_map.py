@@ -84,8 +84,11 @@ class SparseMap:
         return int(self.get_many(np.array([key], np.int64))[0])
 
     # -- updates ------------------------------------------------------------------
-    def put_many(self, keys: np.ndarray, values: np.ndarray) -> int:
-        """Insert or overwrite; returns how many keys were new."""
+    def put_many(self, keys: np.ndarray, values: np.ndarray, *, reserve: bool = True) -> int:
+        """Insert or overwrite; returns how many keys were new.
+
+        `reserve=False` never grows the table: only for keys known to be present (an
+        overwrite in place, which must not allocate: the database's undo of a failed batch)."""
         self._check_alive()
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         values = np.ascontiguousarray(values, dtype=np.int64)
@@ -93,7 +96,8 @@ class SparseMap:
             raise ValueError(f"{keys.shape[0]} keys but {values.shape[0]} values")
         if keys.shape[0] == 0:
             return 0
-        self._reserve(self._size + keys.shape[0])
+        if reserve:
+            self._reserve(self._size + keys.shape[0])
         self._counts[:] = 0
         hm_put(
             self._keys,

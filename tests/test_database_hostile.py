@@ -141,3 +141,140 @@ def test_one_writer_and_one_reader_on_one_db_stay_consistent(allocator) -> None:
         [sys.executable, "-c", STRESS, allocator], capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0 and "stress ok" in res.stdout, res.stderr[-2000:]
+
+
+def _fail_on(monkeypatch, target: object, name: str) -> None:
+    def boom(*args, **kwargs):
+        raise MemoryError("injected: out of memory")
+
+    monkeypatch.setattr(target, name, boom)
+
+
+@pytest.mark.parametrize("allocator", ALLOCATORS)
+@pytest.mark.parametrize("where", ["graph", "flat-migration", "segments", "id-map"])
+def test_a_batch_that_runs_out_of_memory_half_way_changes_nothing(
+    allocator, where, monkeypatch
+) -> None:
+    from memcycle.refimpl.hnsw import HNSWIndex
+    from memcycle.refimpl.segmented import SegmentedHNSW
+    from memcycle.refimpl.sparse_map import SparseMap
+
+    db = _db(allocator, n=40)  # 40 rows sit in the flat buffer (buffer_size 64)
+    rng = np.random.default_rng(5)
+    size = {"graph": 100, "flat-migration": 30, "segments": 600, "id-map": 100}[where]
+    x = rng.standard_normal((size, 8)).astype(np.float32)
+    new_ids = list(range(1000, 1000 + size))
+    target = {"graph": HNSWIndex, "flat-migration": HNSWIndex, "segments": SegmentedHNSW}
+    if where == "id-map":
+        original = SparseMap.put_many
+
+        def put_then_fail(self, keys, values, **kw):
+            original(self, keys, values, **kw)
+            raise MemoryError("injected: out of memory")
+
+        monkeypatch.setattr(SparseMap, "put_many", put_then_fail)
+    else:
+        _fail_on(monkeypatch, target[where], "add")
+    with pytest.raises(MemoryError):
+        db.add_batch(x, ids=new_ids)
+    monkeypatch.undo()
+    assert db.count() == 40
+    for i in (1000, 1000 + size - 1):
+        with pytest.raises(KeyError):
+            db.get(i)
+    found = {h.id for h in db.search(np.zeros(8, np.float32), limit=100)}
+    assert found == set(range(40))
+    db.add_batch(x, ids=new_ids)  # the same ids can be added once memory is back
+    assert db.count() == 40 + size
+    db.close()
+    assert db.allocator.live() == []
+
+
+@pytest.mark.parametrize("allocator", ALLOCATORS)
+def test_an_upsert_that_runs_out_of_memory_keeps_the_old_rows(allocator, monkeypatch) -> None:
+    from memcycle.refimpl.hnsw import HNSWIndex
+
+    db = _db(allocator, n=300)
+    old = db.get(5)[0]
+    x = np.full((100, 8), 9.0, np.float32)
+    _fail_on(monkeypatch, HNSWIndex, "add")
+    with pytest.raises(MemoryError):
+        db.upsert_batch(x, ids=list(range(100)))
+    monkeypatch.undo()
+    assert db.count() == 300
+    assert np.array_equal(db.get(5)[0], old)
+    assert {h.id for h in db.search(old, limit=1)} == {5}
+    db.upsert_batch(x, ids=list(range(100)))
+    assert db.count() == 300 and np.array_equal(db.get(5)[0], x[5])
+    db.close()
+    assert db.allocator.live() == []
+
+
+RLIMIT = """
+import resource, sys
+import numpy as np
+from memcycle.refimpl import DB
+
+allocator = sys.argv[1]
+rng = np.random.default_rng(3)
+# load every kernel first: LLVM aborts (std::bad_alloc) when it runs out of address space,
+# which no engine can turn into an exception; the batch's own allocations are the subject
+# (small batches: a freed big one would leave heap room the limit cannot see)
+warm = DB(allocator=allocator, buffer_size=100, M=8, ef_construction=32, num_threads=1)
+warm.add_batch(rng.standard_normal((30, 128)).astype(np.float32), ids=list(range(30)))
+warm.add_batch(rng.standard_normal((100, 128)).astype(np.float32), ids=list(range(30, 130)))
+warm.upsert_batch(rng.standard_normal((30, 128)).astype(np.float32), ids=list(range(30)))
+warm.search(np.zeros(128, np.float32), limit=5)
+warm.close()
+# one thread: a thread pool started under the limit dies in libgomp, not in the batch
+db = DB(allocator=allocator, buffer_size=1000, M=8, ef_construction=32, num_threads=1)
+db.add_batch(rng.standard_normal((300, 128)).astype(np.float32), ids=list(range(300)))
+old = db.get(7)[0]
+x = rng.standard_normal((3000, 128)).astype(np.float32)
+ids = list(range(10_000, 13_000))
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+
+
+def attempt(op, headroom):
+    vm = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, hard))
+    try:
+        op()
+        return False
+    except MemoryError:
+        return True
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+failed = 0
+# a limit just above the process, then wider: the batch runs out at a different point each time
+for headroom in (64 << 10, 256 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20):
+    if not attempt(lambda: db.upsert_batch(x[:300], ids=list(range(300))), headroom):
+        break
+    failed += 1
+    assert db.count() == 300, db.count()
+    assert np.array_equal(db.get(7)[0], old), "an upsert that failed lost the old row"
+for headroom in (64 << 10, 256 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20):
+    if not attempt(lambda: db.add_batch(x, ids=ids), headroom):
+        break
+    failed += 1
+    assert db.count() == 300, db.count()
+assert failed, "the limit never bit: no MemoryError"
+if db.count() == 300:
+    db.add_batch(x, ids=ids)
+assert db.count() == 3300
+db.close()
+assert db.allocator.live() == []
+print("rlimit ok", failed)
+"""
+
+
+@pytest.mark.parametrize("allocator", ALLOCATORS)
+def test_batches_under_an_address_space_limit_are_atomic(allocator) -> None:
+    """RLIMIT_AS a few MB above the process: add_batch/upsert_batch raise MemoryError and the
+    DB holds exactly its rows before (then the same ids can be added)."""
+    res = subprocess.run(
+        [sys.executable, "-c", RLIMIT, allocator], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0 and "rlimit ok" in res.stdout, (res.stdout + res.stderr)[-3000:]
