@@ -1,17 +1,15 @@
 """refimpl — a reference vector database whose memory lifecycle is done right."""
 
 from .alloc import ALLOCATOR_NAMES
-from .database import (
-    DB,
-    Database,
-    SearchResult,
+from .database import DB, Database, SearchResult, State
+from .faults import FAULT_NAMES
+from .singleton import (
     add_vector_batch,
     cleanup_global_db,
     clear_database,
     get_global_db,
     search_vectors,
 )
-from .faults import FAULT_NAMES
 
 __all__ = [
     "ALLOCATOR_NAMES",
@@ -19,6 +17,7 @@ __all__ = [
     "FAULT_NAMES",
     "Database",
     "SearchResult",
+    "State",
     "add_vector_batch",
     "cleanup_global_db",
     "clear_database",

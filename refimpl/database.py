@@ -24,9 +24,9 @@ line beside the right one under `self.faults.on(NAME)`.
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from enum import StrEnum
 from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -48,14 +48,23 @@ from .errors import (
 from .faults import FaultSet
 from .flat_buffer import FlatBuffer
 from .hnsw import HNSWIndex
+from .ids import INT64_MAX, INT64_MIN, BatchIds, Id, batch_ids, key_of
+from .inputs import (
+    MAX_BUFFER_SIZE,
+    MAX_DIMENSION,
+    MAX_EF,
+    MAX_M,
+    MAX_RESULT_CELLS,
+    MAX_SEGMENT_THRESHOLD,
+    as_float32,
+    batch_matrix,
+    positive_int,
+)
 from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
-from .kernels.flat import all_finite, scan_rows
-from .metadata import SCALAR_TYPES, SparseMetadataMap
+from .kernels.flat import scan_rows
+from .metadata import SparseMetadataMap, check_metadata, metadata_list
 from .segmented import SegmentedHNSW
 
-Id = int | str
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 _INITIAL_SLOTS = 1024
 _EXACT_FILTER_ROWS = 2048  # a filter matching at most this many rows is scanned exactly
 _EMPTY_I64 = np.empty(0, np.int64)
@@ -83,103 +92,13 @@ class SearchResult(NamedTuple):
 _new_result = partial(tuple.__new__, SearchResult)
 
 
-# -- input validation (module-level, so the single-query path stays cheap) -----------
-def _positive_int(value: Any, what: str, most: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidInputError(f"{what} must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise InvalidInputError(f"{what} must be a positive integer, got {value}")
-    if most is not None and value > most:
-        raise InvalidInputError(f"{what} must be at most {most:,}, got {value:,}")
-    return int(value)
+class State(StrEnum):
+    """The lifecycle: UNINITIALIZED -> READY(dimension) -> (clear) UNINITIALIZED ...;
+    CLOSED is final. String-valued, so `db.state == State.READY` reads as it always did."""
 
-
-# Parameters that size allocations up front are bounded, so a typo cannot ask for 30 GiB: the
-# flat buffer is allocated whole at initialize() (buffer_size rows), graph rows hold 1+2M links,
-# and ef sizes the search heaps. Sizes that follow the data (limit) are clamped to the row count.
-MAX_BUFFER_SIZE = 1 << 20
-MAX_SEGMENT_THRESHOLD = 1 << 31
-MAX_M = 512
-MAX_EF = 1 << 16
-MAX_DIMENSION = 1 << 16
-# search_batch returns (q, limit) arrays padded past the rows it has: refuse a padding that big
-MAX_RESULT_CELLS = 1 << 26
-
-
-def _as_float32(data: Any, what: str) -> np.ndarray:
-    """Any numeric array-like -> float32 C-contiguous (float64/ints/strided are converted)."""
-    if type(data) is np.ndarray and data.dtype == np.float32 and data.flags.c_contiguous:
-        arr = data
-    else:
-        try:
-            arr = np.asarray(data)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(
-                f"{what} must be a rectangular numeric array; could not convert it ({exc})"
-            ) from None
-        if arr.dtype.kind not in "iuf":
-            raise InvalidInputError(
-                f"{what} must be numeric (int or float), got dtype {arr.dtype}"
-                + (" (ragged rows?)" if arr.dtype == object else "")
-            )
-        with np.errstate(over="ignore", invalid="ignore"):
-            arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not all_finite(arr.reshape(-1)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise InvalidInputError(
-            f"{what} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}, "
-            f"after conversion to float32); expected finite values"
-        )
-    return arr
-
-
-def _hash_key(tag: str, text: str) -> int:
-    """Stable 64-bit key for an id that is not an int64 (str, or an int too large)."""
-    digest = hashlib.blake2b(f"{tag}:{text}".encode("utf-8", "surrogatepass"), digest_size=8)
-    return int.from_bytes(digest.digest(), "little", signed=True)
-
-
-def _key_of(value: Any) -> tuple[int, Id, bool]:
-    """(64-bit key, normalised id, is_int64) for one id, or InvalidInputError."""
-    if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
-        raise InvalidInputError(f"ids must be str or int, got {type(value).__name__} {value!r}")
-    if isinstance(value, str):
-        return _hash_key("s", value), value, False
-    v = int(value)
-    if INT64_MIN <= v <= INT64_MAX:
-        return v, v, True
-    return _hash_key("i", str(v)), v, False
-
-
-def _scalar(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _check_metadata(md: Any, row: int | None) -> dict[str, Any] | None:
-    where = "" if row is None else f" (row {row})"
-    if md is None:
-        return None
-    if not isinstance(md, dict):
-        raise InvalidInputError(
-            f"metadata{where} must be a dict of scalars or None, got {type(md).__name__}"
-        )
-    out = {}
-    for k, v in md.items():
-        if not isinstance(k, str):
-            raise InvalidInputError(f"metadata{where} keys must be str, got {k!r}")
-        if not isinstance(v, SCALAR_TYPES):
-            raise InvalidInputError(
-                f"metadata{where} value for {k!r} must be a scalar "
-                f"(str, int, float, bool or None), got {type(v).__name__}"
-            )
-        out[k] = _scalar(v)
-    return out
-
-
-class _Ids(NamedTuple):
-    keys: np.ndarray  # int64 keys
-    values: list[Id] | None  # normalised ids, None when all are int64 (then keys are the ids)
-    n_obj: int  # how many are not int64 ids
+    UNINITIALIZED = "uninitialized"
+    READY = "ready"
+    CLOSED = "closed"
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -228,27 +147,27 @@ class Database:
             )
         self.metric = metric
         self._metric = METRIC_CODES[metric]
-        self.buffer_size = _positive_int(buffer_size, "buffer_size", MAX_BUFFER_SIZE)
-        self.segment_threshold = _positive_int(
+        self.buffer_size = positive_int(buffer_size, "buffer_size", MAX_BUFFER_SIZE)
+        self.segment_threshold = positive_int(
             segment_threshold, "segment_threshold", MAX_SEGMENT_THRESHOLD
         )
-        self.M = _positive_int(M, "M", MAX_M)
+        self.M = positive_int(M, "M", MAX_M)
         if self.M < 2:
             raise InvalidInputError(f"M must be at least 2, got {M}")
-        self.ef_construction = _positive_int(ef_construction, "ef_construction", MAX_EF)
-        self._ef_search = _positive_int(ef_search, "ef_search", MAX_EF)
+        self.ef_construction = positive_int(ef_construction, "ef_construction", MAX_EF)
+        self._ef_search = positive_int(ef_search, "ef_search", MAX_EF)
         self.num_threads = (
             numba.config.NUMBA_NUM_THREADS
             if num_threads is None
-            else _positive_int(num_threads, "num_threads")
+            else positive_int(num_threads, "num_threads")
         )
         self.faults = faults if isinstance(faults, FaultSet) else FaultSet(faults)
         self.allocator: Allocator = make_allocator(allocator)
         if dimension is not None:
-            dimension = _positive_int(dimension, "dimension", MAX_DIMENSION)
+            dimension = positive_int(dimension, "dimension", MAX_DIMENSION)
 
         self._lock = threading.RLock()
-        self.state = "uninitialized"
+        self.state = State.UNINITIALIZED
         self.dimension: int | None = None
         self._meta = SparseMetadataMap(self.allocator, self.faults)
         self._flat: FlatBuffer | None = None
@@ -268,7 +187,7 @@ class Database:
     @_serialized
     def ef_search(self, value: int) -> None:
         self._check_open()
-        self._ef_search = _positive_int(value, "ef_search", MAX_EF)
+        self._ef_search = positive_int(value, "ef_search", MAX_EF)
 
     def __repr__(self) -> str:
         return (
@@ -295,8 +214,8 @@ class Database:
     def initialize(self, dimension: int) -> None:
         """Allocate the structures for `dimension` (done by the first insert)."""
         self._check_open()
-        dimension = _positive_int(dimension, "dimension", MAX_DIMENSION)
-        if self.state == "ready":
+        dimension = positive_int(dimension, "dimension", MAX_DIMENSION)
+        if self.state == State.READY:
             if dimension != self.dimension:
                 raise DimensionMismatchError(
                     f"the database is initialized with dimension {self.dimension}; got "
@@ -343,13 +262,13 @@ class Database:
                 num_threads=self.num_threads,
             )
         self.dimension = dimension
-        self.state = "ready"
+        self.state = State.READY
 
     @_serialized
     def clear(self) -> None:
         """Drop every row and free every block; back to `uninitialized` (any dimension next)."""
         self._check_open()
-        if self.state != "ready":
+        if self.state != State.READY:
             return
         if self.faults.on("keep-initialized"):
             # FAULT keep-initialized — the note's "Option 1: Keep Structures, Reset Data":
@@ -390,13 +309,13 @@ class Database:
             for graph in (self._hnsw, self._seg):
                 if graph is not None:
                     graph.clear()
-        self.state = "uninitialized"
+        self.state = State.UNINITIALIZED
         self.dimension = None
 
     @_serialized
     def close(self) -> None:
         """Free everything; later calls raise ClosedError. Idempotent."""
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             return
         try:
             self._meta.destroy()
@@ -409,7 +328,7 @@ class Database:
             for graph in retired:
                 graph.destroy()
         finally:
-            self.state = "closed"
+            self.state = State.CLOSED
             self.dimension = None
 
     def __copy__(self) -> Database:
@@ -429,7 +348,7 @@ class Database:
 
     def __del__(self) -> None:
         # the owner's destructor: a database dropped without close() still frees its blocks
-        if getattr(self, "state", "closed") != "closed":
+        if getattr(self, "state", State.CLOSED) != State.CLOSED:
             self.close()
 
     def _destroy_graphs(self) -> None:
@@ -469,76 +388,22 @@ class Database:
             self.allocator.free(block)
 
     def _check_open(self) -> None:
-        if self.state == "closed":
+        if self.state == State.CLOSED:
             raise ClosedError("the database is closed; create a new DB (or get_global_db())")
 
     # -- ids ---------------------------------------------------------------------------
-    def _ids_from(self, ids: Any, n: int) -> _Ids:
-        """Validate ids for a batch of n rows: type, length, duplicates within the batch."""
-        if isinstance(ids, str | bytes | dict) or not isinstance(ids, Iterable):
-            raise InvalidInputError(
-                f"ids must be a sequence of str or int (one per row), got {type(ids).__name__}"
-            )
-        arr = ids if isinstance(ids, np.ndarray) else None
-        if arr is None:
-            ids = list(ids)
-            if len(ids) != n:
-                raise InvalidInputError(f"got {len(ids)} ids for {n} vectors; expected one per row")
-            try:
-                arr = np.asarray(ids) if ids else np.empty(0, np.int64)
-            except (ValueError, TypeError, OverflowError):
-                arr = np.asarray(ids, dtype=object)
-        elif arr.ndim != 1 or arr.shape[0] != n:
-            raise InvalidInputError(
-                f"ids must be a 1-D array of {n} ids (one per row), got shape {arr.shape}"
-            )
-        if arr.ndim == 1 and (
-            arr.dtype.kind == "i" or (arr.dtype.kind == "u" and (n == 0 or arr.max() <= INT64_MAX))
-        ):
-            keys = np.ascontiguousarray(arr, dtype=np.int64)
-            if n > 1:
-                srt = np.sort(keys)
-                dup = srt[1:][srt[1:] == srt[:-1]]
-                if dup.size:
-                    raise DuplicateIdError(
-                        f"duplicate id(s) within the batch: {sorted(set(dup.tolist()))[:5]}; "
-                        f"ids must be unique"
-                    )
-            return _Ids(keys, None, 0)
-        values: list[Id] = []
-        keys_list: list[int] = []
-        n_obj = 0
-        seen: set[Id] = set()
-        dups: list[Id] = []
-        for value in ids if isinstance(ids, list) else arr.tolist():
-            key, norm, is_int = _key_of(value)
-            if norm in seen:
-                dups.append(norm)
-            seen.add(norm)
-            values.append(norm)
-            keys_list.append(key)
-            n_obj += not is_int
-        if dups:
-            raise DuplicateIdError(
-                f"duplicate id(s) within the batch: {dups[:5]!r}; ids must be unique"
-            )
-        keys = np.array(keys_list, np.int64)
-        if np.unique(keys).size != keys.size:
-            raise IdCollisionError("two distinct ids in the batch hash to the same 64-bit key")
-        return _Ids(keys, values, n_obj)
-
-    def _auto_ids(self, n: int) -> _Ids:
+    def _auto_ids(self, n: int) -> BatchIds:
         parts = []
         start = self._auto_next
         need = n
         while need:
             cand = np.arange(start, start + need, dtype=np.int64)
             start += need
-            if self.state == "ready" and len(self._meta):
+            if self.state == State.READY and len(self._meta):
                 cand = cand[self._meta.lookup(cand) < 0]
             parts.append(cand)
             need -= cand.size
-        return _Ids(np.concatenate(parts) if len(parts) > 1 else parts[0], None, 0)
+        return BatchIds(np.concatenate(parts) if len(parts) > 1 else parts[0], None, 0)
 
     def _holds(self, slot: int, norm: Id, is_int: bool) -> bool:
         """Does `slot` hold exactly this id (not another id with the same key)?"""
@@ -552,7 +417,7 @@ class Database:
             return self._obj_ids[slot]
         return int(self._sid[slot])
 
-    def _same_ids(self, ids: _Ids, slots: np.ndarray) -> np.ndarray:
+    def _same_ids(self, ids: BatchIds, slots: np.ndarray) -> np.ndarray:
         """Mask of found slots that really hold the given id (not just the same key)."""
         hit = slots >= 0
         if self._obj_ids is None:
@@ -569,9 +434,9 @@ class Database:
                 hit[i] = False
         return hit
 
-    def _existing(self, ids: _Ids) -> np.ndarray:
+    def _existing(self, ids: BatchIds) -> np.ndarray:
         """Slots of ids already present (-1 elsewhere); IdCollisionError on a key clash."""
-        if self.state != "ready" or not len(self._meta):
+        if self.state != State.READY or not len(self._meta):
             return np.full(ids.keys.shape[0], -1, np.int64)
         slots = self._meta.lookup(ids.keys)
         if self._obj_ids is not None or ids.values is not None:
@@ -586,38 +451,13 @@ class Database:
 
     # -- inserts -----------------------------------------------------------------------
     def _matrix(self, vectors: Any) -> np.ndarray:
-        x = _as_float32(vectors, "vectors")
-        if x.ndim != 2:
-            raise InvalidInputError(
-                f"vectors must be 2-D (n, dimension), got {x.ndim}-D with shape {x.shape}"
-            )
-        if x.shape[0] == 0:
-            raise InvalidInputError("empty batch: vectors has 0 rows; expected at least one")
-        if x.shape[1] == 0:
-            raise InvalidInputError("vectors have 0 columns; expected dimension >= 1")
-        if self.state == "ready" and x.shape[1] != self.dimension:
+        x = batch_matrix(vectors)
+        if self.state == State.READY and x.shape[1] != self.dimension:
             raise DimensionMismatchError(
                 f"vectors have dimension {x.shape[1]}, expected {self.dimension} "
                 f"(the database's dimension)"
             )
         return x
-
-    @staticmethod
-    def _metadata_list(metadata: Any, n: int) -> list[dict[str, Any] | None] | None:
-        if metadata is None:
-            return None
-        if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Iterable):
-            raise InvalidInputError(
-                f"metadata must be a sequence of dicts (one per row) or None, "
-                f"got {type(metadata).__name__}"
-            )
-        md = list(metadata)
-        if len(md) != n:
-            raise InvalidInputError(
-                f"got {len(md)} metadata entries for {n} vectors; expected one per row"
-            )
-        out = [_check_metadata(m, i) for i, m in enumerate(md)]
-        return out if any(m for m in out) else None
 
     @_serialized
     def add_batch(self, vectors: Any, ids: Any = None, metadata: Any = None) -> list[Id]:
@@ -625,8 +465,8 @@ class Database:
         self._check_open()
         x = self._matrix(vectors)
         n = x.shape[0]
-        prepared = self._auto_ids(n) if ids is None else self._ids_from(ids, n)
-        md = self._metadata_list(metadata, n)
+        prepared = self._auto_ids(n) if ids is None else batch_ids(ids, n)
+        md = metadata_list(metadata, n)
         slots = self._existing(prepared)
         if (slots >= 0).any():
             found = np.flatnonzero(slots >= 0)[:5].tolist()
@@ -650,8 +490,8 @@ class Database:
             raise InvalidInputError("upsert_batch needs ids (one per row), got None")
         x = self._matrix(vectors)
         n = x.shape[0]
-        prepared = self._ids_from(ids, n)
-        md = self._metadata_list(metadata, n)
+        prepared = batch_ids(ids, n)
+        md = metadata_list(metadata, n)
         slots = self._existing(prepared)
         # the old rows are retired only after the new ones are in: a batch that fails half
         # way (out of memory) leaves every old row in place
@@ -662,7 +502,7 @@ class Database:
     def add(self, id: Id, vector: Any, metadata: dict[str, Any] | None = None) -> None:
         """Insert one row."""
         self._check_open()
-        v = _as_float32(vector, "vector")
+        v = as_float32(vector, "vector")
         if v.ndim != 1:
             raise InvalidInputError(
                 f"vector must be 1-D (dimension,), got shape {v.shape}; use add_batch for many"
@@ -676,7 +516,7 @@ class Database:
     def _commit(
         self,
         x: np.ndarray,
-        ids: _Ids,
+        ids: BatchIds,
         md: list[dict[str, Any] | None] | None,
         replaced: np.ndarray | None = None,
     ) -> None:
@@ -688,7 +528,7 @@ class Database:
         it held, so count(), get() and a retry see the database as it was. `replaced` are the
         slots of rows an upsert replaces: retired only once the new rows are in.
         """
-        if self.state != "ready":
+        if self.state != State.READY:
             self.initialize(x.shape[1])
         n = x.shape[0]
         lo = self._next_slot
@@ -723,7 +563,7 @@ class Database:
 
     def _undo_commit(
         self,
-        ids: _Ids,
+        ids: BatchIds,
         slots: np.ndarray,
         replaced: np.ndarray | None,
         obj_before: int | None,
@@ -858,8 +698,8 @@ class Database:
     def delete(self, id: Id) -> bool:
         """Remove one row; False if the id is not there."""
         self._check_open()
-        key, norm, is_int = _key_of(id)
-        if self.state != "ready":
+        key, norm, is_int = key_of(id)
+        if self.state != State.READY:
             return False
         slot = self._meta.lookup_one(key)
         if slot < 0 or not self._holds(slot, norm, is_int):
@@ -877,16 +717,16 @@ class Database:
             )
         ids = ids if isinstance(ids, np.ndarray) else list(ids)
         n = len(ids)
-        if n == 0 or self.state != "ready":
+        if n == 0 or self.state != State.READY:
             # still validate the id types
             for v in ids.tolist() if isinstance(ids, np.ndarray) else ids:
-                _key_of(v)
+                key_of(v)
             return 0
         if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
-            prepared = self._ids_from(np.unique(ids), np.unique(ids).shape[0])
+            prepared = batch_ids(np.unique(ids), np.unique(ids).shape[0])
         else:
-            uniq = list(dict.fromkeys(_key_of(v)[1] for v in ids))
-            prepared = self._ids_from(uniq, len(uniq))
+            uniq = list(dict.fromkeys(key_of(v)[1] for v in ids))
+            prepared = batch_ids(uniq, len(uniq))
         slots = self._meta.lookup(prepared.keys)
         hit = self._same_ids(prepared, slots)
         if hit.any():
@@ -897,7 +737,7 @@ class Database:
     @_serialized
     def count(self) -> int:
         self._check_open()
-        return len(self._meta) if self.state == "ready" else 0
+        return len(self._meta) if self.state == State.READY else 0
 
     def __len__(self) -> int:
         return self.count()
@@ -906,8 +746,8 @@ class Database:
     def get(self, id: Id) -> tuple[np.ndarray, dict[str, Any] | None]:
         """(vector as inserted, metadata) of one row; IdNotFoundError if absent."""
         self._check_open()
-        key, norm, is_int = _key_of(id)
-        slot = self._meta.lookup_one(key) if self.state == "ready" else -1
+        key, norm, is_int = key_of(id)
+        slot = self._meta.lookup_one(key) if self.state == State.READY else -1
         if slot < 0 or not self._holds(slot, norm, is_int):
             raise IdNotFoundError(f"id {id!r} is not in the database")
         row = self._row_of(slot)
@@ -948,7 +788,7 @@ class Database:
         return rows[r] if r < rows.shape[0] else None
 
     def _query_matrix(self, vectors: Any, single: bool) -> np.ndarray:
-        q = _as_float32(vectors, "query")
+        q = as_float32(vectors, "query")
         if single:
             if q.ndim != 1:
                 raise InvalidInputError(
@@ -1077,18 +917,18 @@ class Database:
         self, vector: Any, limit: int = 10, filter: dict[str, Any] | None = None
     ) -> list[SearchResult]:
         """The `limit` nearest rows (optionally only those whose metadata matches `filter`)."""
-        if self.state != "ready":
+        if self.state != State.READY:
             self._check_open()
         if type(limit) is not int or limit <= 0:
-            limit = _positive_int(limit, "limit")
+            limit = positive_int(limit, "limit")
         q = self._query_matrix(vector, True)
         if filter is not None:
             if not isinstance(filter, dict):
                 raise InvalidInputError(
                     f"filter must be a dict of key -> scalar value, got {type(filter).__name__}"
                 )
-            filter = _check_metadata(filter, None)
-        if self.state != "ready" or not len(self._meta):
+            filter = check_metadata(filter, None)
+        if self.state != State.READY or not len(self._meta):
             return []
         limit = min(limit, len(self._meta))  # sized by the data, not by the caller's number
         if filter:
@@ -1134,14 +974,14 @@ class Database:
         otherwise an object array padded with None; distances are padded with +inf.
         """
         self._check_open()
-        limit = _positive_int(limit, "limit")
+        limit = positive_int(limit, "limit")
         q = self._query_matrix(vectors, False)
         if q.shape[0] * limit > MAX_RESULT_CELLS:
             raise InvalidInputError(
                 f"search_batch of {q.shape[0]:,} queries x limit {limit:,} would return "
                 f"{q.shape[0] * limit:,} cells (at most {MAX_RESULT_CELLS:,}); lower the limit"
             )
-        held = len(self._meta) if self.state == "ready" else 0
+        held = len(self._meta) if self.state == State.READY else 0
         if held == 0:
             return (
                 np.full((q.shape[0], limit), -1, np.int64),
@@ -1168,7 +1008,7 @@ class Database:
     def info(self) -> dict[str, Any]:
         """Plain data about the database: state, sizes per tier, allocator summary."""
         snap = self.allocator.snapshot()
-        ready = self.state == "ready"
+        ready = self.state == State.READY
         return {
             "state": self.state,
             "dimension": self.dimension,
@@ -1193,49 +1033,3 @@ class Database:
 
 
 DB = Database
-
-# -- the process-wide singleton -------------------------------------------------------------
-_GLOBAL: Database | None = None
-_GLOBAL_LOCK = threading.RLock()  # creating and destroying the singleton are one step each
-
-
-def get_global_db(**db_kwargs: Any) -> Database:
-    """The process database, created with `db_kwargs` if there is none (kwargs are
-    ignored when it already exists)."""
-    global _GLOBAL
-    with _GLOBAL_LOCK:
-        if _GLOBAL is None or _GLOBAL.state == "closed":
-            _GLOBAL = Database(**db_kwargs)
-        return _GLOBAL
-
-
-def cleanup_global_db() -> None:
-    """Destroy the process database and forget it (idempotent)."""
-    global _GLOBAL
-    with _GLOBAL_LOCK:
-        db = _GLOBAL
-        if db is None:
-            return
-        if db.faults.on("singleton-double-destroy"):
-            # FAULT singleton-double-destroy — "Destructor called multiple times": the
-            # destructor frees every block but the singleton is not forgotten, so the
-            # next cleanup runs it again on the same blocks.
-            db._destroy_in_place()
-            return
-        _GLOBAL = None
-        db.close()
-
-
-def clear_database() -> None:
-    """The note's fix: destroy completely; get_global_db() builds a fresh instance."""
-    cleanup_global_db()
-
-
-def add_vector_batch(
-    ids: Sequence[Id] | np.ndarray | None, vectors: Any, metadata: Any = None
-) -> list[Id]:
-    return get_global_db().add_batch(vectors, ids, metadata)
-
-
-def search_vectors(query: Any, k: int = 10) -> list[SearchResult]:
-    return get_global_db().search(query, limit=k)

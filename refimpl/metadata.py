@@ -12,16 +12,62 @@ intersection rather than a scan. Equality is Python's (1 == 1.0 == True).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from .alloc import Allocator, Block
+from .errors import InvalidInputError
 from .faults import NO_FAULTS, FaultSet
 from .sparse_map import SparseMap
 
 Scalar = str | int | float | bool | None
 SCALAR_TYPES = (str, int, float, bool, type(None), np.integer, np.floating, np.bool_)
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def check_metadata(md: Any, row: int | None) -> dict[str, Any] | None:
+    """One metadata dict (str keys, scalar values; NumPy scalars made plain), or None."""
+    where = "" if row is None else f" (row {row})"
+    if md is None:
+        return None
+    if not isinstance(md, dict):
+        raise InvalidInputError(
+            f"metadata{where} must be a dict of scalars or None, got {type(md).__name__}"
+        )
+    out = {}
+    for k, v in md.items():
+        if not isinstance(k, str):
+            raise InvalidInputError(f"metadata{where} keys must be str, got {k!r}")
+        if not isinstance(v, SCALAR_TYPES):
+            raise InvalidInputError(
+                f"metadata{where} value for {k!r} must be a scalar "
+                f"(str, int, float, bool or None), got {type(v).__name__}"
+            )
+        out[k] = _scalar(v)
+    return out
+
+
+def metadata_list(metadata: Any, n: int) -> list[dict[str, Any] | None] | None:
+    """A batch's metadata: one checked dict (or None) per row; None when no row has any."""
+    if metadata is None:
+        return None
+    if isinstance(metadata, dict | str | bytes) or not isinstance(metadata, Iterable):
+        raise InvalidInputError(
+            f"metadata must be a sequence of dicts (one per row) or None, "
+            f"got {type(metadata).__name__}"
+        )
+    md = list(metadata)
+    if len(md) != n:
+        raise InvalidInputError(
+            f"got {len(md)} metadata entries for {n} vectors; expected one per row"
+        )
+    out = [check_metadata(m, i) for i, m in enumerate(md)]
+    return out if any(m for m in out) else None
 
 
 class SparseMetadataMap:

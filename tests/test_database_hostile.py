@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 from memcycle.refimpl import DB
-from memcycle.refimpl.database import MAX_RESULT_CELLS
 from memcycle.refimpl.errors import CopyRefusedError, InvalidInputError
+from memcycle.refimpl.inputs import MAX_RESULT_CELLS
 
 ALLOCATORS = ("numpy", "checked", "raw")
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from memcycle.isolation import native_message
 from memcycle.refimpl import DB, cleanup_global_db, get_global_db
-from memcycle.refimpl import database as database_module
+from memcycle.refimpl import singleton as singleton_module
 from memcycle.refimpl.errors import (
     BufferOverflowError,
     DoubleFreeError,
@@ -131,12 +131,12 @@ def test_singleton_double_destroy_on_the_second_cleanup() -> None:
         db = get_global_db(allocator="checked", faults=["singleton-double-destroy"], **SMALL)
         db.add_batch(rows(30))
         cleanup_global_db()
-        assert database_module._GLOBAL is db  # destroyed but not forgotten
+        assert singleton_module._GLOBAL is db  # destroyed but not forgotten
         assert db.allocator.live() == []
         with pytest.raises(DoubleFreeError):
             cleanup_global_db()
     finally:
-        database_module._GLOBAL = None
+        singleton_module._GLOBAL = None
         db.state = "closed"
     assert CATALOGUE["singleton-double-destroy"].verdict_checked == "use-after-free"
 
@@ -151,7 +151,7 @@ def test_singleton_double_destroy_hands_out_the_destroyed_database() -> None:
         with pytest.raises(UseAfterFreeError):
             db.search(rows(1)[0], 5)
     finally:
-        database_module._GLOBAL = None
+        singleton_module._GLOBAL = None
         db.state = "closed"
 
 

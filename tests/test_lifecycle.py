@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from memcycle.refimpl import DB, add_vector_batch, cleanup_global_db, clear_database, get_global_db
-from memcycle.refimpl import database as database_module
+from memcycle.refimpl import singleton as singleton_module
 from memcycle.refimpl.alloc import CheckedAllocator, RawAllocator
 
 # sizes on both sides of buffer_size (50) and segment_threshold (400)
@@ -86,7 +86,7 @@ def test_singleton_clear_database_cycles() -> None:
             ids = add_vector_batch(list(range(n)), rng.standard_normal((n, dim)))
             assert ids == list(range(n)) and get_global_db() is db and db.count() == n
             clear_database()
-            assert database_module._GLOBAL is None and db.state == "closed"
+            assert singleton_module._GLOBAL is None and db.state == "closed"
             assert alloc.live() == []
             clear_database()  # idempotent
     finally:
@@ -107,4 +107,4 @@ def test_global_db_kwargs_apply_on_creation_only() -> None:
     finally:
         cleanup_global_db()
         cleanup_global_db()
-    assert database_module._GLOBAL is None
+    assert singleton_module._GLOBAL is None
