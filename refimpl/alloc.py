@@ -16,6 +16,7 @@ import ctypes
 import itertools
 import sys
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -531,6 +532,23 @@ class RawAllocator(_LedgerAllocator):
     def _view(self, block: Block) -> np.ndarray:
         assert block._array is not None
         return block._array  # no check: a stale view is a dangling pointer
+
+
+AllocRequest = tuple[str, int | tuple[int, ...], DTypeLike, bool]  # label, shape, dtype, zero
+
+
+def alloc_all(allocator: Allocator, requests: Sequence[AllocRequest]) -> list[Block]:
+    """Allocate every request or none: a failure half way (out of memory) frees the blocks
+    already made, so a structure that needs several blocks at once never leaks the first ones."""
+    made: list[Block] = []
+    try:
+        for label, shape, dtype, zero in requests:
+            made.append(allocator.alloc(label, shape, dtype, zero=zero))
+    except BaseException:
+        for block in reversed(made):
+            allocator.free(block)
+        raise
+    return made
 
 
 def make_allocator(name: str | Allocator = "numpy") -> Allocator:

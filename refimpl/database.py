@@ -2,12 +2,10 @@
 
 One `Database` owns every structure of the engine and every block they hold:
 
-- the slot store: per-row arrays indexed by an int64 *slot* ('db.slot_ids' with
-  the int id or 64-bit key, 'db.deleted' tombstones, 'db.locations' with where
-  the row's vector lives — (tier, row) packed in an int64 — and, for cosine,
-  'db.norms' with each row's norm, since every tier holds normalised rows).
-  Vectors are stored once, in the tier that searches them; `get`, the exact
-  filtered scan and the exact redo read them there;
+- the slot store (`slots.SlotStore`): per-row arrays indexed by an int64 *slot*
+  (ids, tombstones, where each row's vector lives); vectors are stored once, in
+  the tier that searches them, and `get`, the exact filtered scan and the exact
+  redo read them there;
 - `SparseMetadataMap`: user-id key -> slot (a `SparseMap`) and slot -> metadata;
 - `FlatBuffer`: the newest rows, searched exactly, migrated in bulk to
 - `HNSWIndex` (the main graph) — and `SegmentedHNSW` for very large batches.
@@ -64,17 +62,11 @@ from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
 from .kernels.flat import scan_rows
 from .metadata import SparseMetadataMap, check_metadata, metadata_list
 from .segmented import SegmentedHNSW
+from .slots import LOC_ROW, LOC_SHIFT, T_FLAT, T_HNSW, T_SEG0, SlotStore
 
-_INITIAL_SLOTS = 1024
 _EXACT_FILTER_ROWS = 2048  # a filter matching at most this many rows is scanned exactly
 _EMPTY_I64 = np.empty(0, np.int64)
 _PARALLEL_QUERIES = 64
-# 'db.locations': (tier << _LOC_SHIFT) | row, -1 where no tier holds the slot
-_LOC_SHIFT = 32
-_LOC_ROW = (1 << _LOC_SHIFT) - 1
-_T_FLAT = 1  # row of the flat buffer
-_T_HNSW = 2  # node of the main graph
-_T_SEG0 = 3  # _T_SEG0 + i: node of segment i (SegmentedHNSW.segments order)
 _NO_SKIP = np.zeros(1, np.uint8)
 _COPY_REFUSED = (
     "a DB cannot be copied: it owns allocator blocks that a copy would share (freeing one "
@@ -198,14 +190,7 @@ class Database:
 
     # -- lifecycle --------------------------------------------------------------------
     def _reset_slots(self) -> None:
-        self._slot_blocks: list[Block] | None = None
-        self._sid = _EMPTY_I64
-        self._del = np.empty(0, np.uint8)
-        self._loc = _EMPTY_I64
-        self._norm = np.empty(0, np.float32)  # cosine only
-        self._slot_cap = 0
-        self._next_slot = 0
-        self._n_deleted = 0
+        self._slots = SlotStore(self.allocator, cosine=self._metric == METRIC_COSINE)
         self._obj_ids: list[Id] | None = None  # slot -> id, once any id is not an int64
         self._n_obj_live = 0
         self._auto_next = 0
@@ -360,17 +345,14 @@ class Database:
             seg.destroy()
 
     def _release_slots(self) -> None:
-        blocks = self._slot_blocks
+        slots = self._slots
         self._reset_slots()
-        if blocks is not None:
-            for b in blocks:
-                self.allocator.free(b)
+        slots.release()
 
     def owned_blocks(self) -> list[Block]:
         """Every live block this database holds (for info() and the destructor fault)."""
         out: list[Block] = list(self._meta.blocks())
-        if self._slot_blocks is not None:
-            out.extend(b for b in self._slot_blocks if not b.freed)
+        out.extend(self._slots.live_blocks())
         if self._flat is not None:
             out.extend(self._flat.blocks())
         for graph in (self._hnsw, self._seg, *self._retired):
@@ -415,7 +397,7 @@ class Database:
     def _id_at(self, slot: int) -> Id:
         if self._obj_ids is not None:
             return self._obj_ids[slot]
-        return int(self._sid[slot])
+        return int(self._slots.sid[slot])
 
     def _same_ids(self, ids: BatchIds, slots: np.ndarray) -> np.ndarray:
         """Mask of found slots that really hold the given id (not just the same key)."""
@@ -531,27 +513,27 @@ class Database:
         if self.state != State.READY:
             self.initialize(x.shape[1])
         n = x.shape[0]
-        lo = self._next_slot
+        lo = self._slots.used
         hi = lo + n
-        self._ensure_slots(hi)
+        self._slots.ensure(hi)
         obj_before = None if self._obj_ids is None else len(self._obj_ids)
         n_obj_before = self._n_obj_live
         slots = np.arange(lo, hi, dtype=np.int64)
         try:
-            self._sid[lo:hi] = ids.keys
-            self._loc[lo:hi] = -1  # placed by _route
+            self._slots.sid[lo:hi] = ids.keys
+            self._slots.loc[lo:hi] = -1  # placed by _route
             if ids.values is not None and self._obj_ids is None and ids.n_obj:
-                self._obj_ids = self._sid[:lo].tolist()
+                self._obj_ids = self._slots.sid[:lo].tolist()
             if self._obj_ids is not None:
                 self._obj_ids.extend(ids.keys.tolist() if ids.values is None else ids.values)
             self._n_obj_live += ids.n_obj
-            self._next_slot = hi
+            self._slots.used = hi
             self._meta.insert(ids.keys, slots)
             if md is not None:
                 self._meta.set_metadata(slots, md)
             if self._metric == METRIC_COSINE:
                 # the tiers hold unit rows; the norm is kept so get() returns the row as given
-                self._norm[lo:hi] = np.sqrt(np.einsum("ij,ij->i", x, x))
+                self._slots.norm[lo:hi] = np.sqrt(np.einsum("ij,ij->i", x, x))
                 x = x.copy()
                 normalize_rows(x)
             self._route(x, slots)
@@ -573,7 +555,7 @@ class Database:
         hold nodes labelled with them) but are tombstones, and the id map forgets its keys
         (or, for replaced rows, points at the old slots again, overwritten in place)."""
         if replaced is not None and replaced.size:
-            back = self._sid[replaced]
+            back = self._slots.sid[replaced]
             new = np.setdiff1d(ids.keys, back)
             self._meta.id_to_index.delete_many(new)
             self._meta.id_to_index.put_many(back, replaced, reserve=False)
@@ -581,47 +563,15 @@ class Database:
             self._meta.id_to_index.delete_many(ids.keys)
         if self._meta.has_metadata:
             self._meta.drop_metadata(slots)
-        self._del[slots] = 1
-        self._loc[slots] = -1
-        self._n_deleted += slots.shape[0]
+        self._slots.tombstone(slots)
         assert self._flat is not None
         if self._flat.remove_slots(slots):
-            self._place(self._flat.slots(), _T_FLAT, 0)
+            self._slots.place(self._flat.slots(), T_FLAT, 0)
         if obj_before is None:
             self._obj_ids = None
         elif self._obj_ids is not None:
             del self._obj_ids[obj_before:]
         self._n_obj_live = n_obj_before
-
-    def _ensure_slots(self, need: int) -> None:
-        if need <= self._slot_cap:
-            return
-        assert self.dimension is not None
-        cap = max(_INITIAL_SLOTS, 1 << (need - 1).bit_length())
-        cosine = self._metric == METRIC_COSINE
-        new = [
-            self.allocator.alloc("db.slot_ids", cap, np.int64, zero=False),
-            self.allocator.alloc("db.deleted", cap, np.uint8, zero=True),
-            self.allocator.alloc("db.locations", cap, np.int64, zero=False),
-        ]
-        if cosine:
-            new.append(self.allocator.alloc("db.norms", cap, np.float32, zero=False))
-        sid, dele, loc = (b.array for b in new[:3])
-        used = self._next_slot
-        if used:
-            sid[:used] = self._sid[:used]
-            dele[:used] = self._del[:used]
-            loc[:used] = self._loc[:used]
-            if cosine:
-                new[3].array[:used] = self._norm[:used]
-        old, self._slot_blocks = self._slot_blocks, new
-        self._sid, self._del, self._loc = sid, dele, loc
-        if cosine:
-            self._norm = new[3].array
-        self._slot_cap = cap
-        if old is not None:
-            for b in old:
-                self.allocator.free(b)
 
     def _route(self, x: np.ndarray, slots: np.ndarray) -> None:
         """Large batches to a graph directly, small ones through the flat buffer."""
@@ -633,22 +583,17 @@ class Database:
             self._seg.add(x, slots, num_threads=self.num_threads)
             for i, seg in enumerate(self._seg.segments[before:], start=before):
                 view = seg.view()
-                self._place(view.labels.array[: len(seg)], _T_SEG0 + i, 0)
+                self._slots.place(view.labels.array[: len(seg)], T_SEG0 + i, 0)
         elif n >= self.buffer_size:
             self._to_graph(x, slots)
         else:
             self._to_flat(x, slots)
 
-    def _place(self, slots: np.ndarray, tier: int, start: int) -> None:
-        """Record that `slots` now live in `tier`, rows start, start+1, ..."""
-        rows = np.arange(start, start + slots.shape[0], dtype=np.int64)
-        self._loc[slots] = (tier << _LOC_SHIFT) | rows
-
     def _to_graph(self, x: np.ndarray, slots: np.ndarray) -> None:
         assert self._hnsw is not None
         start = len(self._hnsw)
         self._hnsw.add(x, slots, num_threads=self.num_threads)
-        self._place(slots, _T_HNSW, start)
+        self._slots.place(slots, T_HNSW, start)
 
     def _to_flat(self, x: np.ndarray, slots: np.ndarray) -> None:
         flat = self._flat
@@ -666,7 +611,7 @@ class Database:
         i = 0
         while i < n:
             take = min(flat.room, n - i)
-            self._place(slots[i : i + take], _T_FLAT, len(flat))
+            self._slots.place(slots[i : i + take], T_FLAT, len(flat))
             flat.append(x[i : i + take], slots[i : i + take])
             i += take
             if flat.room == 0:
@@ -682,12 +627,10 @@ class Database:
         """Tombstone slots the id map no longer points at (deleted or replaced rows)."""
         if not metadata_dropped and self._meta.has_metadata:
             self._meta.drop_metadata(slots)
-        self._del[slots] = 1
-        self._n_deleted += slots.shape[0]
-        self._loc[slots] = -1
+        self._slots.tombstone(slots)
         assert self._flat is not None
         if self._flat.remove_slots(slots):
-            self._place(self._flat.slots(), _T_FLAT, 0)  # the kept rows moved up
+            self._slots.place(self._flat.slots(), T_FLAT, 0)  # the kept rows moved up
         if self._obj_ids is not None and self._n_obj_live:
             for s in slots.tolist():
                 v = self._obj_ids[s]
@@ -754,20 +697,20 @@ class Database:
         if row is None:
             raise IdNotFoundError(f"id {id!r} is not in the database")
         if self._metric == METRIC_COSINE:
-            return row * self._norm[slot], self._meta.get_metadata(slot)
+            return row * self._slots.norm[slot], self._meta.get_metadata(slot)
         return row.copy(), self._meta.get_metadata(slot)
 
     def _tier_rows(self, tier: int) -> tuple[np.ndarray, np.ndarray]:
         """(vectors, slots) of the rows one tier holds now (empty if it has none)."""
         graph: HNSWIndex | None
-        if tier == _T_FLAT:
+        if tier == T_FLAT:
             assert self._flat is not None
             return self._flat.rows(), self._flat.slots()
-        if tier == _T_HNSW:
+        if tier == T_HNSW:
             graph = self._hnsw
         else:
             segs = self._seg.segments if self._seg is not None else []
-            graph = segs[tier - _T_SEG0] if tier - _T_SEG0 < len(segs) else None
+            graph = segs[tier - T_SEG0] if tier - T_SEG0 < len(segs) else None
         if graph is None or not len(graph):
             return np.empty((0, self.dimension or 0), np.float32), _EMPTY_I64
         view = graph.view()
@@ -776,15 +719,15 @@ class Database:
 
     def _tiers(self) -> list[int]:
         seg = len(self._seg.segments) if self._seg is not None else 0
-        return [_T_FLAT, _T_HNSW, *range(_T_SEG0, _T_SEG0 + seg)]
+        return [T_FLAT, T_HNSW, *range(T_SEG0, T_SEG0 + seg)]
 
     def _row_of(self, slot: int) -> np.ndarray | None:
         """The stored (for cosine: normalised) vector of `slot`, read in its tier."""
-        loc = int(self._loc[slot])
+        loc = int(self._slots.loc[slot])
         if loc < 0:
             return None
-        rows, _ = self._tier_rows(loc >> _LOC_SHIFT)
-        r = loc & _LOC_ROW
+        rows, _ = self._tier_rows(loc >> LOC_SHIFT)
+        r = loc & LOC_ROW
         return rows[r] if r < rows.shape[0] else None
 
     def _query_matrix(self, vectors: Any, single: bool) -> np.ndarray:
@@ -843,9 +786,9 @@ class Database:
         With many tombstones a graph search can end with fewer than k live hits; the
         exact scan over the live slots is the answer the caller is owed then.
         """
-        if not self._n_deleted:
+        if not self._slots.n_deleted:
             return self._search_slots(q, k, None)
-        labels, dists = self._search_slots(q, k, self._del)
+        labels, dists = self._search_slots(q, k, self._slots.deleted)
         want = min(k, len(self._meta))
         short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
         if short.size:
@@ -870,7 +813,7 @@ class Database:
                     rows.shape[0],
                     q,
                     self._metric,
-                    self._del,
+                    self._slots.deleted,
                     True,
                     seed_l,
                     seed_d,
@@ -883,9 +826,9 @@ class Database:
         self, q: np.ndarray, slots: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k over the given (sorted) slots: their rows gathered from the tiers."""
-        loc = self._loc[slots]
-        tiers = loc >> _LOC_SHIFT
-        at = loc & _LOC_ROW
+        loc = self._slots.loc[slots]
+        tiers = loc >> LOC_SHIFT
+        at = loc & LOC_ROW
         data = np.empty((slots.shape[0], self.dimension or 0), np.float32)
         found = np.zeros(slots.shape[0], np.bool_)
         for tier in np.unique(tiers[loc >= 0]).tolist():
@@ -943,7 +886,7 @@ class Database:
         match = self._meta.match(filter)
         if match.size <= _EXACT_FILTER_ROWS:
             return self._exact_over(q, match, k)
-        skip = np.ones(self._slot_cap, np.uint8)
+        skip = np.ones(self._slots.cap, np.uint8)
         skip[match] = 0
         labels, dists = self._search_slots(q, k, skip)
         if int((labels[0] >= 0).sum()) < min(k, match.size):
@@ -957,7 +900,7 @@ class Database:
         n = slots.index(-1) if -1 in slots else len(slots)
         del slots[n:]
         if self._obj_ids is None:
-            ids: list[Id] = self._sid.take(labels[:n]).tolist()
+            ids: list[Id] = self._slots.sid.take(labels[:n]).tolist()
         else:
             ids = [self._obj_ids[s] for s in slots]
         d = dists.tolist()[:n]
@@ -994,7 +937,7 @@ class Database:
             dists = np.pad(dists, ((0, 0), (0, pad)), constant_values=np.inf)
         valid = labels >= 0
         if self._n_obj_live == 0:
-            ids = np.where(valid, self._sid[np.where(valid, labels, 0)], -1)
+            ids = np.where(valid, self._slots.sid[np.where(valid, labels, 0)], -1)
             return ids, dists
         out = np.full(labels.shape, None, dtype=object)
         obj = self._obj_ids
@@ -1019,8 +962,8 @@ class Database:
                 "hnsw": len(self._hnsw) if ready and self._hnsw is not None else 0,
                 "segments": len(self._seg) if ready and self._seg is not None else 0,
             },
-            "deleted": self._n_deleted,
-            "slots": self._next_slot,
+            "deleted": self._slots.n_deleted,
+            "slots": self._slots.used,
             "buffer_size": self.buffer_size,
             "segment_threshold": self.segment_threshold,
             "M": self.M,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .alloc import Allocator, Block
+from .alloc import Allocator, Block, alloc_all
 from .errors import LifecycleError
 from .kernels.flat import scan_rows
 
@@ -34,12 +34,15 @@ class FlatBuffer:
         self.label = label
         self.dim = int(dim)
         self.capacity = int(capacity)
-        self.vectors_block: Block | None = allocator.alloc(
-            f"{label}.vectors", (self.capacity, self.dim), np.float32, zero=False
+        vectors, ids = alloc_all(
+            allocator,
+            [
+                (f"{label}.vectors", (self.capacity, self.dim), np.float32, False),
+                (f"{label}.ids", self.capacity, np.int64, False),
+            ],
         )
-        self.ids_block: Block | None = allocator.alloc(
-            f"{label}.ids", self.capacity, np.int64, zero=False
-        )
+        self.vectors_block: Block | None = vectors
+        self.ids_block: Block | None = ids
         self._vectors = self.vectors_block.array
         self._ids = self.ids_block.array
         self.n = 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .alloc import Allocator, Block
+from .alloc import Allocator, Block, alloc_all
 from .errors import InvalidInputError, LifecycleError
 from .faults import NO_FAULTS, FaultSet
 from .kernels import hnsw as K
@@ -171,26 +171,42 @@ class HNSWIndex:
         return self._allocator.alloc(f"{self.label}.{suffix}", shape, dtype)
 
     def _allocate(self, capacity: int) -> None:
-        """Fresh blocks for an empty graph of `capacity` nodes."""
+        """Fresh blocks for an empty graph of `capacity` nodes (all or none: `alloc_all`)."""
         m = self.M
-        self._vectors = self._alloc_block("vectors", (capacity, self.dim), np.float32)
-        self._level0 = self._alloc_block("level0", (capacity, 1 + 2 * m), np.int32)
-        self._upper = self._alloc_block("upper", (max(capacity // (m - 1), 4), 1 + m), np.int32)
-        self._offsets = self._alloc_block("offsets", capacity, np.int32)
-        self._levels = self._alloc_block("levels", capacity, np.int8)
-        self._labels = self._alloc_block("labels", capacity, np.int64)
-        self._state = self._alloc_block("state", K.STATE_TAGS + 1, np.int64)
+        keep_visited = bool(self._faults.on("visited-not-reset") and self.visited_size)
+        shapes: list[tuple[str, int | tuple[int, ...], type]] = [
+            ("vectors", (capacity, self.dim), np.float32),
+            ("level0", (capacity, 1 + 2 * m), np.int32),
+            ("upper", (max(capacity // (m - 1), 4), 1 + m), np.int32),
+            ("offsets", capacity, np.int32),
+            ("levels", capacity, np.int8),
+            ("labels", capacity, np.int64),
+            ("state", K.STATE_TAGS + 1, np.int64),
+        ]
+        if not keep_visited:
+            shapes.append(("visited", (1, capacity), np.uint16))
+        blocks = alloc_all(
+            self._allocator, [(f"{self.label}.{sfx}", shp, dt, True) for sfx, shp, dt in shapes]
+        )
+        (
+            self._vectors,
+            self._level0,
+            self._upper,
+            self._offsets,
+            self._levels,
+            self._labels,
+            self._state,
+        ) = blocks[:7]
         self.capacity = capacity
-        if self._faults.on("visited-not-reset") and self.visited_size:
+        if keep_visited:
             # FAULT visited-not-reset: clear() kept visited_size and the tag array
             # of the previous graph; "resetting" the old array for the new capacity
             # writes tags past its end when the new graph is larger.
             assert self._visited is not None
             self._allocator.store(self._visited, 0, np.zeros(capacity, np.uint16))
-            self.visited_size = capacity
         else:
-            self._visited = self._alloc_block("visited", (1, capacity), np.uint16)
-            self.visited_size = capacity
+            self._visited = blocks[7]
+        self.visited_size = capacity
         self._visited_rows = 1
 
     def _ensure_visited_rows(self, rows: int) -> None:
@@ -198,11 +214,18 @@ class HNSWIndex:
         if rows <= self._visited_rows:
             return
         assert self._visited is not None and self._state is not None
-        self._allocator.free(self._visited)
-        self._visited = self._alloc_block("visited", (rows, self.capacity), np.uint16)
-        old_state = self._state
-        self._state = self._alloc_block("state", K.STATE_TAGS + rows, np.int64)
-        self._state.array[: K.STATE_TAGS] = old_state.array[: K.STATE_TAGS]
+        # the new blocks first: an allocation that fails leaves the old ones in place
+        visited, state = alloc_all(
+            self._allocator,
+            [
+                (f"{self.label}.visited", (rows, self.capacity), np.uint16, True),
+                (f"{self.label}.state", K.STATE_TAGS + rows, np.int64, True),
+            ],
+        )
+        old_visited, old_state = self._visited, self._state
+        state.array[: K.STATE_TAGS] = old_state.array[: K.STATE_TAGS]
+        self._visited, self._state = visited, state
+        self._allocator.free(old_visited)
         self._allocator.free(old_state)
         self._visited_rows = rows
         self.visited_size = self.capacity
@@ -250,8 +273,9 @@ class HNSWIndex:
             setattr(self, attr, new)
         assert self._visited is not None
         rows = self._visited_rows
-        self._allocator.free(self._visited)
-        self._visited = self._alloc_block("visited", (rows, new_capacity), np.uint16)
+        visited = self._alloc_block("visited", (rows, new_capacity), np.uint16)
+        self._allocator.free(self._visited)  # after the new one: a failed alloc keeps the old
+        self._visited = visited
         self._state_arr()[K.STATE_TAGS :] = 0  # fresh (zeroed) tag rows
         self.visited_size = new_capacity
         self.capacity = new_capacity

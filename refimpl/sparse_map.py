@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .alloc import Allocator, Block
+from .alloc import Allocator, Block, alloc_all
 from .errors import LifecycleError
 from .kernels.hashmap import hm_collect, hm_delete, hm_get, hm_put, home_slots
 
@@ -184,10 +184,15 @@ class SparseMap:
 
     def _rehash(self, capacity: int) -> None:
         old_keys, old_vals = self.items()
-        new = (
-            self._alloc.alloc(f"{self.label}.keys", capacity, np.int64, zero=False),
-            self._alloc.alloc(f"{self.label}.vals", capacity, np.int64, zero=False),
-            self._alloc.alloc(f"{self.label}.states", capacity, np.uint8, zero=True),
+        new = tuple(
+            alloc_all(
+                self._alloc,
+                [
+                    (f"{self.label}.keys", capacity, np.int64, False),
+                    (f"{self.label}.vals", capacity, np.int64, False),
+                    (f"{self.label}.states", capacity, np.uint8, True),
+                ],
+            )
         )
         old_blocks, self._blocks = self._blocks, new
         self._keys, self._vals, self._states = (b.array for b in new)

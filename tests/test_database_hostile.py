@@ -265,7 +265,8 @@ if db.count() == 300:
     db.add_batch(x, ids=ids)
 assert db.count() == 3300
 db.close()
-assert db.allocator.live() == []
+live = db.allocator.live()
+assert live == [], f"blocks left after close: {sorted(b.label for b in live)}"
 print("rlimit ok", failed)
 """
 
@@ -278,3 +279,55 @@ def test_batches_under_an_address_space_limit_are_atomic(allocator) -> None:
         [sys.executable, "-c", RLIMIT, allocator], capture_output=True, text=True, timeout=300
     )
     assert res.returncode == 0 and "rlimit ok" in res.stdout, (res.stdout + res.stderr)[-3000:]
+
+
+class _FailingAllocator:
+    """A checked allocator whose n-th alloc raises MemoryError (and every one after it, until
+    `heal()`): out of memory at every point a batch allocates."""
+
+    def __init__(self, fail_at: int) -> None:
+        from memcycle.refimpl.alloc import CheckedAllocator
+
+        self._inner = CheckedAllocator()
+        self.name = "failing-checked"
+        self.calls = 0
+        self.fail_at = fail_at
+        self.healed = False
+
+    def alloc(self, label, shape, dtype, *, zero=True):
+        self.calls += 1
+        if not self.healed and self.calls >= self.fail_at:
+            raise MemoryError(f"injected at alloc #{self.calls} ({label})")
+        return self._inner.alloc(label, shape, dtype, zero=zero)
+
+    def heal(self) -> None:
+        self.healed = True
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("fail_at", range(1, 40, 3))
+def test_out_of_memory_at_any_allocation_leaks_nothing_and_frees_nothing_twice(fail_at) -> None:
+    """Every allocation point of initialize, slot growth, id-map rehash, flat buffer, graph
+    growth and segments fails once in turn: the batch raises, the DB keeps its rows, and close
+    leaves no block live and no violation (a half-built structure used to leak its first
+    blocks, and a graph's visited tags were freed before their replacement was allocated)."""
+    alloc = _FailingAllocator(fail_at)
+    db = DB(allocator=alloc, buffer_size=50, segment_threshold=400, M=8, ef_construction=16)
+    rng = np.random.default_rng(fail_at)
+    held = 0
+    for n in (30, 60, 200, 500):
+        ids = list(range(held + 10_000, held + 10_000 + n))
+        try:
+            db.add_batch(rng.standard_normal((n, 8)).astype(np.float32), ids=ids)
+            held += n
+        except MemoryError:
+            assert db.count() == held
+            break
+    alloc.heal()
+    db.add_batch(rng.standard_normal((20, 8)).astype(np.float32), ids=list(range(20)))
+    assert db.count() == held + 20
+    db.close()
+    assert alloc.live() == []
+    assert alloc.snapshot()["violations"] == []
