@@ -237,6 +237,15 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
                 problems.append(f"{chk['duplicates']} duplicate id(s) in answers")
             if chk.get("filtered_out_ids"):
                 problems.append("ids that fail the filter")
+            if chk.get("short_rows"):
+                got, want = chk.get("returned_results"), chk.get("expected_results")
+                fewer = f"{got} of {want} requested hits returned" if got is not None else ""
+                problems.append(
+                    f"short answers in {chk['short_rows']} quer{'y' if chk['short_rows'] == 1 else 'ies'}"
+                    + (f" ({fewer}; {chk.get('n_stale', 0)} stale)" if fewer else "")
+                )
+            for violation in chk.get("protocol") or []:
+                problems.append(f"answer breaks the protocol: {violation}")
             if problems:
                 out.append(
                     Finding(

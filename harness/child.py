@@ -193,8 +193,8 @@ class Replayer:
         dim = self.open_dim or self.last_dim or pc.dimension
         k = int(step.k or 10)
         queries = self.data.queries(int(step.queries or 10), dim, pc.index, si)
-        ids, _dist = self.engine.search(queries, k, flt)
-        check = self.oracle.check_search(queries, k, np.asarray(ids), flt)
+        ids, dists = self.engine.search(queries, k, flt)
+        check = self.oracle.check_search(queries, k, ids, flt, dists)
         ev.recall = check["recall"]
         ev.min_recall = step.min_recall
         ev.check = check

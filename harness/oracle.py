@@ -35,6 +35,57 @@ def _matches(meta: dict[str, Any] | None, flt: dict[str, Any] | None) -> bool:
     return meta is not None and all(meta.get(k) == v for k, v in flt.items())
 
 
+def answer_violations(ids: Any, dists: Any, q: int, k: int) -> list[str]:
+    """How a search answer breaks the protocol, one line each (empty when it keeps it).
+
+    The protocol: ids integer `(q, k)`, padded with -1 only after the hits; distances `(q, k)`,
+    finite for every hit and non-decreasing along a row (nearest first). An engine that returns
+    k+5 columns, float ids, NaN distances or farthest-first rows must not be judged clean.
+    """
+    out: list[str] = []
+    try:
+        got_ids = np.asarray(ids)
+        got_d = np.asarray(dists)
+    except Exception as exc:  # ragged or odd objects
+        return [f"answer is not an array pair: {type(exc).__name__}: {exc}"]
+    if got_ids.shape != (q, k):
+        out.append(f"ids have shape {got_ids.shape}, expected ({q}, {k})")
+    if got_d.shape != (q, k):
+        out.append(f"distances have shape {got_d.shape}, expected ({q}, {k})")
+    if out:
+        return out
+    if got_ids.dtype.kind not in "iu":
+        out.append(f"ids have dtype {got_ids.dtype}, expected integers")
+        return out
+    hit = got_ids >= 0
+    if (got_ids < -1).any():
+        out.append(
+            f"ids hold negative values other than -1 padding: {sorted(set(got_ids[got_ids < -1].tolist()))[:5]}"
+        )
+    padded_then_hit = (~hit[:, :-1] & hit[:, 1:]).any(axis=1) if k > 1 else np.zeros(q, bool)
+    if padded_then_hit.any():
+        rows = np.flatnonzero(padded_then_hit)[:5].tolist()
+        out.append(f"-1 padding before a hit in {int(padded_then_hit.sum())} row(s) {rows}")
+    if got_d.dtype.kind not in "fiu":
+        out.append(f"distances have dtype {got_d.dtype}, expected floats")
+        return out
+    d = got_d.astype(np.float64)
+    bad = hit & ~np.isfinite(d)
+    if bad.any():
+        out.append(f"{int(bad.sum())} hit(s) with a NaN or infinite distance")
+    ok = hit & np.isfinite(d)
+    both = ok[:, 1:] & ok[:, :-1]  # compare neighbouring hits only
+    prev, nxt = np.where(both, d[:, :-1], 0.0), np.where(both, d[:, 1:], 0.0)
+    falling = both & (nxt < prev - 1e-5 * np.maximum(1.0, np.abs(prev)))
+    if falling.any():
+        rows = np.flatnonzero(falling.any(axis=1))[:5].tolist()
+        out.append(
+            f"distances not nearest-first (decreasing) in {int(falling.any(axis=1).sum())} "
+            f"row(s) {rows}"
+        )
+    return out
+
+
 class Oracle:
     """What the engine holds: live ids -> vectors (+ metadata), and what it no longer holds."""
 
@@ -122,23 +173,49 @@ class Oracle:
         k: int,
         got_ids: np.ndarray,
         flt: dict[str, Any] | None = None,
+        got_dists: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """Judge an engine's answer: recall and everything that must never happen.
 
         A returned id is a hit when it is live, passes the filter and its exact
-        distance is within the true k-th distance (so ties are not misses).
+        distance is within the true k-th distance (so ties are not misses). A row
+        with fewer hits than min(k, rows that match) is *short* — judged on its own,
+        not only through recall. With `got_dists`, the answer's shape and order are
+        checked too (`answer_violations`).
         """
         true_ids, true_d = self.ground_truth(queries, k, flt)
+        protocol = (
+            answer_violations(got_ids, got_dists, len(queries), k) if got_dists is not None else []
+        )
         got = np.asarray(got_ids)
+        if protocol and (
+            got.ndim != 2 or got.shape[0] != len(queries) or got.dtype.kind not in "iu"
+        ):
+            return {
+                "recall": 0.0,
+                "protocol": protocol,
+                "expected_results": int((true_ids >= 0).sum()),
+                "returned_results": None,
+                "stale_ids": [],
+                "n_stale": 0,
+                "unknown_ids": [],
+                "n_unknown": 0,
+                "filtered_out_ids": [],
+                "duplicates": 0,
+                "short_rows": 0,
+            }
         stale: set[int] = set()
         unknown: set[int] = set()
         filtered_out: set[int] = set()
         duplicates = 0
+        short_rows = 0
         recalls: list[float] = []
         for qi in range(len(queries)):
             row = [int(x) for x in got[qi].tolist() if x is not None and int(x) >= 0]
             duplicates += len(row) - len(set(row))
             expected_n = int((true_ids[qi] >= 0).sum())
+            if len(set(row)) < expected_n:
+                short_rows += 1
             if expected_n == 0:
                 recalls.append(1.0)
             kth = true_d[qi, expected_n - 1] if expected_n else -np.inf
@@ -167,6 +244,8 @@ class Oracle:
             "n_unknown": len(unknown),
             "filtered_out_ids": sorted(filtered_out)[:20],
             "duplicates": duplicates,
+            "short_rows": short_rows,
+            "protocol": protocol,
         }
 
     def check_get(self, ids: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
