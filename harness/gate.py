@@ -690,8 +690,31 @@ def _number(flag: str, value: Any, minimum: float, what: str) -> float:
     return x
 
 
+HELP_EPILOG = """\
+examples:
+  memcycle run --out reports/main && memcycle gate reports/main --baseline ci/baseline.json --update
+  memcycle run --out reports/ci && memcycle gate reports/ci --baseline ci/baseline.json
+  memcycle gate reports/shard-1 --baseline ci/baseline.json --allow-missing
+
+Compile time is kept out: time is the steps' seconds minus Numba compile seconds, peak is the
+engine's own memray peak. On another host (cpus, machine, platform) time is not compared.
+
+exit codes: 0 passed; 1 regression, nothing compared, baseline runs missing, or --update
+refused (a run fails its expectation or is error; --accept-failures records it); 2 bad input
+(no --baseline, missing or invalid file, bad tolerance).
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = Tolerances()
+    parser.description = (
+        "Compare a run's report.json with a baseline and exit non-zero on a regression:\n"
+        "a worse verdict, a run that no longer passes, more leaked bytes per cycle, a higher\n"
+        "peak, a slow-down. It also fails when nothing was compared and when baseline runs\n"
+        "are missing from the run."
+    )
+    parser.epilog = HELP_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "run_dir", type=Path, help="a run directory holding report.json (or the file)"
     )
