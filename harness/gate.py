@@ -26,38 +26,54 @@ Exit codes: 0 passed, 1 regression / nothing compared / runs missing / --update 
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.metadata
-import json
 import math
-import os
-import platform
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
-from memcycle.records import SEVERITY, VERDICTS, Report, RunRecord
+from memcycle.baseline import (
+    BASELINE_KIND,
+    BASELINE_VERSION,
+    GateInputError,
+    baseline_entry,
+    cache_state,
+    is_number,
+    leaked_bytes_per_cycle,
+    load_baseline,
+    load_report,
+    make_baseline,
+    numba_cache,
+    validate_baseline,
+    write_baseline,
+)
+from memcycle.environment import environment, host_differences, version_differences
+from memcycle.records import SEVERITY, Report, RunRecord
 from memcycle.reporters.common import fmt_bytes
 
-BASELINE_VERSION = 2
-BASELINE_KIND = "memcycle-baseline"
-# "error" (memcycle or the adapter could not do its job) is a verdict of the shared contract
-GATE_VERDICTS: tuple[str, ...] = tuple(dict.fromkeys([*VERDICTS, "error"]))
-# a run that compiled at least this long ran on a cold Numba cache (a warm one compiles 0 s)
-COLD_COMPILE_SECONDS = 0.1
-CORE_PACKAGES = ("memcycle", "numpy", "numba", "memray")
-# built-in engines backed by a library of their own (refimpl is part of memcycle)
-_ENGINE_MODULES = {"hnswlib": "hnswlib", "faiss": "faiss", "usearch": "usearch"}
-HOST_FIELDS = ("cpus", "machine", "platform")
+__all__ = [  # the baseline's names stay reachable here, where callers had them
+    "BASELINE_KIND",
+    "BASELINE_VERSION",
+    "Change",
+    "GateInputError",
+    "GateResult",
+    "Tolerances",
+    "add_arguments",
+    "compare",
+    "diff",
+    "leaked_bytes_per_cycle",
+    "load_baseline",
+    "load_report",
+    "main",
+    "make_baseline",
+    "validate_baseline",
+    "write_baseline",
+]
+
 _UNTESTED = ("skipped", "error")  # verdicts of a run that did not test the engine
-
-
-class GateInputError(Exception):
-    """A flag, report or baseline is missing or not what the gate reads (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -111,248 +127,6 @@ class GateResult:
         return out
 
 
-# --- measurements ---------------------------------------------------------------
-def leaked_bytes_per_cycle(run: RunRecord) -> float | None:
-    """Growth of leaked memory per cycle, judged over the later cycles (cycle 1 warms caches).
-
-    Uses memray's engine-attributed leaked bytes when measured, else the allocator's
-    live bytes at each cycle's end; None when neither was measured in two cycles.
-    """
-    for attr in ("memray_leaked_bytes", "live_bytes"):
-        pts = [
-            (c.cycle, float(getattr(c, attr)))
-            for c in run.cycles
-            if getattr(c, attr) is not None and c.status not in ("-", "")
-        ]
-        if len(pts) >= 2:
-            if len(pts) >= 3:
-                pts = pts[1:]  # skip the first cycle
-            (c0, v0), (c1, v1) = pts[0], pts[-1]
-            return max(0.0, (v1 - v0) / (c1 - c0)) if c1 != c0 else 0.0
-    return None
-
-
-def gated_seconds(run: RunRecord) -> float:
-    """The steps' own seconds without Numba compilation: the gate's time figure.
-
-    Not the run's wall time, which also holds child start-up, imports, and the
-    parent's memray analysis and flamegraph rendering (a cold cache makes the capture
-    ~50x larger, so even the analysis is slower).
-    """
-    return sum(max(0.0, s.seconds - (s.compile_seconds or 0.0)) for s in run.steps)
-
-
-def gated_peak(run: RunRecord) -> tuple[int | None, str | None]:
-    """(bytes, source): the engine's own memray peak, else the process peak.
-
-    The engine peak leaves code loading and Numba compiling out (`harness.analysis`);
-    the process peak ("process") holds the compiler's memory on a cold cache.
-    """
-    engine_peak = (run.memray or {}).get("engine_peak_bytes")
-    if isinstance(engine_peak, int) and not isinstance(engine_peak, bool) and engine_peak > 0:
-        return engine_peak, "engine"
-    if run.peak_bytes is not None:
-        return run.peak_bytes, "process"
-    return None, None
-
-
-def numba_cache(run: RunRecord) -> str | None:
-    """'cold' (the run spent measurable compile time), 'warm', or None (numba not seen)."""
-    measured = run.compile_seconds > 0 or any(s.compile_seconds is not None for s in run.steps)
-    if not measured:
-        return None
-    return "cold" if run.compile_seconds >= COLD_COMPILE_SECONDS else "warm"
-
-
-def cache_state(states: Sequence[str | None]) -> str:
-    """One word for several runs: cold when any compiled, warm when measured, else unknown."""
-    if "cold" in states:
-        return "cold"
-    return "warm" if "warm" in states else "unknown"
-
-
-def baseline_entry(run: RunRecord) -> dict[str, Any]:
-    """The compact per-run baseline record."""
-    leak = leaked_bytes_per_cycle(run)
-    peak, source = gated_peak(run)
-    return {
-        "verdict": run.verdict,
-        "expected": run.expected_verdict,
-        "leaked_bytes_per_cycle": None if leak is None else round(leak),
-        "peak_bytes": peak,
-        "peak_source": source,
-        "process_peak_bytes": run.peak_bytes,
-        "seconds": round(gated_seconds(run), 3),
-        "wall_seconds": round(run.seconds, 3),
-        "compile_seconds": round(run.compile_seconds, 3),
-        "numba_cache": numba_cache(run),
-    }
-
-
-# --- environment ----------------------------------------------------------------
-@functools.cache
-def _module_distributions() -> dict[str, list[str]]:
-    return dict(importlib.metadata.packages_distributions())
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def engine_distribution(engine: str) -> str | None:
-    """The installed distribution behind an engine name or `package.module:factory` spec."""
-    module = _ENGINE_MODULES.get(engine)
-    if module is None:
-        spec_module, sep, _attr = engine.partition(":")
-        if not sep or spec_module.endswith(".py"):
-            return None
-        module = spec_module.partition(".")[0]
-        if module == "memcycle":
-            return None
-    dists = _module_distributions().get(module)
-    return dists[0] if dists else None
-
-
-def environment(report: Report) -> dict[str, Any]:
-    """Host, Python and package versions of a report's runs.
-
-    Taken from report.json's `host` where the runner recorded them, else from the
-    process the gate runs in (in CI, the same venv right after the run).
-    """
-    host = report.host or {}
-    packages: dict[str, str | None] = {name: _version(name) for name in CORE_PACKAGES}
-    for engine in sorted({r.engine for r in report.runs}):
-        dist = engine_distribution(engine)
-        if dist is not None:
-            packages[dist] = _version(dist)
-    recorded = host.get("packages")
-    if isinstance(recorded, dict):
-        packages.update({str(k): None if v is None else str(v) for k, v in recorded.items()})
-    return {
-        "host": {
-            "cpus": host.get("cpus") or os.cpu_count(),
-            "machine": host.get("machine") or platform.machine(),
-            "platform": host.get("platform") or platform.platform(),
-        },
-        "python": str(host.get("python") or platform.python_version()),
-        "packages": packages,
-    }
-
-
-def host_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """`cpus 8 -> 2`-style phrases for every host field that differs."""
-    a, b = old.get("host") or {}, new.get("host") or {}
-    return [f"{k} {a.get(k)} -> {b.get(k)}" for k in HOST_FIELDS if a.get(k) != b.get(k)]
-
-
-def version_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Python and every package both environments list, where the versions differ."""
-    out = []
-    if old.get("python") != new.get("python"):
-        out.append(f"python {old.get('python')} -> {new.get('python')}")
-    a, b = old.get("packages") or {}, new.get("packages") or {}
-    for name in sorted(set(a) & set(b)):
-        if a[name] != b[name]:
-            out.append(f"{name} {a[name] or 'not installed'} -> {b[name] or 'not installed'}")
-    return out
-
-
-def make_baseline(report: Report) -> dict[str, Any]:
-    """The baseline file's content for a report (sorted keys, so diffs stay small)."""
-    runs = sorted(report.runs, key=lambda r: r.key)
-    return {
-        "kind": BASELINE_KIND,
-        "version": BASELINE_VERSION,
-        "run_id": report.run_id,
-        "created": report.created,
-        "environment": environment(report),
-        "numba_cache": cache_state([numba_cache(r) for r in runs]),
-        "runs": {r.key: baseline_entry(r) for r in runs},
-    }
-
-
-# --- validation -----------------------------------------------------------------
-def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
-
-# field -> (may be null, what it is)
-_NUMBER_FIELDS: dict[str, tuple[bool, str]] = {
-    "leaked_bytes_per_cycle": (True, "bytes"),
-    "peak_bytes": (True, "bytes"),
-    "process_peak_bytes": (True, "bytes"),
-    "seconds": (False, "seconds"),
-    "wall_seconds": (True, "seconds"),
-    "compile_seconds": (True, "seconds"),
-}
-_CHOICE_FIELDS: dict[str, tuple[str, ...]] = {
-    "peak_source": ("engine", "process"),
-    "numba_cache": ("cold", "warm"),
-}
-
-
-def _validate_entry(key: str, entry: Any) -> None:
-    where = f"run {key!r}"
-    if not isinstance(entry, dict):
-        raise GateInputError(f"{where} is {type(entry).__name__}; expected an object")
-    if "verdict" not in entry:
-        raise GateInputError(f'{where} has no "verdict"')
-    for name in ("verdict", "expected"):
-        value = entry.get(name, entry["verdict"])  # no "expected": it expected what it got
-        if value not in GATE_VERDICTS:
-            raise GateInputError(
-                f'{where}: "{name}" is {value!r}; expected one of {", ".join(GATE_VERDICTS)}'
-            )
-    for name, (nullable, unit) in _NUMBER_FIELDS.items():
-        if name not in entry and nullable:
-            continue
-        value = entry.get(name)
-        if value is None and nullable:
-            continue
-        if not _is_number(value) or value < 0:
-            expected = f"a finite number of {unit} >= 0" + (" or null" if nullable else "")
-            raise GateInputError(f'{where}: "{name}" is {value!r}; expected {expected}')
-    for name, choices in _CHOICE_FIELDS.items():
-        value = entry.get(name)
-        if value is not None and value not in choices:
-            raise GateInputError(
-                f'{where}: "{name}" is {value!r}; expected {" or ".join(choices)} or null'
-            )
-
-
-def validate_baseline(data: Any) -> dict[str, dict[str, Any]]:
-    """The runs of a baseline file, or GateInputError saying what is wrong."""
-    if not isinstance(data, dict) or data.get("kind") != BASELINE_KIND:
-        raise GateInputError(f'not a memcycle baseline (expected "kind": "{BASELINE_KIND}")')
-    version = data.get("version")
-    if version != BASELINE_VERSION:
-        if (
-            isinstance(version, int)
-            and not isinstance(version, bool)
-            and version < BASELINE_VERSION
-        ):
-            raise GateInputError(
-                f"baseline format {version} is old (this memcycle reads {BASELINE_VERSION}); "
-                "rerun with --update from a run you trust"
-            )
-        raise GateInputError(
-            f"baseline format {version!r} is not one this memcycle reads ({BASELINE_VERSION}); "
-            "it was written by another memcycle version"
-        )
-    env = data.get("environment")
-    if not isinstance(env, dict) or not isinstance(env.get("host"), dict):
-        raise GateInputError('baseline has no "environment" object with a "host"')
-    runs = data.get("runs")
-    if not isinstance(runs, dict):
-        raise GateInputError('baseline has no "runs" object')
-    for key, entry in runs.items():
-        _validate_entry(key, entry)
-    return runs
-
-
 # --- comparison -----------------------------------------------------------------
 def _sev(verdict: str) -> int:
     return SEVERITY.get(verdict, 0)
@@ -387,61 +161,102 @@ def _peak_skip_reason(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
-def _numbers(
+class _Metric(NamedTuple):
+    name: str  # the Change's metric
+    field: str  # the baseline entry's field
+    rel: float
+    abs_: float
+    factor: bool  # rel is a factor (time), not a fraction
+    fmt: Callable[[float], str]
+    title: str
+
+
+def _metrics(
     key: str,
     old: dict[str, Any],
     new: dict[str, Any],
     tol: Tolerances,
-    res: GateResult,
-    *,
     compare_time: bool,
-    skipped: dict[str, list[str]],
-) -> None:
-    # metric, entry field, relative, absolute, relative is a factor, format, title
-    specs: list[tuple[str, str, float, float, bool, Any, str]] = [
-        (
-            "leak",
-            "leaked_bytes_per_cycle",
-            tol.leak_rel,
-            tol.leak_abs,
-            False,
-            fmt_bytes,
-            "leaked per cycle",
-        ),
-    ]
+    not_compared: dict[str, list[str]],
+) -> list[_Metric]:
+    """The figures this run's entries can fairly be compared on."""
+    out = [
+        _Metric("leak", "leaked_bytes_per_cycle", tol.leak_rel, tol.leak_abs, False, fmt_bytes,
+                "leaked per cycle"),
+    ]  # fmt: skip
     reason = _peak_skip_reason(old, new)
     if reason is None:
-        specs.append(
-            ("peak", "peak_bytes", tol.peak_rel, tol.peak_abs, False, fmt_bytes, "peak memory")
-        )
+        out.append(
+            _Metric("peak", "peak_bytes", tol.peak_rel, tol.peak_abs, False, fmt_bytes,
+                    "peak memory")
+        )  # fmt: skip
     else:
-        skipped.setdefault(f"peak not compared ({reason})", []).append(key)
+        not_compared.setdefault(f"peak not compared ({reason})", []).append(key)
     if compare_time:
-        specs.append(
-            (
-                "time",
-                "seconds",
-                tol.time_rel,
-                tol.time_abs,
-                True,
-                _fmt_seconds,
-                "time without compile",
-            )
-        )
-    for metric, name, rel, abs_, factor, fmt, title in specs:
-        a, b = old.get(name), new.get(name)
-        if not _is_number(a) or not _is_number(b):
+        out.append(
+            _Metric("time", "seconds", tol.time_rel, tol.time_abs, True, _fmt_seconds,
+                    "time without compile")
+        )  # fmt: skip
+    return out
+
+
+def _numbers(key: str, old: dict[str, Any], new: dict[str, Any], metrics: list[_Metric],
+             res: GateResult) -> None:  # fmt: skip
+    for m in metrics:
+        a, b = old.get(m.field), new.get(m.field)
+        if not is_number(a) or not is_number(b):
             continue
-        if _grew(a, b, rel, abs_, factor):
-            res.regressions.append(
-                Change(
-                    key, metric, a, b, f"{title} {fmt(a)} -> {fmt(b)} ({_pct(a, b)}, +{fmt(b - a)})"
-                )
-            )
-        elif _grew(b, a, rel, abs_, factor):
-            res.improvements.append(
-                Change(key, metric, a, b, f"{title} {fmt(a)} -> {fmt(b)} ({_pct(a, b)})")
-            )
+        change = f"{m.title} {m.fmt(a)} -> {m.fmt(b)} ({_pct(a, b)}"
+        if _grew(a, b, m.rel, m.abs_, m.factor):
+            res.regressions.append(Change(key, m.name, a, b, f"{change}, +{m.fmt(b - a)})"))
+        elif _grew(b, a, m.rel, m.abs_, m.factor):
+            res.improvements.append(Change(key, m.name, a, b, f"{change})"))
+
+
+def _verdict(key: str, old: dict[str, Any], run: RunRecord, res: GateResult) -> None:
+    """A worse verdict, or a run that passed and fails now, is a regression."""
+    ov, nv = old["verdict"], run.verdict
+    old_passed = ov == old.get("expected", ov)
+    finding = _finding_text(run)
+    if _sev(nv) > _sev(ov) or (nv in _UNTESTED and nv != ov):
+        res.regressions.append(Change(key, "verdict", ov, nv, f"verdict {ov} -> {nv}{finding}"))
+    elif old_passed and not run.passed:
+        msg = f"passed before, fails now: verdict {nv}, expected {run.expected_verdict}{finding}"
+        res.regressions.append(Change(key, "passed", ov, nv, msg))
+    elif _sev(nv) < _sev(ov) or (run.passed and not old_passed):
+        res.improvements.append(Change(key, "verdict", ov, nv, f"verdict {ov} -> {nv}"))
+
+
+def _environment_notes(
+    baseline: dict[str, Any], report: Report, time_across_hosts: bool
+) -> tuple[list[str], bool]:
+    """Notes on host, versions and Numba cache; and whether time is compared."""
+    notes = []
+    old_env, new_env = baseline["environment"], environment(report)
+    hosts = host_differences(old_env, new_env)
+    compare_time = time_comparable(hosts, time_across_hosts)
+    if hosts:
+        timing = (
+            "time compared anyway (--time-across-hosts)"
+            if compare_time
+            else "time not compared (--time-across-hosts compares it)"
+        )
+        notes.append(
+            f"host differs from the baseline's: {', '.join(hosts)}; {timing}; "
+            "verdict, leak and peak checks unchanged"
+        )
+    versions = version_differences(old_env, new_env)
+    if versions:
+        notes.append(f"versions differ from the baseline's: {', '.join(versions)}")
+    now_cache = cache_state([numba_cache(r) for r in report.runs])
+    then_cache = baseline.get("numba_cache", "unknown")
+    if "cold" in (now_cache, then_cache):
+        compiled = sum(r.compile_seconds for r in report.runs)
+        notes.append(
+            f"numba cache: baseline {then_cache}, this run {now_cache} ({compiled:.1f} s "
+            "compiling); compile time and memory are not counted in time or peak"
+        )
+    return notes, compare_time
 
 
 def _key_hint(base_keys: Sequence[str], run_keys: Sequence[str]) -> str:
@@ -468,101 +283,45 @@ def diff(
     tol = tolerances or Tolerances()
     base_runs = validate_baseline(baseline)
     res = GateResult(allow_missing=allow_missing)
-    old_env, new_env = baseline["environment"], environment(report)
-    hosts = host_differences(old_env, new_env)
-    compare_time = time_comparable(hosts, time_across_hosts)
-    if hosts:
-        res.notes.append(
-            f"host differs from the baseline's: {', '.join(hosts)}; "
-            + (
-                "time compared anyway (--time-across-hosts)"
-                if compare_time
-                else "time not compared (--time-across-hosts compares it)"
-            )
-            + "; verdict, leak and peak checks unchanged"
-        )
-    versions = version_differences(old_env, new_env)
-    if versions:
-        res.notes.append(f"versions differ from the baseline's: {', '.join(versions)}")
-    now_cache = cache_state([numba_cache(r) for r in report.runs])
-    then_cache = baseline.get("numba_cache", "unknown")
-    if "cold" in (now_cache, then_cache):
-        compiled = sum(r.compile_seconds for r in report.runs)
-        res.notes.append(
-            f"numba cache: baseline {then_cache}, this run {now_cache} ({compiled:.1f} s "
-            "compiling); compile time and memory are not counted in time or peak"
-        )
-    skipped: dict[str, list[str]] = {}
+    res.notes, compare_time = _environment_notes(baseline, report, time_across_hosts)
+    not_compared: dict[str, list[str]] = {}
     failing = failing_runs(report)
-    seen = set()
     for run in report.runs:
-        key = run.key
-        seen.add(key)
-        new = baseline_entry(run)
-        old = base_runs.get(key)
+        key, old = run.key, base_runs.get(run.key)
         if old is None:
             msg = f"new run: verdict {run.verdict} (expected {run.expected_verdict})"
             res.new.append(Change(key, "new", None, run.verdict, msg))
             if run in failing:
-                res.regressions.append(
-                    Change(
-                        key,
-                        "passed",
-                        None,
-                        run.verdict,
-                        f"new run fails: {run.verdict}, expected {run.expected_verdict}",
-                    )
-                )
+                msg = f"new run fails: {run.verdict}, expected {run.expected_verdict}"
+                res.regressions.append(Change(key, "passed", None, run.verdict, msg))
             continue
         res.matched += 1
-        if run.verdict not in _UNTESTED:
-            res.compared += 1
-        ov, nv = old["verdict"], run.verdict
-        old_passed = ov == old.get("expected", ov)
-        worse = _sev(nv) > _sev(ov) or (nv in _UNTESTED and nv != ov)
-        finding = _finding_text(run)
-        if worse:
-            res.regressions.append(Change(key, "verdict", ov, nv, f"verdict {ov} -> {nv}{finding}"))
-        elif old_passed and not run.passed:
-            res.regressions.append(
-                Change(
-                    key,
-                    "passed",
-                    ov,
-                    nv,
-                    f"passed before, fails now: verdict {nv}, expected {run.expected_verdict}{finding}",
-                )
-            )
-        elif _sev(nv) < _sev(ov) or (run.passed and not old_passed):
-            res.improvements.append(Change(key, "verdict", ov, nv, f"verdict {ov} -> {nv}"))
-        if ov not in _UNTESTED and nv not in _UNTESTED:  # no figures to speak of otherwise
-            _numbers(key, old, new, tol, res, compare_time=compare_time, skipped=skipped)
-    for reason, keys in skipped.items():
+        res.compared += run.verdict not in _UNTESTED
+        _verdict(key, old, run, res)
+        if old["verdict"] not in _UNTESTED and run.verdict not in _UNTESTED:
+            new = baseline_entry(run)
+            metrics = _metrics(key, old, new, tol, compare_time, not_compared)
+            _numbers(key, old, new, metrics, res)
+    for reason, keys in not_compared.items():
         res.notes.append(f"{reason}: {len(keys)} run(s), e.g. {keys[0]}")
     missing_word = "allowed" if allow_missing else "fails the gate"
-    for key in sorted(set(base_runs) - seen):
-        res.missing.append(
-            Change(
-                key,
-                "missing",
-                base_runs[key]["verdict"],
-                None,
-                f"in the baseline, not in this run ({missing_word})",
-            )
-        )
+    for key in sorted(set(base_runs) - {r.key for r in report.runs}):
+        msg = f"in the baseline, not in this run ({missing_word})"
+        res.missing.append(Change(key, "missing", base_runs[key]["verdict"], None, msg))
     if res.compared == 0:
-        if not report.runs:
-            res.nothing_compared = "the report has no runs"
-        elif res.matched == 0:
-            res.nothing_compared = (
-                f"none of the report's {len(report.runs)} runs is in the baseline's "
-                f"{len(base_runs)}{_key_hint(list(base_runs), [r.key for r in report.runs])}"
-            )
-        else:
-            res.nothing_compared = (
-                f"all {res.matched} runs that match the baseline were skipped or could not run"
-            )
+        res.nothing_compared = _why_nothing_compared(base_runs, report, res.matched)
     return res
+
+
+def _why_nothing_compared(base_runs: dict[str, Any], report: Report, matched: int) -> str:
+    if not report.runs:
+        return "the report has no runs"
+    if matched:
+        return f"all {matched} runs that match the baseline were skipped or could not run"
+    hint = _key_hint(list(base_runs), [r.key for r in report.runs])
+    return (
+        f"none of the report's {len(report.runs)} runs is in the baseline's {len(base_runs)}{hint}"
+    )
 
 
 def time_comparable(hosts: Sequence[str], time_across_hosts: bool) -> bool:
@@ -600,47 +359,6 @@ def failing_runs(report: Report) -> list[RunRecord]:
     return [
         r for r in report.runs if r.verdict == "error" or (not r.passed and r.verdict != "skipped")
     ]
-
-
-# --- files ----------------------------------------------------------------------
-def _load_json(path: Path, what: str, hint: str = "") -> Any:
-    if not path.is_file():
-        raise GateInputError(f"{what} not found: {path}{hint}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GateInputError(f"{what} {path} is not valid JSON: {exc}") from exc
-
-
-def load_report(run_dir: Path) -> Report:
-    """The report of a run directory (or a report.json path)."""
-    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    data = _load_json(path, "report")
-    if not isinstance(data, dict):
-        raise GateInputError(f"report {path} is not a memcycle report.json (not an object)")
-    try:
-        return Report.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise GateInputError(f"report {path} is not a memcycle report.json: {exc}") from exc
-
-
-def load_baseline(path: Path) -> dict[str, Any]:
-    data = _load_json(path, "baseline", " (--baseline; write one with --update)")
-    try:
-        validate_baseline(data)
-    except GateInputError as exc:
-        raise GateInputError(f"baseline {path}: {exc}") from None
-    return data
-
-
-def write_baseline(report: Report, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps(make_baseline(report), indent=1, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, path)
-    return path
 
 
 # --- command line ---------------------------------------------------------------
