@@ -2,7 +2,8 @@
 
 A baseline is compact: per run (keyed by `RunRecord.key`) the verdict, the expectation and
 the figures the gate compares, each chosen to leave Numba compilation out: time is the
-steps' own seconds minus their compile seconds, peak is the engine's own memray peak.
+steps' own seconds minus their compile seconds, the engine's own memray peak excludes
+compiling, and the process peak is kept beside the Numba cache state that explains it.
 Beside them: where the runs were made (`harness.environment`) and the Numba cache state.
 The format is in reports/SCHEMA.md; `BASELINE_VERSION` is bumped when it changes.
 """

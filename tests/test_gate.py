@@ -159,9 +159,9 @@ def test_peak_and_time_regressions_and_tolerance_flags() -> None:
     base = gate.make_baseline(_report(_timed(make_run(peak_bytes=40 * MiB), 2.0)))
     now = _report(_timed(make_run(peak_bytes=60 * MiB), 9.0))
     regs = gate.compare(base, now)
-    assert sorted(r.metric for r in regs) == ["peak", "time"]
-    peak = next(r for r in regs if r.metric == "peak")
-    assert "+50%" in peak.message and "40.0 MiB -> 60.0 MiB" in peak.message
+    assert sorted(r.metric for r in regs) == ["process-peak", "time"]
+    peak = next(r for r in regs if r.metric == "process-peak")
+    assert "process peak 40.0 MiB -> 60.0 MiB (+50%, +20.0 MiB)" in peak.message
     time = next(r for r in regs if r.metric == "time")
     assert "time without compile 2.00 s -> 9.00 s" in time.message
     loose = gate.Tolerances(peak_rel=1.0, time_rel=10.0)
@@ -193,7 +193,8 @@ def test_a_cold_cache_run_passes_against_a_warm_baseline_where_raw_figures_fail(
     # the same runs without the compile and engine-peak measurements fail on both figures
     raw_base = gate.make_baseline(_report(_timed(make_run(peak_bytes=85 * MiB), 1.0, None)))
     raw = _timed(make_run(peak_bytes=225 * MiB), 151.5, None)
-    assert sorted(r.metric for r in gate.compare(raw_base, _report(raw))) == ["peak", "time"]
+    regs = gate.compare(raw_base, _report(raw))
+    assert sorted(r.metric for r in regs) == ["process-peak", "time"]
 
 
 def test_a_cold_process_peak_is_not_compared_and_the_gate_says_so() -> None:
@@ -201,7 +202,18 @@ def test_a_cold_process_peak_is_not_compared_and_the_gate_says_so() -> None:
     cold = _timed(make_run(peak_bytes=225 * MiB), 1.0, 30.0)  # no memray engine peak
     res = gate.diff(base, _report(cold))
     assert not res.failed
-    assert any("peak not compared (process peak on a cold Numba cache" in n for n in res.notes)
+    assert any("process peak not compared (a cold Numba cache" in n for n in res.notes)
+
+
+def test_engine_and_process_peaks_are_both_compared_on_a_warm_cache() -> None:
+    """The process peak also sees native threads' allocations, which memray cannot attribute."""
+    base = gate.make_baseline(_report(_timed(make_run(peak_bytes=80 * MiB), 1.0, 0.0, 3 * MiB)))
+    native_growth = _timed(make_run(peak_bytes=200 * MiB), 1.0, 0.0, engine_peak=3 * MiB)
+    [reg] = gate.compare(base, _report(native_growth))
+    assert reg.metric == "process-peak" and "process peak 80.0 MiB -> 200.0 MiB" in reg.message
+    engine_growth = _timed(make_run(peak_bytes=80 * MiB), 1.0, 0.0, engine_peak=30 * MiB)
+    [reg] = gate.compare(base, _report(engine_growth))
+    assert reg.metric == "peak" and "engine peak 3.0 MiB -> 30.0 MiB" in reg.message
 
 
 def test_numba_cache_state_is_recorded_per_run_and_for_the_baseline() -> None:
