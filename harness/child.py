@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .compiletime import CompileClock, install_compile_clock
 from .datagen import DataGen
 from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
@@ -108,11 +109,19 @@ def _source_roots(engine: Engine, spec: str) -> list[str]:
 class Replayer:
     """State of one replay: engine, oracle, data, and what is open."""
 
-    def __init__(self, scenario: Scenario, engine: Engine, recorder: Recorder, events: _Events):
+    def __init__(
+        self,
+        scenario: Scenario,
+        engine: Engine,
+        recorder: Recorder,
+        events: _Events,
+        compile_clock: CompileClock | None = None,
+    ):
         self.scenario = scenario
         self.engine = engine
         self.recorder = recorder
         self.events = events
+        self.compile_clock = compile_clock or CompileClock()
         self.data = DataGen(scenario.seed, scenario.metric)
         self.oracle = Oracle(scenario.metric)
         self.open_dim: int | None = None
@@ -139,6 +148,11 @@ class Replayer:
         snap["violations"] = viol[-5:]
         return snap
 
+    def _compiled_since(self, before: float | None) -> float | None:
+        """Numba compile seconds since `before` (None while numba was never imported)."""
+        now = self.compile_clock.seconds()
+        return None if now is None else now - (before or 0.0)
+
     def mark(self, cycle: int, step: int, op: str) -> None:
         idx = self.recorder.mark()
         if idx is not None:
@@ -147,6 +161,7 @@ class Replayer:
     # -- one step -------------------------------------------------------------
     def run_step(self, pc: PlannedCycle, si: int, step: Step) -> StepEvent:
         ev = StepEvent(cycle=pc.index, step=si, op=step.op, ok=True, seconds=0.0)
+        c0 = self.compile_clock.seconds()
         t0 = time.perf_counter()
         try:
             getattr(self, f"op_{step.op}")(pc, si, step, ev)
@@ -157,6 +172,7 @@ class Replayer:
             ev.ok = False
             ev.error = describe_error(exc)
         ev.seconds = time.perf_counter() - t0
+        ev.compile_seconds = self._compiled_since(c0)
         ev.dimension = self.open_dim if self.open_dim is not None else pc.dimension
         # NumPy's tracemalloc domain needs a snapshot (~1 s with many traces): checkpoints only
         ev.memory = self.recorder.measure(full=step.op == "checkpoint")
@@ -266,6 +282,7 @@ class Replayer:
             seconds=0.0,
             dimension=self.last_dim or last.dimension,
         )
+        c0 = self.compile_clock.seconds()
         t0 = time.perf_counter()
         try:
             self.engine.close()
@@ -277,6 +294,7 @@ class Replayer:
             ev.ok = False
             ev.error = describe_error(exc)
         ev.seconds = time.perf_counter() - t0
+        ev.compile_seconds = self._compiled_since(c0)
         ev.memory = self.recorder.measure(full=True)
         led = self.ledger()
         if led is not None:
@@ -284,8 +302,10 @@ class Replayer:
         return ev
 
 
-def run(config: dict[str, Any], events: _Events) -> int:
+def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | None = None) -> int:
     """The child's work; returns the exit code."""
+    # before the engine is built: its imports may bring numba, its factory may compile
+    compile_clock = compile_clock or install_compile_clock()
     for p in reversed(config.get("sys_path", [])):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -328,7 +348,7 @@ def run(config: dict[str, Any], events: _Events) -> int:
         if missing:
             events.emit("skip", reason=f"engine lacks {', '.join(missing)}")
             return EXIT_OK
-        rep = Replayer(scenario, engine, recorder, events)
+        rep = Replayer(scenario, engine, recorder, events, compile_clock)
         if rep.replay():
             ev = rep.teardown()
             events.emit("step", **asdict(ev))
@@ -351,8 +371,15 @@ def main(argv: list[str] | None = None) -> None:
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
     events = _Events(stream)
     t0 = time.perf_counter()
-    code = run(json.loads(args.config), events)
-    events.emit("end", code=code, seconds=time.perf_counter() - t0)
+    compile_clock = install_compile_clock()
+    code = run(json.loads(args.config), events, compile_clock)
+    # the whole child's compile seconds, the engine's setup included (steps count their own)
+    events.emit(
+        "end",
+        code=code,
+        seconds=time.perf_counter() - t0,
+        compile_seconds=compile_clock.seconds(),
+    )
     stream.close()
     sys.stdout.flush()
     sys.stderr.flush()

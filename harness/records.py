@@ -8,7 +8,7 @@ gate read only these records (never files, never engines). `report.json` is a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -61,13 +61,15 @@ class StepEvent:
     memory: dict[str, Any] = field(default_factory=dict)  # rss, tracemalloc, nrt, ledger
     error: dict[str, Any] | None = None  # type, message, traceback, verdict (MemoryFault.verdict)
     skipped: str | None = None  # reason, when the engine lacks a capability
+    # seconds of Numba compilation inside the step; None when numba was never imported
+    compile_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepEvent:
-        return cls(**d)
+        return cls(**_known(cls, d))
 
 
 @dataclass
@@ -86,7 +88,7 @@ class Finding:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
-        return cls(**d)
+        return cls(**_known(cls, d))
 
 
 @dataclass
@@ -108,7 +110,7 @@ class CycleSummary:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CycleSummary:
-        return cls(**d)
+        return cls(**_known(cls, d))
 
 
 @dataclass
@@ -130,6 +132,7 @@ class RunRecord:
     memray: dict[str, Any] | None = None  # capture, flamegraph, leaks_flamegraph, top_leaks
     seconds: float = 0.0
     peak_bytes: int | None = None
+    compile_seconds: float = 0.0  # Numba compile seconds of the whole child (cold cache)
 
     @property
     def passed(self) -> bool:
@@ -149,9 +152,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunRecord:
-        d = dict(d)
-        d.pop("passed", None)
-        d.pop("key", None)
+        d = _known(cls, d)  # drops the derived `passed` and `key` too
         d["findings"] = [Finding.from_dict(f) for f in d.get("findings", [])]
         d["cycles"] = [CycleSummary.from_dict(c) for c in d.get("cycles", [])]
         d["steps"] = [StepEvent.from_dict(s) for s in d.get("steps", [])]
@@ -193,6 +194,16 @@ class Report:
             host=d.get("host", {}),
             command=d.get("command", []),
         )
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `d` that are fields of `cls`.
+
+    A newer memcycle may add optional fields without bumping SCHEMA_VERSION (see
+    reports/SCHEMA.md); an older reader ignores them instead of refusing the file.
+    """
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
 
 
 def worst(verdicts: list[str]) -> str:

@@ -135,6 +135,7 @@ def run_one(
         roots: list[str] = []
         markers: list[dict[str, Any]] = []
         setup_error = None
+        child_compile: float | None = None
         for raw in res.events:
             ev = dict(raw)
             kind = ev.pop("kind", None)
@@ -156,6 +157,14 @@ def run_one(
             elif kind == "skip":
                 record.verdict = "skipped"
                 record.exit = {**record.exit, "kind": "skipped", "reason": ev.get("reason")}
+            elif kind == "end" and isinstance(ev.get("compile_seconds"), int | float):
+                child_compile = float(ev["compile_seconds"])
+        # the child's total includes the engine's setup; after a crash only the steps are known
+        record.compile_seconds = (
+            child_compile
+            if child_compile is not None
+            else sum(s.compile_seconds or 0.0 for s in record.steps)
+        )
         if run_dir is not None:
             (run_dir / "stderr.txt").write_text(res.exit.get("stderr_tail", ""), encoding="utf-8")
             with open(run_dir / "events.jsonl", "w", encoding="utf-8") as fh:
