@@ -40,8 +40,12 @@ def parse_shard(text: str) -> Shard:
     if not m:
         raise ShardError(f"--shard {text!r}: expected {EXPECTED_FORM}")
     k, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or not 1 <= k <= n:
+    if n < 1:
+        raise ShardError(f"--shard {text!r}: expected {EXPECTED_FORM} (N is at least 1)")
+    if k < 1:
         raise ShardError(f"--shard {text!r}: expected {EXPECTED_FORM} (K counts from 1)")
+    if k > n:
+        raise ShardError(f"--shard {text!r}: expected {EXPECTED_FORM} (there are only {n} shards)")
     return Shard(k, n)
 
 
