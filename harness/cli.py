@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -330,7 +331,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         report, shards = merge(
-            args.dirs, out, run_id=new_run_id(), command=["memcycle", *sys.argv[1:]]
+            args.dirs,
+            out,
+            run_id=new_run_id(),
+            command=["memcycle", *sys.argv[1:]],
+            allow_partial=args.allow_partial,
         )
     except MergeError as exc:
         raise UsageError(f"merge: {exc}") from None
@@ -416,10 +421,13 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     init = sub.add_parser(
         "init",
         help="scaffold an adapter, a cycle table, a pytest entry and CI notes into a project",
-        description=cmd_init.__doc__,
-        epilog="example: memcycle init myengine && cd myengine && memcycle run "
-        "memcycle_scenarios/ --engine memcycle_adapter:make_engine\n"
-        "exit status: 0 files written, 2 a file exists already (nothing written) or bad input",
+        description=inspect.cleandoc(cmd_init.__doc__ or ""),
+        epilog="examples:\n"
+        "  memcycle init myengine\n"
+        "  cd myengine && memcycle run memcycle_scenarios/ --engine memcycle_adapter:make_engine\n"
+        "\nexit status:\n"
+        "  0  files written\n"
+        "  2  a file exists already (nothing written), or bad input",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     init.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder")
@@ -429,15 +437,25 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     merge = sub.add_parser(
         "merge",
         help="merge the reports of several runs (shards) into one",
-        description=cmd_merge.__doc__,
-        epilog="example: memcycle merge shards/1 shards/2 --out reports/merged && "
-        "memcycle gate reports/merged --baseline baseline.json\n"
-        "exit status: 0 merged, 2 bad input (missing report, schema versions differ, "
-        "a run in two shards)",
+        description=inspect.cleandoc(cmd_merge.__doc__ or ""),
+        epilog="examples:\n"
+        "  memcycle run --shard 1/2 --out shards/1     # on one machine\n"
+        "  memcycle run --shard 2/2 --out shards/2     # on another\n"
+        "  memcycle merge shards/1 shards/2 --out reports/merged\n"
+        "  memcycle gate reports/merged --baseline baseline.json\n"
+        "\nexit status:\n"
+        "  0  merged (whatever the verdicts: the gate judges them)\n"
+        "  2  bad input: a missing report, schema versions differ, a run in two shards,\n"
+        "     a shard of the split missing (see --allow-partial)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     merge.add_argument("dirs", nargs="+", metavar="DIR", help="run folders or their report.json")
     merge.add_argument("--out", required=True, metavar="DIR", help="folder for the merged report")
+    merge.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="merge even when shards of a --shard K/N split are missing",
+    )
     merge.set_defaults(func=cmd_merge)
 
     ls = sub.add_parser("list", help="show bundled scenarios, engines and faults")

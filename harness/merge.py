@@ -5,8 +5,9 @@ The shards of `memcycle run --shard K/N` (or any runs of the same memcycle) are 
 is the gate's input like an unsharded one. Each shard's per-run folders (stderr.txt,
 events.jsonl, the memray capture and flamegraphs) are linked or copied next to it, so the
 links in index.html keep working. Everything is checked before anything is written: a missing
-or unreadable report, reports of different schema versions, a run key present twice, or two
-shards with the same run folder is a `MergeError` with a one-line message.
+or unreadable report, reports of different schema versions, a run key present twice, two
+shards with the same run folder, or (when every input was a `--shard K/N` run) a shard of the
+split missing is a `MergeError` with a one-line message.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import SCHEMA_VERSION, Report
+from .shard import Shard, ShardError, parse_shard
 
 
 class MergeError(ValueError):
@@ -48,6 +50,42 @@ def _read(path: Path) -> tuple[Path, dict[str, Any]]:
     if not isinstance(data, dict) or "runs" not in data:
         raise MergeError(f"{file}: not a memcycle report.json (no 'runs')")
     return file, data
+
+
+def shard_of(command: Sequence[str]) -> Shard | None:
+    """The `--shard K/N` a report's command line asked for, if any."""
+    for i, arg in enumerate(command):
+        value = None
+        if arg == "--shard" and i + 1 < len(command):
+            value = command[i + 1]
+        elif arg.startswith("--shard="):
+            value = arg.partition("=")[2]
+        if value is not None:
+            try:
+                return parse_shard(value)
+            except ShardError:
+                return None
+    return None
+
+
+def check_complete(shards: Sequence[ShardReport]) -> None:
+    """When every input is a `--shard K/N` run, all N shards of one split must be there:
+    a shard whose job died must not leave a merged report that looks whole."""
+    found = [(s, shard_of(s.report.command)) for s in shards]
+    if not found or any(sh is None for _s, sh in found):
+        return
+    totals = {sh.total for _s, sh in found if sh is not None}
+    if len(totals) > 1:
+        listed = ", ".join(f"{s.source} ({sh})" for s, sh in found)
+        raise MergeError(f"shards of different splits: {listed}")
+    total = totals.pop()
+    missing = sorted(set(range(1, total + 1)) - {sh.index for _s, sh in found if sh})
+    if missing:
+        names = ", ".join(f"{k}/{total}" for k in missing)
+        raise MergeError(
+            f"shard {names} missing (got {len(found)} of {total}); merge every shard, "
+            "or pass --allow-partial"
+        )
 
 
 def load_shards(paths: Sequence[Path | str]) -> list[ShardReport]:
@@ -128,13 +166,20 @@ def merged_report(shards: Sequence[ShardReport], run_id: str, command: list[str]
 
 
 def merge(
-    paths: Sequence[Path | str], out: Path | str, *, run_id: str, command: list[str]
+    paths: Sequence[Path | str],
+    out: Path | str,
+    *,
+    run_id: str,
+    command: list[str],
+    allow_partial: bool = False,
 ) -> tuple[Report, list[ShardReport]]:
     """Check the inputs, then write the merged report.json and the shards' run folders.
 
     Returns the merged report (not yet rendered to md/html/junit) and the shards."""
     out = Path(out).resolve()
     shards = load_shards(paths)
+    if not allow_partial:
+        check_complete(shards)
     if out.exists() and not out.is_dir():
         raise MergeError(f"--out {out} exists and is not a folder")
     plan = _run_folders(shards, out)

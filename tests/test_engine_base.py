@@ -152,6 +152,7 @@ def test_declared_capabilities_that_claim_a_missing_method_are_refused() -> None
         capabilities = Capabilities(delete=True, note="declared by hand")
 
     assert Honest().capabilities.note == "declared by hand"
+    assert Honest.name == "Minimal"  # inherited from the adapter it extends
 
 
 def test_the_registry_reports_a_broken_subclass_as_an_engine_error(tmp_path: Path) -> None:

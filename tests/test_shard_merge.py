@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from memcycle.cli import main
-from memcycle.merge import MergeError, load_shards
+from memcycle.merge import MergeError, load_shards, merge
 from memcycle.records import Report, RunRecord
 from memcycle.runner import RunSpec
 from memcycle.scenario import parse_scenario
@@ -107,7 +108,12 @@ def test_bad_shard_specs_are_usage_errors_naming_the_expected_form(
     assert not out.exists()  # nothing ran
 
 
-def _report(path: Path, keys: list[tuple[str, str]], version: int | None = None) -> Path:
+def _report(
+    path: Path,
+    keys: list[tuple[str, str]],
+    version: int | None = None,
+    command: list[str] | None = None,
+) -> Path:
     """A report.json with one clean run per (scenario, engine)."""
     runs = [
         RunRecord(
@@ -120,7 +126,9 @@ def _report(path: Path, keys: list[tuple[str, str]], version: int | None = None)
         )
         for sc, eng in keys
     ]
-    data = Report(run_id=path.name, created="2026-01-01T00:00:00+00:00", runs=runs).to_dict()
+    data = Report(
+        run_id=path.name, created="2026-01-01T00:00:00+00:00", runs=runs, command=command or []
+    ).to_dict()
     if version is not None:
         data["schema_version"] = version
     path.mkdir(parents=True)
@@ -184,24 +192,54 @@ def test_merge_says_which_input_is_not_a_report(tmp_path: Path, make, message: s
     assert message in str(info.value)
 
 
+def test_merge_refuses_a_split_with_a_shard_missing_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = ["memcycle", "run", "scenarios/"]
+    a = _report(tmp_path / "a", [("one", "x")], command=[*run, "--shard", "1/3"])
+    c = _report(tmp_path / "c", [("three", "x")], command=[*run, "--shard=3/3"])
+    out = tmp_path / "m"
+    assert main(["merge", str(a), str(c), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "shard 2/3 missing (got 2 of 3); merge every shard, or pass --allow-partial" in err
+    assert not out.exists()
+    assert main(["merge", str(a), str(c), "--out", str(out), "--allow-partial"]) == 0
+    assert len(json.loads((out / "report.json").read_text(encoding="utf-8"))["runs"]) == 2
+
+
+def test_merge_refuses_shards_of_different_splits(tmp_path: Path) -> None:
+    a = _report(tmp_path / "a", [("one", "x")], command=["memcycle", "run", "--shard", "1/2"])
+    b = _report(tmp_path / "b", [("two", "x")], command=["memcycle", "run", "--shard", "2/3"])
+    with pytest.raises(MergeError, match=r"shards of different splits: .*\(1/2\), .*\(2/3\)"):
+        merge([a, b], tmp_path / "m", run_id="m", command=[])
+
+
 SCENARIOS = {name: _table(name) for name in ("shard-a", "shard-b", "shard-c")}
 
 
 def test_two_shards_merged_hold_every_run_once_and_pass_the_gate(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite = tmp_path / "suite"
     suite.mkdir()
     for name, text in SCENARIOS.items():
         (suite / f"{name}.toml").write_text(text, encoding="utf-8")
     run = ["run", str(suite), "--engine", EXAMPLE, "--no-memray"]
-    assert main([*run, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
-    assert main([*run, "--shard", "2/2", "--out", str(tmp_path / "s2")]) == 0
-    assert main([*run, "--jobs", "2", "--out", str(tmp_path / "full")]) == 0
+
+    def memcycle(*argv: str) -> int:
+        monkeypatch.setattr(sys, "argv", ["memcycle", *argv])  # what the report records
+        return main(list(argv))
+
+    assert memcycle(*run, "--shard", "1/2", "--out", str(tmp_path / "s1")) == 0
+    assert memcycle(*run, "--shard", "2/2", "--out", str(tmp_path / "s2")) == 0
+    assert memcycle(*run, "--jobs", "2", "--out", str(tmp_path / "full")) == 0
     err = capsys.readouterr().err
     assert "shard 1/2: 2 of 3 runs" in err and "shard 2/2: 1 of 3 runs" in err
 
     merged = tmp_path / "merged"
+    assert memcycle("merge", str(tmp_path / "s1"), "--out", str(merged)) == 2  # 2/2 missing
+    assert "shard 2/2 missing" in capsys.readouterr().err and not merged.exists()
     assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(merged)]) == 0
     assert "merged 2 report(s) (2 + 1 runs): 3 run(s)" in capsys.readouterr().out
 

@@ -12,7 +12,7 @@ engine really does, and the optional parts get safe defaults (see its docstring)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -126,21 +126,21 @@ class EngineBase:
     delete, reload or ledger without the method is refused when the adapter is built.
     """
 
-    name: ClassVar[str] = "engine"
-    allocator: ClassVar[str] = "native"
-    metadata_filter: ClassVar[bool] = False
-    dimension_change: ClassVar[bool] = True
-    metrics: ClassVar[tuple[str, ...]] = ("l2",)
-    note: ClassVar[str] = ""
-    clear_mode: ClassVar[Literal["native", "recreate"]] = "native"  # used when clear is yours
-    source_roots: ClassVar[tuple[str, ...]] = ()
+    name: str = "engine"  # an adapter that names none gets its class name
+    allocator: str = "native"
+    metadata_filter: bool = False
+    dimension_change: bool = True
+    metrics: tuple[str, ...] = ("l2",)
+    note: str = ""
+    clear_mode: Literal["native", "recreate"] = "native"  # used when clear is overridden
+    source_roots: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "name" not in cls.__dict__:
+        if cls.name == EngineBase.name:  # neither it nor a parent adapter named it
             cls.name = cls.__name__
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> EngineBase:
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
         missing = [m for m in ("open", "insert", "search", "count") if not cls._overrides(m)]
         if not (cls._overrides("clear") or cls._overrides("close")):
             missing.append("clear or close")
@@ -165,7 +165,7 @@ class EngineBase:
         return getattr(cls, method, None) is not getattr(EngineBase, method, None)
 
     @property
-    def capabilities(self) -> Capabilities:  # type: ignore[override]
+    def capabilities(self) -> Capabilities:
         """Derived from the class: see the class docstring for the rule."""
         cls = type(self)
         return Capabilities(
