@@ -155,6 +155,8 @@ def test_the_scaffold_runs_clean_with_memray_and_under_pytest_from_the_parent_fo
     done, report = _run_scaffold(project)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [r["verdict"] for r in report["runs"]] == ["clean"]
+    live = [c["memray_leaked_bytes"] for c in report["runs"][0]["cycles"]]
+    assert all(x is not None and x < 1 << 20 for x in live), live  # the stand-in holds ~10 KiB
 
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_users_own.py").write_text(
