@@ -264,3 +264,13 @@ def test_two_shards_merged_hold_every_run_once_and_pass_the_gate(
     assert main(["gate", str(merged), "--baseline", str(baseline)]) == 0
     out = capsys.readouterr().out
     assert "gate passed" in out and "3 runs compared" in out
+
+
+def test_merge_refuses_two_shards_with_the_same_run_folder(tmp_path: Path) -> None:
+    a = _report(tmp_path / "a", [("one", "x")])
+    b = _report(tmp_path / "b", [("two", "x")])
+    for shard in (a, b):
+        (shard / "same-run").mkdir()
+    with pytest.raises(MergeError, match=r"run folder 'same-run' is in both .*a and .*b"):
+        merge([a, b], tmp_path / "m", run_id="m", command=[])
+    assert not (tmp_path / "m").exists()
