@@ -144,6 +144,25 @@ def test_the_scaffolded_scenario_runs_clean_on_the_scaffolded_adapter(
     assert len(run["cycles"]) == 8 and all(c["status"] == "ok" for c in run["cycles"])
 
 
+@pytest.mark.parametrize(
+    "args", [[], ["memcycle_scenarios/"], ["memcycle_scenarios/lifecycle.toml"]]
+)
+def test_pytest_collects_the_scaffolded_table_once_under_strict_markers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    _init(tmp_path, capsys)
+    cmd = [sys.executable, "-m", "pytest", "--strict-markers", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [*cmd, "--co", "-q", *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    items = [line for line in done.stdout.splitlines() if "::" in line]
+    assert items == [
+        "memcycle_scenarios/lifecycle.toml::"
+        f"{tmp_path.name}-lifecycle[memcycle_adapter:make_engine-native]"
+    ]
+
+
 @pytest.mark.slow
 def test_the_scaffold_runs_clean_with_memray_and_under_pytest_from_the_parent_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
