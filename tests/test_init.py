@@ -144,9 +144,8 @@ def test_the_scaffolded_scenario_runs_clean_on_the_scaffolded_adapter(
     assert len(run["cycles"]) == 8 and all(c["status"] == "ok" for c in run["cycles"])
 
 
-@pytest.mark.parametrize(
-    "args", [[], ["memcycle_scenarios/"], ["memcycle_scenarios/lifecycle.toml"]]
-)
+# no path: the conftest collects; a path: memcycle's plugin does, and the conftest must not again
+@pytest.mark.parametrize("args", [[], ["memcycle_scenarios/"]])
 def test_pytest_collects_the_scaffolded_table_once_under_strict_markers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
 ) -> None:
