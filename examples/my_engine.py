@@ -5,10 +5,13 @@ Point the harness at it with
     memcycle run scenarios/ --engine memcycle.examples.my_engine:make_engine
 
 (from the repository root, or anywhere once `examples` is importable). Replace
-`BruteForceIndex` by your engine and keep the `MyEngine` methods: they are the
-whole `memcycle.engines.base.Engine` protocol. The harness replays every cycle
-table against it in a child process, checks counts and recall against exact
-ground truth, and records RSS and memray allocations per cycle.
+`BruteForceIndex` by your engine and keep the `MyEngine` methods: they are what
+an engine does. `memcycle.engines.EngineBase` supplies the optional rest (no
+allocator ledger, no module reload, `clear` = `close` and rebuild on the next
+`open`) and derives the capabilities from the methods `MyEngine` defines. The
+harness replays every cycle table against it in a child process, checks counts
+and recall against exact ground truth, and records RSS and memray allocations
+per cycle.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from memcycle.engines.base import Capabilities, EngineConfig, EngineError
+from memcycle.engines import EngineBase, EngineConfig, EngineError
 
 
 class BruteForceIndex:
@@ -77,21 +80,13 @@ class BruteForceIndex:
         return (1.0 - queries @ rows.T).astype(np.float32)
 
 
-class MyEngine:
-    """The adapter: the `Engine` protocol over `BruteForceIndex`."""
+class MyEngine(EngineBase):
+    """The adapter: the `Engine` protocol over `BruteForceIndex` (delete, get and a filter too)."""
 
     name = "my-engine"
-    allocator = "native"
-    capabilities = Capabilities(
-        delete=True,
-        metadata_filter=True,
-        clear="recreate",
-        dimension_change=True,
-        ledger=False,
-        reload=False,
-        metrics=("l2", "ip", "cosine"),
-        note="brute-force NumPy example; clear drops the index, the next open builds a new one",
-    )
+    metadata_filter = True  # search(filter={key: value}) keeps rows whose metadata match
+    metrics = ("l2", "ip", "cosine")
+    note = "brute-force NumPy example; clear drops the index, the next open builds a new one"
 
     def __init__(self, config: EngineConfig) -> None:
         if config.faults:
@@ -100,7 +95,7 @@ class MyEngine:
         self.metric = "l2"
 
     def open(self, dimension: int, metric: str = "l2") -> None:
-        if metric not in self.capabilities.metrics:
+        if metric not in self.metrics:
             raise ValueError(f"unknown metric {metric!r}")
         if self.index is None or (self.index.dimension, self.index.metric) != (dimension, metric):
             self.index, self.metric = BruteForceIndex(int(dimension), metric), metric
@@ -154,17 +149,8 @@ class MyEngine:
         rows = [self.index.rows[i] for i in np.asarray(ids, dtype=np.int64).tolist()]
         return self.index.vectors[rows].copy()
 
-    def clear(self) -> None:
-        self.index = None  # the next open may use another dimension
-
     def close(self) -> None:
-        self.index = None
-
-    def ledger(self) -> dict[str, Any] | None:
-        return None
-
-    def reload(self) -> None:
-        raise NotImplementedError("capabilities.reload is False")
+        self.index = None  # also what clear() does: the next open may use another dimension
 
 
 def make_engine(config: EngineConfig) -> MyEngine:

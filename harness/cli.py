@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -22,7 +23,8 @@ from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, RunSpec, new_run_id, run_many
-from .scenario import ScenarioError, find_scenarios, load_scenario
+from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+from .shard import Shard, ShardError, parse_shard, select
 
 BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
@@ -168,6 +170,7 @@ def _write_report(report: Report, out: Path) -> list[str]:
 
 # -- subcommands -------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    shard = _parse_shard(args.shard)
     paths = args.paths or [BUNDLED]
     try:
         files = find_scenarios(paths, include_faults=bool(args.paths))
@@ -203,6 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for eng in engines
         for alloc in allocators
     ]
+    if shard is not None:
+        items = _select_shard(items, scenarios, shard)
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("reports") / run_id
     progress = Progress(len(items))
@@ -282,6 +287,69 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_shard(text: str | None) -> Shard | None:
+    if text is None:
+        return None
+    try:
+        return parse_shard(text)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _select_shard(items: list[RunSpec], scenarios: list[Scenario], shard: Shard) -> list[RunSpec]:
+    mine = select(items, {sc.path: sc for sc in scenarios}, shard)
+    note = " (more shards than runs)" if not mine else ""
+    print(f"memcycle: shard {shard}: {len(mine)} of {len(items)} runs{note}", file=sys.stderr)
+    return mine
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write an adapter skeleton, a starter cycle table, a pytest entry and MEMCYCLE.md into
+    DIR (default: the current folder); never overwrites a file."""
+    from .scaffold import ScaffoldError, next_steps, scaffold
+
+    project = Path(args.dir)
+    try:
+        written = scaffold(project, args.name)
+    except ScaffoldError as exc:
+        raise UsageError(f"init: {exc}") from None
+    print(f"memcycle init: wrote {len(written)} files in {project}/")
+    width = max(len(str(p)) for p, _ in written)
+    for path, what in written:
+        print(f"  {path!s:<{width}}  {what}")
+    print("next:")
+    for line in next_steps(project):
+        print(f"  {line}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge the report.json of several runs (the shards of `memcycle run --shard K/N`) into
+    one report folder: report.json, summary.md, index.html, junit.xml and the runs' folders."""
+    from .merge import MergeError, merge
+
+    out = Path(args.out)
+    try:
+        report, shards = merge(
+            args.dirs,
+            out,
+            run_id=new_run_id(),
+            command=["memcycle", *sys.argv[1:]],
+            allow_partial=args.allow_partial,
+        )
+    except MergeError as exc:
+        raise UsageError(f"merge: {exc}") from None
+    written = _write_report(report, out)
+    failed = [r for r in report.runs if not r.passed and r.verdict != "skipped"]
+    counts = " + ".join(str(len(s.report.runs)) for s in shards)
+    print(
+        f"merged {len(shards)} report(s) ({counts} runs): {len(report.runs)} run(s), "
+        f"{len(failed)} with an unexpected verdict; report: {out / 'report.json'}"
+        + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
+    )
+    return 0
+
+
 _DELEGATES = {
     "gate": ("memcycle.gate", "compare a run with the baseline; non-zero exit on regression"),
     "faults": ("memcycle.faultmatrix", "run the fault matrix (every fault x allocator)"),
@@ -342,7 +410,53 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         metavar="S",
         help=f"seconds per run before the child is killed (default {DEFAULT_TIMEOUT:.0f})",
     )
+    run.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="run only shard K of N (1-based) of the scenario x engine x allocator runs: a "
+        "deterministic split for CI machines; put the shards together with 'memcycle merge'",
+    )
     run.set_defaults(func=cmd_run)
+
+    init = sub.add_parser(
+        "init",
+        help="scaffold an adapter, a cycle table, a pytest entry and CI notes into a project",
+        description=inspect.cleandoc(cmd_init.__doc__ or ""),
+        epilog="examples:\n"
+        "  memcycle init myengine\n"
+        "  cd myengine && memcycle run memcycle_scenarios/ --engine memcycle_adapter:make_engine\n"
+        "\nexit status:\n"
+        "  0  files written\n"
+        "  2  a file exists already (nothing written), or bad input",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("dir", nargs="?", default=".", metavar="DIR", help="project folder")
+    init.add_argument("--name", help="the engine's name in reports (default: DIR's name)")
+    init.set_defaults(func=cmd_init)
+
+    merge = sub.add_parser(
+        "merge",
+        help="merge the reports of several runs (shards) into one",
+        description=inspect.cleandoc(cmd_merge.__doc__ or ""),
+        epilog="examples:\n"
+        "  memcycle run --shard 1/2 --out shards/1     # on one machine\n"
+        "  memcycle run --shard 2/2 --out shards/2     # on another\n"
+        "  memcycle merge shards/1 shards/2 --out reports/merged\n"
+        "  memcycle gate reports/merged --baseline baseline.json\n"
+        "\nexit status:\n"
+        "  0  merged (whatever the verdicts: the gate judges them)\n"
+        "  2  bad input: a missing report, schema versions differ, a run in two shards,\n"
+        "     a shard of the split missing (see --allow-partial)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    merge.add_argument("dirs", nargs="+", metavar="DIR", help="run folders or their report.json")
+    merge.add_argument("--out", required=True, metavar="DIR", help="folder for the merged report")
+    merge.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="merge even when shards of a --shard K/N split are missing",
+    )
+    merge.set_defaults(func=cmd_merge)
 
     ls = sub.add_parser("list", help="show bundled scenarios, engines and faults")
     ls.add_argument(

@@ -1,15 +1,18 @@
 """The Engine protocol: what the harness needs from a vector-index engine.
 
 An adapter wraps one engine behind these calls. Ids are int64, vectors float32
-`(n, dimension)`; the harness generates both (see `harness.datagen`). An
+`(n, dimension)`; the harness generates both (see `memcycle.datagen`). An
 adapter declares what it can do in `capabilities`; a scenario step that needs a
 missing capability is reported as skipped with the reason, never as passed.
+
+`EngineBase` is the easy way to write one: subclass it, implement what the
+engine really does, and the optional parts get safe defaults (see its docstring).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 import numpy as np
 
@@ -33,7 +36,13 @@ class Capabilities:
 
 @runtime_checkable
 class Engine(Protocol):
-    """One engine instance, driven by the child process step by step."""
+    """One engine instance, driven by the child process step by step.
+
+    Required: `open`, `insert`, `search`, `count`, `clear`, `close`. Optional:
+    `delete` (called only when `capabilities.delete`), `ledger` (None = no allocator
+    ledger), `reload` (only when `capabilities.reload`) and `get(ids) -> vectors`,
+    which is not part of the protocol at all: without it `get` steps are skipped.
+    """
 
     name: str
     capabilities: Capabilities
@@ -86,3 +95,124 @@ class EngineConfig:
     allocator: str = "numpy"
     faults: tuple[str, ...] = ()
     options: dict[str, Any] | None = None
+
+
+_DERIVED = ("delete", "ledger", "reload")  # capabilities that follow from an overridden method
+
+
+class EngineBase:
+    """Defaults for the optional parts of `Engine`, so an adapter is only what its engine does.
+
+    Implement `open`, `insert`, `search`, `count`, and `close` or `clear` (or both).
+    Everything else has a default, and the capabilities follow from what you override,
+    so a declared capability can never point at a method that is not there:
+
+    - `delete`: on only when `delete` is overridden (otherwise delete steps are skipped).
+    - `reload`: on only when `reload` is overridden; the default raises.
+    - `ledger`: on only when `ledger` is overridden; the default returns None.
+    - `get`: EngineBase has none; define `get(ids) -> float32 (n, dimension)` to have
+      `get` steps checked, leave it out to have them skipped.
+    - `clear`: the default calls `close()` and the next `open` builds a new index
+      (capability `clear = "recreate"`); override it for an in-place reset
+      (`"native"`, or set `clear_mode = "recreate"` when your clear drops the index).
+    - `close`: the default calls your `clear()`; either way it must be safe to call twice.
+
+    Declare the rest as class attributes: `name` (default: the class name),
+    `metadata_filter`, `dimension_change`, `metrics`, `note`; `allocator` is
+    "native" (what the run records instead of refimpl's allocators) and
+    `source_roots` lists files or folders whose frames count as engine code in
+    memray's attribution (your native library, for instance). Setting
+    `capabilities = Capabilities(...)` yourself is allowed, but one that claims
+    delete, reload or ledger without the method is refused when the adapter is built.
+    """
+
+    name: str = "engine"  # an adapter that names none gets its class name
+    allocator: str = "native"
+    metadata_filter: bool = False
+    dimension_change: bool = True
+    metrics: tuple[str, ...] = ("l2",)
+    note: str = ""
+    clear_mode: Literal["native", "recreate"] = "native"  # used when clear is overridden
+    source_roots: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name == EngineBase.name:  # neither it nor a parent adapter named it
+            cls.name = cls.__name__
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        missing = [m for m in ("open", "insert", "search", "count") if not cls._overrides(m)]
+        if not (cls._overrides("clear") or cls._overrides("close")):
+            missing.append("clear or close")
+        if missing:
+            raise TypeError(
+                f"{cls.__name__} must implement {', '.join(missing)} "
+                "(EngineBase has no default for them)"
+            )
+        declared = getattr(cls, "capabilities", None)  # the property, unless a class set its own
+        if isinstance(declared, Capabilities):
+            claimed = [c for c in _DERIVED if getattr(declared, c) and not cls._overrides(c)]
+            if claimed:
+                raise TypeError(
+                    f"{cls.__name__}.capabilities claims {', '.join(claimed)} but the class "
+                    f"does not implement {', '.join(f'{c}()' for c in claimed)}"
+                )
+        return super().__new__(cls)
+
+    @classmethod
+    def _overrides(cls, method: str) -> bool:
+        """Whether a subclass defines `method` (EngineBase's own default does not count)."""
+        return getattr(cls, method, None) is not getattr(EngineBase, method, None)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Derived from the class: see the class docstring for the rule."""
+        cls = type(self)
+        return Capabilities(
+            delete=cls._overrides("delete"),
+            metadata_filter=self.metadata_filter,
+            clear=self.clear_mode if cls._overrides("clear") else "recreate",
+            dimension_change=self.dimension_change,
+            ledger=cls._overrides("ledger"),
+            reload=cls._overrides("reload"),
+            metrics=tuple(self.metrics),
+            note=self.note,
+        )
+
+    # -- required: no defaults --------------------------------------------------------
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        raise NotImplementedError
+
+    def insert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        raise NotImplementedError
+
+    def search(
+        self, queries: np.ndarray, k: int, filter: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    # -- optional: defaults -----------------------------------------------------------
+    def clear(self) -> None:
+        """Default: destroy the index (`close`); the harness re-`open`s before the next insert."""
+        self.close()
+
+    def close(self) -> None:
+        """Default: `clear()` (only reached when the subclass implements clear)."""
+        self.clear()
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Not supported unless overridden (capability off, so the harness never calls it)."""
+        raise NotImplementedError(f"{self.name} cannot delete (capabilities.delete is off)")
+
+    def ledger(self) -> dict[str, Any] | None:
+        """No allocator ledger unless overridden."""
+        return None
+
+    def reload(self) -> None:
+        """Not supported unless overridden (capability off, so the harness never calls it)."""
+        raise NotImplementedError(f"{self.name} cannot reload (capabilities.reload is off)")

@@ -1,0 +1,1 @@
+"""Files `memcycle init` writes into a user's project (read with importlib.resources)."""
