@@ -181,15 +181,15 @@ def _write_report(report: Report, out: Path) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run scenarios, each in its own child process, and judge every cycle.
 
-exit status:
-  0  every verdict is what its scenario expects (or the run was skipped: SKIP, never PASS)
-  1  a verdict differs from its scenario's expectation (an engine finding: FAIL)
-  2  bad input before anything runs (file, scenario, engine name, allocator, fault)
-  3  a run is ERROR: memcycle or the adapter could not do its job (engine module not
-     importable, factory failed, adapter/library API mismatch, child could not start);
-     wins over 1, since such a run tested nothing
-  130/143  interrupted (SIGINT/SIGTERM)
-"""
+    exit status:
+      0  every verdict is what its scenario expects (or the run was skipped: SKIP, never PASS)
+      1  a verdict differs from its scenario's expectation (an engine finding: FAIL)
+      2  bad input before anything runs (file, scenario, engine name, allocator, fault)
+      3  a run is ERROR: memcycle or the adapter could not do its job (engine module not
+         importable, factory failed, adapter/library API mismatch, child could not start);
+         wins over 1, since such a run tested nothing
+      130/143  interrupted (SIGINT/SIGTERM)
+    """
     paths = args.paths or [BUNDLED]
     try:
         files = find_scenarios(paths, include_faults=bool(args.paths))

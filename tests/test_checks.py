@@ -397,7 +397,10 @@ def test_an_api_mismatch_after_the_op_worked_before_is_a_lifecycle_error() -> No
     # search worked in cycle 1 and fails the same way after a clear: the lifecycle broke it
     rec = _record()
     message = "search() takes 2 positional arguments but 3 were given"
-    rec.steps = [*_cycles(1), StepEvent(2, 1, "search", False, 0.1, error=_err("TypeError", message))]
+    rec.steps = [
+        *_cycles(1),
+        StepEvent(2, 1, "search", False, 0.1, error=_err("TypeError", message)),
+    ]
     rec.exit = {"kind": "exception"}
     judge(rec, PLAN, started=True)
     assert rec.verdict == "lifecycle-error" and rec.findings[0].cycle == 2

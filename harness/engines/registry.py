@@ -111,7 +111,9 @@ def check_engine_spec(spec: str) -> None:
         )
     if module_name.endswith(".py"):
         if not os.path.isfile(module_name):
-            raise EngineError(f"engine module file {module_name!r} does not exist (engine {spec!r})")
+            raise EngineError(
+                f"engine module file {module_name!r} does not exist (engine {spec!r})"
+            )
         return
     try:
         load_factory(spec)
