@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import sys
@@ -326,7 +327,7 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run scenarios and judge them",
-        description=cmd_run.__doc__,
+        description=inspect.cleandoc(cmd_run.__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(

@@ -425,6 +425,14 @@ def test_error_outranks_every_engine_verdict_and_unknown_verdicts_are_not_clean(
     assert worst(["clean", "misspelt"]) == "misspelt"
 
 
+def test_a_scenario_cannot_expect_error() -> None:
+    from memcycle.scenario import ScenarioError
+
+    text = 'dimension = 4\n[expect]\nverdict = "error"\n[[cycle]]\nsteps = [{ op = "clear" }]\n'
+    with pytest.raises(ScenarioError, match="'error' means memcycle or the adapter could not"):
+        parse_scenario(text, "x.toml")
+
+
 def test_skipped_scenario_has_no_cycle_reached() -> None:
     skipped = _record()
     skipped.verdict = "skipped"
