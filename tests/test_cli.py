@@ -265,7 +265,7 @@ def test_a_module_that_exists_but_fails_to_import_is_left_to_the_run(
     check_engine_spec("raises_on_import:make")
     check_engine_spec("tests.engines_for_tests:make_bruteforce")
     check_engine_spec("faiss")  # built-in: its missing package would be the run's error
-    with pytest.raises(EngineError, match="cannot import 'tests.no_such_module'"):
+    with pytest.raises(EngineError, match=r"cannot import 'tests\.no_such_module'"):
         check_engine_spec("tests.no_such_module:f")
     with pytest.raises(EngineError, match="unknown engine 'refimp'; expected one of refimpl"):
         check_engine_spec("refimp")
