@@ -88,14 +88,13 @@ def format_run(rec: RunRecord) -> str:
         lines.append(f"  skipped: {reason}")
         if not rec.steps:
             return "\n".join(lines)
-    if rec.verdict == "error":
-        # the cause in one line and the child's last words; no cycle table when none ran
+    if rec.verdict == "error" and not rec.steps:
+        # nothing ran: the cause in one line and the child's last words, no cycle table
         for f in [f for f in rec.findings if f.verdict == "error"][:1]:
             lines.append(f"  error: {f.summary}")
             tail = str(f.evidence.get("stderr_tail") or "").strip().splitlines()[-5:]
             lines.extend(f"    | {t}" for t in tail)
-        if not rec.steps:
-            return "\n".join(lines)
+        return "\n".join(lines)
     for f in [f for f in rec.findings if f.verdict != "skipped"][:3]:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
