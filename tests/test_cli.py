@@ -200,6 +200,26 @@ def test_an_engine_module_that_cannot_be_imported_is_error_exit_3_and_a_junit_er
     assert error is not None and "vendorlib_not_installed" in (error.get("message") or "")
 
 
+def test_a_child_that_cannot_start_is_error_with_its_stderr_as_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a broken numpy ahead of the installed one on the child's path: the child dies importing
+    # memcycle.child, before it can send its start event
+    shadow = tmp_path / "shadow" / "numpy"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named numpy.core_x')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    code, _out, report = _run_json(tmp_path, _scenario(tmp_path), f"{ENG}:make_bruteforce")
+    (run,) = report.runs
+    assert (code, run.verdict) == (3, "error")
+    (f,) = run.findings
+    assert (f.cycle, f.step, f.op) == (None, None, "setup")
+    assert f.summary.startswith("the child exited with code 1 before it started: ")
+    assert "ImportError: No module named numpy.core_x" in f.summary
+    assert "Traceback" in f.evidence["stderr_tail"]
+    assert "  error: the child exited with code 1 before it started" in capsys.readouterr().out
+
+
 def test_a_factory_raising_engine_error_is_error_not_lifecycle_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
