@@ -563,10 +563,11 @@ def scenario_toml(data: Mapping[str, Any]) -> str:
 def memcycle_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., RunRecord]:
     """Run an inline scenario (TOML text, a dict, or a path) in a child process.
 
-    `memcycle_run(scenario, engine="refimpl", allocator="checked", faults=(), **run_one_kwargs)`
-    returns the RunRecord (verdict, findings, cycles) of a run that happened. The defaults
-    are fixed (`refimpl`, `checked`), never taken from --memcycle-engine/--memcycle-allocator,
-    so a test means the same whatever the command line. A bad engine, allocator, fault,
+    `memcycle_run(scenario, engine=DEFAULT_ENGINE, allocator=DEFAULT_ALLOCATOR, faults=(),
+    **run_one_kwargs)` returns the RunRecord (verdict, findings, cycles) of a run that
+    happened. The defaults are fixed (`refimpl` and the plugin's default allocator), never
+    taken from --memcycle-engine/--memcycle-allocator, so a test means the same whatever the
+    command line (those options choose the runs of collected scenario files). A bad engine, allocator, fault,
     option or scenario raises `memcycle.MemcycleUsageError` (one line, before anything runs);
     a run whose outcome is `error` (the engine could not be built or driven) raises
     `memcycle.MemcycleError` (its `record` attached). Check the verdict with
