@@ -162,7 +162,12 @@ class Progress:
             if self.done == self.total:
                 self.stream.write("\n")
         else:
-            self.stream.write(f"[{self.done}/{self.total}] {label} {rec.seconds:.1f}s\n")
+            cause = next((f.summary for f in rec.findings if f.verdict == "error"), "")
+            self.stream.write(
+                f"[{self.done}/{self.total}] {label} {rec.seconds:.1f}s"
+                + (f": {cause}" if cause else "")
+                + "\n"
+            )
         self.stream.flush()
 
 

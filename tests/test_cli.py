@@ -229,7 +229,12 @@ def test_a_factory_raising_engine_error_is_error_not_lifecycle_error(
     assert run.findings[0].summary == (
         "engine setup failed: EngineError: license server unreachable: cannot build the engine"
     )
-    assert "  error: engine setup failed: EngineError: license server" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "  error: engine setup failed: EngineError: license server" in captured.out
+    # the progress line says ERROR and why, in one line
+    assert (
+        "error (ERROR) " in captured.err and "s: engine setup failed: EngineError" in captured.err
+    )
 
 
 def test_an_adapter_signature_mismatch_on_the_first_search_is_error(
