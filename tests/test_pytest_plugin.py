@@ -295,13 +295,9 @@ def test_pass_and_crash_failure_shows_cycle_table_not_a_traceback(
     assert "Cycle  expected (clean)  this run         Status" in out
     assert "2      ok                CRASH (SIGSEGV)  Crashes" in out
     assert "Fatal Python error: Segmentation fault" in out  # the evidence
-    # the short summary line is the one-line headline
-    assert (
-        f"FAILED scenarios/alpha.toml::alpha[{CRASHY}-native] - memcycle: alpha on {CRASHY}/native:"
-        " verdict crash (expected clean) at cycle 2, step 0 (insert)"
-        in out.replace("\n", "")
-        or "verdict crash (expected clean) at cycle 2" in out
-    )
+    # the crash line (the -ra summary, the JUnit message) is the one-line headline
+    summary = next(ln for ln in out.splitlines() if ln.startswith("FAILED scenarios/alpha.toml"))
+    assert summary.startswith(f"FAILED scenarios/alpha.toml::alpha[{CRASHY}-native] - memcycle: ")
     # no traceback frames of the harness or of pytest itself ("path.py:123: in func")
     assert "harness/runner.py" not in out
     assert not re.search(r"_pytest/\S+\.py:\d+: in ", out)
