@@ -278,8 +278,9 @@ def test_tags_become_markers_that_work_under_strict_markers(project: pytest.Pyte
 
 
 def test_pass_and_crash_failure_shows_cycle_table_not_a_traceback(
-    project: pytest.Pytester,
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # the -ra summary line is not cut at 80 columns
     result = _run(
         project,
         "scenarios/alpha.toml",
@@ -297,7 +298,11 @@ def test_pass_and_crash_failure_shows_cycle_table_not_a_traceback(
     assert "Fatal Python error: Segmentation fault" in out  # the evidence
     # the crash line (the -ra summary, the JUnit message) is the one-line headline
     summary = next(ln for ln in out.splitlines() if ln.startswith("FAILED scenarios/alpha.toml"))
-    assert summary.startswith(f"FAILED scenarios/alpha.toml::alpha[{CRASHY}-native] - memcycle: ")
+    assert summary == (
+        f"FAILED scenarios/alpha.toml::alpha[{CRASHY}-native] - memcycle: alpha on {CRASHY}/native:"
+        " verdict crash (expected clean) at cycle 2, step 0 (insert): SIGSEGV in cycle 2 at insert:"
+        " Fatal Python error: Segmentation fault"
+    )
     # no traceback frames of the harness or of pytest itself ("path.py:123: in func")
     assert "harness/runner.py" not in out
     assert not re.search(r"_pytest/\S+\.py:\d+: in ", out)
