@@ -13,4 +13,19 @@ try:
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["__version__"]
+from .assertions import (
+    MemcycleAssertionError,
+    MemcycleError,
+    MemcycleUsageError,
+    assert_clean,
+    assert_verdict,
+)
+
+__all__ = [
+    "MemcycleAssertionError",
+    "MemcycleError",
+    "MemcycleUsageError",
+    "__version__",
+    "assert_clean",
+    "assert_verdict",
+]

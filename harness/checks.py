@@ -2,8 +2,13 @@
 
 Sources, in the order they are judged:
 - how the child ended (signal -> crash, timeout, a harness-level exit);
-- step exceptions (a MemoryFault carries its verdict, anything else is a
-  lifecycle-error) and allocator violations recorded by finalizers;
+- setup: the child's `error` event (engine module not importable, factory raised,
+  adapter incomplete) and a child that exited before its `start` event (it could not
+  even start: `No module named ...` in its stderr) are `error`, with the exception or
+  the child's stderr tail as evidence and no cycle or step (none ran);
+- step exceptions (a MemoryFault carries its verdict; an adapter/library API
+  mismatch is `error`, see below; anything else is a lifecycle-error) and allocator
+  violations recorded by finalizers;
 - oracle comparisons (count, recall, stale/unknown/duplicate ids, stored rows);
 - leaks: the allocator ledger after every reset (exact: the contract says zero
   engine blocks after clear), and growth across cycles of memray's
@@ -15,10 +20,28 @@ Sources, in the order they are judged:
   exact ledger judges leaks.
 A run with nothing wrong in which a step was skipped (the engine lacks a
 capability) is `skipped`, with the skipped steps as evidence, never `clean`.
+
+The `error` rule for a step's exception (`is_api_mismatch`): it is `error` (the adapter
+does not fit the library it drives, not an engine bug) only when it cannot be a lifecycle
+bug, i.e. both
+- the exception is one of: a `TypeError` whose message is a call-signature mismatch
+  ("unexpected keyword argument", "positional argument", "missing N required ...",
+  "takes no (keyword) arguments", "got multiple values for argument", pybind11's
+  "incompatible function arguments"); an `AttributeError` on a module or a class
+  ("module 'x' has no attribute", "type object 'X' has no attribute"; never on
+  `NoneType` or on an instance, which is what a handle dropped by `clear` looks like);
+  an `ImportError` (incl. `ModuleNotFoundError`) or a `NameError` (not
+  `UnboundLocalError`, which depends on the path taken);
+- and it is the first time that op ran in the run: an op that worked before and now
+  raises is a lifecycle-error, whatever the exception.
+Everything else a step raises stays `lifecycle-error`. An `error` is never an engine
+verdict: a scenario expecting `lifecycle-error` is not satisfied by it, and an `error`
+run never passes (`RunRecord.passed`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,9 +110,47 @@ def growth(values: list[float], rule: GrowthRule) -> dict[str, Any] | None:
     return None
 
 
-def _error_verdict(error: dict[str, Any]) -> str:
+_SIGNATURE_MISMATCH = re.compile(
+    r"unexpected keyword argument|positional argument|missing \d+ required"
+    r"|takes no (?:keyword )?arguments|got multiple values for argument"
+    r"|incompatible function arguments"  # pybind11 (hnswlib, faiss, usearch bindings)
+)
+_CLASS_OR_MODULE_ATTR = re.compile(r"^(?:module '[^']+'|type object '[^']+') has no attribute ")
+_MISSING_NAME_TYPES = frozenset({"ImportError", "ModuleNotFoundError", "NameError"})
+
+
+def is_api_mismatch(error: dict[str, Any]) -> bool:
+    """Whether a step's exception is an adapter/library API mismatch by its kind alone
+    (see the module doc; the caller adds the first-time-this-op-ran condition)."""
+    kind = str(error.get("type") or "").rsplit(".", 1)[-1]
+    message = str(error.get("message") or "")
+    if kind == "TypeError":
+        return bool(_SIGNATURE_MISMATCH.search(message))
+    if kind == "AttributeError":
+        return bool(_CLASS_OR_MODULE_ATTR.match(message.strip()))
+    return kind in _MISSING_NAME_TYPES
+
+
+def _error_verdict(error: dict[str, Any], first_time: bool = False) -> str:
     v = error.get("verdict")
-    return v if v in VERDICTS else "lifecycle-error"
+    if v in VERDICTS and v != "error":
+        return v
+    if first_time and is_api_mismatch(error):
+        return "error"
+    return "lifecycle-error"
+
+
+def _tail(text: str | None, lines: int = 25) -> str:
+    return "\n".join((text or "").rstrip().splitlines()[-lines:])
+
+
+def _last_error_line(stderr: str | None) -> str:
+    """The line that says why a child died before it started ('ModuleNotFoundError: ...')."""
+    lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b", ln) or "No module named" in ln:
+            return ln
+    return lines[-1] if lines else ""
 
 
 def _first_line(s: str) -> str:
@@ -115,12 +176,67 @@ def _next_position(plan: tuple[PlannedCycle, ...], steps: list[StepEvent]) -> tu
 
 
 def _exit_findings(
-    record: RunRecord, plan: tuple[PlannedCycle, ...], setup_error: dict[str, Any] | None
+    record: RunRecord,
+    plan: tuple[PlannedCycle, ...],
+    setup_error: dict[str, Any] | None,
+    started: bool,
 ) -> list[Finding]:
     ex = record.exit
     kind = ex.get("kind")
-    cycle, step, op = _next_position(plan, record.steps)
     tail = {k: ex.get(k) for k in ("native_message", "fatal_error", "faulthandler", "stderr_tail")}
+    if not started and not record.steps:
+        # nothing ran: no cycle or step to name (a signal or a hang here is the engine's
+        # import or constructor, still an engine verdict; everything else is setup)
+        if kind == "signal":
+            msg = ex.get("native_message") or ex.get("fatal_error") or ""
+            return [
+                Finding(
+                    "crash",
+                    None,
+                    None,
+                    "setup",
+                    f"{ex.get('signal_name')} while the engine was being built (before any step)"
+                    + (f": {msg}" if msg else ""),
+                    {"signal": ex.get("signal"), "signal_name": ex.get("signal_name"), **tail},
+                )
+            ]
+        if kind == "timeout":
+            return [
+                Finding(
+                    "timeout",
+                    None,
+                    None,
+                    "setup",
+                    f"no start after {ex.get('timeout')} s (the engine was being built)",
+                    {"timeout": ex.get("timeout"), "stderr_tail": ex.get("stderr_tail")},
+                )
+            ]
+        if setup_error is not None:
+            return [
+                Finding(
+                    "error",
+                    None,
+                    None,
+                    "setup",
+                    f"engine setup failed: {str(setup_error.get('type', '')).rsplit('.', 1)[-1]}: "
+                    f"{_first_line(setup_error.get('message', ''))}"[:300],
+                    {"error": setup_error, "stderr_tail": _tail(ex.get("stderr_tail"))},
+                )
+            ]
+        if kind in ("exit", "exception", "clean", None):
+            cause = _last_error_line(ex.get("stderr_tail")) or "no output on stderr"
+            return [
+                Finding(
+                    "error",
+                    None,
+                    None,
+                    "setup",
+                    f"the child exited with code {ex.get('code')} before it started: {cause}"[:300],
+                    {"code": ex.get("code"), "stderr_tail": _tail(ex.get("stderr_tail"))},
+                )
+            ]
+        return []
+    cycle, step, op = _next_position(plan, record.steps)
     if kind == "signal":
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
         return [
@@ -144,17 +260,6 @@ def _exit_findings(
                 {"timeout": ex.get("timeout"), "stderr_tail": ex.get("stderr_tail")},
             )
         ]
-    if setup_error is not None:
-        return [
-            Finding(
-                "lifecycle-error",
-                None,
-                None,
-                "setup",
-                f"engine setup failed: {setup_error.get('type')}: {_first_line(setup_error.get('message', ''))}",
-                {"error": setup_error},
-            )
-        ]
     if kind == "exit":
         return [
             Finding(
@@ -175,20 +280,25 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
     # one Finding per (verdict, block label), listing every cycle it happened in, so a
     # double free in every cycle marks every cycle without one Finding per occurrence
     by_kind: dict[tuple[str, str], Finding] = {}
+    worked: set[str] = set()  # ops that ran without an exception earlier in the run
     for ev in steps:
         if ev.error:
-            verdict = _error_verdict(ev.error)
+            verdict = _error_verdict(ev.error, first_time=ev.op not in worked)
+            what = f"{ev.error.get('type', '').rsplit('.', 1)[-1]} in cycle {ev.cycle} at {ev.op}"
+            if verdict == "error":
+                what = f"adapter/library API mismatch (first {ev.op} of the run): {what}"
             out.append(
                 Finding(
                     verdict,
                     ev.cycle,
                     ev.step,
                     ev.op,
-                    f"{ev.error.get('type', '').rsplit('.', 1)[-1]} in cycle {ev.cycle} at "
-                    f"{ev.op}: {_first_line(ev.error.get('message', ''))}"[:300],
+                    f"{what}: {_first_line(ev.error.get('message', ''))}"[:300],
                     {"error": ev.error},
                 )
             )
+        elif not ev.skipped:
+            worked.add(ev.op)
         led = (ev.memory or {}).get("ledger") or {}
         nv = int(led.get("n_violations", len(led.get("violations") or [])))
         if nv > seen_violations:
@@ -494,12 +604,19 @@ def judge(
     markers: list[dict[str, Any]] | None = None,
     analysis: dict[str, Any] | None = None,
     setup_error: dict[str, Any] | None = None,
+    started: bool | None = None,
 ) -> RunRecord:
-    """Fill `record.findings`, `record.cycles` and `record.verdict`; returns the record."""
+    """Fill `record.findings`, `record.cycles` and `record.verdict`; returns the record.
+
+    `started`: whether the child sent its `start` event (the engine was built). When the
+    caller does not say, a run with steps, capabilities or a setup error is taken as
+    started or as far as setup; anything else ended before it started."""
     if record.verdict == "skipped":
         record.cycles = [CycleSummary(pc.index, pc.dimension, "-") for pc in plan]
         return record
-    findings = _exit_findings(record, plan, setup_error)
+    if started is None:
+        started = bool(record.steps or record.capabilities)
+    findings = _exit_findings(record, plan, setup_error, started)
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
     findings += _growth_findings(record.steps, markers or [], analysis)
@@ -522,6 +639,8 @@ def summarize_cycles(
     reached = {ev.cycle for ev in record.steps}
     status: dict[int, list[str]] = {}
     for f in record.findings:
+        if f.cycle is None and f.op == "setup":
+            continue  # nothing ran: no cycle to mark
         cycles = f.evidence.get("cycles") or ([f.cycle] if f.cycle is not None else [plan[0].index])
         for c in cycles:
             status.setdefault(c, []).append(f.verdict)

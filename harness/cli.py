@@ -1,8 +1,14 @@
 """`memcycle`: run cycle tables in isolated children, list what exists, report, gate.
 
-Exit status: 0 when every run's verdict is what its scenario expects or the
-run was skipped (shown as SKIP, never PASS), 1 when one differs, 2 for bad input (missing file, malformed scenario, unknown
-engine, allocator or fault) — always a one-line message, never a traceback.
+Exit status of `memcycle run`:
+  0  every run's verdict is what its scenario expects, or the run was skipped (SKIP, never PASS)
+  1  a run's verdict differs from its scenario's expectation (an engine finding: FAIL)
+  2  bad input, before anything runs: missing file, malformed scenario, unknown engine name,
+     allocator or fault (one line, never a traceback)
+  3  a run is `error`: memcycle or the adapter could not do its job (engine module not
+     importable, factory failed, adapter/library API mismatch, child could not start); takes
+     precedence over 1, since such a run tested nothing
+  130/143  interrupted (SIGINT/SIGTERM)
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import TextIO
 
 from .bundled import scenarios_dir
 from .engines.base import EngineError
-from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
+from .engines.registry import BUILTIN, ENGINE_NAMES, check_engine_spec
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
@@ -43,23 +49,13 @@ def _fault_names() -> tuple[str, ...]:
 
 
 def _check_engine(spec: str) -> None:
-    if spec in BUILTIN:
-        return
-    module, sep, attr = spec.partition(":")
-    if not sep or not module or not attr:
-        raise UsageError(
-            f"unknown engine {spec!r}; expected one of {', '.join(ENGINE_NAMES)} "
-            "or a 'package.module:factory' spec"
-        )
-    if module.endswith(".py"):
-        if not Path(module).is_file():
-            raise UsageError(f"engine module file {module!r} does not exist")
-        return
+    """A spec that names nothing is a usage error; one that names a module which cannot be
+    imported is left to the run (its verdict is `error`, exit 3)."""
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.append(cwd)
     try:
-        load_factory(spec)
+        check_engine_spec(spec)
     except EngineError as exc:
         raise UsageError(str(exc)) from None
 
@@ -72,9 +68,16 @@ def _kib(x: int | None) -> str:
     return "" if x is None else f"{x / 1024:.0f}"
 
 
+def _mark(rec: RunRecord) -> str:
+    """PASS, FAIL, SKIP, or ERROR (memcycle or the adapter could not run it: not an engine bug)."""
+    if rec.verdict == "error":
+        return "ERROR"
+    return "PASS" if rec.passed else ("SKIP" if rec.verdict == "skipped" else "FAIL")
+
+
 def format_run(rec: RunRecord) -> str:
     """A run's header line, its first findings and its cycle table (reference-note form)."""
-    mark = "PASS" if rec.passed else ("SKIP" if rec.verdict == "skipped" else "FAIL")
+    mark = _mark(rec)
     faults = "+".join(rec.faults) or "-"
     lines = [
         f"{rec.scenario}  engine={rec.engine} allocator={rec.allocator} faults={faults}  "
@@ -86,6 +89,13 @@ def format_run(rec: RunRecord) -> str:
         lines.append(f"  skipped: {reason}")
         if not rec.steps:
             return "\n".join(lines)
+    if rec.verdict == "error" and not rec.steps:
+        # nothing ran: the cause in one line and the child's last words, no cycle table
+        for f in [f for f in rec.findings if f.verdict == "error"][:1]:
+            lines.append(f"  error: {f.summary}")
+            tail = str(f.evidence.get("stderr_tail") or "").strip().splitlines()[-5:]
+            lines.extend(f"    | {t}" for t in tail)
+        return "\n".join(lines)
     for f in [f for f in rec.findings if f.verdict != "skipped"][:3]:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
@@ -140,7 +150,7 @@ class Progress:
 
     def __call__(self, rec: RunRecord) -> None:
         self.done += 1
-        mark = "ok" if rec.passed else ("skip" if rec.verdict == "skipped" else "FAIL")
+        mark = {"PASS": "ok", "SKIP": "skip"}.get(_mark(rec), _mark(rec))
         label = f"{rec.scenario} [{rec.engine}/{rec.allocator}] {rec.verdict} ({mark})"
         if self.tty:
             width = 24
@@ -153,7 +163,12 @@ class Progress:
             if self.done == self.total:
                 self.stream.write("\n")
         else:
-            self.stream.write(f"[{self.done}/{self.total}] {label} {rec.seconds:.1f}s\n")
+            cause = next((f.summary for f in rec.findings if f.verdict == "error"), "")
+            self.stream.write(
+                f"[{self.done}/{self.total}] {label} {rec.seconds:.1f}s"
+                + (f": {cause}" if cause else "")
+                + "\n"
+            )
         self.stream.flush()
 
 
@@ -170,6 +185,17 @@ def _write_report(report: Report, out: Path) -> list[str]:
 
 # -- subcommands -------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run scenarios, each in its own child process, and judge every cycle.
+
+    exit status:
+      0  every verdict is what its scenario expects (or the run was skipped: SKIP, never PASS)
+      1  a verdict differs from its scenario's expectation (an engine finding: FAIL)
+      2  bad input before anything runs (file, scenario, engine name, allocator, fault)
+      3  a run is ERROR: memcycle or the adapter could not do its job (engine module not
+         importable, factory failed, adapter/library API mismatch, child could not start);
+         wins over 1, since such a run tested nothing
+      130/143  interrupted (SIGINT/SIGTERM)
+    """
     shard = _parse_shard(args.shard)
     paths = args.paths or [BUNDLED]
     try:
@@ -223,15 +249,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     for rec in report.runs:
         print()
         print(format_run(rec))
-    failed = [r for r in report.runs if not r.passed and r.verdict != "skipped"]
+    errors = [r for r in report.runs if r.verdict == "error"]
+    failed = [r for r in report.runs if not r.passed and r.verdict not in ("skipped", "error")]
     skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
     print()
     print(
         f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict, "
-        f"{len(skipped)} skipped (not passed); "
+        f"{len(skipped)} skipped (not passed), {len(errors)} error(s) (could not run); "
         f"report: {out / 'report.json'}"
         + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
     )
+    if errors:
+        return 3
     return 1 if failed else 0
 
 
@@ -366,7 +395,12 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run scenarios and judge them", description=cmd_run.__doc__)
+    run = sub.add_parser(
+        "run",
+        help="run scenarios and judge them",
+        description=inspect.cleandoc(cmd_run.__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument(
         "paths",
         nargs="*",

@@ -1,26 +1,37 @@
-"""pytest plugin (entry point `memcycle`): scenario files as test items.
+"""pytest plugin (entry point `memcycle`): scenario files as test items, a fixture, markers.
 
-`pytest scenarios/` collects each cycle table (*.toml) as one item per engine
-× allocator (`--memcycle-engine`, repeatable, default the scenario's own engine, else refimpl;
-`--memcycle-allocator`, repeatable, default checked) and runs it through
-`harness.runner.run_one`, in its own child process like `memcycle run`. A
-failure shows the cycle table and the evidence, not a traceback of the
-harness. `--memcycle-report DIR` writes report.json, summary.md, index.html
-and junit.xml at the end of the session (with pytest-xdist too: each record
-travels to the controller on its test report). The `memcycle_run` fixture runs
-an inline scenario from a Python test and returns the RunRecord.
+Collection: every cycle table (a .toml file with `[[cycle]]` tables; pyproject.toml and other
+TOML are ignored) that pytest walks past is collected, like a test file: from paths named on
+the command line, from `testpaths`, and from the `memcycle_paths` ini option (files or
+directories, relative to the ini file), which a plain `pytest` collects too. A `faults/`
+sub-directory is skipped unless named directly (its scenarios expect findings on purpose). An
+invalid scenario is one erroring item, never a collection error that stops the whole suite.
 
-Scenario files are collected only from paths given on the command line, never
-from `testpaths` (so the project's plain `pytest` does not run the suite), and
-only .toml files that are cycle tables (pyproject.toml is not). Like
-`memcycle run`, a `faults/` sub-directory is skipped unless named directly.
+Each cycle table yields one item per engine x allocator (`--memcycle-engine`, repeatable,
+default the scenario's own engine, else refimpl; `--memcycle-allocator`, repeatable, default
+checked), run through `memcycle.runner.run_one` in its own child process like `memcycle run`.
+An engine verdict other than the expected one fails the item (the crash line is one plain
+line: verdict, cycle, step, what happened; the body is the cycle table and the evidence). A run
+whose outcome is `error` (memcycle or the adapter could not do its job) is an *error* of the
+item (setup phase), never a failure. Items carry the `memcycle` marker
+(`memcycle(scenario=, engine=, allocator=, tags=)`), `slow` / `soak` when the scenario has
+that tag (the plugin registers all three, so `--strict-markers` works), and every tag as a
+keyword (`-k tag`). A bad `--memcycle-*` value or `memcycle_paths` entry is a usage error
+before collection. `--memcycle-report DIR` writes report.json, summary.md, index.html and
+junit.xml at the end of the session (with pytest-xdist too: each record travels to the
+controller on its test report).
 
-This module must stay importable with nothing but pytest: everything from the
-harness is imported inside the functions that need it.
+The `memcycle_run` fixture runs an inline scenario from a Python test and returns the
+RunRecord; `memcycle.assert_clean(record)` / `memcycle.assert_verdict(record, v)` fail with
+the cycle table and the evidence.
+
+This module must stay importable with nothing but pytest: everything from the harness is
+imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
@@ -75,6 +86,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help="kill a scenario's child process after this long (verdict timeout)",
     )
+    parser.addini(
+        "memcycle_paths",
+        type="paths",
+        default=[],
+        help="scenario files or directories to collect as memcycle items (a plain `pytest` "
+        "collects them too, whatever testpaths says)",
+    )
     group.addoption(
         "--memcycle-no-memray",
         action="store_true",
@@ -83,14 +101,71 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_MARKERS = {
+    "memcycle": "memcycle(scenario, engine, allocator, tags): a memcycle scenario run",
+    "slow": "longer than a few seconds (memcycle applies it to scenarios tagged slow)",
+    "soak": "long repetition runs (memcycle applies it to scenarios tagged soak)",
+}
+ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "memcycle: a memcycle scenario run (set on every collected scenario item)"
-    )
+    known = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+    for name, text in _MARKERS.items():
+        if name not in known:
+            config.addinivalue_line("markers", f"{name}: {text}")
+    check_options(config)
+    _add_memcycle_paths(config)
     report_dir = config.getoption("memcycle_report", None)
     if report_dir and not hasattr(config, "workerinput"):
         # only the controller writes reports; workers send their records along
         config.pluginmanager.register(RecordCollector(Path(report_dir), config), _COLLECTOR_NAME)
+
+
+def check_options(config: pytest.Config) -> None:
+    """Every --memcycle-* value and memcycle_paths entry, before collection: a bad one is a
+    pytest.UsageError, one line naming the value and what was expected."""
+    engines = config.getoption("memcycle_engine") or []
+    if engines:
+        from memcycle.engines.base import EngineError
+        from memcycle.engines.registry import check_engine_spec
+
+        for spec in engines:
+            try:
+                check_engine_spec(spec)
+            except EngineError as exc:
+                raise pytest.UsageError(f"--memcycle-engine: {exc}") from None
+    for name in config.getoption("memcycle_allocator") or []:
+        if name not in ALLOCATOR_CHOICES:
+            raise pytest.UsageError(
+                f"--memcycle-allocator: unknown allocator {name!r}; expected one of "
+                f"{', '.join(ALLOCATOR_CHOICES)}"
+            )
+    timeout = config.getoption("memcycle_timeout")
+    if timeout is not None and not timeout > 0:
+        raise pytest.UsageError(
+            f"--memcycle-timeout: {timeout} is not a positive number of seconds"
+        )
+    report = config.getoption("memcycle_report")
+    if report and Path(report).exists() and not Path(report).is_dir():
+        raise pytest.UsageError(f"--memcycle-report: {report!r} exists and is not a directory")
+    for path in config.getini("memcycle_paths"):
+        if not Path(path).exists():
+            raise pytest.UsageError(
+                f"memcycle_paths: {str(path)!r} does not exist; expected scenario files or "
+                "directories (relative to the ini file)"
+            )
+
+
+def _add_memcycle_paths(config: pytest.Config) -> None:
+    """A plain `pytest` (testpaths or the current directory) also collects memcycle_paths."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    roots = [Path(a).resolve() for a in config.args]
+    for path in config.getini("memcycle_paths"):
+        p = Path(path).resolve()
+        if not any(p == r or r in p.parents for r in roots):
+            config.args.append(str(p))
 
 
 def _engines(config: pytest.Config, default: str = DEFAULT_ENGINE) -> list[str]:
@@ -114,47 +189,38 @@ def combinations(
 
 
 # --- collection -----------------------------------------------------------------
-def _explicit_paths(config: pytest.Config) -> list[Path]:
-    """Paths the user named on the command line (empty when pytest fell back to testpaths)."""
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        return []
+def _named(config: pytest.Config) -> list[Path]:
+    """The collection roots: command-line paths, else testpaths (or the current directory),
+    plus the memcycle_paths entries `_add_memcycle_paths` appended."""
     base = config.invocation_params.dir
-    return [Path(base, a.split("::", 1)[0]).resolve() for a in config.args]
-
-
-def _testpaths(config: pytest.Config) -> set[Path]:
-    return {Path(config.rootpath, p).resolve() for p in config.getini("testpaths")}
+    return [Path(base, str(a).split("::", 1)[0]).resolve() for a in config.args]
 
 
 def _looks_like_scenario(path: Path) -> bool:
-    """A cycle table has [[cycle]] tables; a file that does not parse may still be one
-    (its ScenarioError is then shown as a collection error)."""
+    """A cycle table has [[cycle]] tables; a file that does not parse is one only when its text
+    says `[[cycle]]` (then its ScenarioError shows as an erroring item)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
-        return path.name != "pyproject.toml"
+        return "[[cycle]]" in text
     return isinstance(data.get("cycle"), list)
 
 
 def wants(path: Path, config: pytest.Config) -> bool:
-    """Whether a .toml file found during collection is a scenario the user asked for."""
+    """Whether a .toml file found during collection is a scenario to collect."""
     path = path.resolve()
-    testpaths = _testpaths(config)
-    for arg in _explicit_paths(config):
-        if arg == path:
-            return True  # named directly: a parse error is worth showing
-        if not arg.is_dir() or arg in testpaths:
-            continue
-        try:
-            rel = path.relative_to(arg)
-        except ValueError:
-            continue
-        if "faults" in rel.parts[:-1]:
-            continue
-        return _looks_like_scenario(path)
-    return False
+    roots = _named(config)
+    if path in roots:
+        return True  # named directly: a parse error is worth showing
+    for root in sorted((r for r in roots if r in path.parents), key=lambda r: -len(r.parts)):
+        if "faults" in path.relative_to(root).parts[:-1]:
+            return False  # the nearest root decides: faults/ only when named
+        break
+    return _looks_like_scenario(path)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -172,7 +238,7 @@ class MemcycleFailure(Exception):
 
 
 class ScenarioFile(pytest.File):
-    """One cycle table; its items are the engine × allocator runs."""
+    """One cycle table; its items are the engine x allocator runs."""
 
     def collect(self) -> Iterator[pytest.Item]:
         from memcycle.scenario import ScenarioError, load_scenario
@@ -180,7 +246,9 @@ class ScenarioFile(pytest.File):
         try:
             scenario = load_scenario(self.path)
         except ScenarioError as exc:
-            raise self.CollectError(f"memcycle: invalid scenario: {exc}") from None
+            # one erroring item, not a collection error: the rest of the suite still runs
+            yield InvalidScenarioItem.from_parent(self, name=self.path.name, message=str(exc))
+            return
         for engine, allocator in combinations(self.config, scenario.default_engine()):
             item = ScenarioItem.from_parent(
                 self,
@@ -190,10 +258,18 @@ class ScenarioFile(pytest.File):
                 scenario_name=scenario.name,
                 expected=scenario.expected(allocator),
             )
-            item.add_marker(pytest.mark.memcycle)
+            item.add_marker(
+                pytest.mark.memcycle(
+                    scenario=scenario.name,
+                    engine=engine,
+                    allocator=allocator,
+                    tags=tuple(scenario.tags),
+                )
+            )
             for tag in ("slow", "soak"):
                 if tag in scenario.tags:
                     item.add_marker(getattr(pytest.mark, tag))
+            item.extra_keyword_matches.update(scenario.tags)  # -k <tag>
             if scenario.engines and engine not in scenario.engines:
                 item.add_marker(
                     pytest.mark.skip(
@@ -203,8 +279,30 @@ class ScenarioFile(pytest.File):
             yield item
 
 
+class InvalidScenarioItem(pytest.Item):
+    """A cycle table that does not load: an error of this item, with the file and field."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def setup(self) -> None:
+        from memcycle.assertions import MemcycleUsageError
+
+        raise MemcycleUsageError(f"invalid scenario: {self.message}")
+
+    def runtest(self) -> None:  # pragma: no cover - setup always raises
+        pass
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"invalid scenario {self.path.name}"
+
+
 class ScenarioItem(pytest.Item):
-    """One scenario on one engine/allocator, in its own child process."""
+    """One scenario on one engine/allocator, in its own child process.
+
+    The run happens in the setup phase, so an `error` outcome (memcycle or the adapter could
+    not do its job) is an error of the item; the call phase judges the verdict."""
 
     def __init__(
         self,
@@ -222,7 +320,9 @@ class ScenarioItem(pytest.Item):
         self.expected = expected
         self.record: RunRecord | None = None
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
+        from memcycle.assertions import MemcycleError
+        from memcycle.reporters.text import headline
         from memcycle.runner import run_one
 
         record = run_one(
@@ -236,6 +336,12 @@ class ScenarioItem(pytest.Item):
         self.record = record
         _remember(self, record)
         self.user_properties.append(("memcycle_verdict", record.verdict))
+        if record.verdict == "error":
+            raise MemcycleError(headline(record), record)
+
+    def runtest(self) -> None:
+        record = self.record
+        assert record is not None  # setup ran it
         if record.verdict == "skipped" and record.expected_verdict != "skipped":
             from memcycle.reporters.common import skip_reason
 
@@ -247,18 +353,12 @@ class ScenarioItem(pytest.Item):
         self,
         excinfo: pytest.ExceptionInfo[BaseException],
         style: Any = None,
-    ) -> str:
-        if isinstance(excinfo.value, MemcycleFailure):
-            from memcycle.reporters.markdown import render_run
-
-            rec = excinfo.value.record
-            return (
-                f"{rec.scenario} on {rec.engine}/{rec.allocator}: verdict {rec.verdict}, "
-                f"expected {rec.expected_verdict}\n\n{render_run(rec, [rec])}"
-            )
+    ) -> Any:
+        if _record_of(excinfo.value) is not None:
+            return _record_longrepr(self, excinfo.value)
         if _is_user_error(excinfo.value):
             return f"memcycle: {type(excinfo.value).__name__}: {excinfo.value}"
-        return str(super().repr_failure(excinfo, style=style))
+        return super().repr_failure(excinfo, style=style)
 
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         """A harness error shows the harness frames only, not pytest's and pluggy's."""
@@ -273,11 +373,57 @@ class ScenarioItem(pytest.Item):
 def _is_user_error(exc: BaseException) -> bool:
     """An engine spec or scenario problem: a one-line message, not a harness traceback."""
     try:
+        from memcycle.assertions import MemcycleUsageError
         from memcycle.engines.base import EngineError
         from memcycle.scenario import ScenarioError
     except ImportError:  # pragma: no cover - the harness is part of this package
         return False
-    return isinstance(exc, EngineError | ScenarioError)
+    return isinstance(exc, EngineError | ScenarioError | MemcycleUsageError)
+
+
+def _record_of(exc: BaseException) -> RunRecord | None:
+    """The run record a memcycle exception carries (failure, error or assertion)."""
+    from memcycle.assertions import MemcycleAssertionError, MemcycleError
+
+    if isinstance(exc, MemcycleFailure | MemcycleError | MemcycleAssertionError):
+        return exc.record
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """The crash line of a memcycle exception: verdict, cycle, step, what happened."""
+    from memcycle.assertions import MemcycleAssertionError
+    from memcycle.reporters.text import headline
+
+    record = _record_of(exc)
+    if isinstance(exc, MemcycleAssertionError):
+        return exc.headline
+    assert record is not None
+    return f"memcycle: {record.scenario} on {record.engine}/{record.allocator}: {headline(record)}"
+
+
+def _record_longrepr(item: pytest.Item, exc: BaseException) -> Any:
+    """A failure report whose crash line (JUnit `message`, `-ra` summary) is one plain line
+    and whose body is the plain-text cycle table and evidence (kept through xdist)."""
+    from memcycle.reporters.text import render_run_text
+
+    record = _record_of(exc)
+    assert record is not None
+    body = f"memcycle: {record.scenario} on {record.engine}/{record.allocator}\n"
+    body += f"{render_run_text(record)}\n"
+    try:
+        from _pytest._code.code import (
+            ExceptionChainRepr,
+            ReprEntryNative,
+            ReprFileLocation,
+            ReprTraceback,
+        )
+    except ImportError:  # pragma: no cover - pytest internals moved: the text alone
+        return body
+    path, line, _ = item.reportinfo()
+    crash = ReprFileLocation(str(path), (line or 0) + 1, _one_line(exc))
+    tb = ReprTraceback([ReprEntryNative([body])], None, "native")
+    return ExceptionChainRepr([(tb, crash, None)])
 
 
 # --- records to reports -----------------------------------------------------------
@@ -293,12 +439,30 @@ def _remember(item: pytest.Item, record: RunRecord) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    """Attach the item's run records to its call report (plain dicts, so xdist can send them)."""
+    """Attach the item's new run records to this phase's report (plain dicts, so xdist can
+    send them); give a memcycle exception one plain crash line (the JUnit `message`)."""
     report = yield
-    if call.when == "call":
-        records = item.stash.get(_RECORDS_KEY, [])
-        if records:
-            setattr(report, _REPORT_ATTR, [r.to_dict() for r in records])
+    records = item.stash.get(_RECORDS_KEY, [])
+    if records:
+        setattr(report, _REPORT_ATTR, [r.to_dict() for r in records])
+        item.stash[_RECORDS_KEY] = []
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is not None and _record_of(exc) is not None and report.failed:
+        if isinstance(item, ScenarioItem):
+            report.longrepr = _record_longrepr(item, exc)
+        else:  # a Python test (fixture or assertion helper): keep its traceback
+            crash = getattr(report.longrepr, "reprcrash", None)
+            if crash is not None:
+                crash.message = _one_line(exc)
+    elif (
+        exc is not None
+        and _is_user_error(exc)
+        and report.failed
+        and isinstance(item, ScenarioItem | InvalidScenarioItem)
+    ):
+        # no harness traceback for a bad file or spec (a Python test keeps its own
+        # traceback: the exception is one line already)
+        report.longrepr = f"memcycle: {exc}".splitlines()[0]
     return report
 
 
@@ -399,41 +563,87 @@ def scenario_toml(data: Mapping[str, Any]) -> str:
 def memcycle_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., RunRecord]:
     """Run an inline scenario (TOML text, a dict, or a path) in a child process.
 
-    `memcycle_run(scenario, engine=..., allocator=..., faults=(), **run_one_kwargs)`
-    returns the RunRecord (verdict, findings, cycles); the engine and allocator
-    default to the first --memcycle-engine / --memcycle-allocator.
+    `memcycle_run(scenario, engine=DEFAULT_ENGINE, allocator=DEFAULT_ALLOCATOR, faults=(),
+    **run_one_kwargs)` returns the RunRecord (verdict, findings, cycles) of a run that
+    happened. The defaults are fixed (`refimpl` and the plugin's default allocator), never
+    taken from --memcycle-engine/--memcycle-allocator, so a test means the same whatever the
+    command line (those options choose the runs of collected scenario files). A bad engine, allocator, fault,
+    option or scenario raises `memcycle.MemcycleUsageError` (one line, before anything runs);
+    a run whose outcome is `error` (the engine could not be built or driven) raises
+    `memcycle.MemcycleError` (its `record` attached). Check the verdict with
+    `memcycle.assert_clean(record)` or `memcycle.assert_verdict(record, "leak")`.
     """
+    from memcycle.assertions import MemcycleError, MemcycleUsageError
+    from memcycle.engines.base import EngineError
+    from memcycle.engines.registry import check_engine_spec
+    from memcycle.reporters.text import headline
     from memcycle.runner import run_one
-    from memcycle.scenario import parse_scenario
+    from memcycle.scenario import ScenarioError, load_scenario, parse_scenario
 
     config = request.config
     counter = iter(range(1, 1_000_000))
+    options = set(inspect.signature(run_one).parameters) - {
+        "scenario",
+        "engine",
+        "allocator",
+        "faults",
+    }
 
     def run(
         scenario: str | Path | Mapping[str, Any],
-        engine: str | None = None,
-        allocator: str | None = None,
+        engine: str = DEFAULT_ENGINE,
+        allocator: str = DEFAULT_ALLOCATOR,
         faults: Sequence[str] = (),
         **kwargs: Any,
     ) -> RunRecord:
-        if isinstance(scenario, Path):
-            path = scenario
-        else:
-            text = scenario_toml(scenario) if isinstance(scenario, Mapping) else scenario
-            path = tmp_path / f"inline-{next(counter)}.toml"
-            path.write_text(text, encoding="utf-8")
-            parse_scenario(text, str(path))  # a bad scenario fails here, with file and field
+        __tracebackhide__ = True
+        unknown = sorted(set(kwargs) - options)
+        if unknown:
+            raise MemcycleUsageError(
+                f"memcycle_run: unknown option {unknown[0]!r}; expected one of "
+                f"{', '.join(sorted(options))}"
+            )
+        try:
+            check_engine_spec(engine)
+        except EngineError as exc:
+            raise MemcycleUsageError(f"memcycle_run: {exc}") from None
+        if allocator not in ALLOCATOR_CHOICES:
+            raise MemcycleUsageError(
+                f"memcycle_run: unknown allocator {allocator!r}; expected one of "
+                f"{', '.join(ALLOCATOR_CHOICES)}"
+            )
+        if faults:
+            from memcycle.refimpl.faults import FAULT_NAMES
+
+            bad = [f for f in faults if f not in FAULT_NAMES]
+            if bad:
+                raise MemcycleUsageError(
+                    f"memcycle_run: unknown fault {bad[0]!r}; expected one of "
+                    f"{', '.join(FAULT_NAMES)}"
+                )
+        try:
+            if isinstance(scenario, Path):
+                path = scenario
+                load_scenario(path)
+            elif isinstance(scenario, str | Mapping):
+                text = scenario_toml(scenario) if isinstance(scenario, Mapping) else scenario
+                path = tmp_path / f"inline-{next(counter)}.toml"
+                path.write_text(text, encoding="utf-8")
+                parse_scenario(text, str(path))  # a bad scenario fails here, with file and field
+            else:
+                raise MemcycleUsageError(
+                    f"memcycle_run: scenario must be TOML text, a dict or a Path, got "
+                    f"{type(scenario).__name__}"
+                )
+        except (ScenarioError, TypeError) as exc:
+            raise MemcycleUsageError(f"memcycle_run: invalid scenario: {exc}") from None
         kwargs.setdefault("memray", not config.getoption("memcycle_no_memray"))
         kwargs.setdefault("timeout", config.getoption("memcycle_timeout"))
         kwargs.setdefault("out_dir", _report_dir(config))
-        record = run_one(
-            path,
-            engine=engine or _engines(config)[0],
-            allocator=allocator or _allocators(config)[0],
-            faults=tuple(faults),
-            **kwargs,
-        )
+        record = run_one(path, engine=engine, allocator=allocator, faults=tuple(faults), **kwargs)
         _remember(request.node, record)
+        if record.verdict == "error":
+            raise MemcycleError(f"memcycle_run: {headline(record)}", record)
         return record
 
     return run
@@ -448,4 +658,11 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     )
 
 
-__all__ = ["MemcycleFailure", "ScenarioFile", "ScenarioItem", "memcycle_run", "scenario_toml"]
+__all__ = [
+    "InvalidScenarioItem",
+    "MemcycleFailure",
+    "ScenarioFile",
+    "ScenarioItem",
+    "memcycle_run",
+    "scenario_toml",
+]

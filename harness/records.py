@@ -25,9 +25,14 @@ VERDICTS: tuple[str, ...] = (
     "lifecycle-error",
     "timeout",
     "skipped",
+    "error",
 )
 
-# when several findings exist, the run's verdict is the most severe one
+# when several findings exist, the run's verdict is the most severe one. `error` (memcycle or
+# the adapter could not do its job: engine not importable, factory failed, adapter/library API
+# mismatch, child could not start) ranks above every engine verdict: whatever else the run found
+# is partial, the setup is what to fix first, and no engine verdict may hide it in `worst()` or
+# the gate (an unknown verdict also ranks as an error there, never as clean).
 SEVERITY: dict[str, int] = {
     "clean": 0,
     "skipped": 0,
@@ -40,6 +45,7 @@ SEVERITY: dict[str, int] = {
     "invalid-free": 7,
     "double-free": 8,
     "crash": 9,
+    "error": 10,
 }
 
 
@@ -136,7 +142,8 @@ class RunRecord:
 
     @property
     def passed(self) -> bool:
-        return self.verdict == self.expected_verdict
+        # an `error` run tested nothing: it never passes, whatever was expected
+        return self.verdict == self.expected_verdict and self.verdict != "error"
 
     @property
     def key(self) -> str:
@@ -207,5 +214,6 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
 
 
 def worst(verdicts: list[str]) -> str:
-    """The most severe verdict of a list ('clean' for an empty one)."""
-    return max(verdicts, key=lambda v: SEVERITY.get(v, 0), default="clean")
+    """The most severe verdict of a list ('clean' for an empty one; an unknown verdict ranks
+    as an error, so a misspelt one can never make a run look clean)."""
+    return max(verdicts, key=lambda v: SEVERITY.get(v, SEVERITY["error"]), default="clean")

@@ -194,7 +194,14 @@ def run_one(
         if record.peak_bytes is None:
             rss = [s.memory.get("rss", 0) for s in record.steps if s.memory]
             record.peak_bytes = max(rss) if rss else None
-        judge(record, sc.plan, markers=markers, analysis=result, setup_error=setup_error)
+        judge(
+            record,
+            sc.plan,
+            markers=markers,
+            analysis=result,
+            setup_error=setup_error,
+            started=any(e.get("kind") == "start" for e in res.events),
+        )
         render = flamegraphs == "all" or (flamegraphs == "failed" and not record.passed)
         if render and record.memray is not None and run_dir is not None and capture:
             made = _analysis.flamegraphs(capture, run_dir)

@@ -222,8 +222,15 @@ def _unknown(w: _Where, table: Mapping[str, Any], allowed: set[str], what: str, 
 
 def _verdict(w: _Where, v: Any, key: str) -> str:
     v = _str(w, v, key)
+    engine_verdicts = [x for x in VERDICTS if x != "error"]
+    if v == "error":
+        raise w.err(
+            "'error' means memcycle or the adapter could not run the scenario and cannot be "
+            f"expected; expected one of {', '.join(engine_verdicts)}",
+            key=key,
+        )
     if v not in VERDICTS:
-        raise w.err(f"unknown verdict {v!r}; expected one of {', '.join(VERDICTS)}", key=key)
+        raise w.err(f"unknown verdict {v!r}; expected one of {', '.join(engine_verdicts)}", key=key)
     return v
 
 

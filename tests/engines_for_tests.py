@@ -12,6 +12,11 @@ the child's sys.path). Options come from the scenario's `[engine]` table:
   returns stale ids.
 - `make_sleepy`: every insert sleeps `sleep_seconds` (for timeouts).
 - `make_noisy`: writes to stdout on every call (the event stream must not care).
+- `make_factory_error`: the factory raises EngineError (a setup problem: verdict `error`).
+- `make_wrong_library_version`: search calls its "library" with a keyword argument the
+  library does not take (an adapter written for another version: `error` on the first search).
+- `make_none_after_clear`: clear drops the index object, so the search after a clear raises
+  AttributeError on None (a lifecycle bug: `lifecycle-error`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import time
 from typing import Any
 
 import numpy as np
-from memcycle.engines.base import Capabilities, EngineConfig
+from memcycle.engines.base import Capabilities, EngineConfig, EngineError
 
 _KEPT: list[np.ndarray] = []  # what the leaky engine never gives back
 
@@ -226,3 +231,45 @@ def make_native_nodelete(config: EngineConfig) -> NativeNoDelete:
 
 def make_importing_leaky(config: EngineConfig) -> ImportingLeaky:
     return ImportingLeaky(config)
+
+
+def make_factory_error(config: EngineConfig) -> BruteForce:
+    raise EngineError("license server unreachable: cannot build the engine")
+
+
+def _knn_query(index: BruteForce, queries: np.ndarray, k: int = 1) -> tuple[Any, Any]:
+    """The 'library' call as this library version spells it (no `num_threads`)."""
+    return BruteForce.search(index, queries, k)
+
+
+class WrongLibraryVersion(BruteForce):
+    name = "wrong-version"
+
+    def search(self, queries, k, filter=None):  # type: ignore[no-untyped-def]
+        return _knn_query(self, queries, k=k, num_threads=1)  # type: ignore[call-arg]
+
+
+class NoneAfterClear(BruteForce):
+    name = "none-after-clear"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.index: NoneAfterClear | None = self
+
+    def search(self, queries, k, filter=None):  # type: ignore[no-untyped-def]
+        return self.index.exact_search(queries, k)  # type: ignore[union-attr]
+
+    def exact_search(self, queries: np.ndarray, k: int) -> tuple[Any, Any]:
+        return BruteForce.search(self, queries, k)
+
+    def clear(self) -> None:
+        super().clear()
+        self.index = None  # the handle is gone: the next search dereferences None
+
+
+def make_wrong_library_version(config: EngineConfig) -> WrongLibraryVersion:
+    return WrongLibraryVersion(config)
+
+
+def make_none_after_clear(config: EngineConfig) -> NoneAfterClear:
+    return NoneAfterClear(config)

@@ -287,11 +287,153 @@ def test_refimpl_ledger_reports_the_allocators_cache(allocator: str) -> None:
     assert (led["cached_bytes"] > 0) == (allocator == "checked")
 
 
-def test_setup_error_and_skipped() -> None:
+def test_a_setup_error_is_error_with_no_cycle_and_the_stderr_tail_as_evidence() -> None:
     rec = _record()
-    rec.exit = {"kind": "exit", "code": 4}
-    judge(rec, PLAN, setup_error={"type": "EngineError", "message": "no such engine"})
-    assert rec.verdict == "lifecycle-error" and "setup failed" in rec.findings[0].summary
+    rec.exit = {"kind": "exception", "code": 4, "stderr_tail": "warming up\nlast words\n"}
+    err = {"type": "memcycle.engines.base.EngineError", "message": "factory for 'x' failed: boom"}
+    judge(rec, PLAN, setup_error=err, started=False)
+    assert rec.verdict == "error"
+    (f,) = rec.findings
+    assert (f.verdict, f.cycle, f.step, f.op) == ("error", None, None, "setup")
+    assert f.summary == "engine setup failed: EngineError: factory for 'x' failed: boom"
+    assert f.evidence["error"] == err and "last words" in f.evidence["stderr_tail"]
+    assert {c.status for c in rec.cycles} == {"-"}  # no cycle invented
+    assert not rec.passed
+
+
+def test_a_child_that_exits_before_its_start_event_is_error_naming_the_cause() -> None:
+    rec = _record()
+    stderr = (
+        "Traceback (most recent call last):\n  File ...\n"
+        "ModuleNotFoundError: No module named 'memcycle.child'\n"
+    )
+    rec.exit = {"kind": "exit", "code": 1, "stderr_tail": stderr}
+    judge(rec, PLAN, started=False)
+    (f,) = rec.findings
+    assert (rec.verdict, f.cycle, f.step) == ("error", None, None)
+    assert f.summary == (
+        "the child exited with code 1 before it started: "
+        "ModuleNotFoundError: No module named 'memcycle.child'"
+    )
+    assert "Traceback" in f.evidence["stderr_tail"]
+    assert {c.status for c in rec.cycles} == {"-"}
+
+
+def test_without_a_start_flag_a_run_with_no_steps_or_capabilities_did_not_start() -> None:
+    rec = _record()
+    rec.exit = {"kind": "exit", "code": 1, "stderr_tail": "SystemExit: 1"}
+    assert judge(rec, PLAN).verdict == "error"
+
+
+def test_a_signal_before_start_is_a_crash_without_an_invented_cycle() -> None:
+    rec = _record()
+    rec.exit = {"kind": "signal", "signal": 11, "signal_name": "SIGSEGV"}
+    judge(rec, PLAN, started=False)
+    (f,) = rec.findings
+    assert (rec.verdict, f.cycle, f.step, f.op) == ("crash", None, None, "setup")
+    assert "before any step" in f.summary and {c.status for c in rec.cycles} == {"-"}
+
+
+def test_an_exit_after_start_is_still_a_crash_at_the_next_step() -> None:
+    rec = _record()
+    rec.steps = _cycles(1)
+    rec.exit = {"kind": "exit", "code": 1}
+    judge(rec, PLAN, started=True)
+    assert rec.verdict == "crash" and rec.findings[0].cycle == 2
+
+
+def _err(kind: str, message: str) -> dict[str, Any]:
+    return {"type": f"builtins.{kind}", "message": message, "traceback": "tb", "verdict": None}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("TypeError", "knn_query() got an unexpected keyword argument 'num_threads'"),
+        ("TypeError", "search() takes 2 positional arguments but 3 were given"),
+        ("TypeError", "add() missing 1 required positional argument: 'ids'"),
+        ("TypeError", "search(): incompatible function arguments. The following argument types"),
+        ("AttributeError", "module 'faiss' has no attribute 'IndexHNSWFlatX'"),
+        ("AttributeError", "type object 'Index' has no attribute 'load'"),
+        ("ModuleNotFoundError", "No module named 'faiss.contrib'"),
+        ("NameError", "name 'np' is not defined"),
+    ],
+)
+def test_an_api_mismatch_on_the_first_run_of_an_op_is_error(kind: str, message: str) -> None:
+    rec = _record()
+    # insert worked in cycle 1; search raises the first time it runs
+    rec.steps = [
+        StepEvent(1, 0, "insert", True, 0.1, 8, 10, 10),
+        StepEvent(1, 1, "search", False, 0.1, error=_err(kind, message)),
+    ]
+    rec.exit = {"kind": "exception"}
+    judge(rec, PLAN, started=True)
+    assert rec.verdict == "error"
+    f = rec.findings[0]
+    assert (f.cycle, f.step, f.op) == (1, 1, "search")
+    assert f.summary.startswith("adapter/library API mismatch (first search of the run): ")
+    assert message[:40] in f.summary
+    assert [c.status for c in rec.cycles][:2] == ["error", "-"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("AttributeError", "'NoneType' object has no attribute 'knn_query'"),
+        ("AttributeError", "'Adapter' object has no attribute '_index'"),  # dropped by clear
+        ("TypeError", "'NoneType' object is not subscriptable"),
+        ("UnboundLocalError", "cannot access local variable 'x'"),
+        ("RuntimeError", "index is not initialized"),
+    ],
+)
+def test_other_step_exceptions_stay_lifecycle_errors(kind: str, message: str) -> None:
+    rec = _record()
+    rec.steps = [StepEvent(1, 0, "insert", False, 0.1, error=_err(kind, message))]
+    rec.exit = {"kind": "exception"}
+    assert judge(rec, PLAN, started=True).verdict == "lifecycle-error"
+
+
+def test_an_api_mismatch_after_the_op_worked_before_is_a_lifecycle_error() -> None:
+    # search worked in cycle 1 and fails the same way after a clear: the lifecycle broke it
+    rec = _record()
+    message = "search() takes 2 positional arguments but 3 were given"
+    rec.steps = [
+        *_cycles(1),
+        StepEvent(2, 1, "search", False, 0.1, error=_err("TypeError", message)),
+    ]
+    rec.exit = {"kind": "exception"}
+    judge(rec, PLAN, started=True)
+    assert rec.verdict == "lifecycle-error" and rec.findings[0].cycle == 2
+
+
+def test_a_lifecycle_error_expectation_is_not_met_by_an_error() -> None:
+    rec = _record()
+    rec.expected_verdict = "lifecycle-error"
+    rec.exit = {"kind": "exception", "code": 4}
+    judge(rec, PLAN, setup_error=_err("ImportError", "no faiss"), started=False)
+    assert rec.verdict == "error" and not rec.passed
+    rec.expected_verdict = "error"  # not even when a record claims to expect it
+    assert not rec.passed
+
+
+def test_error_outranks_every_engine_verdict_and_unknown_verdicts_are_not_clean() -> None:
+    from memcycle.records import SEVERITY, VERDICTS, worst
+
+    assert "error" in VERDICTS
+    assert all(SEVERITY["error"] > SEVERITY[v] for v in VERDICTS if v != "error")
+    assert worst(["leak", "error", "crash"]) == "error"
+    assert worst(["clean", "misspelt"]) == "misspelt"
+
+
+def test_a_scenario_cannot_expect_error() -> None:
+    from memcycle.scenario import ScenarioError
+
+    text = 'dimension = 4\n[expect]\nverdict = "error"\n[[cycle]]\nsteps = [{ op = "clear" }]\n'
+    with pytest.raises(ScenarioError, match="'error' means memcycle or the adapter could not"):
+        parse_scenario(text, "x.toml")
+
+
+def test_skipped_scenario_has_no_cycle_reached() -> None:
     skipped = _record()
     skipped.verdict = "skipped"
     judge(skipped, PLAN)

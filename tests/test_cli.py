@@ -170,6 +170,132 @@ def test_unexpected_verdict_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "grew" not in text  # no memray: no allocation site
 
 
+def _run_json(tmp_path: Path, scenario: Path, engine: str) -> tuple[int, str, Report]:
+    out = tmp_path / "out"
+    code = main(["run", str(scenario), "--engine", engine, "--no-memray", "--out", str(out)])
+    return code, str(out), Report.from_dict(json.loads((out / "report.json").read_text()))
+
+
+def test_an_engine_module_that_cannot_be_imported_is_error_exit_3_and_a_junit_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "vendor_engine.py"
+    broken.write_text("import vendorlib_not_installed  # the native library is missing\n")
+    code, out, report = _run_json(tmp_path, _scenario(tmp_path), f"{broken}:make")
+    text = capsys.readouterr().out
+    assert code == 3
+    (run,) = report.runs
+    assert run.verdict == "error" and not run.passed
+    (f,) = run.findings
+    assert (f.cycle, f.step) == (None, None)
+    assert "No module named 'vendorlib_not_installed'" in f.summary
+    assert "verdict=error expected=clean  ERROR" in text and "FAIL" not in text
+    assert "| Cycle |" not in text  # no invented cycle table
+    assert "1 error(s) (could not run)" in text
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(Path(out) / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == "1" and suite.get("failures") == "0"
+    error = suite.find("testcase/error")
+    assert error is not None and "vendorlib_not_installed" in (error.get("message") or "")
+
+
+def test_a_child_that_cannot_start_is_error_with_its_stderr_as_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a broken numpy ahead of the installed one on the child's path: the child dies importing
+    # memcycle.child, before it can send its start event
+    shadow = tmp_path / "shadow" / "numpy"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named numpy.core_x')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shadow.parent))
+    code, _out, report = _run_json(tmp_path, _scenario(tmp_path), f"{ENG}:make_bruteforce")
+    (run,) = report.runs
+    assert (code, run.verdict) == (3, "error")
+    (f,) = run.findings
+    assert (f.cycle, f.step, f.op) == (None, None, "setup")
+    assert f.summary.startswith("the child exited with code 1 before it started: ")
+    assert "ImportError: No module named numpy.core_x" in f.summary
+    assert "Traceback" in f.evidence["stderr_tail"]
+    assert "  error: the child exited with code 1 before it started" in capsys.readouterr().out
+
+
+def test_a_factory_raising_engine_error_is_error_not_lifecycle_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, report = _run_json(tmp_path, _scenario(tmp_path), f"{ENG}:make_factory_error")
+    (run,) = report.runs
+    assert (code, run.verdict) == (3, "error")
+    assert run.findings[0].summary == (
+        "engine setup failed: EngineError: license server unreachable: cannot build the engine"
+    )
+    captured = capsys.readouterr()
+    assert "  error: engine setup failed: EngineError: license server" in captured.out
+    # the progress line says ERROR and why, in one line
+    assert (
+        "error (ERROR) " in captured.err and "s: engine setup failed: EngineError" in captured.err
+    )
+
+
+def test_an_adapter_signature_mismatch_on_the_first_search_is_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, report = _run_json(
+        tmp_path, _scenario(tmp_path), f"{ENG}:make_wrong_library_version"
+    )
+    (run,) = report.runs
+    assert (code, run.verdict) == (3, "error")
+    f = run.findings[0]
+    assert (f.cycle, f.step, f.op) == (1, 1, "search")
+    assert "unexpected keyword argument 'num_threads'" in f.summary
+    assert f.summary.startswith("adapter/library API mismatch (first search of the run)")
+
+
+def test_attribute_error_on_none_after_a_clear_stays_a_lifecycle_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, report = _run_json(tmp_path, _scenario(tmp_path), f"{ENG}:make_none_after_clear")
+    (run,) = report.runs
+    assert (code, run.verdict) == (1, "lifecycle-error")
+    f = run.findings[0]
+    assert (f.cycle, f.op) == (2, "search") and "'NoneType' object has no attribute" in f.summary
+
+
+def test_an_expected_lifecycle_error_is_not_satisfied_by_a_setup_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sc = _scenario(tmp_path)
+    sc.write_text(sc.read_text() + '\n[expect]\nverdict = "lifecycle-error"\n')
+    code, _out, report = _run_json(tmp_path, sc, f"{ENG}:make_factory_error")
+    (run,) = report.runs
+    assert (run.expected_verdict, run.verdict, run.passed, code) == (
+        "lifecycle-error",
+        "error",
+        False,
+        3,
+    )
+    assert "PASS" not in capsys.readouterr().out
+
+
+def test_a_module_that_exists_but_fails_to_import_is_left_to_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memcycle.engines.base import EngineError
+    from memcycle.engines.registry import check_engine_spec
+
+    (tmp_path / "needs_vendorlib.py").write_text("import vendorlib_not_installed\n")
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('no GPU')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check_engine_spec("needs_vendorlib:make")  # the child reports it: verdict error, exit 3
+    check_engine_spec("raises_on_import:make")
+    check_engine_spec("tests.engines_for_tests:make_bruteforce")
+    check_engine_spec("faiss")  # built-in: its missing package would be the run's error
+    with pytest.raises(EngineError, match=r"cannot import 'tests\.no_such_module'"):
+        check_engine_spec("tests.no_such_module:f")
+    with pytest.raises(EngineError, match="unknown engine 'refimp'; expected one of refimpl"):
+        check_engine_spec("refimp")
+
+
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out

@@ -183,18 +183,104 @@ def test_faults_dir_and_single_files_are_collected_when_named(project: pytest.Py
     assert "scenarios/alpha.toml::alpha[refimpl-checked]" in out
 
 
-def test_plain_pytest_does_not_collect_scenarios(project: pytest.Pytester) -> None:
+def test_plain_pytest_collects_cycle_tables_in_testpaths_but_not_elsewhere(
+    project: pytest.Pytester,
+) -> None:
     for args in ((), ("tests",)):
         result = _run(project, *args, "--collect-only", "-q")
         out = result.stdout.str()
         assert "tests/test_plain.py::test_plain" in out
-        assert ".toml" not in out, args
-        result.assert_outcomes()  # collection only
+        assert "tests/fixture_scenario.toml::in-tests[refimpl-checked]" in out, args
+        assert "scenarios/" not in out, args  # not in testpaths, not in memcycle_paths
+
+
+def test_a_scenario_folder_in_testpaths_is_collected(project: pytest.Pytester) -> None:
+    project.makefile(
+        ".toml", pyproject='[tool.pytest.ini_options]\ntestpaths = ["tests", "scenarios"]\n'
+    )
+    out = _run(project, "--collect-only", "-q").stdout.str()
+    assert "scenarios/alpha.toml::alpha[refimpl-checked]" in out
+    assert "scenarios/beta.toml::beta[refimpl-checked]" in out
+    assert "faulty" not in out and "settings.toml" not in out
+
+
+def test_memcycle_paths_ini_collects_scenarios_on_a_plain_pytest(project: pytest.Pytester) -> None:
+    project.makefile(
+        ".toml",
+        pyproject='[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+        'memcycle_paths = ["scenarios", "scenarios/faults/f.toml"]\n',
+    )
+    out = _run(project, "--collect-only", "-q").stdout.str()
+    assert "tests/test_plain.py::test_plain" in out
+    assert "scenarios/alpha.toml::alpha[refimpl-checked]" in out
+    assert "scenarios/faults/f.toml::faulty[refimpl-checked]" in out  # named directly
+    # naming a path on the command line still collects only that path
+    out = _run(project, "tests/test_plain.py", "--collect-only", "-q").stdout.str()
+    assert "alpha" not in out
+
+
+def test_a_missing_memcycle_paths_entry_is_a_usage_error(project: pytest.Pytester) -> None:
+    project.makefile(
+        ".toml", pyproject='[tool.pytest.ini_options]\nmemcycle_paths = ["scenarioz"]\n'
+    )
+    result = _run(project, "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "memcycle_paths: " in err and "scenarioz" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ("--memcycle-engine", "nope"),
+            ("--memcycle-engine: unknown engine 'nope'", "expected one of refimpl"),
+        ),
+        (
+            ("--memcycle-engine", "no_such_module:make"),
+            ("--memcycle-engine: cannot import 'no_such_module'",),
+        ),
+        (("--memcycle-engine", "tinyengine:nothing"), ("has no factory 'nothing'",)),
+        (
+            ("--memcycle-allocator", "chekced"),
+            ("--memcycle-allocator: unknown allocator 'chekced'", "numpy, checked, raw"),
+        ),
+        (("--memcycle-timeout", "0"), ("--memcycle-timeout: 0.0 is not a positive number",)),
+    ],
+)
+def test_a_bad_memcycle_option_is_a_usage_error_before_collection(
+    project: pytest.Pytester, args: tuple[str, ...], needles: tuple[str, ...]
+) -> None:
+    result = _run(project, "scenarios", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = [line for line in result.stderr.str().splitlines() if line.strip()]
+    assert len(err) == 1, err  # one line
+    for needle in needles:
+        assert needle in err[0], err
+    assert "collected" not in result.stdout.str()
+
+
+def test_tags_become_markers_that_work_under_strict_markers(project: pytest.Pytester) -> None:
+    (project.path / "scenarios" / "tagged.toml").write_text(
+        _scenario("tagged", extra='tags = ["slow", "nightly"]')
+    )
+    base = ("scenarios", "--strict-markers", "--memcycle-engine", TINY, "--memcycle-no-memray")
+    result = _run(project, *base, "-m", "slow")
+    result.assert_outcomes(passed=1)
+    assert "tagged" in result.stdout.str() and "alpha" not in result.stdout.str()
+    result = _run(project, *base, "-k", "nightly", "--collect-only", "-q")
+    assert [line for line in result.stdout.lines if "::" in line] == [
+        f"scenarios/tagged.toml::tagged[{TINY}-native]"
+    ]
+    out = _run(project, "--markers").stdout.str()
+    for name in ("@pytest.mark.memcycle", "@pytest.mark.slow", "@pytest.mark.soak"):
+        assert name in out
 
 
 def test_pass_and_crash_failure_shows_cycle_table_not_a_traceback(
-    project: pytest.Pytester,
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # the -ra summary line is not cut at 80 columns
     result = _run(
         project,
         "scenarios/alpha.toml",
@@ -206,26 +292,89 @@ def test_pass_and_crash_failure_shows_cycle_table_not_a_traceback(
     )
     result.assert_outcomes(passed=1, failed=1)
     out = result.stdout.str()
-    assert f"alpha on {CRASHY}/native: verdict crash, expected clean" in out
-    assert "| Cycle | expected (clean) | this run | Status |" in out
-    assert "| 2 | ✅ | ⚡ (SIGSEGV) | Crashes |" in out
-    assert "| 3 | ✅ | - | - |" in out
+    assert f"memcycle: alpha on {CRASHY}/native" in out
+    assert "Cycle  expected (clean)  this run         Status" in out
+    assert "2      ok                CRASH (SIGSEGV)  Crashes" in out
     assert "Fatal Python error: Segmentation fault" in out  # the evidence
+    # the crash line (the -ra summary, the JUnit message) is the one-line headline
+    summary = next(ln for ln in out.splitlines() if ln.startswith("FAILED scenarios/alpha.toml"))
+    assert summary == (
+        f"FAILED scenarios/alpha.toml::alpha[{CRASHY}-native] - memcycle: alpha on {CRASHY}/native:"
+        " verdict crash (expected clean) at cycle 2, step 0 (insert): SIGSEGV in cycle 2 at insert:"
+        " Fatal Python error: Segmentation fault"
+    )
     # no traceback frames of the harness or of pytest itself ("path.py:123: in func")
     assert "harness/runner.py" not in out
     assert not re.search(r"_pytest/\S+\.py:\d+: in ", out)
+    for bad in ("✅", "⚡", "**", "|---"):
+        assert bad not in out
 
 
-def test_invalid_scenario_is_a_collection_error_naming_file_and_field(
+def test_junit_messages_of_failures_and_errors_are_one_plain_line(
     project: pytest.Pytester,
 ) -> None:
-    bad = project.path / "scenarios" / "bad.toml"
+    project.makepyfile(
+        badengine="from memcycle.engines.base import EngineError\n"
+        "def make(config):\n    raise EngineError('license server unreachable')\n"
+    )
+    result = _run(
+        project,
+        "scenarios/alpha.toml",
+        "--memcycle-engine",
+        CRASHY,
+        "--memcycle-engine",
+        "badengine:make",
+        "--memcycle-no-memray",
+        "--junitxml",
+        "junit.xml",
+    )
+    result.assert_outcomes(failed=1, errors=1)
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(project.path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("failures"), suite.get("errors")) == ("1", "1")
+    failure = suite.find("testcase/failure")
+    error = suite.find("testcase/error")
+    assert failure is not None and error is not None
+    for el in (failure, error):
+        message = el.get("message") or ""
+        assert "\n" not in message, message
+        for bad in ("✅", "❌", "⚡", "**", "|---"):
+            assert bad not in message and bad not in (el.text or "")
+    assert (failure.get("message") or "").startswith(
+        f"memcycle: alpha on {CRASHY}/native: verdict crash (expected clean) at cycle 2, step 0"
+    )
+    assert "CRASH (SIGSEGV)" in (failure.text or "")
+    assert "ERROR at op setup: engine setup failed: EngineError: license server unreachable" in (
+        error.get("message") or ""
+    )
+
+
+def test_an_error_run_is_an_error_of_the_item_not_a_failure(project: pytest.Pytester) -> None:
+    project.makepyfile(broken="import vendorlib_not_installed\n")
+    result = _run(
+        project, "scenarios/alpha.toml", "--memcycle-engine", "broken:make", "--memcycle-no-memray"
+    )
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "ERROR at setup of scenario alpha [broken:make/native]" in out
+    assert "No module named 'vendorlib_not_installed'" in out
+    assert "No cycle ran" in out
+
+
+def test_an_invalid_scenario_is_one_erroring_item_and_the_suite_still_runs(
+    project: pytest.Pytester,
+) -> None:
+    bad = project.path / "tests" / "bad.toml"
     bad.write_text(_scenario("bad").replace('op = "clear"', 'op = "clear", bogus = 1'))
-    result = _run(project, "scenarios/bad.toml", "--collect-only", "-q")
+    (project.path / "tests" / "fixture_scenario.toml").unlink()
+    result = _run(project)
+    result.assert_outcomes(passed=1, errors=1)
     out = result.stdout.str()
     assert "memcycle: invalid scenario" in out
     assert "bad.toml" in out and "bogus" in out
-    assert result.ret != 0
+    assert "harness/scenario.py" not in out  # no harness traceback
+    assert "Interrupted" not in out
 
 
 def test_scenario_for_another_engine_is_skipped(project: pytest.Pytester) -> None:
@@ -320,6 +469,128 @@ def test_memcycle_run_fixture_with_dict_and_toml(project: pytest.Pytester) -> No
     result.assert_outcomes(passed=2)
     data = json.loads((project.path / "rep" / "report.json").read_text())
     assert sorted(r["scenario"] for r in data["runs"]) == ["inline", "inline-crash"]
+
+
+def test_the_fixture_defaults_to_refimpl_whatever_memcycle_engine_says(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_default="""
+        import pytest
+        import memcycle.runner
+        from memcycle.pytest_plugin import DEFAULT_ALLOCATOR
+        from memcycle.records import RunRecord
+
+        calls = []
+
+        @pytest.fixture(autouse=True)
+        def fake_run(monkeypatch):  # autouse: patched before memcycle_run imports run_one
+            def run_one(path, engine, allocator, faults, **kw):
+                calls.append((engine, allocator))
+                return RunRecord("d", str(path), engine, allocator, [], "clean")
+            monkeypatch.setattr(memcycle.runner, "run_one", run_one)
+
+        def test_default(memcycle_run):
+            memcycle_run({"name": "d", "dimension": 4, "cycle": [
+                {"steps": [{"op": "insert", "count": 20}, {"op": "clear"}]}]})
+            assert calls == [("refimpl", DEFAULT_ALLOCATOR)]
+        """
+    )
+    result = _run(
+        project, "test_default.py", "--memcycle-engine", TINY, "--memcycle-allocator", "raw"
+    )
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("call", "needles"),
+    [
+        ('memcycle_run(GOOD, engine="nope")', ("unknown engine 'nope'", "expected one of")),
+        ('memcycle_run(GOOD, allocator="chekced")', ("unknown allocator 'chekced'", "raw")),
+        ('memcycle_run(GOOD, faults=["gremlin"])', ("unknown fault 'gremlin'", "expected one of")),
+        ("memcycle_run(GOOD, memrey=False)", ("unknown option 'memrey'", "memray")),
+        (
+            'memcycle_run(GOOD.replace("clear", "clearr"))',
+            ("invalid scenario", "clearr", "expected one of"),
+        ),
+        ('memcycle_run(Path("nope.toml"))', ("invalid scenario", "nope.toml")),
+    ],
+)
+def test_the_fixture_rejects_bad_input_in_one_line_before_running(
+    project: pytest.Pytester, call: str, needles: tuple[str, ...]
+) -> None:
+    good = _scenario("good")
+    project.makepyfile(
+        test_bad=f"""
+        from pathlib import Path
+        GOOD = {good!r}
+
+        def test_bad(memcycle_run):
+            {call}
+        """
+    )
+    result = _run(project, "test_bad.py", "-rf")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("E ")]  # one line
+    assert "memcycle.assertions.MemcycleUsageError: memcycle_run: " in line
+    for needle in needles:
+        assert needle in line, line
+    assert "harness/pytest_plugin.py" not in out and "harness/scenario.py" not in out
+    assert "harness/runner.py" not in out  # nothing ran
+
+
+def test_the_fixture_raises_memcycle_error_for_an_error_run_instead_of_a_record(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        badengine="from memcycle.engines.base import EngineError\n"
+        "def make(config):\n    raise EngineError('license server unreachable')\n",
+        test_err=f"""
+        import memcycle, pytest
+
+        def test_err(memcycle_run):
+            with pytest.raises(memcycle.MemcycleError) as info:
+                memcycle_run({_scenario("e")!r}, engine="badengine:make", memray=False)
+            assert info.value.record.verdict == "error"
+            assert "license server unreachable" in str(info.value)
+            assert "\\n" not in str(info.value)
+        """,
+    )
+    _run(project, "test_err.py").assert_outcomes(passed=1)
+
+
+def test_assert_clean_shows_the_cycle_table_and_evidence_and_a_one_line_message(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_assert=f"""
+        import memcycle
+
+        def test_crash_is_not_clean(memcycle_run):
+            rec = memcycle_run({_scenario("assert-crash")!r}, engine="{CRASHY}", memray=False)
+            memcycle.assert_clean(rec)
+
+        def test_expected_crash(memcycle_run):
+            rec = memcycle_run({_scenario("assert-crash")!r}, engine="{CRASHY}", memray=False)
+            memcycle.assert_verdict(rec, "crash")
+        """
+    )
+    result = _run(project, "test_assert.py", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "MemcycleAssertionError: memcycle: assert-crash on" in out
+    assert "expected clean, got verdict crash (expected clean) at cycle 2, step 0 (insert)" in out
+    assert "2      ok                CRASH (SIGSEGV)  Crashes" in out  # the table
+    assert "Fatal Python error: Segmentation fault" in out  # the evidence
+    assert "assertions.py" not in out  # the helper's own frame is hidden
+    import xml.etree.ElementTree as ET
+
+    failure = ET.parse(project.path / "junit.xml").getroot().find(".//failure")
+    assert failure is not None
+    message = failure.get("message") or ""
+    assert "\n" not in message and message.startswith("memcycle: assert-crash on")
+    assert "CRASH (SIGSEGV)" in (failure.text or "")
 
 
 def test_scenario_toml_round_trips_through_the_parser() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from factories import MiB, crash_run, double_free_finding, make_run, sample_report
-from memcycle.records import Finding, Report
+from memcycle.records import CycleSummary, Finding, Report, RunRecord
 from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
 from memcycle.reporters.common import cell, cycle_table, evidence_items, fmt_bytes
 from memcycle.reporters.markdown import render_markdown, render_run
@@ -154,11 +154,79 @@ def test_junit_one_testcase_per_run_with_failure_and_skip() -> None:
     assert failure is not None
     assert failure.get("type") == "wrong-result"
     assert "expected clean" in (failure.get("message") or "")
-    assert "❌ (wrong-result)" in (failure.text or "")
+    assert "FAIL (wrong-result)" in (failure.text or "")
     skipped = by_name[("peer-hnswlib", "hnswlib/native/no-faults")].find("skipped")
     assert skipped is not None and skipped.get("message") == "hnswlib is not installed"
     ok = by_name[("repeated-clear-insert", "refimpl/checked/sparse-map-recreate")]
     assert ok.find("failure") is None
+
+
+def _setup_error_run(expected: str = "clean") -> RunRecord:
+    run = make_run("engine-missing", engine="broken:make", verdict="error", expected=expected)
+    run.steps = []
+    run.cycles = [CycleSummary(c, 8, "-") for c in range(1, 9)]
+    run.exit = {
+        "kind": "exception",
+        "code": 4,
+        "stderr_tail": "Traceback ...\nModuleNotFoundError: No module named 'vendorlib'\n",
+    }
+    run.findings = [
+        Finding(
+            "error",
+            None,
+            None,
+            "setup",
+            "engine setup failed: ModuleNotFoundError: No module named 'vendorlib'",
+            {"error": {"type": "builtins.ModuleNotFoundError", "traceback": "Traceback ..."}},
+        )
+    ]
+    return run
+
+
+def test_junit_error_run_is_an_error_element_counted_in_errors_not_failures() -> None:
+    report = sample_report()
+    report.runs.append(_setup_error_run())
+    suite = ET.fromstring(render_junit(report)).find("testsuite")
+    assert suite is not None
+    assert (suite.get("errors"), suite.get("failures")) == ("1", "1")
+    case = next(c for c in suite.findall("testcase") if c.get("classname") == "engine-missing")
+    assert case.find("failure") is None
+    error = case.find("error")
+    assert error is not None and error.get("type") == "error"
+    assert error.get("message") == (
+        "ERROR at op setup: engine setup failed: ModuleNotFoundError: No module named 'vendorlib'"
+    )
+    body = error.text or ""
+    assert "No cycle ran" in body and "No module named 'vendorlib'" in body
+    assert "| 1 |" not in body  # no invented cycle table
+
+
+def test_junit_messages_are_one_plain_line_and_bodies_carry_no_emoji_or_markdown() -> None:
+    report = sample_report()
+    report.runs.append(_setup_error_run())
+    report.runs.append(crash_run(expected="clean"))
+    root = ET.fromstring(render_junit(report))
+    elements = root.findall(".//failure") + root.findall(".//error")
+    assert len(elements) == 3
+    for el in elements:
+        message = el.get("message") or ""
+        assert message and "\n" not in message, message
+        assert el.get("type") in message or "ERROR" in message
+        for text in (message, el.text or ""):
+            for bad in ("✅", "❌", "⚡", "**", "|---", "```"):
+                assert bad not in text, (bad, text)
+    crash = next(el for el in elements if el.get("type") == "crash")
+    assert (crash.get("message") or "").startswith("verdict crash (expected clean) at cycle ")
+    assert "CRASH (SIGABRT)" in (crash.text or "")
+
+
+def test_summary_counts_errors_and_marks_the_run_error() -> None:
+    report = sample_report()
+    report.runs.append(_setup_error_run())
+    md = render_markdown(report)
+    assert "1 error(s) (memcycle or the adapter could not run them)" in md
+    assert "### broken:make/checked/no-faults: error (ERROR)" in md
+    assert "(no cycle ran: memcycle or the adapter could not build the engine)" in md
 
 
 def test_junit_survives_control_characters_in_stderr() -> None:

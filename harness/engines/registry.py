@@ -93,3 +93,40 @@ def make_engine(spec: str, config: EngineConfig | None = None) -> Engine:
             f"engine {spec!r} lacks {', '.join(missing)} (see harness.engines.base.Engine)"
         )
     return engine
+
+
+def check_engine_spec(spec: str) -> None:
+    """Fail fast (EngineError, one line) on an engine spec that names nothing: an unknown
+    built-in name, a malformed spec, a module or file that does not exist, a factory the
+    module does not have. A module that exists but cannot be imported (a dependency of it is
+    missing, it raises on import) passes: that is the run's `error`, with the traceback, from
+    the child, and never a reason to refuse the other runs."""
+    if spec in BUILTIN:
+        return
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise EngineError(
+            f"unknown engine {spec!r}; expected one of {', '.join(ENGINE_NAMES)} "
+            "or a 'package.module:factory' spec"
+        )
+    if module_name.endswith(".py"):
+        if not os.path.isfile(module_name):
+            raise EngineError(
+                f"engine module file {module_name!r} does not exist (engine {spec!r})"
+            )
+        return
+    try:
+        load_factory(spec)
+    except EngineError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ModuleNotFoundError) and cause.name is not None:
+            parts = module_name.split(".")
+            named = {".".join(parts[: i + 1]) for i in range(len(parts))}
+            if cause.name in named:
+                raise  # the spec's own module (or a package of it) does not exist: a typo
+            return  # the module exists, a dependency of it is missing: the run's error
+        if isinstance(cause, ImportError):
+            return
+        raise  # no such factory in the module, or not callable
+    except Exception:
+        return  # importing the module raised: the child reports it as the run's error

@@ -498,7 +498,10 @@ def is_memory_fault(verdict: str) -> bool:
 
 
 def outcome(run: RunRecord) -> str:
-    """'PASS', 'FAIL' or 'SKIP' against the run's expected verdict."""
+    """'PASS', 'FAIL' or 'SKIP' against the run's expected verdict; 'ERROR' when memcycle or
+    the adapter could not run it (never counted as the engine's failure, never a pass)."""
+    if run.verdict == "error":
+        return "ERROR"
     if run.verdict == "skipped" and run.expected_verdict != "skipped":
         return "SKIP"
     return "PASS" if run.passed else "FAIL"
@@ -519,7 +522,7 @@ def skip_reason(run: RunRecord) -> str:
 
 
 def counts(report: Report) -> dict[str, int]:
-    out = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+    out = {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
     for r in report.runs:
         out[outcome(r)] += 1
     return out

@@ -48,7 +48,7 @@ th,td{border:1px solid #cbd5e0;padding:.25rem .6rem;text-align:left;vertical-ali
 th{background:#edf2f7}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;border-radius:3px;padding:0 .45rem;font-size:.8rem;font-weight:600;color:#fff}
-.PASS{background:#2f855a}.FAIL{background:#c53030}.SKIP{background:#718096}
+.PASS{background:#2f855a}.FAIL{background:#c53030}.SKIP{background:#718096}.ERROR{background:#b7791f}
 .verdict{font-weight:600}
 pre{background:#1a202c;color:#e2e8f0;padding:.6rem;border-radius:4px;overflow-x:auto;font-size:.8rem;max-height:24rem}
 img.plot{max-width:100%;height:auto;display:block;margin:.5rem 0}
@@ -235,7 +235,9 @@ def render_html(
         f'<p class="meta">created {_e(report.created)} · {len(report.runs)} runs: '
         f'<span class="badge PASS">{c["PASS"]} passed</span> '
         f'<span class="badge FAIL">{c["FAIL"]} failed</span> '
-        f'<span class="badge SKIP">{c["SKIP"]} skipped</span></p>',
+        f'<span class="badge SKIP">{c["SKIP"]} skipped</span>'
+        + (f' <span class="badge ERROR">{c["ERROR"]} error(s)</span>' if c["ERROR"] else "")
+        + "</p>",
     ]
     if report.command:
         body.append(f'<p class="meta">command: <code>{_e(" ".join(report.command))}</code></p>')

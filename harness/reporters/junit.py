@@ -1,8 +1,11 @@
 """junit.xml: one testcase per run, so CI systems show memcycle results natively.
 
 classname = scenario, name = engine/allocator/faults; a <failure> when the
-verdict differs from the expected one (message = the first finding, text = the
-cycle table and evidence), <skipped> for a skipped run.
+verdict differs from the expected one, an <error> when the run is `error` (memcycle
+or the adapter could not run it: counted in `errors`, never in `failures`), <skipped>
+for a skipped run. The `message` attribute is one plain line (verdict, cycle, step,
+what happened: `text.headline`); the element text is the plain-text cycle table and
+evidence (`text.render_run_text`): no emoji or markdown in either.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from memcycle.records import Report, RunRecord
+from memcycle.records import Report
 
-from .common import counts, finding_headline, outcome, run_label, skip_reason
-from .markdown import render_run
+from .common import counts, outcome, run_label, skip_reason
+from .text import headline, render_run_text
 
 # characters XML 1.0 cannot carry at all (stderr tails can hold anything)
 _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -21,14 +24,6 @@ _INVALID_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010
 
 def _clean(text: str) -> str:
     return _INVALID_XML.sub("\ufffd", text)
-
-
-def _failure_message(run: RunRecord) -> str:
-    head = f"verdict {run.verdict}, expected {run.expected_verdict}"
-    relevant = [f for f in run.findings if f.verdict == run.verdict] or run.findings
-    if relevant:
-        head += ": " + finding_headline(relevant[0])
-    return head.splitlines()[0] if head else head
 
 
 def render_junit(report: Report, baseline: Report | None = None) -> str:
@@ -43,7 +38,7 @@ def render_junit(report: Report, baseline: Report | None = None) -> str:
             "name": "memcycle",
             "tests": str(len(report.runs)),
             "failures": str(c["FAIL"]),
-            "errors": "0",
+            "errors": str(c["ERROR"]),
             "skipped": str(c["SKIP"]),
             "time": f"{total_time:.3f}",
             "timestamp": report.created,
@@ -65,14 +60,16 @@ def render_junit(report: Report, baseline: Report | None = None) -> str:
         result = outcome(run)
         if result == "SKIP":
             ET.SubElement(case, "skipped", {"message": _clean(skip_reason(run))})
-        elif result == "FAIL":
-            failure = ET.SubElement(
-                case, "failure", {"message": _clean(_failure_message(run)), "type": run.verdict}
+        elif result in ("FAIL", "ERROR"):
+            element = ET.SubElement(
+                case,
+                "failure" if result == "FAIL" else "error",
+                {"message": _clean(headline(run)), "type": run.verdict},
             )
-            failure.text = _clean(render_run(run, report.runs, baseline))
+            element.text = _clean(render_run_text(run, report.runs, baseline))
         else:
             out = ET.SubElement(case, "system-out")
-            out.text = _clean(render_run(run, report.runs, baseline, memory_table=True))
+            out.text = _clean(render_run_text(run, report.runs, baseline))
     ET.indent(suites)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -59,7 +59,9 @@ def render_run(
         ["Cycle", table.baseline_name, "this run", "Status"],
         [[r.label, r.baseline, r.this_run, r.status] for r in table.rows],
     )
-    if not table.rows:
+    if run.verdict == "error" and not run.steps:
+        lines = ["(no cycle ran: memcycle or the adapter could not build the engine)"]
+    elif not table.rows:
         lines.append("")
         lines.append("(no cycle was recorded)")
     lines.append("")
@@ -106,7 +108,12 @@ def render_markdown(report: Report, baseline: Report | None = None) -> str:
         f"# memcycle report {report.run_id}",
         "",
         f"Created {report.created}. {len(report.runs)} runs: "
-        f"{c['PASS']} passed, {c['FAIL']} failed, {c['SKIP']} skipped.",
+        f"{c['PASS']} passed, {c['FAIL']} failed, {c['SKIP']} skipped"
+        + (
+            f", {c['ERROR']} error(s) (memcycle or the adapter could not run them)."
+            if c["ERROR"]
+            else "."
+        ),
     ]
     if report.command:
         lines += ["", "Command: `" + " ".join(report.command) + "`"]
