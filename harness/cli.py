@@ -1,7 +1,8 @@
 """`memcycle`: run cycle tables in isolated children, list what exists, report, gate.
 
 Exit status: 0 when every run's verdict is what its scenario expects or the
-run was skipped (shown as SKIP, never PASS), 1 when one differs, 2 for bad input (missing file, malformed scenario, unknown
+run was skipped (shown as SKIP, never PASS), 1 when one differs (or, with
+--fail-on-skip, when any run or step was skipped), 2 for bad input (missing file, malformed scenario, unknown
 engine, allocator or fault) — always a one-line message, never a traceback.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .bundled import scenarios_dir
+from .checks import skip_findings, was_skipped
 from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
 from .records import Report, RunRecord
@@ -78,20 +80,23 @@ def format_run(rec: RunRecord) -> str:
         f"{rec.scenario}  engine={rec.engine} allocator={rec.allocator} faults={faults}  "
         f"verdict={rec.verdict} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
     ]
-    if rec.verdict == "skipped":
-        # the whole scenario (a requirement the engine lacks) or some of its steps
-        reason = rec.exit.get("reason") or (rec.findings[0].summary if rec.findings else "")
+    skips = skip_findings(rec)
+    if rec.verdict == "skipped" and not rec.steps:
+        # the whole scenario: a requirement the engine lacks, or written for other engines
+        reason = rec.exit.get("reason") or (skips[0].summary if skips else "")
         lines.append(f"  skipped: {reason}")
-        if not rec.steps:
-            return "\n".join(lines)
-    for f in [f for f in rec.findings if f.verdict != "skipped"][:3]:
+        return "\n".join(lines)
+    # skipped steps are listed whatever the verdict: clean on what ran, or next to a leak
+    lines.extend(f"  skipped: {f.summary}" for f in skips)
+    real = [f for f in rec.findings if f.verdict != "skipped"]
+    for f in real[:3]:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
         if growth and growth[0].get("stack"):
             where = " <- ".join(growth[0]["stack"][:3])
             lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
-    if len(rec.findings) > 3:
-        lines.append(f"  - ... {len(rec.findings) - 3} more finding(s)")
+    if len(real) > 3:
+        lines.append(f"  - ... {len(real) - 3} more finding(s)")
     lines.append(
         "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) | RSS MiB | Status |"
     )
@@ -220,14 +225,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_run(rec))
     failed = [r for r in report.runs if not r.passed and r.verdict != "skipped"]
     skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
+    partial = [r for r in report.runs if r.verdict != "skipped" and was_skipped(r)]
     print()
     print(
         f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict, "
-        f"{len(skipped)} skipped (not passed); "
+        f"{len(skipped)} skipped (not passed), {len(partial)} with skipped steps; "
         f"report: {out / 'report.json'}"
         + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
     )
-    return 1 if failed else 0
+    if failed:
+        return 1
+    if args.fail_on_skip and (skipped or partial):
+        print(
+            f"memcycle: --fail-on-skip: {len(skipped)} run(s) skipped, "
+            f"{len(partial)} run(s) with skipped steps",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -341,6 +356,12 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT,
         metavar="S",
         help=f"seconds per run before the child is killed (default {DEFAULT_TIMEOUT:.0f})",
+    )
+    run.add_argument(
+        "--fail-on-skip",
+        action="store_true",
+        help="exit 1 when any run, or any step of a run, was skipped (a capability the engine "
+        "lacks, a scenario written for other engines): for CI that must test everything",
     )
     run.set_defaults(func=cmd_run)
 
