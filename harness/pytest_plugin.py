@@ -81,6 +81,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run without the memray capture (faster; no leaked-bytes column, no flamegraphs)",
     )
+    group.addoption(
+        "--memcycle-fail-on-skip",
+        action="store_true",
+        default=False,
+        help="fail a scenario item when the run, or any step of it, was skipped (a capability "
+        "the engine lacks): for CI that must test everything (memcycle run --fail-on-skip)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -194,7 +201,8 @@ class ScenarioFile(pytest.File):
             for tag in ("slow", "soak"):
                 if tag in scenario.tags:
                     item.add_marker(getattr(pytest.mark, tag))
-            if scenario.engines and engine not in scenario.engines:
+            fail_on_skip = self.config.getoption("memcycle_fail_on_skip", False)
+            if scenario.engines and engine not in scenario.engines and not fail_on_skip:
                 item.add_marker(
                     pytest.mark.skip(
                         reason=f"scenario {scenario.name} is written for {', '.join(scenario.engines)}"
@@ -236,6 +244,14 @@ class ScenarioItem(pytest.Item):
         self.record = record
         _remember(self, record)
         self.user_properties.append(("memcycle_verdict", record.verdict))
+        if self.config.getoption("memcycle_fail_on_skip", False):
+            from memcycle.checks import skip_findings, was_skipped
+
+            # an unexpected verdict still fails below, with its table; a skip fails here
+            if was_skipped(record) and (record.passed or record.verdict == "skipped"):
+                skips = skip_findings(record)
+                why = skips[0].summary if skips else str(record.exit.get("reason", "skipped"))
+                pytest.fail(f"--memcycle-fail-on-skip: {why}", pytrace=False)
         if record.verdict == "skipped" and record.expected_verdict != "skipped":
             from memcycle.reporters.common import skip_reason
 
