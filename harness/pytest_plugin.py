@@ -244,14 +244,21 @@ class ScenarioItem(pytest.Item):
         self.record = record
         _remember(self, record)
         self.user_properties.append(("memcycle_verdict", record.verdict))
-        if self.config.getoption("memcycle_fail_on_skip", False):
-            from memcycle.checks import skip_findings, was_skipped
+        from memcycle.checks import skip_findings, was_skipped
 
-            # an unexpected verdict still fails below, with its table; a skip fails here
-            if was_skipped(record) and (record.passed or record.verdict == "skipped"):
-                skips = skip_findings(record)
-                why = skips[0].summary if skips else str(record.exit.get("reason", "skipped"))
-                pytest.fail(f"--memcycle-fail-on-skip: {why}", pytrace=False)
+        for f in skip_findings(record) if record.verdict != "skipped" else []:
+            # judged on what ran; the skipped steps stay visible (-rP, JUnit properties)
+            self.user_properties.append(("memcycle_skipped_steps", f.summary))
+            self.add_report_section("call", "memcycle skipped steps", f.summary)
+        # with --memcycle-fail-on-skip a skip fails here; an unexpected verdict fails below
+        if (
+            self.config.getoption("memcycle_fail_on_skip", False)
+            and was_skipped(record)
+            and (record.passed or record.verdict == "skipped")
+        ):
+            skips = skip_findings(record)
+            why = skips[0].summary if skips else str(record.exit.get("reason", "skipped"))
+            pytest.fail(f"--memcycle-fail-on-skip: {why}", pytrace=False)
         if record.verdict == "skipped" and record.expected_verdict != "skipped":
             from memcycle.reporters.common import skip_reason
 
