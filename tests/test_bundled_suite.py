@@ -291,3 +291,33 @@ def test_pytest_fail_on_skip_fails_an_item_with_skipped_steps(pytester: pytest.P
     result = pytester.runpytest(*common, "--memcycle-fail-on-skip")
     result.assert_outcomes(failed=1)
     assert "--memcycle-fail-on-skip: 1 step skipped: delete" in result.stdout.str()
+
+
+def test_the_schema_example_parses_with_its_refimpl_table() -> None:
+    text = (BUNDLED / "SCHEMA.md").read_text()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    sc = parse_scenario(example, "example.toml")
+    assert sc.options("refimpl") == {"M": 16, "buffer_size": 256, "segment_threshold": 2048}
+    assert sc.options("hnswlib") == {"M": 16} and sc.engines == ()
+
+
+def test_a_refimpl_table_reaches_refimpl_in_the_child_and_no_other_engine(tmp_path: Path) -> None:
+    path = tmp_path / "scoped.toml"
+    path.write_text(
+        'name = "scoped"\ndimension = 8\n[engine.refimpl]\nbogus = 1\n'
+        '[[cycle]]\nsteps = [ { op = "insert", count = 20 }, { op = "clear" } ]\n'
+    )
+    on_refimpl = _replay(path, "refimpl")  # refimpl refuses an option it does not know
+    assert not on_refimpl.steps
+    assert "unknown refimpl option(s) bogus" in on_refimpl.findings[0].summary
+    on_strict = _replay(path, f"{ENG}:make_strict")  # strict refuses any option at all
+    assert on_strict.verdict == "clean" and on_strict.steps
+
+
+def test_the_bundled_refimpl_thresholds_are_what_the_refimpl_adapter_builds_with() -> None:
+    from memcycle.engines.base import EngineConfig
+    from memcycle.engines.registry import make_engine
+
+    sc = load_scenario(BUNDLED / "flat-buffer-threshold.toml")
+    engine = make_engine("refimpl", EngineConfig(options=sc.options("refimpl")))
+    assert engine.kwargs == {"buffer_size": 256, "segment_threshold": 2048}  # type: ignore[attr-defined]
