@@ -321,3 +321,23 @@ def test_the_bundled_refimpl_thresholds_are_what_the_refimpl_adapter_builds_with
     sc = load_scenario(BUNDLED / "flat-buffer-threshold.toml")
     engine = make_engine("refimpl", EngineConfig(options=sc.options("refimpl")))
     assert engine.kwargs == {"buffer_size": 256, "segment_threshold": 2048}  # type: ignore[attr-defined]
+
+
+def test_a_leak_with_skipped_steps_shows_both_on_the_console() -> None:
+    sc = parse_scenario(
+        "dimension = 8\n[[cycle]]\nrepeat = 3\nsteps = [ { op = 'insert', count = 5 }, "
+        "{ op = 'delete', count = 1 }, { op = 'clear' } ]\n"
+    )
+    record = RunRecord("s", "s.toml", "e", "native", [], "clean", exit={"kind": "clean"})
+    for c in (1, 2, 3):
+        ledger = {"live_blocks": c, "live_bytes": 64 * c, "by_label": {"rows": {"bytes": 64}}}
+        record.steps += [
+            StepEvent(c, 0, "insert", True, 0.0, 8, 5 * c, 5 * c),
+            StepEvent(c, 1, "delete", True, 0.0, skipped="e has no delete"),
+            StepEvent(c, 2, "clear", True, 0.0, 8, 0, 0, memory={"ledger": ledger}),
+        ]
+    judge(record, sc.plan)
+    text = format_run(record)
+    assert "verdict=leak expected=clean  FAIL" in text
+    assert "  - leak: 1 block(s), 64 bytes still live after clear in cycle 1" in text
+    assert "  skipped: 3 steps skipped: delete x3 (e has no delete) in cycles 1..3" in text
