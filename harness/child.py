@@ -7,8 +7,10 @@ crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
 of an abort also lands on stderr for the parent to classify.
 
 Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
-`marker` (a memray boundary), `error` (setup failed), `skip` (a capability the
-scenario requires is missing), `end`.
+`marker` (a memray boundary), `error` (setup failed, or malformed capabilities),
+`skip` (the scenario needs, as a whole, what the engine lacks: `scenario.unmet_needs`),
+`end`. A step whose capability is missing (`scenario.step_skip_reason`) is a `step`
+event with `skipped` set.
 """
 
 from __future__ import annotations
