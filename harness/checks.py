@@ -18,8 +18,10 @@ Sources, in the order they are judged:
   allocator reports a cache of its own (`cached_bytes`, the checked allocator's
   quarantine of freed blocks), process-level growth is expected and only the
   exact ledger judges leaks.
-A run with nothing wrong in which a step was skipped (the engine lacks a
-capability) is `skipped`, with the skipped steps as evidence, never `clean`.
+Steps the engine could not run (a capability it lacks) are never judged: the run's
+verdict comes from the steps that ran, and a `skipped` finding listing every skipped
+step and its reason is added whatever that verdict is (a leak shows its skipped steps
+too). Only a run in which nothing could run is `skipped` as a whole.
 
 The `error` rule for a step's exception (`is_api_mismatch`): it is `error` (the adapter
 does not fit the library it drives, not an engine bug) only when it cannot be a lifecycle
@@ -532,37 +534,62 @@ def _growth_findings(
 def _skip_findings(steps: list[StepEvent]) -> list[Finding]:
     """Steps the engine could not run (a missing capability): the run did not test them.
 
-    A run that is otherwise clean but skipped steps is `skipped`, never `clean`:
-    the evidence lists every skipped step and the reasons.
+    Always listed, whatever the verdict (a leak and two skipped deletes show both); the
+    summary reads '6 steps skipped: delete x6 (faiss has no delete ...) in cycles 1..3'.
     """
     skipped = [ev for ev in steps if ev.skipped]
     if not skipped:
         return []
     reasons: dict[str, int] = {}
+    by_op: dict[tuple[str, str], int] = {}
     for ev in skipped:
         reasons[str(ev.skipped)] = reasons.get(str(ev.skipped), 0) + 1
+        by_op[(ev.op, str(ev.skipped))] = by_op.get((ev.op, str(ev.skipped)), 0) + 1
     cycles = sorted({ev.cycle for ev in skipped})
     where = f"cycle {cycles[0]}" if len(cycles) == 1 else f"cycles {cycles[0]}..{cycles[-1]}"
-    why = "; ".join(f"{r} (x{n})" if n > 1 else r for r, n in reasons.items())
+    what = "; ".join(
+        f"{op}{f' x{n}' if n > 1 else ''} ({reason})" for (op, reason), n in by_op.items()
+    )
     first = skipped[0]
+    n = len(skipped)
     return [
         Finding(
             "skipped",
             first.cycle,
             first.step,
             first.op,
-            f"{len(skipped)} step(s) skipped in {where}: {why}"[:300],
+            f"{n} step{'s' if n > 1 else ''} skipped: {what} in {where}"[:300],
             {
                 "skipped_steps": [
                     {"cycle": ev.cycle, "step": ev.step, "op": ev.op, "reason": ev.skipped}
                     for ev in skipped[:200]
                 ],
-                "n_skipped": len(skipped),
+                "n_skipped": n,
                 "reasons": reasons,
                 "cycles": cycles,
             },
         )
     ]
+
+
+def skip_findings(record: RunRecord) -> list[Finding]:
+    """The record's `skipped` findings: the whole run, or the steps that could not run."""
+    return [f for f in record.findings if f.verdict == "skipped"]
+
+
+def was_skipped(record: RunRecord) -> bool:
+    """Whether anything of the run was skipped (for `--fail-on-skip`): the whole run, or
+    at least one step."""
+    return (
+        record.verdict == "skipped"
+        or bool(skip_findings(record))
+        or any(s.skipped for s in record.steps)
+    )
+
+
+def _ran_something(steps: list[StepEvent]) -> bool:
+    """Whether any step of the plan ran (the final close alone does not count)."""
+    return any(not ev.skipped and ev.op != "close" for ev in steps)
 
 
 MAX_FINDINGS_PER_VERDICT = 10
@@ -612,6 +639,10 @@ def judge(
     caller does not say, a run with steps, capabilities or a setup error is taken as
     started or as far as setup; anything else ended before it started."""
     if record.verdict == "skipped":
+        # skipped as a whole before any step (a requirement the engine lacks): say why
+        reason = str((record.exit or {}).get("reason") or "skipped")
+        if not record.findings:
+            record.findings = [Finding("skipped", None, None, None, reason)]
         record.cycles = [CycleSummary(pc.index, pc.dimension, "-") for pc in plan]
         return record
     if started is None:
@@ -620,11 +651,15 @@ def judge(
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
     findings += _growth_findings(record.steps, markers or [], analysis)
-    if not findings:
-        # nothing wrong, but a step the engine could not run was not tested: not a pass
-        findings = _skip_findings(record.steps)
-    record.findings = findings
-    record.verdict = worst([f.verdict for f in findings]) if findings else "clean"
+    skips = _skip_findings(record.steps)
+    if findings:
+        verdict = worst([f.verdict for f in findings])
+    elif skips and not _ran_something(record.steps):
+        verdict = "skipped"  # nothing of the plan could run
+    else:
+        verdict = "clean"  # judged on the steps that ran; the skipped ones are listed
+    record.findings = findings + skips
+    record.verdict = verdict
     record.cycles = summarize_cycles(record, plan, markers or [], analysis)
     return record
 
@@ -637,11 +672,14 @@ def summarize_cycles(
 ) -> list[CycleSummary]:
     """One row per planned cycle: ok, the worst verdict found in it, or '-' if not reached."""
     reached = {ev.cycle for ev in record.steps}
+    ran = {ev.cycle for ev in record.steps if not ev.skipped and ev.op != "close"}
     status: dict[int, list[str]] = {}
     for f in record.findings:
         if f.cycle is None and f.op == "setup":
             continue  # nothing ran: no cycle to mark
         cycles = f.evidence.get("cycles") or ([f.cycle] if f.cycle is not None else [plan[0].index])
+        if f.verdict == "skipped":  # a cycle with skipped steps is judged on what ran in it
+            cycles = [c for c in cycles if c not in ran]
         for c in cycles:
             status.setdefault(c, []).append(f.verdict)
             reached.add(c)

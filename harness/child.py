@@ -7,8 +7,10 @@ crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
 of an abort also lands on stderr for the parent to classify.
 
 Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
-`marker` (a memray boundary), `error` (setup failed), `skip` (a capability the
-scenario requires is missing), `end`.
+`marker` (a memray boundary), `error` (setup failed, or malformed capabilities),
+`skip` (the scenario needs, as a whole, what the engine lacks: `scenario.unmet_needs`),
+`end`. A step whose capability is missing (`scenario.step_skip_reason`) is a `step`
+event with `skipped` set.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ from .engines.registry import make_engine
 from .oracle import Oracle
 from .recording import Recorder
 from .records import StepEvent
-from .scenario import PlannedCycle, Scenario, Step, load_scenario
+from .scenario import (
+    PlannedCycle,
+    Scenario,
+    Step,
+    capability_problems,
+    load_scenario,
+    step_skip_reason,
+    unmet_needs,
+)
 
 RESET_OPS = ("clear", "destroy", "reload")
 FULL_MEASURE_OPS = (*RESET_OPS, "checkpoint")
@@ -164,8 +174,10 @@ class Replayer:
         c0 = self.compile_clock.seconds()
         t0 = time.perf_counter()
         try:
-            getattr(self, f"op_{step.op}")(pc, si, step, ev)
+            # a capability the engine lacks (scenario.step_skip_reason): not run, not judged
+            ev.skipped = step_skip_reason(step, self.engine)
             if ev.skipped is None:
+                getattr(self, f"op_{step.op}")(pc, si, step, ev)
                 ev.count = int(self.engine.count())
                 ev.expected_count = self.oracle.count()
         except Exception as exc:
@@ -203,9 +215,6 @@ class Replayer:
 
     def op_search(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
         flt = step.filter_dict()
-        if flt and not self.engine.capabilities.metadata_filter:
-            ev.skipped = f"{self.engine.name} has no metadata filter"
-            return
         dim = self.open_dim or self.last_dim or pc.dimension
         k = int(step.k or 10)
         queries = self.data.queries(int(step.queries or 10), dim, pc.index, si)
@@ -216,18 +225,12 @@ class Replayer:
         ev.check = check
 
     def op_get(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
-        get = getattr(self.engine, "get", None)
-        if get is None:
-            ev.skipped = f"{self.engine.name} has no get"
-            return
+        get = self.engine.get  # type: ignore[attr-defined]  # present: step_skip_reason
         ids = self.data.pick(self.oracle.live_ids(), int(step.count or 10), pc.index, si)
         vectors = np.asarray(get(ids)) if len(ids) else np.empty((0, 0), np.float32)
         ev.check = self.oracle.check_get(ids, vectors)
 
     def op_delete(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
-        if not self.engine.capabilities.delete:
-            ev.skipped = f"{self.engine.name} cannot delete"
-            return
         live = self.oracle.live_ids()
         n = step.count if step.count is not None else math.ceil((step.fraction or 0) * len(live))
         ids = self.data.pick(live, n, pc.index, si)
@@ -247,9 +250,6 @@ class Replayer:
         self.open_dim = None
 
     def op_reload(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
-        if not self.engine.capabilities.reload:
-            ev.skipped = f"{self.engine.name} cannot reload its module"
-            return
         self.engine.reload()
         self.oracle.clear()
         self.open_dim = None
@@ -320,7 +320,8 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
     try:
         try:
             spec = _resolve_spec(config["engine"])
-            options = {**scenario.options(), **(config.get("options") or {})}
+            # [engine] scalars, then [engine.<spec>] for exactly this spec, then the caller's
+            options = {**scenario.options(config["engine"]), **(config.get("options") or {})}
             engine = make_engine(
                 spec,
                 EngineConfig(
@@ -344,9 +345,24 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
             pid=os.getpid(),
             t=time.time(),
         )
-        missing = [c for c in scenario.requires if not getattr(caps, c, False)]
-        if missing:
-            events.emit("skip", reason=f"engine lacks {', '.join(missing)}")
+        problems = capability_problems(engine)
+        if problems:  # enforced capabilities must be well-formed: an adapter error
+            events.emit(
+                "error",
+                phase="setup",
+                error={
+                    "type": "memcycle.engines.base.EngineError",
+                    "message": f"engine {config['engine']!r} declares bad capabilities: "
+                    + "; ".join(problems),
+                    "traceback": "",
+                    "verdict": None,
+                },
+            )
+            return EXIT_SETUP_ERROR
+        # what the plan needs as a whole (requires, metric, a dimension change): else skip
+        unmet = unmet_needs(scenario, engine)
+        if unmet:
+            events.emit("skip", reason="; ".join(unmet))
             return EXIT_OK
         rep = Replayer(scenario, engine, recorder, events, compile_clock)
         if rep.replay():

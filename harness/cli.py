@@ -2,7 +2,8 @@
 
 Exit status of `memcycle run`:
   0  every run's verdict is what its scenario expects, or the run was skipped (SKIP, never PASS)
-  1  a run's verdict differs from its scenario's expectation (an engine finding: FAIL)
+  1  a run's verdict differs from its scenario's expectation (an engine finding: FAIL), or
+     with --fail-on-skip, a run or a step was skipped
   2  bad input, before anything runs: missing file, malformed scenario, unknown engine name,
      allocator or fault (one line, never a traceback)
   3  a run is `error`: memcycle or the adapter could not do its job (engine module not
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .bundled import scenarios_dir
+from .checks import skip_findings, was_skipped
 from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, check_engine_spec
 from .records import Report, RunRecord
@@ -83,12 +85,12 @@ def format_run(rec: RunRecord) -> str:
         f"{rec.scenario}  engine={rec.engine} allocator={rec.allocator} faults={faults}  "
         f"verdict={rec.verdict} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
     ]
-    if rec.verdict == "skipped":
-        # the whole scenario (a requirement the engine lacks) or some of its steps
-        reason = rec.exit.get("reason") or (rec.findings[0].summary if rec.findings else "")
+    skips = skip_findings(rec)
+    if rec.verdict == "skipped" and not rec.steps:
+        # the whole scenario: a requirement the engine lacks, or written for other engines
+        reason = rec.exit.get("reason") or (skips[0].summary if skips else "")
         lines.append(f"  skipped: {reason}")
-        if not rec.steps:
-            return "\n".join(lines)
+        return "\n".join(lines)
     if rec.verdict == "error" and not rec.steps:
         # nothing ran: the cause in one line and the child's last words, no cycle table
         for f in [f for f in rec.findings if f.verdict == "error"][:1]:
@@ -96,14 +98,17 @@ def format_run(rec: RunRecord) -> str:
             tail = str(f.evidence.get("stderr_tail") or "").strip().splitlines()[-5:]
             lines.extend(f"    | {t}" for t in tail)
         return "\n".join(lines)
-    for f in [f for f in rec.findings if f.verdict != "skipped"][:3]:
+    # skipped steps are listed whatever the verdict: clean on what ran, or next to a leak
+    lines.extend(f"  skipped: {f.summary}" for f in skips)
+    real = [f for f in rec.findings if f.verdict != "skipped"]
+    for f in real[:3]:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
         if growth and growth[0].get("stack"):
             where = " <- ".join(growth[0]["stack"][:3])
             lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
-    if len(rec.findings) > 3:
-        lines.append(f"  - ... {len(rec.findings) - 3} more finding(s)")
+    if len(real) > 3:
+        lines.append(f"  - ... {len(real) - 3} more finding(s)")
     lines.append(
         "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) | RSS MiB | Status |"
     )
@@ -252,16 +257,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     errors = [r for r in report.runs if r.verdict == "error"]
     failed = [r for r in report.runs if not r.passed and r.verdict not in ("skipped", "error")]
     skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
+    partial = [r for r in report.runs if r.verdict != "skipped" and was_skipped(r)]
     print()
     print(
         f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict, "
-        f"{len(skipped)} skipped (not passed), {len(errors)} error(s) (could not run); "
-        f"report: {out / 'report.json'}"
+        f"{len(skipped)} skipped (not passed), {len(partial)} with skipped steps, "
+        f"{len(errors)} error(s) (could not run); report: {out / 'report.json'}"
         + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
     )
     if errors:
         return 3
-    return 1 if failed else 0
+    if failed:
+        return 1
+    if args.fail_on_skip and (skipped or partial):
+        print(
+            f"memcycle: --fail-on-skip: {len(skipped)} run(s) skipped, "
+            f"{len(partial)} run(s) with skipped steps",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -449,6 +464,12 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         metavar="K/N",
         help="run only shard K of N (1-based) of the scenario x engine x allocator runs: a "
         "deterministic split for CI machines; put the shards together with 'memcycle merge'",
+    )
+    run.add_argument(
+        "--fail-on-skip",
+        action="store_true",
+        help="exit 1 when any run, or any step of a run, was skipped (a capability the engine "
+        "lacks, a scenario written for other engines): for CI that must test everything",
     )
     run.set_defaults(func=cmd_run)
 

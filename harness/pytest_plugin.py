@@ -99,6 +99,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run without the memray capture (faster; no leaked-bytes column, no flamegraphs)",
     )
+    group.addoption(
+        "--memcycle-fail-on-skip",
+        action="store_true",
+        default=False,
+        help="fail a scenario item when the run, or any step of it, was skipped (a capability "
+        "the engine lacks): for CI that must test everything (memcycle run --fail-on-skip)",
+    )
 
 
 _MARKERS = {
@@ -270,7 +277,8 @@ class ScenarioFile(pytest.File):
                 if tag in scenario.tags:
                     item.add_marker(getattr(pytest.mark, tag))
             item.extra_keyword_matches.update(scenario.tags)  # -k <tag>
-            if scenario.engines and engine not in scenario.engines:
+            fail_on_skip = self.config.getoption("memcycle_fail_on_skip", False)
+            if scenario.engines and engine not in scenario.engines and not fail_on_skip:
                 item.add_marker(
                     pytest.mark.skip(
                         reason=f"scenario {scenario.name} is written for {', '.join(scenario.engines)}"
@@ -342,6 +350,21 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         record = self.record
         assert record is not None  # setup ran it
+        from memcycle.checks import skip_findings, was_skipped
+
+        for f in skip_findings(record) if record.verdict != "skipped" else []:
+            # judged on what ran; the skipped steps stay visible (-rP, JUnit properties)
+            self.user_properties.append(("memcycle_skipped_steps", f.summary))
+            self.add_report_section("call", "memcycle skipped steps", f.summary)
+        # with --memcycle-fail-on-skip a skip fails here; an unexpected verdict fails below
+        if (
+            self.config.getoption("memcycle_fail_on_skip", False)
+            and was_skipped(record)
+            and (record.passed or record.verdict == "skipped")
+        ):
+            skips = skip_findings(record)
+            why = skips[0].summary if skips else str(record.exit.get("reason", "skipped"))
+            pytest.fail(f"--memcycle-fail-on-skip: {why}", pytrace=False)
         if record.verdict == "skipped" and record.expected_verdict != "skipped":
             from memcycle.reporters.common import skip_reason
 

@@ -28,12 +28,15 @@ OPS: tuple[str, ...] = (
     "checkpoint",
 )
 METRICS: tuple[str, ...] = ("l2", "ip", "cosine")
+# capabilities a scenario may name in `requires` (fields of engines.base.Capabilities; `clear`
+# there means a native clear, not destroy-and-recreate)
 CAPABILITY_NAMES: tuple[str, ...] = (
     "delete",
     "metadata_filter",
     "dimension_change",
     "ledger",
     "reload",
+    "clear",
 )
 ALLOCATORS: tuple[str, ...] = ("numpy", "checked", "raw", "native")
 
@@ -45,6 +48,7 @@ TOP_KEYS = {
     "seed",
     "tags",
     "engines",
+    "default_engine",
     "requires",
     "faults",
     "engine",
@@ -140,7 +144,10 @@ class Scenario:
     engines: tuple[str, ...] = ()  # engines the scenario is written for; () = any
     requires: tuple[str, ...] = ()  # capabilities the engine must have
     faults: tuple[str, ...] = ()  # refimpl faults switched on for every run of it
-    engine_options: tuple[tuple[str, Any], ...] = ()
+    engine_options: tuple[tuple[str, Any], ...] = ()  # [engine] scalars: every engine
+    # [engine.<spec>] tables: options for that engine only (e.g. refimpl's thresholds)
+    scoped_options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    default: str | None = None  # `default_engine`: the engine used when none is given
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)  # allocator -> verdict
     expect_note: str = ""
     plan: tuple[PlannedCycle, ...] = field(default=(), compare=False)
@@ -149,15 +156,22 @@ class Scenario:
         table = dict(self.expect)
         return table.get(allocator, table.get("default", "clean"))
 
-    def options(self) -> dict[str, Any]:
-        return dict(self.engine_options)
+    def options(self, engine: str | None = None) -> dict[str, Any]:
+        """The factory options for `engine` (its `--engine` spec): the `[engine]` scalars,
+        overridden by an `[engine.<spec>]` table for exactly that spec. Without an engine,
+        the scalars only."""
+        out = dict(self.engine_options)
+        if engine is not None:
+            out.update(dict(self.scoped_options).get(engine, ()))
+        return out
 
     @property
     def slow(self) -> bool:
         return "slow" in self.tags or "soak" in self.tags
 
     def default_engine(self) -> str:
-        return self.engines[0] if self.engines else "refimpl"
+        """`default_engine`, else the first of `engines`, else refimpl."""
+        return self.default or (self.engines[0] if self.engines else "refimpl")
 
 
 # -- validation helpers ---------------------------------------------------------
@@ -243,6 +257,36 @@ def _scalar_table(w: _Where, v: Any, key: str, **loc: Any) -> tuple[tuple[str, A
     return tuple(sorted(v.items()))
 
 
+def _engine_spec(w: _Where, v: Any, key: str) -> str:
+    """A built-in engine name or a `module:factory` / `file.py:factory` spec; anything else
+    is a typo that would silently never match (`[engine.refimp]`)."""
+    from .engines.registry import ENGINE_NAMES
+
+    v = _str(w, v, key)
+    module, sep, attr = v.partition(":")
+    if v in ENGINE_NAMES or (sep and module and attr):
+        return v
+    raise w.err(
+        f"unknown engine {v!r}; expected one of {', '.join(ENGINE_NAMES)} "
+        "or a 'package.module:factory' spec",
+        key=key,
+    )
+
+
+def _engine_tables(
+    w: _Where, v: Any
+) -> tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]]:
+    """`[engine]`: scalars for every engine, and `[engine.<spec>]` tables for one engine."""
+    if not isinstance(v, dict):
+        raise w.err(f"expected a table, got {v!r}", key="engine")
+    scalars = {k: x for k, x in v.items() if not isinstance(x, dict)}
+    scoped = []
+    for name, table in sorted((k, x) for k, x in v.items() if isinstance(x, dict)):
+        spec = _engine_spec(w, name, f"engine.{name}")
+        scoped.append((spec, _scalar_table(w, table, f"engine.{name}")))
+    return _scalar_table(w, scalars, "engine"), tuple(scoped)
+
+
 def _step(w: _Where, raw: Any, cycle: int, index: int) -> Step:
     loc = {"cycle": cycle, "step": index}
     if not isinstance(raw, dict):
@@ -310,7 +354,14 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     engines = _strlist(w, data.get("engines", []), "engines")
     requires = _strlist(w, data.get("requires", []), "requires", CAPABILITY_NAMES)
     faults = _strlist(w, data.get("faults", []), "faults")
-    options = _scalar_table(w, data.get("engine", {}), "engine")
+    options, scoped = _engine_tables(w, data.get("engine", {}))
+    default = (
+        _engine_spec(w, data["default_engine"], "default_engine")
+        if ("default_engine" in data)
+        else None
+    )
+    if default is not None and engines and default not in engines:
+        raise w.err(f"{default!r} is not one of engines {list(engines)}", key="default_engine")
     description = _str(w, data.get("description", ""), "description")
 
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)
@@ -373,10 +424,157 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         requires=requires,
         faults=faults,
         engine_options=options,
+        scoped_options=scoped,
+        default=default,
         expect=expect,
         expect_note=note,
         plan=tuple(plan),
     )
+
+
+# -- what a plan needs from an engine -------------------------------------------------
+@dataclass(frozen=True)
+class Need:
+    """One thing a scenario asks of an engine, derived from its plan (and `requires`).
+
+    `whole`: without it nothing of the scenario can run, so the run is skipped as a whole
+    (a metric the engine lacks, a dimension change it cannot do, a `requires` entry);
+    otherwise only the steps that need it are skipped (a delete, a filtered search, a get,
+    a reload) and the run is judged on the steps that ran.
+    """
+
+    capability: str  # a Capabilities field ("delete", "metrics", ...), or "get" (the method)
+    why: str
+    whole: bool
+
+
+STEP_CAPABILITY = {"delete": "delete", "get": "get", "reload": "reload"}
+
+
+def step_capability(step: Step) -> str | None:
+    """The capability one step needs, if any (a search needs one only with a filter)."""
+    if step.op == "search":
+        return "metadata_filter" if step.filter else None
+    return STEP_CAPABILITY.get(step.op)
+
+
+def dimension_change(plan: tuple[PlannedCycle, ...]) -> tuple[int, int, int] | None:
+    """(cycle, old, new) of the first time the plan opens one engine instance at another
+    dimension (after a clear, or with no reset at all); a destroy or reload starts a new
+    instance, which may take any dimension. None when the plan never does."""
+    dim: int | None = None
+    for pc in plan:
+        for step in pc.steps:
+            if step.op in ("insert", "open"):
+                if dim is not None and dim != pc.dimension:
+                    return pc.index, dim, pc.dimension
+                dim = pc.dimension
+            elif step.op in ("destroy", "reload"):
+                dim = None
+    return None
+
+
+def scenario_needs(scenario: Scenario) -> tuple[Need, ...]:
+    """Everything the scenario needs, in plan order: `requires`, the metric, a dimension
+    change, then one Need per step capability (naming its first step and how many)."""
+    out = [Need(c, "required by the scenario (requires)", True) for c in scenario.requires]
+    out.append(Need("metrics", f"metric {scenario.metric}", True))
+    change = dimension_change(scenario.plan)
+    if change is not None:
+        cycle, old, new = change
+        out.append(
+            Need("dimension_change", f"cycle {cycle} opens dimension {new} after {old}", True)
+        )
+    first: dict[str, tuple[int, int, str]] = {}
+    counts: dict[str, int] = {}
+    for pc in scenario.plan:
+        for si, step in enumerate(pc.steps):
+            cap = step_capability(step)
+            if cap is not None:
+                label = "filtered search" if cap == "metadata_filter" else step.op
+                first.setdefault(cap, (pc.index, si, label))
+                counts[cap] = counts.get(cap, 0) + 1
+    for cap, (cycle, si, op) in first.items():
+        out.append(Need(cap, f"{counts[cap]} {op} step(s), first cycle {cycle} step {si}", False))
+    return tuple(out)
+
+
+def has_capability(engine: Any, capability: str) -> bool:
+    """Whether an engine (its `capabilities`, and its methods for `get`) has one capability.
+
+    `clear` means a native clear (not the destroy-and-recreate `clear = "recreate"`);
+    `get` is the optional `get()` method (and not `capabilities.get = False`, if declared)."""
+    caps = getattr(engine, "capabilities", None)
+    if capability == "get":
+        return callable(getattr(engine, "get", None)) and getattr(caps, "get", True) is not False
+    if capability == "clear":
+        return getattr(caps, "clear", "native") == "native"
+    return bool(getattr(caps, capability, False))
+
+
+def capability_problems(engine: Any) -> list[str]:
+    """What is malformed in an adapter's declared capabilities (they are enforced, so a
+    wrong type would silently change what runs); empty when they are well-formed."""
+    caps = getattr(engine, "capabilities", None)
+    if caps is None:
+        return ["the engine has no 'capabilities' (see memcycle.engines.base.Capabilities)"]
+    problems = []
+    clear = getattr(caps, "clear", "native")
+    if clear not in ("native", "recreate"):
+        problems.append(f"capabilities.clear = {clear!r}: expected 'native' or 'recreate'")
+    metrics = getattr(caps, "metrics", ("l2",))
+    if not isinstance(metrics, tuple | list) or not all(m in METRICS for m in metrics):
+        problems.append(
+            f"capabilities.metrics = {metrics!r}: expected a tuple from {', '.join(METRICS)}"
+        )
+    for name in ("delete", "metadata_filter", "dimension_change", "ledger", "reload"):
+        value = getattr(caps, name, False)
+        if not isinstance(value, bool):
+            problems.append(f"capabilities.{name} = {value!r}: expected True or False")
+    return problems
+
+
+def unmet_needs(scenario: Scenario, engine: Any) -> list[str]:
+    """Why the scenario cannot run on this engine at all (one reason per unmet whole-run
+    need of `scenario_needs`); empty when it can run, perhaps with some steps skipped
+    (`step_skip_reason`)."""
+    lacking: list[str] = []
+    reasons: list[str] = []
+    for need in scenario_needs(scenario):
+        if not need.whole:
+            continue
+        if need.capability == "metrics":
+            metrics = tuple(getattr(engine.capabilities, "metrics", ("l2",)))
+            if scenario.metric not in metrics:
+                reasons.append(
+                    f"engine lacks {need.why} (capabilities.metrics = {', '.join(metrics)})"
+                )
+        elif not has_capability(engine, need.capability):
+            if need.capability == "dimension_change" and need.why.startswith("cycle"):
+                reasons.append(
+                    f"engine lacks dimension_change: {need.why} "
+                    "(capabilities.dimension_change = False)"
+                )
+            elif need.capability not in lacking:
+                lacking.append(need.capability)
+    if lacking:
+        detail = " (a native clear; it declares clear = 'recreate')" if "clear" in lacking else ""
+        reasons.insert(0, f"engine lacks {', '.join(lacking)}{detail}")
+    return reasons
+
+
+def step_skip_reason(step: Step, engine: Any) -> str | None:
+    """Why this step cannot run on this engine (a capability it lacks), or None."""
+    cap = step_capability(step)
+    if cap is None or has_capability(engine, cap):
+        return None
+    name = getattr(engine, "name", "engine")
+    return {
+        "delete": f"{name} has no delete (capabilities.delete = False)",
+        "metadata_filter": f"{name} has no metadata filter (capabilities.metadata_filter = False)",
+        "get": f"{name} has no get()",
+        "reload": f"{name} cannot reload its module (capabilities.reload = False)",
+    }[cap]
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from memcycle.checks import GROWTH_RULES, growth, judge
+from memcycle.checks import GROWTH_RULES, growth, judge, skip_findings, was_skipped
 from memcycle.records import RunRecord, StepEvent
 from memcycle.scenario import parse_scenario
 
@@ -158,7 +158,7 @@ def test_wrong_results() -> None:
     assert any("count 10 != expected 0 after clear" in s for s in summaries)
 
 
-def test_skipped_steps_are_not_judged_and_the_run_is_skipped_not_clean() -> None:
+def test_a_partial_skip_is_judged_on_what_ran_and_lists_the_skipped_steps() -> None:
     rec = _record()
     rec.steps = _cycles(3)
     for c in (1, 3):  # the search of cycles 1 and 3 could not run (recall 0 is not judged)
@@ -166,16 +166,49 @@ def test_skipped_steps_are_not_judged_and_the_run_is_skipped_not_clean() -> None
             c, 1, "search", True, 0.0, skipped="fake has no metadata filter", recall=0.0
         )
     judge(rec, PLAN)
-    assert rec.verdict == "skipped" and not rec.passed
+    assert rec.verdict == "clean" and rec.passed  # the inserts and clears that ran are clean
     [f] = rec.findings
     assert f.verdict == "skipped" and (f.cycle, f.step, f.op) == (1, 1, "search")
-    assert "2 step(s) skipped" in f.summary and "fake has no metadata filter" in f.summary
+    assert f.summary == "2 steps skipped: search x2 (fake has no metadata filter) in cycles 1..3"
     assert f.evidence["skipped_steps"] == [
         {"cycle": 1, "step": 1, "op": "search", "reason": "fake has no metadata filter"},
         {"cycle": 3, "step": 1, "op": "search", "reason": "fake has no metadata filter"},
     ]
     assert f.evidence["reasons"] == {"fake has no metadata filter": 2}
-    assert [c.status for c in rec.cycles][:3] == ["skipped", "ok", "skipped"]
+    assert [c.status for c in rec.cycles][:3] == ["ok", "ok", "ok"]  # each cycle ran steps
+    assert was_skipped(rec) and skip_findings(rec) == [f]
+
+
+def test_a_run_where_no_step_could_run_is_skipped_as_a_whole() -> None:
+    rec = _record()
+    rec.steps = [
+        StepEvent(1, 0, "delete", True, 0.0, skipped="fake has no delete"),
+        StepEvent(1, 1, "close", True, 0.0, 8, 0, 0),
+    ]
+    judge(rec, PLAN)
+    assert rec.verdict == "skipped" and not rec.passed
+    assert rec.findings[0].summary == "1 step skipped: delete (fake has no delete) in cycle 1"
+    assert rec.cycles[0].status == "skipped"
+
+
+def test_a_leak_lists_its_skipped_steps_too() -> None:
+    rec = _record()
+    rec.steps = _cycles(
+        3, mem=lambda c: {"ledger": {"live_blocks": c, "live_bytes": 100 * c, "by_label": {}}}
+    )
+    rec.steps[1] = StepEvent(1, 1, "search", True, 0.0, skipped="fake has no metadata filter")
+    judge(rec, PLAN)
+    assert rec.verdict == "leak"
+    assert [f.verdict for f in rec.findings] == ["leak", "skipped"]
+    assert "1 step skipped: search (fake has no metadata filter)" in rec.findings[1].summary
+    assert was_skipped(rec)
+
+
+def test_a_clean_run_without_skips_is_not_skipped() -> None:
+    rec = _record()
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    assert rec.verdict == "clean" and not rec.findings and not was_skipped(rec)
 
 
 def test_a_real_finding_outranks_skipped_steps() -> None:
@@ -436,8 +469,12 @@ def test_a_scenario_cannot_expect_error() -> None:
 def test_skipped_scenario_has_no_cycle_reached() -> None:
     skipped = _record()
     skipped.verdict = "skipped"
+    skipped.exit = {"kind": "skipped", "reason": "engine lacks reload"}
     judge(skipped, PLAN)
     assert skipped.verdict == "skipped" and {c.status for c in skipped.cycles} == {"-"}
+    assert [(f.verdict, f.summary) for f in skipped.findings] == [
+        ("skipped", "engine lacks reload")
+    ]
 
 
 def test_numba_nrt_allocations_growing_is_a_leak() -> None:

@@ -354,8 +354,10 @@ def test_harness_skips_a_scenario_whose_requirements_the_engine_lacks(
         assert [s.op for s in record.steps].count("delete") == 2
 
 
-def test_a_skipped_delete_step_is_never_reported_as_passed(tmp_path: Path) -> None:
+def test_a_skipped_delete_step_is_listed_and_the_run_judged_on_what_ran(tmp_path: Path) -> None:
     pytest.importorskip("faiss")
     record = _run(tmp_path, DELETE_WITHOUT_REQUIRES, "faiss")
     assert any(s.skipped for s in record.steps)  # faiss cannot delete
-    assert record.verdict == "skipped" and not record.passed
+    assert record.verdict == "clean"
+    assert record.findings[-1].verdict == "skipped"
+    assert "(faiss has no delete (capabilities.delete = False))" in record.findings[-1].summary

@@ -388,22 +388,23 @@ def test_scenario_for_another_engine_is_skipped(project: pytest.Pytester) -> Non
     assert "written for hnswlib" in result.stdout.str()
 
 
-def test_a_skipped_step_makes_the_item_skipped_not_passed(project: pytest.Pytester) -> None:
+def test_a_skipped_step_leaves_the_item_judged_on_what_ran_and_shows_it(
+    project: pytest.Pytester,
+) -> None:
     (project.path / "scenarios" / "del.toml").write_text(
         _scenario("del").replace(
             '{ op = "clear" }', '{ op = "delete", count = 5 }, { op = "clear" }'
         )
     )
-    result = _run(
-        project,
-        "scenarios/del.toml",
-        "-rs",
-        "--memcycle-no-memray",
-        "--memcycle-engine",
-        "tinyengine:make_nodelete",
-    )
-    result.assert_outcomes(skipped=1)
-    assert "3 step(s) skipped in cycles 1..3: tiny cannot delete (x3)" in result.stdout.str()
+    args = ["scenarios/del.toml", "-rP", "--memcycle-no-memray"]
+    args += ["--memcycle-engine", "tinyengine:make_nodelete"]
+    result = _run(project, *args)
+    result.assert_outcomes(passed=1)
+    line = "3 steps skipped: delete x3 (tiny has no delete (capabilities.delete = False))"
+    assert line in result.stdout.str()
+    strict = _run(project, *args, "--memcycle-fail-on-skip")
+    strict.assert_outcomes(failed=1)
+    assert f"--memcycle-fail-on-skip: {line}" in strict.stdout.str()
 
 
 def test_without_engine_option_a_scenario_runs_on_its_own_engine(project: pytest.Pytester) -> None:
