@@ -329,9 +329,10 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     run.add_argument(
         "--flamegraphs",
         choices=("all", "failed", "none"),
-        default="all",
-        help="memray flamegraph HTML for every run, only runs with an unexpected verdict, or "
-        "none (rendering takes a few seconds per run; default all)",
+        default="failed",
+        help="memray flamegraph HTML (self-contained, works offline) for runs with an "
+        "unexpected verdict (default), every run, or none; each page is a few MB and takes "
+        "a few seconds to render",
     )
     run.add_argument("--out", metavar="DIR", help="output folder (default reports/<run-id>/)")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
