@@ -92,10 +92,17 @@ def format_run(rec: RunRecord) -> str:
             lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
     if len(rec.findings) > 3:
         lines.append(f"  - ... {len(rec.findings) - 3} more finding(s)")
+    from .reporters.common import engine_live_per_cycle, quarantine_per_cycle
+
+    # the checked allocator's quarantine of freed blocks: its own column, never in engine live
+    quarantine = quarantine_per_cycle(rec)
+    engine = engine_live_per_cycle(rec)
+    q_head = " Quarantine KiB (freed, not live) |" if quarantine else ""
     lines.append(
-        "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) | RSS MiB | Status |"
+        "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) |"
+        f"{q_head} RSS MiB | Status |"
     )
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|" + ("---|" if quarantine else "") + "---|---|")
     rows = rec.cycles
     keep = set(range(len(rows)))
     if len(rows) > MAX_TABLE_ROWS:
@@ -117,9 +124,10 @@ def format_run(rec: RunRecord) -> str:
             msg = rec.exit.get("native_message")
             status = f"crash ({', '.join(x for x in (sig, msg) if x)})" if sig or msg else "crash"
         blocks = "" if c.live_blocks_after_clear is None else str(c.live_blocks_after_clear)
+        q_cell = f" {_kib(quarantine.get(c.cycle))} |" if quarantine else ""
         lines.append(
-            f"| {c.cycle} | {c.dimension or ''} | {blocks} | {_kib(c.memray_leaked_bytes)} | "
-            f"{_mib(c.rss_bytes)} | {status} |"
+            f"| {c.cycle} | {c.dimension or ''} | {blocks} | {_kib(engine.get(c.cycle))} |"
+            f"{q_cell} {_mib(c.rss_bytes)} | {status} |"
         )
     if prev != len(rows) - 1:
         lines.append(f"| ... | | | | | ({len(rows) - prev - 1} cycles) |")
