@@ -18,6 +18,10 @@ from memcycle.records import RunRecord
 from .common import engine_live_per_cycle, quarantine_per_cycle
 
 _Series = Callable[[RunRecord], dict[int, int | None]]
+Points = list[tuple[int, int]]
+
+ENGINE_LINE = "engine live, quarantine excluded"
+QUARANTINE_LINE = "quarantine (freed, kept poisoned)"
 
 
 def _attr(name: str) -> _Series:
@@ -30,11 +34,25 @@ _PANELS: tuple[tuple[str, _Series], ...] = (
     ("RSS", _attr("rss_bytes")),
 )
 _ENGINE_PANEL = 1
-_QUARANTINE = "quarantine (freed, kept poisoned)"
 
 
-def _has_data(run: RunRecord) -> bool:
-    return any(v is not None for _, series in _PANELS for v in series(run).values())
+def panels(run: RunRecord) -> list[tuple[str, dict[str, Points]]]:
+    """What each panel draws: its title and its named series of (cycle, bytes) points.
+    The memray panel gets the quarantine as a series of its own when there is one."""
+    quarantine = sorted(quarantine_per_cycle(run).items())
+    out = []
+    for i, (title, series) in enumerate(_PANELS):
+        values = series(run)
+        pts = [(c.cycle, v) for c in run.cycles if (v := values.get(c.cycle)) is not None]
+        lines: dict[str, Points] = {}
+        if i == _ENGINE_PANEL and quarantine:
+            if pts:
+                lines[ENGINE_LINE] = pts
+            lines[QUARANTINE_LINE] = quarantine
+        elif pts:
+            lines[title] = pts
+        out.append((title, lines))
+    return out
 
 
 def _scale(values: list[float]) -> tuple[float, str]:
@@ -45,9 +63,16 @@ def _scale(values: list[float]) -> tuple[float, str]:
     return 1.0, "B"
 
 
+_STYLE = {
+    QUARANTINE_LINE: {"marker": "s", "linestyle": "--", "linewidth": 1.0, "color": "#b7791f"},
+}
+_DEFAULT_STYLE = {"marker": "o", "linestyle": "-", "linewidth": 1.2, "color": "#2b6cb0"}
+
+
 def memory_plot_png(run: RunRecord) -> bytes | None:
     """The run's memory-per-cycle figure, or None when no cycle has a measurement."""
-    if not _has_data(run):
+    drawn = panels(run)
+    if not any(lines for _, lines in drawn):
         return None
     import matplotlib
 
@@ -56,51 +81,34 @@ def memory_plot_png(run: RunRecord) -> bytes | None:
 
     # fixed margins: constrained/tight layout would cost more than drawing the figure
     fig = Figure(figsize=(9.0, 2.4), dpi=90)
-    axes = fig.subplots(1, len(_PANELS))
+    axes = fig.subplots(1, len(drawn))
     fig.subplots_adjust(left=0.065, right=0.98, bottom=0.2, top=0.88, wspace=0.32)
     fail_cycle = next((f.cycle for f in run.findings if f.cycle is not None), None)
-    quarantine = quarantine_per_cycle(run)
-    for i, (ax, (title, series)) in enumerate(zip(axes, _PANELS, strict=True)):
-        values = series(run)
-        pts = [(c.cycle, values.get(c.cycle)) for c in run.cycles]
-        pts = [(x, v) for x, v in pts if v is not None]
-        extra = [(x, v) for x, v in sorted(quarantine.items())] if i == _ENGINE_PANEL else []
+    for ax, (title, lines) in zip(axes, drawn, strict=True):
         ax.set_title(title, fontsize=9)
         ax.tick_params(labelsize=8)
         ax.set_xlabel("cycle", fontsize=8)
-        if not pts and not extra:
+        if not lines:
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
             ax.set_yticks([])
             continue
-        div, unit = _scale([float(v) for _, v in pts + extra])
-        xs = sorted({x for x, _ in pts + extra})
-        ys = [float(v) / div for _, v in pts]
-        if pts:
+        every = [float(v) for pts in lines.values() for _, v in pts]
+        div, unit = _scale(every)
+        ys = [v / div for v in every]
+        for name, pts in lines.items():
+            style = _STYLE.get(name, _DEFAULT_STYLE)
             ax.plot(
                 [x for x, _ in pts],
-                ys,
-                marker="o",
+                [float(v) / div for _, v in pts],
                 markersize=3,
-                linewidth=1.2,
-                color="#2b6cb0",
-                label="engine live, quarantine excluded" if extra else None,
+                label=name if len(lines) > 1 else None,
+                **style,
             )
-        if extra:
-            qs = [float(v) / div for _, v in extra]
-            ys = ys + qs
-            ax.plot(
-                [x for x, _ in extra],
-                qs,
-                marker="s",
-                markersize=3,
-                linewidth=1.0,
-                linestyle="--",
-                color="#b7791f",
-                label=_QUARANTINE,
-            )
+        if len(lines) > 1:
             ax.legend(fontsize=6, loc="upper left", frameon=False)
         ax.set_ylabel(unit, fontsize=8)
+        xs = sorted({x for pts in lines.values() for x, _ in pts})
         if len(xs) <= 12:
             ax.set_xticks(xs)
         if max(ys) == min(ys) == 0.0:
