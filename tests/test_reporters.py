@@ -485,3 +485,29 @@ def test_flamegraphs_default_to_failed_runs_only() -> None:
     assert build_parser().parse_args(["run"]).flamegraphs == "failed"
     assert RunSpec("s.toml").flamegraphs == "failed"
     assert inspect.signature(run_one).parameters["flamegraphs"].default == "failed"
+
+
+def test_leak_evidence_lists_live_blocks_by_label_largest_first_with_their_frames() -> None:
+    by_label = {
+        "flat.ids": {
+            "blocks": 5,
+            "bytes": 2000,
+            "stack": ["refimpl/flat_buffer.py:40 in __init__"],
+        },
+        "flat.vectors": {
+            "blocks": 5,
+            "bytes": 8000,
+            "stack": [
+                "refimpl/flat_buffer.py:37 in __init__",
+                "refimpl/database.py:264 in initialize",
+            ],
+        },
+    }
+    (item,) = evidence_items({"by_label": by_label})
+    lines = item.text.splitlines()
+    assert lines[0] == "flat.vectors: blocks 5, bytes 7.8 KiB (8000)"
+    assert lines[1:3] == [
+        "    refimpl/flat_buffer.py:37 in __init__",
+        "    refimpl/database.py:264 in initialize",
+    ]
+    assert lines[3].startswith("flat.ids: blocks 5") and "{" not in item.text

@@ -376,15 +376,24 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
     if (
         isinstance(value, dict)
         and value
-        and all(isinstance(v, dict) for v in value.values())
-        and all(not isinstance(x, dict | list) for v in value.values() for x in v.values())
+        and all(isinstance(v, dict) and _frames_entry(v) for v in value.values())
     ):
-        # e.g. live blocks by label: one line per label
-        return "\n".join(f"{k}: {_fmt_flat(v)}" for k, v in value.items()), True
+        # e.g. live blocks by label: one line per label, its allocation frames under it
+        # (the checked allocator's ledger: the newest block's site), largest first
+        out = []
+        for k, v in sorted(value.items(), key=lambda kv: -_size(kv[1])):
+            out.append(f"{k}: {_fmt_flat({x: y for x, y in v.items() if not isinstance(y, list)})}")
+            out.extend(f"    {frame}" for y in v.values() if isinstance(y, list) for frame in y)
+        return "\n".join(out), True
     return json.dumps(value, indent=2, sort_keys=True, default=str), True
 
 
 _LEAD = ("cycle", "step", "op")
+
+
+def _size(d: dict[str, Any]) -> float:
+    v = d.get("bytes", d.get("nbytes", 0))
+    return float(v) if isinstance(v, int | float) else 0.0
 
 
 def _frames_entry(d: dict[str, Any]) -> bool:
