@@ -280,9 +280,9 @@ def analyze(
             idx = _is_marker(rec) if rec.size >= 1_000_000 else None
             if idx is not None:
                 cached = _cached(ledgers.get(idx))
-                # the cache is subtracted only when memray saw it among the engine's bytes
-                # (an allocator memray cannot see keeps it outside this figure already)
-                inside = cached <= engine
+                # subtracted only when memray holds it among the engine's bytes (checked
+                # again at the end, against the allocator's own stacks: _verify_cache)
+                inside = 0 < cached <= engine
                 out.markers.append(
                     {
                         "index": idx,
@@ -290,7 +290,7 @@ def analyze(
                         "engine_live_blocks": engine_blocks,
                         "cached_bytes": cached,
                         "engine_live_with_cache_bytes": engine,
-                        "cache_outside_memray": not inside,
+                        "cache_subtracted": inside,
                         "total_live_bytes": total,
                         "peak_bytes": seg_peak,
                         "engine_peak_bytes": seg_engine_peak,
@@ -329,7 +329,7 @@ def analyze(
     alloc_files = (
         _allocator_files(attr, _step_ledgers(steps)) if _cached(end_ledger) else frozenset()
     )
-    if alloc_files:
+    if _verify_cache(out, attr, by_stack, end_ledger, alloc_files):
         _rank_apart(out, attr, by_stack, baseline, end_ledger, ledgers, alloc_files)
         return out
     for sid, (nbytes, count) in sorted(by_stack.items(), key=lambda kv: -kv[1][0])[:10]:
@@ -345,6 +345,35 @@ def analyze(
                 {"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])}
             )
     return out
+
+
+def _from_allocator(attr: _Attribution, alloc_files: frozenset[str], sid: int) -> bool:
+    """The innermost engine frame is the allocator's: its blocks, and what it needs for
+    them (NumPy called from the allocator)."""
+    inner = next((f for f in attr.files_of.get(sid, []) if attr.is_root(f)), "")
+    return inner in alloc_files
+
+
+def _verify_cache(
+    out: MemrayAnalysis,
+    attr: _Attribution,
+    by_stack: dict[int, list[int]],
+    end_ledger: Mapping[str, Any] | None,
+    alloc_files: frozenset[str],
+) -> bool:
+    """Whether memray holds the allocator's cache where the ledger says it is: at the end,
+    the bytes memray sees live in the allocator's own stacks cover the cache the ledger
+    reports. When they do not (or the allocator's frames were not found), nothing is
+    subtracted anywhere: an unverified figure never lowers the engine's bytes."""
+    if not any(m["cache_subtracted"] for m in out.markers):
+        return False
+    held = sum(b for sid, (b, _n) in by_stack.items() if _from_allocator(attr, alloc_files, sid))
+    if alloc_files and held >= _cached(end_ledger):
+        return True
+    for m in out.markers:
+        m["engine_live_bytes"] = m["engine_live_with_cache_bytes"]
+        m["cache_subtracted"] = False
+    return False
 
 
 def _rank_apart(
@@ -365,14 +394,8 @@ def _rank_apart(
     them (live blocks plus the cache) are kept in `cache`, apart.
     """
 
-    def from_allocator(sid: int) -> bool:
-        """The innermost engine frame is the allocator's: its blocks, and what it needs
-        for them (NumPy called from the allocator)."""
-        inner = next((f for f in attr.files_of.get(sid, []) if attr.is_root(f)), "")
-        return inner in alloc_files
-
-    own = {sid: v for sid, v in by_stack.items() if not from_allocator(sid)}
-    held = {sid: v for sid, v in by_stack.items() if from_allocator(sid)}
+    held = {sid: v for sid, v in by_stack.items() if _from_allocator(attr, alloc_files, sid)}
+    own = {sid: v for sid, v in by_stack.items() if sid not in held}
     live_entries = list(_ledger_entries(end_ledger).values())
     live_entries += [
         {"bytes": b, "blocks": n, "stack": attr.frames.get(sid, [])} for sid, (b, n) in own.items()

@@ -9,6 +9,9 @@ the ledger reports them as `cached_bytes`. No Numba: it starts in a second.
 - `make_leaky`: as clean, but each clear forgets one small `leaked.rows` block
   (`leak_rows` rows, default 64) without freeing it: a real leak, smaller than
   the quarantine around it.
+- `make_claims_cache`: no allocator; every clear keeps 100 KiB in a plain list
+  (a real leak) while its ledger claims that much as `cached_bytes`: a cache
+  memray cannot find among an allocator's stacks, so it must not be subtracted.
 """
 
 from __future__ import annotations
@@ -80,3 +83,31 @@ def make_clean(config: EngineConfig) -> QuarantineEngine:
 
 def make_leaky(config: EngineConfig) -> QuarantineEngine:
     return QuarantineEngine(config, leak=True)
+
+
+class ClaimsCache(QuarantineEngine):
+    """Leaks plain NumPy arrays and calls them a cache in its ledger (no allocator)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.held: list[np.ndarray] = []
+        self.kept: list[np.ndarray] = []
+
+    def insert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.held.append(vectors.astype(np.float32))
+        self.rows += len(ids)
+
+    def clear(self) -> None:
+        self.kept.append(np.ones(100 * 1024, np.uint8))
+        self.held = []
+        self.rows = 0
+
+    def ledger(self) -> dict[str, Any]:
+        cached = 100 * 1024 * len(self.kept)
+        return {"live_blocks": 0, "live_bytes": 0, "by_label": {}, "cached_bytes": cached}
+
+
+def make_claims_cache(config: EngineConfig) -> ClaimsCache:
+    return ClaimsCache(config)

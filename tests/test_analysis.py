@@ -202,6 +202,18 @@ def test_leak_ranking_puts_the_leaked_block_above_the_larger_quarantine(tmp_path
     assert rec.memray["cache"]["stacks"][0]["bytes"] > 1 << 20
 
 
+def test_a_cache_memray_cannot_find_in_the_allocators_stacks_is_never_subtracted(
+    tmp_path: Path,
+) -> None:
+    rec = _quarantine_run(tmp_path, "make_claims_cache")
+    clears = [m for m in rec.memray["markers"] if m["op"] == "clear"]
+    assert clears[-1]["cached_bytes"] >= 5 * 100 * 1024  # the ledger's claim is kept ...
+    assert not any(m["cache_subtracted"] for m in clears)  # ... but not subtracted
+    live = [m["engine_live_bytes"] for m in clears]
+    assert all(100 * 1024 <= b - a < 110 * 1024 for a, b in itertools.pairwise(live)), live
+    assert rec.memray["cache"] == {}
+
+
 def test_ledgers_at_markers_takes_the_snapshot_each_marker_follows() -> None:
     def step(cycle: int, i: int, op: str, cached: int) -> StepEvent:
         ev = StepEvent(cycle=cycle, step=i, op=op, ok=True, seconds=0.0)

@@ -15,15 +15,23 @@ from memcycle.cli import build_parser, format_run
 from memcycle.records import Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
 from memcycle.reporters.common import (
+    QUARANTINE_KEPT_NOTE,
     QUARANTINE_NOTE,
     cell,
     cycle_table,
     evidence_items,
     fmt_bytes,
     memory_rows,
+    quarantine_note,
 )
 from memcycle.reporters.markdown import render_markdown, render_run
-from memcycle.reporters.plots import ENGINE_LINE, QUARANTINE_LINE, memory_plot_png, panels
+from memcycle.reporters.plots import (
+    ENGINE_LINE,
+    ENGINE_WITH_CACHE_LINE,
+    QUARANTINE_LINE,
+    memory_plot_png,
+    panels,
+)
 from memcycle.runner import RunSpec, run_one
 
 
@@ -511,3 +519,16 @@ def test_leak_evidence_lists_live_blocks_by_label_largest_first_with_their_frame
         "    refimpl/database.py:264 in initialize",
     ]
     assert lines[3].startswith("flat.ids: blocks 5") and "{" not in item.text
+
+
+def test_a_quarantine_that_was_not_verified_apart_is_said_to_be_included() -> None:
+    run = _checked_clean_run()
+    for mk, c in zip(run.memray["markers"], run.cycles, strict=True):
+        mk["engine_live_bytes"] = mk["engine_live_with_cache_bytes"]
+        mk["cache_subtracted"] = False
+        c.memray_leaked_bytes = mk["engine_live_bytes"]
+    assert quarantine_note(run) == QUARANTINE_KEPT_NOTE
+    assert QUARANTINE_KEPT_NOTE in render_run(run)
+    rows = memory_rows(run)
+    assert rows[-1]["Engine live (memray)"] == fmt_bytes(40 * MiB + 34 * 1024 + 500)
+    assert ENGINE_WITH_CACHE_LINE in panels(run)[1][1]

@@ -227,6 +227,20 @@ QUARANTINE_NOTE = (
     "(bounded, not live, not a leak); memray still counts them as allocated, so they are "
     "measured apart (the allocator's ledger) and left out of engine live bytes."
 )
+QUARANTINE_KEPT_NOTE = (
+    "Quarantine: freed blocks the engine's allocator reports keeping as a cache. memray's "
+    "stacks did not show them among the allocator's own allocations, so they were not "
+    "subtracted: engine live bytes still include them."
+)
+
+
+def quarantine_note(run: RunRecord) -> str:
+    """What the Quarantine column means for this run ('' when there is none)."""
+    if not quarantine_per_cycle(run):
+        return ""
+    markers = [m for m in (run.memray or {}).get("markers") or [] if isinstance(m, dict)]
+    kept = any(m.get("cached_bytes") and m.get("cache_subtracted") is False for m in markers)
+    return QUARANTINE_KEPT_NOTE if kept else QUARANTINE_NOTE
 
 
 def quarantine_per_cycle(run: RunRecord) -> dict[int, int]:

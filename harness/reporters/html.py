@@ -20,7 +20,6 @@ from .common import (
     CRASH,
     FAIL,
     OK,
-    QUARANTINE_NOTE,
     by_scenario,
     counts,
     cycle_table,
@@ -29,6 +28,7 @@ from .common import (
     fmt_seconds,
     memory_rows,
     outcome,
+    quarantine_note,
     run_anchor,
     run_evidence,
     run_label,
@@ -278,8 +278,8 @@ def _run_html(
         parts.append(
             _table(header, [[_e(v) for v in r.values()] for r in rows], set(range(len(header))))
         )
-        if "Quarantine" in header:
-            parts.append(f'<p class="meta">{_e(QUARANTINE_NOTE)}</p>')
+        if quarantine_note(run):
+            parts.append(f'<p class="meta">{_e(quarantine_note(run))}</p>')
         parts.append("</details>")
     parts.append("</section>")
     return "\n".join(p for p in parts if p)

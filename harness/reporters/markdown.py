@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from memcycle.records import Report, RunRecord
 
 from .common import (
-    QUARANTINE_NOTE,
     by_scenario,
     counts,
     cycle_table,
@@ -20,6 +19,7 @@ from .common import (
     fmt_seconds,
     memory_rows,
     outcome,
+    quarantine_note,
     run_evidence,
     run_label,
 )
@@ -92,8 +92,8 @@ def render_run(
         lines.append("Memory per cycle:")
         lines.append("")
         lines.extend(_table(list(rows[0]), [list(r.values()) for r in rows]))
-        if "Quarantine" in rows[0]:
-            lines += ["", QUARANTINE_NOTE]
+        if quarantine_note(run):
+            lines += ["", quarantine_note(run)]
     if run.memray:
         links = [f"{k}: `{v}`" for k, v in sorted(run.memray.items()) if isinstance(v, str) and v]
         if links:

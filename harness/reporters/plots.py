@@ -15,12 +15,18 @@ from collections.abc import Callable
 
 from memcycle.records import RunRecord
 
-from .common import engine_live_per_cycle, quarantine_per_cycle
+from .common import (
+    QUARANTINE_NOTE,
+    engine_live_per_cycle,
+    quarantine_note,
+    quarantine_per_cycle,
+)
 
 _Series = Callable[[RunRecord], dict[int, int | None]]
 Points = list[tuple[int, int]]
 
 ENGINE_LINE = "engine live, quarantine excluded"
+ENGINE_WITH_CACHE_LINE = "engine live, quarantine included (not verified apart)"
 QUARANTINE_LINE = "quarantine (freed, kept poisoned)"
 
 
@@ -47,7 +53,8 @@ def panels(run: RunRecord) -> list[tuple[str, dict[str, Points]]]:
         lines: dict[str, Points] = {}
         if i == _ENGINE_PANEL and quarantine:
             if pts:
-                lines[ENGINE_LINE] = pts
+                apart = quarantine_note(run) == QUARANTINE_NOTE
+                lines[ENGINE_LINE if apart else ENGINE_WITH_CACHE_LINE] = pts
             lines[QUARANTINE_LINE] = quarantine
         elif pts:
             lines[title] = pts
