@@ -8,14 +8,26 @@ stack has a frame under one of the run's source roots (the refimpl package,
 the adapter module, the engine module). Allocator caches do not matter here:
 a block freed back to glibc is gone from the live map even if RSS keeps it.
 
-Flamegraphs are rendered by memray's own reporter (`python -m memray flamegraph`).
+An allocator that keeps freed blocks of its own (the checked allocator's poisoned
+quarantine) is different: those blocks are still allocated as memray sees them,
+so a clean run's engine bytes would climb by everything it ever freed. The
+engine's ledger reports that cache (`cached_bytes`) at every step; each marker
+subtracts the figure in force at that point (`engine_live_bytes` excludes it,
+`cached_bytes` is it, `engine_live_with_cache_bytes` is memray's raw figure), and
+the top stacks rank the ledger's live blocks (exact: a quarantined block is not in
+the ledger's live set) beside the engine memory that did not come from the allocator.
+
+Flamegraphs are rendered by memray's own reporter (`python -m memray flamegraph
+--no-web`: the page carries its scripts inline, so it works offline).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +49,10 @@ class MemrayAnalysis:
     # engine stacks whose live bytes grew from the baseline marker to the end: the leak's origin
     top_growth: list[dict[str, Any]] = field(default_factory=list)
     baseline_index: int | None = None
+    # the allocator's own cache of freed blocks at the end (checked allocator's quarantine),
+    # shown apart from what is live: bytes (ledger), allocator_bytes (memray's view of all
+    # allocator blocks, live and cached) and the allocator's stacks; empty without a cache
+    cache: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,8 +93,9 @@ class _Attribution:
         self.files = {r for r in roots if not Path(r).is_dir()}
         self.cache: dict[int, bool] = {}
         self.frames: dict[int, list[str]] = {}
+        self.files_of: dict[int, list[str]] = {}  # per engine stack: frame files, innermost first
 
-    def _is_root(self, filename: str) -> bool:
+    def is_root(self, filename: str) -> bool:
         return filename in self.files or filename.startswith(self.dirs)
 
     def is_engine(self, rec: Any) -> bool:
@@ -89,13 +106,113 @@ class _Attribution:
                 stack = rec.stack_trace()  # innermost frame first
             except Exception:
                 stack = []
-            hit = any(self._is_root(f) for _fn, f, _ln in stack) and not any(
+            hit = any(self.is_root(f) for _fn, f, _ln in stack) and not any(
                 _loads_code(fn, f) for fn, f, _ln in stack
             )
             self.cache[sid] = hit
             if hit:
-                self.frames[sid] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack[:12]]
+                self.frames[sid] = [_frame(fn, f, ln) for fn, f, ln in stack[:12]]
+                self.files_of[sid] = [f for _fn, f, _ln in stack[:12]]
         return hit
+
+
+def _frame(fn: str, filename: str, line: int | str) -> str:
+    """One stack frame as the top stacks show it: 'func (file:line)'."""
+    return f"{fn} ({filename}:{line})"
+
+
+_LEDGER_FRAME = re.compile(r"^(?P<file>.*):(?P<line>\d+) in (?P<fn>.+)$")
+
+
+def _ledger_frames(stack: Sequence[str]) -> list[str]:
+    """A ledger stack ('file:line in func', innermost first) in memray's frame form."""
+    out = []
+    for entry in stack:
+        m = _LEDGER_FRAME.match(str(entry))
+        out.append(_frame(m["fn"], m["file"], m["line"]) if m else str(entry))
+    return out
+
+
+def ledgers_at_markers(
+    markers: Sequence[Mapping[str, Any]], steps: Iterable[Any]
+) -> dict[int, dict[str, Any]]:
+    """The engine's ledger snapshot in force at each marker, by marker index.
+
+    A marker follows the step event it is named after (same cycle, step and op:
+    a reset, the teardown's close) or, at a cycle's end, the cycle's last step;
+    nothing runs between that step's snapshot and the marker. Markers without a
+    ledger (an engine that keeps none) are left out.
+    """
+    exact: dict[tuple[int, int, str], dict[str, Any]] = {}
+    by_cycle: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for ev in steps:
+        led = (getattr(ev, "memory", None) or {}).get("ledger")
+        if not isinstance(led, dict):
+            continue
+        exact[(ev.cycle, ev.step, ev.op)] = led
+        by_cycle.setdefault(ev.cycle, []).append((ev.step, led))
+    out: dict[int, dict[str, Any]] = {}
+    for mk in markers:
+        c, s, op = mk.get("cycle"), mk.get("step"), mk.get("op")
+        led = exact.get((c, s, op))
+        if led is None:
+            earlier = [(st, lg) for st, lg in by_cycle.get(c, []) if s is None or st < s]
+            led = earlier[-1][1] if earlier else None
+        if led is not None:
+            out[int(mk["index"])] = led
+    return out
+
+
+def _cached(ledger: Mapping[str, Any] | None) -> int:
+    return int((ledger or {}).get("cached_bytes") or 0)
+
+
+def _allocator_files(attr: _Attribution, ledgers: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """Files of the allocator's own frames, found by measurement: a ledger names, per
+    label, the frames that called the allocator (its own frames left out); in memray's
+    stack of that allocation the same frames follow the allocator's. Empty when no
+    ledger stack matches a memray stack (then nothing is set apart by stack)."""
+    sites = {
+        tuple(_ledger_frames(entry["stack"]))
+        for led in ledgers
+        for entry in (led.get("by_label") or {}).values()
+        if isinstance(entry, dict) and entry.get("stack")
+    }
+    found: set[str] = set()
+    for sid, frames in attr.frames.items():
+        for site in sites:
+            try:
+                k = frames.index(site[0], 1)
+            except ValueError:
+                continue
+            if tuple(frames[k : k + len(site)]) == site[: len(frames) - k]:
+                # the allocator is engine code; what it calls (NumPy) is not the allocator
+                found.update(f for f in attr.files_of[sid][:k] if attr.is_root(f))
+    return frozenset(found)
+
+
+def _step_ledgers(steps: Iterable[Any]) -> list[dict[str, Any]]:
+    out = []
+    for ev in steps:
+        led = (getattr(ev, "memory", None) or {}).get("ledger")
+        if isinstance(led, dict):
+            out.append(led)
+    return out
+
+
+def _ledger_entries(ledger: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Live blocks by label as top-stack entries (bytes, blocks, label, stack)."""
+    out = {}
+    for label, entry in ((ledger or {}).get("by_label") or {}).items():
+        if isinstance(entry, dict):
+            out[label] = {
+                "bytes": int(entry.get("bytes") or 0),
+                "blocks": int(entry.get("blocks") or 0),
+                "label": label,
+                "source": "allocator ledger",
+                "stack": _ledger_frames(entry.get("stack") or []),
+            }
+    return out
 
 
 def _is_marker(rec: Any) -> int | None:
@@ -121,14 +238,22 @@ def _by_stack(live: dict[int, tuple[int, int, bool]]) -> dict[int, list[int]]:
 
 
 def analyze(
-    capture: str | Path, roots: list[str], baseline_index: int | None = None
+    capture: str | Path,
+    roots: list[str],
+    baseline_index: int | None = None,
+    *,
+    steps: Sequence[Any] = (),
+    markers: Sequence[Mapping[str, Any]] = (),
 ) -> MemrayAnalysis:
     """Replay a capture; never raises (a broken capture is reported in `error`).
 
     `baseline_index` names the marker (usually the end of the warm-up cycle) from
-    which per-stack growth is measured for `top_growth`.
+    which per-stack growth is measured for `top_growth`. The run's step events and
+    markers (as the child emitted them) carry the engine's ledger, which lets a cache
+    the allocator keeps (`cached_bytes`) be measured apart from what is live.
     """
     out = MemrayAnalysis(capture=str(capture), baseline_index=baseline_index)
+    ledgers = ledgers_at_markers(markers, steps)
     baseline: dict[int, list[int]] | None = None
     try:
         from memray import FileReader
@@ -139,6 +264,7 @@ def analyze(
     live: dict[int, tuple[int, int, bool]] = {}  # address -> (size, stack_id, engine)
     total = engine = engine_blocks = 0
     seg_peak = seg_engine_peak = 0
+    last_index: int | None = None
     try:
         reader = FileReader(str(capture))
         for rec in reader.get_allocation_records():
@@ -153,17 +279,25 @@ def analyze(
                 continue
             idx = _is_marker(rec) if rec.size >= 1_000_000 else None
             if idx is not None:
+                cached = _cached(ledgers.get(idx))
+                # subtracted only when memray holds it among the engine's bytes (checked
+                # again at the end, against the allocator's own stacks: _verify_cache)
+                inside = 0 < cached <= engine
                 out.markers.append(
                     {
                         "index": idx,
-                        "engine_live_bytes": engine,
+                        "engine_live_bytes": engine - cached if inside else engine,
                         "engine_live_blocks": engine_blocks,
+                        "cached_bytes": cached,
+                        "engine_live_with_cache_bytes": engine,
+                        "cache_subtracted": inside,
                         "total_live_bytes": total,
                         "peak_bytes": seg_peak,
                         "engine_peak_bytes": seg_engine_peak,
                     }
                 )
                 seg_peak, seg_engine_peak = total, engine
+                last_index = idx
                 if idx == baseline_index:
                     baseline = _by_stack(live)
                 # the marker's own free follows; it must not match a live block
@@ -191,6 +325,13 @@ def analyze(
     except Exception as exc:  # truncated capture after a hard crash, etc.
         out.error = f"{type(exc).__name__}: {exc}"
     by_stack = _by_stack(live)
+    end_ledger = ledgers.get(last_index) if last_index is not None else None
+    alloc_files = (
+        _allocator_files(attr, _step_ledgers(steps)) if _cached(end_ledger) else frozenset()
+    )
+    if _verify_cache(out, attr, by_stack, end_ledger, alloc_files):
+        _rank_apart(out, attr, by_stack, baseline, end_ledger, ledgers, alloc_files)
+        return out
     for sid, (nbytes, count) in sorted(by_stack.items(), key=lambda kv: -kv[1][0])[:10]:
         out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
     if baseline is not None:
@@ -206,27 +347,142 @@ def analyze(
     return out
 
 
+def _from_allocator(attr: _Attribution, alloc_files: frozenset[str], sid: int) -> bool:
+    """The innermost engine frame is the allocator's: its blocks, and what it needs for
+    them (NumPy called from the allocator)."""
+    inner = next((f for f in attr.files_of.get(sid, []) if attr.is_root(f)), "")
+    return inner in alloc_files
+
+
+def _verify_cache(
+    out: MemrayAnalysis,
+    attr: _Attribution,
+    by_stack: dict[int, list[int]],
+    end_ledger: Mapping[str, Any] | None,
+    alloc_files: frozenset[str],
+) -> bool:
+    """Whether memray holds the allocator's cache where the ledger says it is: at the end,
+    the bytes memray sees live in the allocator's own stacks cover the cache the ledger
+    reports. When they do not (or the allocator's frames were not found), nothing is
+    subtracted anywhere: an unverified figure never lowers the engine's bytes."""
+    if not any(m["cache_subtracted"] for m in out.markers):
+        return False
+    held = sum(b for sid, (b, _n) in by_stack.items() if _from_allocator(attr, alloc_files, sid))
+    if alloc_files and held >= _cached(end_ledger):
+        return True
+    for m in out.markers:
+        m["engine_live_bytes"] = m["engine_live_with_cache_bytes"]
+        m["cache_subtracted"] = False
+    return False
+
+
+def _rank_apart(
+    out: MemrayAnalysis,
+    attr: _Attribution,
+    by_stack: dict[int, list[int]],
+    baseline: dict[int, list[int]] | None,
+    end_ledger: Mapping[str, Any] | None,
+    ledgers: Mapping[int, Mapping[str, Any]],
+    alloc_files: frozenset[str],
+) -> None:
+    """Top stacks for an allocator with a cache: what is live, with the cache apart.
+
+    memray cannot tell a quarantined block from a live one (both are still allocated),
+    so the allocator's own allocations leave memray's ranking; the ledger's live blocks
+    by label (exact, and without the quarantine) take their place beside the engine
+    memory that did not come from the allocator. The allocator's stacks as memray sees
+    them (live blocks plus the cache) are kept in `cache`, apart.
+    """
+
+    held = {sid: v for sid, v in by_stack.items() if _from_allocator(attr, alloc_files, sid)}
+    own = {sid: v for sid, v in by_stack.items() if sid not in held}
+    live_entries = list(_ledger_entries(end_ledger).values())
+    live_entries += [
+        {"bytes": b, "blocks": n, "stack": attr.frames.get(sid, [])} for sid, (b, n) in own.items()
+    ]
+    out.top_live = sorted(live_entries, key=lambda e: -e["bytes"])[:10]
+    if baseline is not None:
+        base_ledger = ledgers.get(out.baseline_index) if out.baseline_index is not None else None
+        before = _ledger_entries(base_ledger)
+        growth = []
+        for label, e in _ledger_entries(end_ledger).items():
+            b0 = before.get(label, {"bytes": 0, "blocks": 0})
+            if e["bytes"] > b0["bytes"]:
+                growth.append(
+                    {**e, "bytes": e["bytes"] - b0["bytes"], "blocks": e["blocks"] - b0["blocks"]}
+                )
+        for sid, (nbytes, count) in own.items():
+            b0 = baseline.get(sid, [0, 0])
+            if nbytes > b0[0]:
+                growth.append(
+                    {"bytes": nbytes - b0[0], "blocks": count - b0[1], "stack": attr.frames[sid]}
+                )
+        out.top_growth = sorted(growth, key=lambda e: -e["bytes"])[:10]
+    out.cache = {
+        "bytes": _cached(end_ledger),
+        "live_bytes": int((end_ledger or {}).get("live_bytes") or 0),
+        "allocator_bytes": sum(b for b, _n in held.values()),
+        "allocator_blocks": sum(n for _b, n in held.values()),
+        "allocator_files": sorted(alloc_files),
+        "stacks": [
+            {"bytes": b, "blocks": n, "stack": attr.frames.get(sid, [])}
+            for sid, (b, n) in sorted(held.items(), key=lambda kv: -kv[1][0])[:5]
+        ],
+    }
+
+
+_EXTERNAL_ASSET = re.compile(
+    r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.IGNORECASE
+)
+
+
+def external_assets(html: str) -> list[str]:
+    """Script and stylesheet tags of a page that load from the network (a CDN)."""
+    return [m.group(0) for m in _EXTERNAL_ASSET.finditer(html)]
+
+
+def _render(capture: str | Path, target: Path, extra: list[str]) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "memray", "flamegraph", *extra, "-f", "-o", str(target)]
+    return subprocess.Popen(
+        [*cmd, str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def flamegraphs(capture: str | Path, out_dir: Path, timeout: float = 120.0) -> dict[str, str]:
-    """Render memray's flamegraph and leaks flamegraph HTML (both at once); name -> path."""
-    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-    for name, extra in (("flamegraph", []), ("leaks_flamegraph", ["--leaks"])):
-        target = out_dir / f"{name.replace('_', '-')}.html"
-        cmd = [sys.executable, "-m", "memray", "flamegraph", *extra, "-f", "-o", str(target)]
-        try:
-            procs[name] = (
-                subprocess.Popen(
-                    [*cmd, str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                ),
-                target,
-            )
-        except OSError:
-            continue
+    """Render memray's flamegraph and leaks flamegraph HTML (both at once); name -> path.
+
+    `--no-web` makes memray inline its scripts and styles (they ship in its wheel), so
+    the pages work offline (air-gapped CI, an artifact viewer). A memray that does not
+    know `--no-web` gets a second try without it; a page that then loads anything from
+    the network is returned as `<name>_online`, so the report can say it needs the network.
+    """
+    jobs = {
+        name: (out_dir / f"{name.replace('_', '-')}.html", extra)
+        for name, extra in (("flamegraph", []), ("leaks_flamegraph", ["--leaks"]))
+    }
     made: dict[str, str] = {}
-    for name, (proc, target) in procs.items():
-        try:
-            if proc.wait(timeout=timeout) == 0 and target.exists():
-                made[name] = str(target)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    retry = list(jobs)
+    for flags in (["--no-web"], []):
+        procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+        for name in retry:
+            target, extra = jobs[name]
+            try:
+                procs[name] = (_render(capture, target, [*extra, *flags]), target)
+            except OSError:
+                continue
+        retry = []
+        for name, (proc, target) in procs.items():
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                continue
+            if code == 0 and target.exists():
+                online = external_assets(target.read_text("utf-8", errors="replace"))
+                made[f"{name}_online" if online else name] = str(target)
+            elif code == 2 and flags:  # argparse: this memray has no --no-web
+                retry.append(name)
+        if not retry:
+            break
     return made

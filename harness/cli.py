@@ -109,10 +109,17 @@ def format_run(rec: RunRecord) -> str:
             lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
     if len(real) > 3:
         lines.append(f"  - ... {len(real) - 3} more finding(s)")
+    from .reporters.common import engine_live_per_cycle, quarantine_per_cycle
+
+    # the checked allocator's quarantine of freed blocks: its own column, never in engine live
+    quarantine = quarantine_per_cycle(rec)
+    engine = engine_live_per_cycle(rec)
+    q_head = " Quarantine KiB (freed, not live) |" if quarantine else ""
     lines.append(
-        "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) | RSS MiB | Status |"
+        "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) |"
+        f"{q_head} RSS MiB | Status |"
     )
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|" + ("---|" if quarantine else "") + "---|---|")
     rows = rec.cycles
     keep = set(range(len(rows)))
     if len(rows) > MAX_TABLE_ROWS:
@@ -134,9 +141,10 @@ def format_run(rec: RunRecord) -> str:
             msg = rec.exit.get("native_message")
             status = f"crash ({', '.join(x for x in (sig, msg) if x)})" if sig or msg else "crash"
         blocks = "" if c.live_blocks_after_clear is None else str(c.live_blocks_after_clear)
+        q_cell = f" {_kib(quarantine.get(c.cycle))} |" if quarantine else ""
         lines.append(
-            f"| {c.cycle} | {c.dimension or ''} | {blocks} | {_kib(c.memray_leaked_bytes)} | "
-            f"{_mib(c.rss_bytes)} | {status} |"
+            f"| {c.cycle} | {c.dimension or ''} | {blocks} | {_kib(engine.get(c.cycle))} |"
+            f"{q_cell} {_mib(c.rss_bytes)} | {status} |"
         )
     if prev != len(rows) - 1:
         lines.append(f"| ... | | | | | ({len(rows) - prev - 1} cycles) |")
@@ -446,9 +454,10 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     run.add_argument(
         "--flamegraphs",
         choices=("all", "failed", "none"),
-        default="all",
-        help="memray flamegraph HTML for every run, only runs with an unexpected verdict, or "
-        "none (rendering takes a few seconds per run; default all)",
+        default="failed",
+        help="memray flamegraph HTML (self-contained, works offline) for runs with an "
+        "unexpected verdict (default), every run, or none; each page is a few MB and takes "
+        "a few seconds to render",
     )
     run.add_argument("--out", metavar="DIR", help="output folder (default reports/<run-id>/)")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")

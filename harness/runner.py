@@ -49,7 +49,9 @@ class RunSpec:
     timeout: float | None = None
     expected: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # extra engine options
-    flamegraphs: str = "all"  # "all" | "failed" (verdict differs from expected) | "none"
+    # "failed" (verdict differs from expected; the default keeps a clean run folder small)
+    # | "all" | "none"
+    flamegraphs: str = "failed"
 
 
 def slug(text: str) -> str:
@@ -82,7 +84,7 @@ def run_one(
     out_dir: Path | None = None,
     expected: str | None = None,
     options: dict[str, Any] | None = None,
-    flamegraphs: str = "all",
+    flamegraphs: str = "failed",
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
@@ -174,7 +176,13 @@ def run_one(
         if capture and Path(capture).exists() and record.verdict != "skipped":
             # growth per stack is measured from the end of the first (warm-up) cycle
             first = [m["index"] for m in markers if m["cycle"] == sc.plan[0].index]
-            an = _analysis.analyze(capture, roots, baseline_index=first[-1] if first else None)
+            an = _analysis.analyze(
+                capture,
+                roots,
+                baseline_index=first[-1] if first else None,
+                steps=record.steps,
+                markers=markers,
+            )
             result = an.to_dict()
             by_index = {m["index"]: m for m in an.markers}
             record.peak_bytes = an.peak_bytes or None
@@ -185,6 +193,7 @@ def run_one(
                 "engine_peak_bytes": an.engine_peak_bytes,
                 "top_live": an.top_live,
                 "top_growth": an.top_growth,
+                "cache": an.cache,
                 "markers": [{**mk, **by_index.get(mk["index"], {})} for mk in markers],
                 "source_roots": roots,
                 "error": an.error,

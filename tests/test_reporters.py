@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import xml.etree.ElementTree as ET
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from factories import MiB, crash_run, double_free_finding, make_run, sample_report
-from memcycle.records import CycleSummary, Finding, Report, RunRecord
+from memcycle.cli import build_parser, format_run
+from memcycle.records import CycleSummary, Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
-from memcycle.reporters.common import cell, cycle_table, evidence_items, fmt_bytes
+from memcycle.reporters.common import (
+    QUARANTINE_KEPT_NOTE,
+    QUARANTINE_NOTE,
+    cell,
+    cycle_table,
+    evidence_items,
+    fmt_bytes,
+    memory_rows,
+    quarantine_note,
+)
 from memcycle.reporters.markdown import render_markdown, render_run
+from memcycle.reporters.plots import (
+    ENGINE_LINE,
+    ENGINE_WITH_CACHE_LINE,
+    QUARANTINE_LINE,
+    memory_plot_png,
+    panels,
+)
+from memcycle.runner import RunSpec, run_one
 
 
 # --- cycle table ----------------------------------------------------------------
@@ -421,3 +441,162 @@ def test_memray_stacks_in_evidence_read_as_header_and_frames() -> None:
         "    alloc (a.py:1)",
         "    f (b.py:2)",
     ]
+
+
+# --- the checked allocator's quarantine, apart from engine live bytes ----------------------
+def _checked_clean_run(n: int = 5, *, separated: bool = True) -> RunRecord:
+    """A clean checked run as the harness records it: engine live bytes flat at ~34 KiB,
+    the quarantine growing by 8 MiB a cycle (the allocator's ledger, at each cycle's end).
+    `separated=False` is a record written before the quarantine was measured apart."""
+    run = make_run(n_cycles=n, allocator="checked")
+    markers = []
+    for c in run.cycles:
+        q = 8 * MiB * c.cycle
+        live = 34 * 1024 + 100 * c.cycle
+        c.memray_leaked_bytes = live if separated else live + q
+        mk = {"index": c.cycle - 1, "cycle": c.cycle, "step": 3, "op": "end-of-cycle"}
+        if separated:
+            mk.update(engine_live_bytes=live, cached_bytes=q, engine_live_with_cache_bytes=live + q)
+        markers.append(mk)
+    run.steps = [
+        StepEvent(
+            cycle=c.cycle,
+            step=2,
+            op="clear",
+            ok=True,
+            seconds=0.0,
+            memory={
+                "ledger": {"live_blocks": 0, "live_bytes": 0, "cached_bytes": 8 * MiB * c.cycle}
+            },
+        )
+        for c in run.cycles
+    ]
+    run.memray = {"markers": markers, "capture": "r/capture.bin"}
+    return run
+
+
+@pytest.mark.parametrize("separated", [True, False])
+def test_checked_clean_run_tables_show_engine_live_flat_and_quarantine_in_its_own_column(
+    separated: bool,
+) -> None:
+    run = _checked_clean_run(separated=separated)
+    rows = memory_rows(run)
+    assert [r["Engine live (memray)"] for r in rows] == [
+        fmt_bytes(34 * 1024 + 100 * c) for c in range(1, 6)
+    ]
+    assert [r["Quarantine"] for r in rows] == [f"{8.0 * c:.1f} MiB" for c in range(1, 6)]
+    console = format_run(run)
+    header = next(line for line in console.splitlines() if line.startswith("| Cycle"))
+    assert "Engine live KiB (memray)" in header and "Quarantine KiB" in header
+    cells = {
+        line.split("|")[1].strip(): [x.strip() for x in line.split("|")[4:6]]
+        for line in console.splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    }
+    assert cells["1"] == ["34", "8192"] and cells["5"] == ["34", "40960"]
+    md = render_run(run)
+    assert "| Quarantine |" in md and QUARANTINE_NOTE in md
+    assert escape(QUARANTINE_NOTE) in render_html(Report("r", "c", [run]))
+
+
+def test_a_run_without_a_quarantine_has_no_quarantine_column() -> None:
+    run = make_run(allocator="numpy", leaked_growth=MiB)
+    assert "Quarantine" not in memory_rows(run)[0]
+    assert "Quarantine" not in format_run(run)
+    assert QUARANTINE_NOTE not in render_run(run)
+    lines = dict(panels(run)[1][1])
+    assert list(lines) == ["engine live bytes (memray)"]
+
+
+def test_plot_draws_the_quarantine_as_its_own_series_beside_flat_engine_bytes() -> None:
+    run = _checked_clean_run()
+    title, lines = panels(run)[1]
+    assert title == "engine live bytes (memray)"
+    assert set(lines) == {ENGINE_LINE, QUARANTINE_LINE}
+    engine = [v for _, v in lines[ENGINE_LINE]]
+    assert max(engine) - min(engine) < 1024  # flat: the climbing line is not the engine's
+    assert lines[QUARANTINE_LINE] == [(c, 8 * MiB * c) for c in range(1, 6)]
+    assert memory_plot_png(run)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_ranks_live_blocks_from_the_ledger_and_shows_the_quarantine_apart() -> None:
+    run = _checked_clean_run()
+    run.verdict, run.expected_verdict = "leak", "clean"
+    flat = ["__init__ (refimpl/flat_buffer.py:37)", "initialize (refimpl/database.py:264)"]
+    hnsw = ["_acquire (refimpl/alloc.py:386)", "_alloc_block (refimpl/hnsw.py:171)"]
+    run.memray.update(
+        top_growth=[
+            {"bytes": 2 * MiB, "blocks": 4, "label": "flat.vectors", "stack": flat},
+        ],
+        top_live=[{"bytes": 2 * MiB, "blocks": 5, "label": "flat.vectors", "stack": flat}],
+        cache={
+            "bytes": 24 * MiB,
+            "live_bytes": 2 * MiB,
+            "allocator_bytes": 26 * MiB,
+            "stacks": [{"bytes": 24 * MiB, "blocks": 10, "stack": hnsw}],
+        },
+    )
+    html = render_html(Report("r", "c", [run]))
+    grew = html.index("what grew since the warm-up cycle")
+    quarantine = html.index("Allocator quarantine at the end: 24.0 MiB")
+    assert grew < html.index("flat.vectors") < quarantine < html.index("hnsw.py:171")
+    assert "quarantine excluded" in html[grew : grew + 200]
+
+
+def test_html_says_whether_flamegraphs_work_offline() -> None:
+    offline = make_run(memray={"flamegraph": "a/flamegraph.html", "capture": "a/c.bin"})
+    online = make_run(memray={"flamegraph_online": "a/flamegraph.html", "capture": "a/c.bin"})
+    none = make_run(memray={"capture": "a/c.bin"})
+    page = {
+        name: render_html(Report("r", "c", [run]))
+        for name, run in (("offline", offline), ("online", online), ("none", none))
+    }
+    assert "self-contained" in page["offline"] and "work offline" in page["offline"]
+    assert "(needs network)" in page["online"] and "offline they stay blank" in page["online"]
+    assert 'href="a/flamegraph.html"' in page["online"]
+    assert "No flamegraph for this run" in page["none"] and "--flamegraphs all" in page["none"]
+
+
+def test_flamegraphs_default_to_failed_runs_only() -> None:
+    assert build_parser().parse_args(["run"]).flamegraphs == "failed"
+    assert RunSpec("s.toml").flamegraphs == "failed"
+    assert inspect.signature(run_one).parameters["flamegraphs"].default == "failed"
+
+
+def test_leak_evidence_lists_live_blocks_by_label_largest_first_with_their_frames() -> None:
+    by_label = {
+        "flat.ids": {
+            "blocks": 5,
+            "bytes": 2000,
+            "stack": ["refimpl/flat_buffer.py:40 in __init__"],
+        },
+        "flat.vectors": {
+            "blocks": 5,
+            "bytes": 8000,
+            "stack": [
+                "refimpl/flat_buffer.py:37 in __init__",
+                "refimpl/database.py:264 in initialize",
+            ],
+        },
+    }
+    (item,) = evidence_items({"by_label": by_label})
+    lines = item.text.splitlines()
+    assert lines[0] == "flat.vectors: blocks 5, bytes 7.8 KiB (8000)"
+    assert lines[1:3] == [
+        "    refimpl/flat_buffer.py:37 in __init__",
+        "    refimpl/database.py:264 in initialize",
+    ]
+    assert lines[3].startswith("flat.ids: blocks 5") and "{" not in item.text
+
+
+def test_a_quarantine_that_was_not_verified_apart_is_said_to_be_included() -> None:
+    run = _checked_clean_run()
+    for mk, c in zip(run.memray["markers"], run.cycles, strict=True):
+        mk["engine_live_bytes"] = mk["engine_live_with_cache_bytes"]
+        mk["cache_subtracted"] = False
+        c.memray_leaked_bytes = mk["engine_live_bytes"]
+    assert quarantine_note(run) == QUARANTINE_KEPT_NOTE
+    assert QUARANTINE_KEPT_NOTE in render_run(run)
+    rows = memory_rows(run)
+    assert rows[-1]["Engine live (memray)"] == fmt_bytes(40 * MiB + 34 * 1024 + 500)
+    assert ENGINE_WITH_CACHE_LINE in panels(run)[1][1]

@@ -222,10 +222,66 @@ def cycle_table(
 
 MEMORY_ROWS_EDGE = 6  # long runs: first and last cycles of the numbers table, plus the worst
 
+QUARANTINE_NOTE = (
+    "Quarantine: freed blocks the checked allocator keeps poisoned to catch use after free "
+    "(bounded, not live, not a leak); memray still counts them as allocated, so they are "
+    "measured apart (the allocator's ledger) and left out of engine live bytes."
+)
+QUARANTINE_KEPT_NOTE = (
+    "Quarantine: freed blocks the engine's allocator reports keeping as a cache. memray's "
+    "stacks did not show them among the allocator's own allocations, so they were not "
+    "subtracted: engine live bytes still include them."
+)
+
+
+def quarantine_note(run: RunRecord) -> str:
+    """What the Quarantine column means for this run ('' when there is none)."""
+    if not quarantine_per_cycle(run):
+        return ""
+    markers = [m for m in (run.memray or {}).get("markers") or [] if isinstance(m, dict)]
+    kept = any(m.get("cached_bytes") and m.get("cache_subtracted") is False for m in markers)
+    return QUARANTINE_KEPT_NOTE if kept else QUARANTINE_NOTE
+
+
+def quarantine_per_cycle(run: RunRecord) -> dict[int, int]:
+    """Bytes the engine's allocator keeps as a cache of freed blocks (the checked
+    allocator's quarantine) at each cycle's end, as its ledger reported them; empty when
+    the allocator keeps none. Read where the cycle's engine-live figure was taken: the
+    cycle's last memray marker, else (memray off) the cycle's last step."""
+    out: dict[int, int] = {}
+    for mk in (run.memray or {}).get("markers") or []:
+        if isinstance(mk, dict) and mk.get("cycle") is not None and "cached_bytes" in mk:
+            out[int(mk["cycle"])] = int(mk["cached_bytes"] or 0)
+    if not out:
+        for ev in run.steps:
+            led = (ev.memory or {}).get("ledger") or {}
+            if "cached_bytes" in led:
+                out[ev.cycle] = int(led["cached_bytes"] or 0)
+    return out if any(out.values()) else {}
+
+
+def engine_live_per_cycle(run: RunRecord) -> dict[int, int | None]:
+    """memray's engine-attributed live bytes at each cycle's end, the allocator's
+    quarantine left out (a record written before it was measured apart, where
+    `memray_leaked_bytes` still holds it, gets it subtracted here)."""
+    markers = (run.memray or {}).get("markers") or []
+    separated = any(isinstance(m, dict) and "engine_live_with_cache_bytes" in m for m in markers)
+    quarantine = {} if separated else quarantine_per_cycle(run)
+    out: dict[int, int | None] = {}
+    for c in run.cycles:
+        v = c.memray_leaked_bytes
+        q = quarantine.get(c.cycle, 0)
+        out[c.cycle] = v - q if v is not None and 0 < q <= v else v
+    return out
+
 
 def memory_rows(run: RunRecord) -> list[dict[str, str]]:
     """Per-cycle measurements as display strings (the table under the cycle table);
-    a long run shows its first and last cycles and any failing one, with '…' between."""
+    a long run shows its first and last cycles and any failing one, with '…' between.
+    A `Quarantine` column appears when the allocator keeps freed blocks."""
+    quarantine = quarantine_per_cycle(run)
+    engine = engine_live_per_cycle(run)
+    header = _MEMORY_HEADER if quarantine else tuple(h for h in _MEMORY_HEADER if h != "Quarantine")
     cycles = run.cycles
     if len(cycles) > 2 * MEMORY_ROWS_EDGE + 1:
         keep = {c.cycle for c in cycles[:MEMORY_ROWS_EDGE] + cycles[-MEMORY_ROWS_EDGE:]}
@@ -235,22 +291,22 @@ def memory_rows(run: RunRecord) -> list[dict[str, str]]:
     prev: int | None = None
     for c in cycles:
         if prev is not None and c.cycle != prev + 1:
-            out.append({k: "…" for k in _MEMORY_HEADER})
+            out.append({k: "…" for k in header})
         prev = c.cycle
         reached = c.status not in ("-", "", "not-reached")
-        out.append(
-            {
-                "Cycle": str(c.cycle),
-                "Dim": "-" if c.dimension is None else str(c.dimension),
-                "Live blocks after clear": "-"
-                if c.live_blocks_after_clear is None
-                else str(c.live_blocks_after_clear),
-                "Allocator live": fmt_bytes(c.live_bytes),
-                "memray leaked": fmt_bytes(c.memray_leaked_bytes),
-                "RSS": fmt_bytes(c.rss_bytes),
-                "Time": fmt_seconds(c.seconds) if reached else "-",
-            }
-        )
+        row = {
+            "Cycle": str(c.cycle),
+            "Dim": "-" if c.dimension is None else str(c.dimension),
+            "Live blocks after clear": "-"
+            if c.live_blocks_after_clear is None
+            else str(c.live_blocks_after_clear),
+            "Allocator live": fmt_bytes(c.live_bytes),
+            "Engine live (memray)": fmt_bytes(engine.get(c.cycle)),
+            "Quarantine": fmt_bytes(quarantine.get(c.cycle)),
+            "RSS": fmt_bytes(c.rss_bytes),
+            "Time": fmt_seconds(c.seconds) if reached else "-",
+        }
+        out.append({k: row[k] for k in header})
     return out
 
 
@@ -259,7 +315,8 @@ _MEMORY_HEADER = (
     "Dim",
     "Live blocks after clear",
     "Allocator live",
-    "memray leaked",
+    "Engine live (memray)",
+    "Quarantine",
     "RSS",
     "Time",
 )
@@ -333,15 +390,24 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
     if (
         isinstance(value, dict)
         and value
-        and all(isinstance(v, dict) for v in value.values())
-        and all(not isinstance(x, dict | list) for v in value.values() for x in v.values())
+        and all(isinstance(v, dict) and _frames_entry(v) for v in value.values())
     ):
-        # e.g. live blocks by label: one line per label
-        return "\n".join(f"{k}: {_fmt_flat(v)}" for k, v in value.items()), True
+        # e.g. live blocks by label: one line per label, its allocation frames under it
+        # (the checked allocator's ledger: the newest block's site), largest first
+        out = []
+        for k, v in sorted(value.items(), key=lambda kv: -_size(kv[1])):
+            out.append(f"{k}: {_fmt_flat({x: y for x, y in v.items() if not isinstance(y, list)})}")
+            out.extend(f"    {frame}" for y in v.values() if isinstance(y, list) for frame in y)
+        return "\n".join(out), True
     return json.dumps(value, indent=2, sort_keys=True, default=str), True
 
 
 _LEAD = ("cycle", "step", "op")
+
+
+def _size(d: dict[str, Any]) -> float:
+    v = d.get("bytes", d.get("nbytes", 0))
+    return float(v) if isinstance(v, int | float) else 0.0
 
 
 def _frames_entry(d: dict[str, Any]) -> bool:
@@ -489,8 +555,9 @@ _NORMAL_EXITS = frozenset({None, "", "ok", "clean", "normal", "skipped"})
 
 
 def leaked_per_cycle(run: RunRecord) -> list[int | None]:
-    """The memray leaked bytes for each cycle (None where not measured)."""
-    return [c.memray_leaked_bytes for c in run.cycles]
+    """memray's engine live bytes for each cycle, quarantine left out (None: not measured)."""
+    engine = engine_live_per_cycle(run)
+    return [engine.get(c.cycle) for c in run.cycles]
 
 
 def is_memory_fault(verdict: str) -> bool:

@@ -28,6 +28,7 @@ from .common import (
     fmt_seconds,
     memory_rows,
     outcome,
+    quarantine_note,
     run_anchor,
     run_evidence,
     run_label,
@@ -125,45 +126,103 @@ _MEMRAY_LINKS = (
     ("leaks_flamegraph", "memray leaks flamegraph"),
     ("capture", "memray capture (.bin)"),
 )
+_ONLINE = "_online"  # a flamegraph page that loads its scripts from a CDN (see analysis)
+
+
+def _stack_rows(entries: Sequence[Any]) -> list[list[str]]:
+    rows = []
+    for entry in entries[:10]:
+        if not isinstance(entry, dict):
+            rows.append([_e(entry), "", ""])
+            continue
+        size = entry.get("bytes", entry.get("size"))
+        where = entry.get("stack", entry.get("location", ""))
+        if isinstance(where, list):
+            where = "\n".join(str(x) for x in where)
+        label = entry.get("label")
+        if label:  # a block the allocator's ledger holds live
+            where = f"'{label}' (allocator ledger, newest block allocated at)\n{where}"
+        rows.append(
+            [
+                _e(fmt_bytes(size) if isinstance(size, int | float) else size or ""),
+                _e(entry.get("blocks", entry.get("count", ""))),
+                f"<pre>{_e(where)}</pre>" if "\n" in str(where) else _e(where),
+            ]
+        )
+    return rows
+
+
+def _stacks_table(title: str, entries: Any, open_: bool = False) -> list[str]:
+    if not isinstance(entries, list) or not entries:
+        return []
+    return [
+        f"<details{' open' if open_ else ''}><summary>{_e(title)}</summary>",
+        _table(["Bytes", "Blocks", "Where"], _stack_rows(entries), {0, 1}),
+        "</details>",
+    ]
+
+
+def _flamegraph_links(run: RunRecord, base_dir: Path | None) -> list[str]:
+    memray = run.memray or {}
+    order = list(_MEMRAY_LINKS)
+    if run.verdict == "leak":  # the leaks view is the one that shows the leak
+        order.sort(key=lambda kt: kt[0] != "leaks_flamegraph")
+    links = []
+    online = False
+    for key, title in order:
+        for k, suffix in ((key, ""), (key + _ONLINE, " (needs network)")):
+            path = memray.get(k)
+            if isinstance(path, str) and path:
+                online |= bool(suffix)
+                strong = run.verdict == "leak" and key == "leaks_flamegraph"
+                text = f"<strong>{_e(title)}</strong>" if strong else _e(title)
+                links.append(f'<a href="{_e(_href(path, base_dir))}">{text}</a>{_e(suffix)}')
+    pages = any(memray.get(k) or memray.get(k + _ONLINE) for k, _ in _MEMRAY_LINKS[:2])
+    out = ['<p class="links">' + "".join(links) + "</p>"] if links else []
+    if online:
+        out.append(
+            '<p class="meta">These flamegraph pages load their scripts from a CDN '
+            "(this memray cannot inline them): offline they stay blank. The tables below "
+            "list the same stacks.</p>"
+        )
+    elif pages:
+        out.append(
+            '<p class="meta">Flamegraph pages are self-contained (scripts inline): they work '
+            "offline. The tables below list the largest stacks too.</p>"
+        )
+    elif memray.get("capture"):
+        out.append(
+            '<p class="meta">No flamegraph for this run: they are rendered for runs with an '
+            "unexpected verdict (<code>--flamegraphs all</code> renders every run; "
+            "<code>python -m memray flamegraph --no-web CAPTURE</code> renders one).</p>"
+        )
+    return out
 
 
 def _memray_html(run: RunRecord, base_dir: Path | None) -> str:
     if not run.memray:
         return ""
-    order = list(_MEMRAY_LINKS)
-    if run.verdict == "leak":  # the leaks view is the one that shows the leak
-        order.sort(key=lambda kt: kt[0] != "leaks_flamegraph")
-    links = []
-    for key, title in order:
-        path = run.memray.get(key)
-        if isinstance(path, str) and path:
-            strong = run.verdict == "leak" and key == "leaks_flamegraph"
-            text = f"<strong>{_e(title)}</strong>" if strong else _e(title)
-            links.append(f'<a href="{_e(_href(path, base_dir))}">{text}</a>')
-    out = []
-    if links:
-        out.append('<p class="links">' + "".join(links) + "</p>")
-    top = run.memray.get("top_leaks") or run.memray.get("top_live")
-    if isinstance(top, list) and top:
-        rows = []
-        for entry in top[:10]:
-            if isinstance(entry, dict):
-                size = entry.get("bytes", entry.get("size"))
-                where = entry.get("stack", entry.get("location", entry.get("label", "")))
-                if isinstance(where, list):
-                    where = "\n".join(str(x) for x in where)
-                rows.append(
-                    [
-                        _e(fmt_bytes(size) if isinstance(size, int | float) else size or ""),
-                        _e(entry.get("blocks", entry.get("count", ""))),
-                        f"<pre>{_e(where)}</pre>" if "\n" in str(where) else _e(where),
-                    ]
-                )
-            else:
-                rows.append([_e(entry), "", ""])
-        out.append("<details><summary>memray: largest leaked allocations</summary>")
-        out.append(_table(["Bytes", "Blocks", "Where"], rows, {0, 1}))
-        out.append("</details>")
+    memray = run.memray
+    out = _flamegraph_links(run, base_dir)
+    cache = memray.get("cache") or {}
+    apart = " (the allocator's blocks from its ledger, quarantine excluded)" if cache else ""
+    failed = not run.passed or run.verdict == "leak"
+    out += _stacks_table(
+        "memray: what grew since the warm-up cycle" + apart, memray.get("top_growth"), failed
+    )
+    top = memray.get("top_leaks") or memray.get("top_live")
+    out += _stacks_table("memray: largest live allocations at the end" + apart, top)
+    if cache:
+        out.append(
+            f'<p class="meta">Allocator quarantine at the end: {_e(fmt_bytes(cache.get("bytes")))} '
+            "of freed blocks kept poisoned (not live, not a leak). memray sees the "
+            f"allocator's blocks as {_e(fmt_bytes(cache.get('allocator_bytes')))}: "
+            f"{_e(fmt_bytes(cache.get('live_bytes')))} live (ledger) plus the quarantine "
+            "and the guard zones.</p>"
+        )
+        out += _stacks_table(
+            "memray: the allocator's blocks, live and quarantined", cache.get("stacks")
+        )
     return "\n".join(out)
 
 
@@ -219,6 +278,8 @@ def _run_html(
         parts.append(
             _table(header, [[_e(v) for v in r.values()] for r in rows], set(range(len(header))))
         )
+        if quarantine_note(run):
+            parts.append(f'<p class="meta">{_e(quarantine_note(run))}</p>')
         parts.append("</details>")
     parts.append("</section>")
     return "\n".join(p for p in parts if p)

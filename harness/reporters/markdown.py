@@ -19,6 +19,7 @@ from .common import (
     fmt_seconds,
     memory_rows,
     outcome,
+    quarantine_note,
     run_evidence,
     run_label,
 )
@@ -93,6 +94,8 @@ def render_run(
         lines.append("Memory per cycle:")
         lines.append("")
         lines.extend(_table(list(rows[0]), [list(r.values()) for r in rows]))
+        if quarantine_note(run):
+            lines += ["", quarantine_note(run)]
     if run.memray:
         links = [f"{k}: `{v}`" for k, v in sorted(run.memray.items()) if isinstance(v, str) and v]
         if links:
