@@ -210,7 +210,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "valgrind",
-        _rx(r"^==\d+==\s+definitely lost: (?P<bytes>[1-9][\d,]*) bytes in (?P<blocks>[\d,]+) blocks"),
+        _rx(
+            r"^==\d+==\s+definitely lost: (?P<bytes>[1-9][\d,]*) bytes in (?P<blocks>[\d,]+) blocks"
+        ),
         "leak",
         "valgrind memcheck: blocks no pointer reaches at exit",
         lambda m, _s: {
@@ -260,11 +262,15 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "rust",
-        _rx(r"^thread '(?P<thread>[^'\n]*)' panicked at (?P<loc>[^\n]+?:\d+:\d+):\n(?P<msg>[^\n]*)"),
+        _rx(
+            r"^thread '(?P<thread>[^'\n]*)' panicked at (?P<loc>[^\n]+?:\d+:\d+):\n(?P<msg>[^\n]*)"
+        ),
         "crash",
         "Rust: a panic that was not caught (panic=abort, or it unwound into a foreign frame)",
         _rust_new_details,
-        lambda m, _s: f"thread '{m.group('thread')}' panicked at {m.group('loc')}: {m.group('msg')}",
+        lambda m, _s: (
+            f"thread '{m.group('thread')}' panicked at {m.group('loc')}: {m.group('msg')}"
+        ),
     ),
     Rule(
         "rust",
@@ -272,7 +278,9 @@ RULES: tuple[Rule, ...] = (
         "crash",
         "Rust: a panic that was not caught (panic=abort, or it unwound into a foreign frame)",
         _rust_new_details,
-        lambda m, _s: f"thread '{m.group('thread')}' panicked at {m.group('loc')}: {m.group('msg')}",
+        lambda m, _s: (
+            f"thread '{m.group('thread')}' panicked at {m.group('loc')}: {m.group('msg')}"
+        ),
     ),
     Rule(
         "rust",
@@ -309,7 +317,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "glibc",
-        _rx(r"^\s*free\(\): invalid (?:next )?size[^\n]*|^\s*realloc\(\): invalid (?:old|next) size[^\n]*"),
+        _rx(
+            r"^\s*free\(\): invalid (?:next )?size[^\n]*|^\s*realloc\(\): invalid (?:old|next) size[^\n]*"
+        ),
         "buffer-overflow",
         "glibc: a chunk header next to the block is damaged (a write past the end of a block)",
     ),

@@ -292,4 +292,3 @@ def make_refimpl_c(config: EngineConfig) -> RefimplCEngine:
 def make_refimpl_c_global(config: EngineConfig) -> RefimplCGlobalEngine:
     """Factory for `--engine refimpl-c-global`."""
     return RefimplCGlobalEngine(config)
-

@@ -67,7 +67,9 @@ def cache_dir() -> Path:
 def build_command(variant: str, output: Path, compiler: str | None = None) -> list[str]:
     """The exact compiler command line for a variant (shown in reports and the README)."""
     if variant not in VARIANT_FLAGS:
-        raise NativeBuildError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        raise NativeBuildError(
+            f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}"
+        )
     cc = compiler or find_compiler()
     return [cc, *BASE_FLAGS, *VARIANT_FLAGS[variant], str(SOURCE), "-o", str(output), "-lm"]
 
@@ -84,7 +86,9 @@ def library_path(variant: str = "plain") -> Path:
 def build(variant: str = "plain") -> Path:
     """The library for `variant`, compiled now unless the cache already holds it."""
     if variant not in VARIANT_FLAGS:
-        raise NativeBuildError(f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        raise NativeBuildError(
+            f"unknown variant {variant!r}; expected one of {', '.join(VARIANTS)}"
+        )
     out = library_path(variant)
     if out.exists():
         return out

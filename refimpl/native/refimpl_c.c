@@ -242,9 +242,9 @@ typedef struct {
 } view_t;
 
 static int tier_alloc(tier_t *t, int64_t cap, int64_t dim) {
-    t->vecs = rc_malloc((size_t)(cap * dim) * sizeof(float));
-    t->ids = rc_malloc((size_t)cap * sizeof(int64_t));
     t->dead = rc_malloc((size_t)cap);
+    t->ids = rc_malloc((size_t)cap * sizeof(int64_t));
+    t->vecs = rc_malloc((size_t)(cap * dim) * sizeof(float));
     t->n = 0;
     t->cap = cap;
     if (!t->vecs || !t->ids || !t->dead) return RC_ENOMEM;
@@ -387,11 +387,12 @@ static int to_flat(rc_db *db, const int64_t *ids, const float *x, int64_t n) {
     tier_t *f = &db->flat;
     int64_t room = f->cap - f->n;
     if (fault_on(F_MIGRATION_OVERFLOW) && n > room) {
-        /* FAULT migration-overflow: "Size/capacity desync": the whole batch is copied into
-         * the buffer before migrating, past the end of its blocks. */
+        /* FAULT migration-overflow: "Size/capacity desync": the whole batch of vectors is
+         * copied into the buffer before migrating, past the end of its block (the ids are
+         * copied for the room there is). */
         memcpy(f->vecs + f->n * db->dim, x, (size_t)(n * db->dim) * sizeof(float));
-        memcpy(f->ids + f->n, ids, (size_t)n * sizeof(int64_t));
-        memset(f->dead + f->n, 0, (size_t)n);
+        memcpy(f->ids + f->n, ids, (size_t)room * sizeof(int64_t));
+        memset(f->dead + f->n, 0, (size_t)room);
         int64_t old = f->n;
         f->n = f->cap;
         int rc = migrate_flat(db);

@@ -17,7 +17,11 @@ from .builder import NativeBuildError, build
 from .faults import FAULT_NAMES
 
 METRIC_CODES: dict[str, int] = {"l2": 0, "ip": 1, "cosine": 2}
-DEFAULT_SIZES: dict[str, int] = {"buffer_size": 1000, "segment_threshold": 10000, "segment_size": 2000}
+DEFAULT_SIZES: dict[str, int] = {
+    "buffer_size": 1000,
+    "segment_threshold": 10000,
+    "segment_size": 2000,
+}
 
 _SIGNATURES: dict[str, tuple[list[object], object]] = {
     "rc_create": ([c_int64, c_int64, c_int64], c_void_p),
@@ -193,7 +197,9 @@ def get_global_db(lib: ctypes.CDLL, **sizes: int) -> int:
 
 def add_vector_batch(lib: ctypes.CDLL, ids: np.ndarray, vectors: np.ndarray, metric: str) -> None:
     i, x = _ids(ids), _rows(vectors)
-    rc = lib.rc_add_vector_batch(i.ctypes.data, x.ctypes.data, len(i), x.shape[1], METRIC_CODES[metric])
+    rc = lib.rc_add_vector_batch(
+        i.ctypes.data, x.ctypes.data, len(i), x.shape[1], METRIC_CODES[metric]
+    )
     _check(lib, rc)
 
 
