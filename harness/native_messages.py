@@ -132,12 +132,13 @@ def _valgrind_follow(m: re.Match[str], s: str) -> str:
 
 def _valgrind_verdict(m: re.Match[str], s: str) -> str:
     head, where = m.group("head"), _valgrind_follow(m, s)
+    in_freed = re.search(r"(?:inside|after|before) a block of size [\d,]+ free'd", where)
     if head.startswith("Invalid free") or head.startswith("Mismatched free"):
-        if "free'd" in where:
+        if in_freed:
             return "double-free"
         return "invalid-free"
     if head.startswith("Invalid read") or head.startswith("Invalid write"):
-        if "free'd" in where:
+        if in_freed:
             return "use-after-free"
         if "after a block" in where or "before a block" in where:
             return "buffer-overflow"
@@ -352,12 +353,12 @@ def _apply(rule: Rule, m: re.Match[str], stderr: str) -> NativeMessage:
 
 def find_all(stderr: str) -> list[NativeMessage]:
     """Every recognised message, in the order they appear (a rule's earliest match each)."""
-    found = []
+    found: dict[int, NativeMessage] = {}
     for rule in RULES:
         m = rule.pattern.search(stderr or "")
-        if m:
-            found.append(_apply(rule, m, stderr))
-    return sorted(found, key=lambda x: x.start)  # stable: rule order breaks ties
+        if m and m.start() not in found:  # a text the earlier, more specific rule named
+            found[m.start()] = _apply(rule, m, stderr)
+    return [found[k] for k in sorted(found)]
 
 
 def find_native_message(stderr: str) -> NativeMessage | None:

@@ -60,17 +60,19 @@ def load_library(variant: str = "plain") -> ctypes.CDLL:
     """The C twin of this variant, built at first use and loaded once per process."""
     if variant in _LOADED:
         return _LOADED[variant]
+    if variant == "asan" and not runtime_loaded("libasan"):
+        # dlopen of an ASan library into a process without the ASan runtime does not fail:
+        # the runtime kills the process ("ASan runtime does not come first ..."); refuse first
+        raise NativeBuildError(
+            "the asan build of the refimpl C twin needs libasan preloaded into the process "
+            "(LD_PRELOAD=$(gcc -print-file-name=libasan.so)); run it through "
+            "`memcycle run --sanitizer asan`"
+        )
     path = build(variant)
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as exc:
-        hint = ""
-        if variant != "plain":
-            hint = (
-                f" (the {variant} build needs its sanitizer runtime loaded first: run through "
-                f"`memcycle run --sanitizer {variant}`)"
-            )
-        raise NativeBuildError(f"cannot load {path}: {exc}{hint}") from None
+        raise NativeBuildError(f"cannot load {path}: {exc}") from None
     for name, (args, res) in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes = args
@@ -82,6 +84,15 @@ def load_library(variant: str = "plain") -> ctypes.CDLL:
         )
     _LOADED[variant] = lib
     return lib
+
+
+def runtime_loaded(name: str) -> bool:
+    """Whether a shared library whose file name starts with `name` is mapped in this process."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            return any(Path(line.split()[-1]).name.startswith(name) for line in fh if "/" in line)
+    except OSError:
+        return False
 
 
 def _check(lib: ctypes.CDLL, rc: int) -> None:
