@@ -852,8 +852,22 @@ def main(args: argparse.Namespace) -> int:
         progress=Progress(len(cases)),
         command=command,
     )
-    write_reports(report, out, [matrix_markdown(outcomes, missing)])
+    ran = {c.fault for c in cases if c.fault}
+    unrun = [
+        n for n in (args.only or catalogue_names(subject)) if n not in ran and n not in missing
+    ]
+    note = (
+        f"not run with {', '.join(allocators)} (no fixed outcome there; their scenarios name "
+        f"no such allocator in [expect.verdict]): {', '.join(unrun)}"
+        if unrun
+        else ""
+    )
+    write_reports(
+        report, out, [matrix_markdown(outcomes, missing) + (f"\n{note}\n" if note else "")]
+    )
     print(format_matrix(outcomes, missing))
+    if note:
+        print(note)
     bad = [o for o in outcomes if not o.ok]
     n_fault = sum(1 for o in outcomes if o.case.fault)
     print()
