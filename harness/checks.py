@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .native_messages import find_native_message
 from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, worst
 from .scenario import PlannedCycle
 
@@ -238,17 +239,36 @@ def _exit_findings(
                 )
             ]
         return []
+    if setup_error is not None:  # built, but the adapter is unusable (malformed capabilities)
+        return [
+            Finding(
+                "error",
+                None,
+                None,
+                "setup",
+                f"engine setup failed: {str(setup_error.get('type', '')).rsplit('.', 1)[-1]}: "
+                f"{_first_line(setup_error.get('message', ''))}"[:300],
+                {"error": setup_error, "stderr_tail": _tail(ex.get("stderr_tail"))},
+            )
+        ]
     cycle, step, op = _next_position(plan, record.steps)
+    native = _native(ex)
     if kind == "signal":
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
         return [
             Finding(
-                "crash",
+                native["verdict"] if native else "crash",
                 cycle,
                 step,
                 op,
-                f"{ex.get('signal_name')} in cycle {cycle} at {op}" + (f": {msg}" if msg else ""),
-                {"signal": ex.get("signal"), "signal_name": ex.get("signal_name"), **tail},
+                f"{ex.get('signal_name')} in cycle {cycle} at {op}"
+                + (f": {native['runtime']}: {msg}" if native else f": {msg}" if msg else ""),
+                {
+                    "signal": ex.get("signal"),
+                    "signal_name": ex.get("signal_name"),
+                    **_native_evidence(native),
+                    **tail,
+                },
             )
         ]
     if kind == "timeout":
@@ -263,17 +283,45 @@ def _exit_findings(
             )
         ]
     if kind == "exit":
+        # a sanitizer or valgrind ends the child with an exit code, not a signal
         return [
             Finding(
-                "crash",
+                native["verdict"] if native else "crash",
                 cycle,
                 step,
                 op,
-                f"child exited with code {ex.get('code')} in cycle {cycle} at {op}",
-                {"code": ex.get("code"), **tail},
+                f"child exited with code {ex.get('code')} in cycle {cycle} at {op}"
+                + (f": {native['runtime']}: {ex.get('native_message')}" if native else ""),
+                {"code": ex.get("code"), **_native_evidence(native), **tail},
             )
         ]
     return []
+
+
+def _native(ex: dict[str, Any]) -> dict[str, Any] | None:
+    """The runtime message the child left (isolation.classify), re-read from its text for
+    records made before the classifier existed."""
+    native = ex.get("native")
+    if isinstance(native, dict) and native.get("verdict") in VERDICTS:
+        return native
+    text = ex.get("native_message")
+    if text:
+        found = find_native_message(str(text))
+        return found.to_dict() if found else None
+    return None
+
+
+def _native_evidence(native: dict[str, Any] | None) -> dict[str, Any]:
+    """How the child died (signal_class 'crash') next to what its runtime said: the
+    verdict comes from the runtime's message, the signal stays in the evidence."""
+    if not native:
+        return {"signal_class": "crash"}
+    return {
+        "signal_class": "crash",
+        "runtime": native.get("runtime"),
+        "verdict_basis": native.get("meaning"),
+        **(native.get("details") or {}),
+    }
 
 
 def _step_findings(steps: list[StepEvent]) -> list[Finding]:

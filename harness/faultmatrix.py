@@ -13,6 +13,11 @@ outcome is fixed. The matrix then checks, per run:
 - the clean engine (no fault) has no finding at all on every bundled scenario
   (slow/soak ones with `--all`) and on every fault scenario.
 
+`--engine refimpl-c` runs the same matrix on refimpl's C twin
+(`memcycle.refimpl.native`): its catalogue (`refimpl.native.faults.CATALOGUE`, verdict
+of a plain run), its scenarios (`scenarios/faults/native/`, expectation key `native`),
+malloc as the allocator, and the clean twin over every bundled scenario it can run.
+
 `--story` replays the reference note's "Test Results" tables instead (see
 `STORY`). Reports go through `harness.reporters.write_all`; the matrix and the
 story tables are appended to summary.md.
@@ -37,8 +42,18 @@ from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 
 BUNDLED = scenarios_dir()
 FAULT_DIR = BUNDLED / "faults"
+NATIVE_FAULT_DIR = FAULT_DIR / "native"
 STORY_TAG = "story"
 ALLOCATORS = ("checked", "raw")
+REFIMPL_ENGINES = ("refimpl", "refimpl-global")
+TWIN_ENGINES = ("refimpl-c", "refimpl-c-global")
+SUBJECTS = ("refimpl", "refimpl-c")
+# capabilities of the C twin a scenario's `requires` may name (it cannot reload its library)
+TWIN_CAPABILITIES = frozenset({"delete", "metadata_filter", "dimension_change"})
+# a verdict that only a dead child can give: such a fault must end with a signal
+_SIGNAL_VERDICTS = frozenset(
+    {"double-free", "invalid-free", "use-after-free", "buffer-overflow", "crash"}
+)
 
 
 class MatrixError(Exception):
@@ -54,6 +69,8 @@ class Case:
     allocator: str
     fault: str | None  # None: the clean engine
     expected: str
+    engine: str | None = None  # None: the scenario's own default engine
+    subject: str = "refimpl"  # whose catalogue judges it: refimpl or its C twin
 
     def scenario_to_run(self) -> Scenario:
         """The scenario as run: the clean engine runs a fault scenario with its faults off."""
@@ -65,54 +82,116 @@ def explicit_allocators(sc: Scenario) -> list[str]:
     return [a for a, _v in sc.expect if a != "default"]
 
 
-def load_fault_scenarios(fault_dir: Path = FAULT_DIR) -> list[Scenario]:
+def _for_subject(sc: Scenario, subject: str) -> bool:
+    """Whether a scenario is written for this subject's engines (no `engines` key: any)."""
+    own = TWIN_ENGINES if subject == "refimpl-c" else REFIMPL_ENGINES
+    return not sc.engines or any(e in own for e in sc.engines)
+
+
+def load_fault_scenarios(fault_dir: Path | None = None, subject: str = "refimpl") -> list[Scenario]:
+    """The fault scenarios of a subject: refimpl's under scenarios/faults/ (the C twin's
+    folder `native/` left out), the twin's under scenarios/faults/native/."""
+    if fault_dir is None:
+        fault_dir = NATIVE_FAULT_DIR if subject == "refimpl-c" else FAULT_DIR
     try:
-        return [load_scenario(f) for f in find_scenarios([fault_dir], include_faults=True)]
+        found = [load_scenario(f) for f in find_scenarios([fault_dir], include_faults=True)]
     except ScenarioError as exc:
         raise MatrixError(str(exc)) from None
+    return [sc for sc in found if _for_subject(sc, subject)]
 
 
-def fault_index(scenarios: Iterable[Scenario]) -> dict[str, list[Scenario]]:
-    """fault name -> the scenarios that expose it; unknown names are errors."""
+def catalogue_names(subject: str = "refimpl") -> tuple[str, ...]:
+    if subject == "refimpl-c":
+        from memcycle.refimpl.native.faults import FAULT_NAMES as NATIVE_NAMES
+
+        return NATIVE_NAMES
+    from memcycle.refimpl.faults import FAULT_NAMES
+
+    return FAULT_NAMES
+
+
+def catalogue_verdict(subject: str, fault: str, allocator: str) -> str | None:
+    """The verdict the subject's catalogue says a run of `fault` must reach (None: no
+    fixed outcome with that allocator)."""
+    if subject == "refimpl-c":
+        from memcycle.refimpl.native.faults import CATALOGUE as NATIVE
+
+        return NATIVE[fault].verdict_plain
     from memcycle.refimpl.faults import CATALOGUE
 
+    f = CATALOGUE[fault]
+    return f.verdict_raw if allocator == "raw" else f.verdict_checked
+
+
+def must_kill(subject: str, fault: str, allocator: str) -> bool:
+    """Whether a run of `fault` must end with a signal (the native failure replayed)."""
+    if subject == "refimpl-c":
+        return catalogue_verdict(subject, fault, allocator) in _SIGNAL_VERDICTS
+    from memcycle.refimpl.faults import CATALOGUE
+
+    return allocator == "raw" and CATALOGUE[fault].abort_class
+
+
+def fault_index(
+    scenarios: Iterable[Scenario], subject: str = "refimpl"
+) -> dict[str, list[Scenario]]:
+    """fault name -> the scenarios that expose it; unknown names are errors."""
+    names = catalogue_names(subject)
     out: dict[str, list[Scenario]] = {}
     for sc in scenarios:
         for name in sc.faults:
-            if name not in CATALOGUE:
+            if name not in names:
                 raise MatrixError(
                     f"{sc.path}: faults = [{name!r}] names no catalogue fault; "
-                    f"expected one of {', '.join(CATALOGUE)}"
+                    f"expected one of {', '.join(names)}"
                 )
             out.setdefault(name, []).append(sc)
     return out
+
+
+def _twin_engine(sc: Scenario) -> str | None:
+    """The C twin engine a scenario runs on, or None when the twin cannot run it."""
+    if set(sc.requires) - TWIN_CAPABILITIES:
+        return None
+    if not sc.engines:
+        return "refimpl-c"
+    return next((e for e in sc.engines if e in TWIN_ENGINES), None)
 
 
 def plan(
     allocators: Sequence[str],
     *,
     only: Sequence[str] = (),
-    fault_dir: Path = FAULT_DIR,
+    fault_dir: Path | None = None,
     bundled: Path | None = BUNDLED,
     include_slow: bool = False,
     clean: bool = True,
+    subject: str = "refimpl",
 ) -> tuple[list[Case], list[str]]:
-    """The cases to run and the catalogue faults that have no scenario (misses)."""
-    from memcycle.refimpl.faults import FAULT_NAMES
+    """The cases to run and the catalogue faults that have no scenario (misses).
 
-    unknown = [n for n in only if n not in FAULT_NAMES]
+    `subject` "refimpl-c" plans the C twin's matrix: its allocator axis is "native"
+    (malloc), whatever `allocators` says."""
+    if subject not in SUBJECTS:
+        raise MatrixError(
+            f"unknown engine {subject!r} for the fault matrix; expected one of {', '.join(SUBJECTS)}"
+        )
+    names = catalogue_names(subject)
+    if subject == "refimpl-c":
+        allocators = ["native"]
+    unknown = [n for n in only if n not in names]
     if unknown:
-        raise MatrixError(f"unknown fault {unknown[0]!r}; expected one of {', '.join(FAULT_NAMES)}")
-    fault_scs = load_fault_scenarios(fault_dir)
-    index = fault_index(fault_scs)
-    wanted = list(only) or list(FAULT_NAMES)
+        raise MatrixError(f"unknown fault {unknown[0]!r}; expected one of {', '.join(names)}")
+    fault_scs = load_fault_scenarios(fault_dir, subject)
+    index = fault_index(fault_scs, subject)
+    wanted = list(only) or list(names)
     missing = [n for n in wanted if n not in index]
     cases: list[Case] = []
     for name in wanted:
         for sc in index.get(name, []):
             for alloc in allocators:
                 if alloc in explicit_allocators(sc):
-                    cases.append(Case(sc, alloc, name, sc.expected(alloc)))
+                    cases.append(Case(sc, alloc, name, sc.expected(alloc), subject=subject))
     if clean:
         clean_scs: list[Scenario] = []
         if only:
@@ -130,7 +209,17 @@ def plan(
             if sc.path in seen:
                 continue
             seen.add(sc.path)
-            cases.extend(Case(sc, alloc, None, "clean") for alloc in allocators)
+            engine = None
+            if subject == "refimpl-c":
+                engine = _twin_engine(sc)
+                if engine is None:  # written for refimpl only, or needs what the twin lacks
+                    continue
+            elif not _for_subject(sc, subject):
+                continue
+            cases.extend(
+                Case(sc, alloc, None, "clean", engine=engine, subject=subject)
+                for alloc in allocators
+            )
     return cases, missing
 
 
@@ -145,25 +234,22 @@ class Outcome:
 
 def judge_case(case: Case, rec: RunRecord) -> Outcome:
     """Whether one run did what the matrix requires (see module doc)."""
-    from memcycle.refimpl.faults import CATALOGUE
-
     problems: list[str] = []
     if case.fault is None:
         if rec.verdict != "clean" or rec.findings:
             first = rec.findings[0].summary if rec.findings else rec.verdict
             problems.append(f"clean engine got {rec.verdict}: {first}")
         return Outcome(case, rec, not problems, problems)
-    fault = CATALOGUE[case.fault]
-    catalogue_verdict = fault.verdict_raw if case.allocator == "raw" else fault.verdict_checked
+    expected_by_catalogue = catalogue_verdict(case.subject, case.fault, case.allocator)
     if rec.verdict == "clean":
         problems.append(f"missed: expected {case.expected}, nothing found")
     elif rec.verdict != case.expected:
         problems.append(f"misclassified: {rec.verdict}, expected {case.expected}")
-    if case.expected != catalogue_verdict:
+    if case.expected != expected_by_catalogue:
         problems.append(
-            f"scenario expects {case.expected} but the catalogue says {catalogue_verdict}"
+            f"scenario expects {case.expected} but the catalogue says {expected_by_catalogue}"
         )
-    if case.allocator == "raw" and fault.abort_class and rec.exit.get("kind") != "signal":
+    if must_kill(case.subject, case.fault, case.allocator) and rec.exit.get("kind") != "signal":
         problems.append(f"abort-class fault did not kill the child (exit {rec.exit.get('kind')})")
     return Outcome(case, rec, not problems, problems)
 
@@ -309,12 +395,22 @@ def _leak_line(rec: RunRecord) -> str | None:
 
 
 def _crash_line(rec: RunRecord) -> str:
-    f = next((x for x in rec.findings if x.verdict in ("crash", "timeout")), None)
+    """How the child died: signal, where, the runtime's message (the verdict came from it
+    when it is not `crash`)."""
+    f = next(
+        (
+            x
+            for x in rec.findings
+            if x.verdict in ("crash", "timeout") or x.evidence.get("signal_class")
+        ),
+        None,
+    )
     ex = rec.exit
     sig = ex.get("signal_name") or ex.get("kind")
     msg = ex.get("native_message") or ex.get("fatal_error") or ""
+    runtime = f"{ex['native']['runtime']}: " if isinstance(ex.get("native"), dict) else ""
     where = f" in cycle {f.cycle} at {f.op}" if f else ""
-    return f"{sig}{where}" + (f': "{msg}"' if msg else "")
+    return f"{sig}{where}" + (f': {runtime}"{msg}"' if msg else "")
 
 
 def evidence_line(rec: RunRecord) -> str:
@@ -327,6 +423,8 @@ def evidence_line(rec: RunRecord) -> str:
         )
     if v in ("crash", "timeout"):
         return _crash_line(rec)
+    if any(x.verdict == v and x.evidence.get("signal_class") for x in rec.findings):
+        return _crash_line(rec)  # the verdict is the dead child's runtime message
     if v == "leak":
         line = _leak_line(rec)
         if line:
@@ -455,6 +553,7 @@ def run_cases(
     todo = [
         RunSpec(
             c.scenario_to_run(),
+            engine=c.engine,
             allocator=c.allocator,
             memray=memray,
             timeout=timeout,
@@ -634,7 +733,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "a fault is missed or misclassified or the clean engine gets any finding."
     )
     parser.add_argument(
-        "--allocator", choices=(*ALLOCATORS, "both"), default="both", help="default both"
+        "--engine",
+        choices=SUBJECTS,
+        default="refimpl",
+        help="refimpl (default), or refimpl-c: its C twin, faults from scenarios/faults/native/",
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=(*ALLOCATORS, "both"),
+        default=None,
+        help="refimpl's allocator: checked, raw or both (default both); the C twin uses malloc",
     )
     parser.add_argument(
         "--only",
@@ -660,9 +768,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--faults-dir",
-        default=str(FAULT_DIR),
+        default=None,
         metavar="DIR",
-        help="fault scenarios (default scenarios/faults/)",
+        help="fault scenarios (default scenarios/faults/, or scenarios/faults/native/ for refimpl-c)",
     )
     parser.add_argument(
         "--memray",
@@ -682,11 +790,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from .cli import Progress, UsageError
 
-    allocators = list(ALLOCATORS) if args.allocator == "both" else [args.allocator]
+    subject = getattr(args, "engine", "refimpl") or "refimpl"
+    if subject == "refimpl-c":
+        if args.allocator is not None:
+            raise UsageError(
+                "--allocator applies to --engine refimpl; the C twin allocates with malloc"
+            )
+        if args.story:
+            raise UsageError("--story replays refimpl's code paths; it has no --engine refimpl-c")
+        allocators = ["native"]
+    else:
+        choice = args.allocator or "both"
+        allocators = list(ALLOCATORS) if choice == "both" else [choice]
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
-    fault_dir = Path(args.faults_dir)
+    if args.faults_dir:
+        fault_dir = Path(args.faults_dir)
+    else:
+        fault_dir = NATIVE_FAULT_DIR if subject == "refimpl-c" else FAULT_DIR
     command = ["memcycle", *sys.argv[1:]]
     t0 = time.perf_counter()
     try:
@@ -715,6 +837,7 @@ def main(args: argparse.Namespace) -> int:
             fault_dir=fault_dir,
             include_slow=args.all,
             clean=not args.no_clean,
+            subject=subject,
         )
     except MatrixError as exc:
         raise UsageError(str(exc)) from None
@@ -729,8 +852,22 @@ def main(args: argparse.Namespace) -> int:
         progress=Progress(len(cases)),
         command=command,
     )
-    write_reports(report, out, [matrix_markdown(outcomes, missing)])
+    ran = {c.fault for c in cases if c.fault}
+    unrun = [
+        n for n in (args.only or catalogue_names(subject)) if n not in ran and n not in missing
+    ]
+    note = (
+        f"not run with {', '.join(allocators)} (no fixed outcome there; their scenarios name "
+        f"no such allocator in [expect.verdict]): {', '.join(unrun)}"
+        if unrun
+        else ""
+    )
+    write_reports(
+        report, out, [matrix_markdown(outcomes, missing) + (f"\n{note}\n" if note else "")]
+    )
     print(format_matrix(outcomes, missing))
+    if note:
+        print(note)
     bad = [o for o in outcomes if not o.ok]
     n_fault = sum(1 for o in outcomes if o.case.fault)
     print()

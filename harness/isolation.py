@@ -22,24 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .native_messages import find_native_message, native_message  # noqa: F401 (re-exported)
+
 STDERR_TAIL = 16_384
 STDOUT_TAIL = 4_096
 
-# glibc's malloc checks and other native last words, most specific first
-_NATIVE_PATTERNS = [
-    re.compile(p)
-    for p in (
-        r"double free or corruption[^\n]*",
-        r"free\(\): [^\n]*",
-        r"munmap_chunk\(\): [^\n]*",
-        r"realloc\(\): [^\n]*",
-        r"malloc\(\): [^\n]*",
-        r"malloc_consolidate\(\): [^\n]*",
-        r"corrupted [^\n]*",
-        r"\*\*\* stack smashing detected \*\*\*[^\n]*",
-        r"AddressSanitizer[^\n]*",
-    )
-]
 _FATAL = re.compile(r"Fatal Python error: [^\n]*")
 
 
@@ -66,27 +53,19 @@ def _drain_tail(stream: Any, buf: deque[bytes], limit: int) -> None:
     stream.close()
 
 
-def native_message(stderr: str) -> str | None:
-    """The glibc (or sanitizer) message in a child's stderr, if any."""
-    for pat in _NATIVE_PATTERNS:
-        m = pat.search(stderr)
-        if m:
-            return m.group(0).strip()
-    return None
-
-
 def classify(
     returncode: int | None, timed_out: bool, events: list[dict[str, Any]], stderr: str
 ) -> dict[str, Any]:
     """How the child ended: clean, exception, signal, exit or timeout."""
     out: dict[str, Any] = {"code": returncode, "stderr_tail": stderr[-4000:]}
     fatal = _FATAL.search(stderr)
-    native = native_message(stderr)
+    native = find_native_message(stderr)
     if fatal:
         out["fatal_error"] = fatal.group(0)
         out["faulthandler"] = stderr[fatal.start() :][:4000]
     if native:
-        out["native_message"] = native
+        out["native_message"] = native.message
+        out["native"] = native.to_dict()  # runtime, verdict it supports, meaning, details
     has_end = any(e.get("kind") == "end" for e in events)
     error = next(
         (

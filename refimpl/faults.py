@@ -4,7 +4,11 @@ Each fault is off unless named in `DB(faults=[...])` / `get_global_db(faults=[..
 The code that does the wrong thing lives beside the code that does it right,
 guarded by `faults.on(NAME)`, so reading one shows the other. Each entry quotes
 the passage of `memory-stability-analysis.md` it re-creates and says which
-verdict the harness must reach with the checked and the raw allocator.
+verdict the harness must reach with the checked and the raw allocator. With the raw
+allocator an abort-class fault kills the child; its verdict is then what glibc's own
+message supports (`harness/native_messages.py`: a double-free abort is `double-free`, a
+heap-check on a damaged chunk `buffer-overflow`), and `crash` where glibc has no message
+(a SIGSEGV).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ CATALOGUE: dict[str, Fault] = {
             "SparseMetadataMap.clear() was creating new SparseMap instances: "
             "`self.id_to_index = SparseMap(64)` // BAD: Creates new instance, old one gets double-freed",
             "double-free",
-            "crash",
+            # raw: glibc aborts with 'double free or corruption (!prev)' at the first clear
+            "double-free",
             True,
         ),
         Fault(
@@ -75,7 +80,8 @@ CATALOGUE: dict[str, Fault] = {
             "In initialize(): Check and free before allocating: `if self.flat_buffer: "
             "self.flat_buffer.free()` ... In clear(): Properly free and reset",
             "double-free",
-            "crash",
+            # raw: glibc aborts with 'double free or corruption (!prev)' (small blocks)
+            "double-free",
             True,
         ),
         Fault(
@@ -90,7 +96,8 @@ CATALOGUE: dict[str, Fault] = {
             # exit); a run's verdict is the worst finding, and with the raw allocator
             # glibc aborts at that destroy.
             "double-free",
-            "crash",
+            # raw: glibc aborts with 'double free or corruption (!prev)' at close
+            "double-free",
             True,
         ),
         Fault(
@@ -139,7 +146,8 @@ CATALOGUE: dict[str, Fault] = {
             "Flat buffer corruption during clear/reinit cycle: Allocation/deallocation mismatch; "
             "Size/capacity desync",
             "buffer-overflow",
-            "crash",
+            # raw: glibc aborts with 'free(): invalid next size (normal)' at clear
+            "buffer-overflow",
             True,
         ),
     )

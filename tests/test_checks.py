@@ -46,7 +46,7 @@ def test_clean_run() -> None:
     assert [c.status for c in rec.cycles] == ["ok"] * 6
 
 
-def test_signal_is_crash_in_the_next_step_and_later_cycles_not_reached() -> None:
+def test_signal_with_glibc_message_is_its_precise_verdict_in_the_next_step() -> None:
     rec = _record()
     rec.steps = [*_cycles(2), StepEvent(3, 0, "insert", True, 0.1, 8, 10, 10)]
     rec.exit = {
@@ -56,10 +56,27 @@ def test_signal_is_crash_in_the_next_step_and_later_cycles_not_reached() -> None
         "native_message": "free(): invalid pointer",
     }
     judge(rec, PLAN)
-    assert rec.verdict == "crash"
+    assert rec.verdict == "invalid-free"
     f = rec.findings[0]
     assert (f.cycle, f.step, f.op) == (3, 1, "search")
     assert "SIGABRT" in f.summary and "free(): invalid pointer" in f.summary
+    assert f.evidence["signal_class"] == "crash" and f.evidence["runtime"] == "glibc"
+    assert [c.status for c in rec.cycles] == ["ok", "ok", "invalid-free", "-", "-", "-"]
+
+
+def test_signal_without_a_runtime_message_is_crash_and_later_cycles_not_reached() -> None:
+    rec = _record()
+    rec.steps = [*_cycles(2), StepEvent(3, 0, "insert", True, 0.1, 8, 10, 10)]
+    rec.exit = {
+        "kind": "signal",
+        "signal": 11,
+        "signal_name": "SIGSEGV",
+        "fatal_error": "Fatal Python error: Segmentation fault",
+    }
+    judge(rec, PLAN)
+    assert rec.verdict == "crash"
+    f = rec.findings[0]
+    assert "SIGSEGV" in f.summary and f.evidence["signal_class"] == "crash"
     assert [c.status for c in rec.cycles] == ["ok", "ok", "crash", "-", "-", "-"]
 
 

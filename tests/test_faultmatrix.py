@@ -35,7 +35,7 @@ def test_every_catalogue_fault_has_a_scenario_with_catalogue_verdicts() -> None:
             table = dict(sc.expect)
             assert table["checked"] == fault.verdict_checked, sc.path
             if fault.abort_class:  # the native failure must be replayed for these
-                assert table["raw"] == "crash", sc.path
+                assert "raw" in table, sc.path
             if "raw" in table:
                 assert table["raw"] == fault.verdict_raw, sc.path
             assert not sc.slow, sc.path
@@ -147,7 +147,7 @@ def _record(statuses: list[str], **kw: object) -> RunRecord:
 
 def test_judge_flags_missed_and_clean_findings() -> None:
     sc = load_scenario(FAULT_DIR / "sparse-map-recreate.toml")
-    missed = judge_case(Case(sc, "raw", "sparse-map-recreate", "crash"), _record(["ok"]))
+    missed = judge_case(Case(sc, "raw", "sparse-map-recreate", "double-free"), _record(["ok"]))
     assert not missed.ok and any("missed" in p for p in missed.problems)
     assert any("did not kill the child" in p for p in missed.problems)
     noisy = _record(["leak"], verdict="leak")

@@ -18,6 +18,8 @@ from .base import Engine, EngineConfig, EngineError
 BUILTIN: dict[str, str] = {
     "refimpl": "memcycle.engines.refimpl_adapter:make_refimpl",
     "refimpl-global": "memcycle.engines.refimpl_adapter:make_refimpl_global",
+    "refimpl-c": "memcycle.engines.refimpl_c_adapter:make_refimpl_c",
+    "refimpl-c-global": "memcycle.engines.refimpl_c_adapter:make_refimpl_c_global",
     "hnswlib": "memcycle.engines.hnswlib_adapter:make_hnswlib",
     "faiss": "memcycle.engines.faiss_adapter:make_faiss",
     "usearch": "memcycle.engines.usearch_adapter:make_usearch",

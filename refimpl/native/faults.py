@@ -1,0 +1,92 @@
+"""The C twin's fault catalogue: the faults of `refimpl.faults` that translate to C.
+
+Same names as refimpl's catalogue. Each entry says what the bug does in C and what a run
+must conclude: `verdict_plain` from a plain run (the signal and glibc's own message; a
+SIGSEGV carries no message, so it stays `crash`; None where the outcome is not fixed),
+`verdict_asan` from an AddressSanitizer build. Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
+in refimpl's Python object model (graph objects, visited-tag arrays) that the twin does
+not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NativeFault:
+    name: str
+    summary: str
+    verdict_plain: str | None  # None: a plain run has no fixed outcome (not run plain)
+    plain_outcome: str  # what glibc does, as measured
+    verdict_asan: str
+
+
+CATALOGUE: dict[str, NativeFault] = {
+    f.name: f
+    for f in (
+        NativeFault(
+            "flat-buffer-double-free",
+            "rc_clear() frees the flat buffer but keeps the handle; rc_init() 'frees before "
+            "allocating' and frees it a second time.",
+            "double-free",
+            "SIGABRT: 'free(): double free detected in tcache 2' (flat.ids, 400 B, is freed first)",
+            "double-free",
+        ),
+        NativeFault(
+            "stale-segment-view",
+            "rc_clear() frees the segments but keeps the search's cached views of them; the "
+            "next search walks the freed vectors.",
+            "crash",
+            "SIGSEGV: the 1 MB segment blocks were mmapped and unmapped on free (the adapter "
+            "pins glibc's mmap threshold); glibc has no message for a read",
+            "use-after-free",
+        ),
+        NativeFault(
+            "uninitialized-slot-assign",
+            "Storing a segment into a freshly grown slot of the segment table 'destroys' the "
+            "garbage in it: free(0xa), the note's invalid pointer.",
+            "crash",
+            "SIGSEGV inside free(): glibc reads the chunk header below 0xa (an unmapped page) "
+            "before its 'free(): invalid pointer' check can run",
+            "crash",
+        ),
+        NativeFault(
+            "sparse-map-recreate",
+            "The id map's clear frees its blocks, builds a new map, and the old instance's "
+            "destructor frees the same blocks again.",
+            "double-free",
+            "SIGABRT: 'double free or corruption (!prev)' (or '(top)'), in rc_clear",
+            "double-free",
+        ),
+        NativeFault(
+            "singleton-double-destroy",
+            "rc_cleanup_global_db() runs the destructor but does not forget the database: "
+            "the next cleanup destroys it again.",
+            "double-free",
+            "SIGABRT: 'free(): double free detected in tcache 2' at the second cleanup",
+            "double-free",
+        ),
+        NativeFault(
+            "flat-buffer-leak",
+            "rc_clear() drops the flat buffer's handle without freeing it; rc_init() "
+            "allocates a new one.",
+            "leak",
+            "no signal: memray's engine-attributed live bytes grow by the buffer every cycle",
+            "leak",
+        ),
+        NativeFault(
+            "migration-overflow",
+            "A batch larger than the flat buffer's room is copied whole into the buffer before "
+            "migrating: a heap write past the end of the block.",
+            None,
+            "no fixed outcome: glibc meets the damaged chunk header at the next malloc or free "
+            "and what it says depends on the bytes and the neighbours (measured: 'double free "
+            "or corruption (!prev)', 'malloc(): invalid size (unsorted)', 'free(): invalid next "
+            "size (normal)', SIGSEGV inside malloc)",
+            "buffer-overflow",
+        ),
+    )
+}
+
+FAULT_NAMES: tuple[str, ...] = tuple(CATALOGUE)
