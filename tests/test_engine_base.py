@@ -232,10 +232,10 @@ def test_in_a_run_missing_get_and_delete_steps_are_skipped_and_the_rest_is_judge
     )
     skipped = {(s.cycle, s.op): s.skipped for s in record.steps if s.skipped}
     assert skipped == {
-        (1, "get"): "rows has no get",
-        (1, "delete"): "rows cannot delete",
-        (2, "get"): "rows has no get",
-        (2, "delete"): "rows cannot delete",
+        (1, "get"): "rows has no get()",
+        (1, "delete"): "rows has no delete (capabilities.delete = False)",
+        (2, "get"): "rows has no get()",
+        (2, "delete"): "rows has no delete (capabilities.delete = False)",
     }
     searches = [s for s in record.steps if s.op == "search"]
     assert [s.recall for s in searches] == [1.0, 1.0]  # what ran was judged
