@@ -418,7 +418,7 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
             return 0
         baseline = load_baseline(args.baseline)
     except GateInputError as exc:
-        print(f"memcycle gate: {exc}", file=sys.stderr)
+        print(f"memcycle: error: {exc}", file=sys.stderr)
         return 2
     res = diff(baseline, report, tolerances_from(args))
     print_result(res, out)

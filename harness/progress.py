@@ -1,0 +1,227 @@
+"""What `memcycle run` shows while it works: per-step progress from the children's event streams.
+
+On a terminal (and without `NO_COLOR` or `TERM=dumb`) a rich live display: one bar for the batch
+and one line per running child (cycle i/N and the last step's op), finished runs printed above it
+in colour. Anywhere else plain lines, no escape codes: one per finished run, and for a long run a
+heartbeat line (cycle i/N, op) at most every `PLAIN_HEARTBEAT` seconds, so a CI log shows where a
+slow run is without flooding. Every line fits the terminal width (`COLUMNS` when set); when a line
+is too long the run's label is shortened, never its verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rich.text import Text
+
+from .records import RunRecord
+
+PLAIN_HEARTBEAT = 10.0
+
+
+def fancy_output(stream: TextIO) -> bool:
+    """A live, coloured display only on a real terminal that accepts colour."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def output_width(stream: TextIO) -> int | None:
+    """Columns to fit: `COLUMNS` when set, the terminal's width, else no limit (a log file)."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return int(cols)
+    try:
+        if stream.isatty():
+            return shutil.get_terminal_size().columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+def fit(head: str, label: str, tail: str, width: int | None) -> str:
+    """`head label tail` in `width` columns: the label gives way (middle cut), the rest stays."""
+    line = " ".join(p for p in (head, label, tail) if p)
+    if width is None or len(line) <= width:
+        return line
+    room = width - len(head) - len(tail) - 2 - (0 if head else -1)
+    if room < 5:
+        return line[:width]
+    keep = room - 3
+    short = label[: (keep + 1) // 2] + "..." + label[len(label) - keep // 2 :]
+    return " ".join(p for p in (head, short, tail) if p)
+
+
+def compile_seconds(rec: RunRecord) -> float | None:
+    """Numba compile seconds of a run, when the harness measures them (else None)."""
+    total = getattr(rec, "compile_seconds", None)
+    if isinstance(total, int | float):
+        return float(total)
+    steps = [getattr(s, "compile_seconds", None) for s in rec.steps]
+    found = [float(x) for x in steps if isinstance(x, int | float)]
+    return sum(found) if found else None
+
+
+def run_mark(rec: RunRecord) -> str:
+    if rec.passed:
+        return "ok"
+    return "skip" if rec.verdict == "skipped" else "FAIL"
+
+
+@dataclass
+class _Active:
+    key: str
+    label: str
+    cycles: int
+    where: str = "starting"
+    last_line: float = 0.0
+    task: Any = None
+
+
+class Progress:
+    """Progress of a batch of `total` runs; call it with each finished `RunRecord`.
+
+    `on_event(i, event)` takes run i's child events (`runner.run_many(on_event=...)`);
+    `note(text)` prints a line above the display. Thread-safe. The display ends by itself
+    when the last run finishes; call `close()` when the batch stops early.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        *,
+        fancy: bool | None = None,
+        width: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.fancy = fancy_output(self.stream) if fancy is None else fancy
+        self.width = width if width is not None else output_width(self.stream)
+        self.clock = clock
+        self.t0 = clock()
+        self._lock = threading.RLock()
+        self._active: dict[int, _Active] = {}
+        self._live: Any = None
+        self._overall: Any = None
+        if self.fancy:
+            self._start_live()
+
+    # -- rich -------------------------------------------------------------------------
+    def _start_live(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
+        )
+        from rich.table import Column
+
+        self.console = Console(file=self.stream, width=self.width, highlight=False)
+        self._live = RichProgress(
+            SpinnerColumn(),
+            TextColumn(
+                "{task.description}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            TextColumn("{task.fields[where]}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+            expand=True,
+        )
+        self._overall = self._live.add_task("memcycle run", total=self.total, where="")
+        self._live.start()
+
+    # -- the three inputs -------------------------------------------------------------
+    def note(self, text: str, style: str = "yellow") -> None:
+        with self._lock:
+            if self._live is not None:
+                self.console.print(Text(text, style=style), overflow="fold")
+            else:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+
+    def on_event(self, index: int, ev: dict[str, Any]) -> None:
+        kind = ev.get("kind")
+        with self._lock:
+            if kind == "plan":
+                label = f"{ev.get('scenario')} [{ev.get('engine')}/{ev.get('allocator')}]"
+                run = _Active(
+                    str(ev.get("key")), label, int(ev.get("cycles") or 0), last_line=self.clock()
+                )
+                self._active[index] = run
+                if self._live is not None:
+                    run.task = self._live.add_task(label, total=None, where="starting")
+                return
+            run = self._active.get(index)
+            if run is None:
+                return
+            if kind == "start":
+                run.where = "started"
+            elif kind == "step":
+                cycle = ev.get("cycle")
+                of = f"/{run.cycles}" if run.cycles else ""
+                run.where = f"cycle {cycle}{of} {ev.get('op')}"
+            else:
+                return
+            if self._live is not None:
+                self._live.update(run.task, where=run.where)
+            elif kind == "step" and self.clock() - run.last_line >= PLAIN_HEARTBEAT:
+                run.last_line = self.clock()
+                self._plain(fit("  ...", run.label, run.where, self.width))
+
+    def __call__(self, rec: RunRecord) -> None:
+        with self._lock:
+            self.done += 1
+            mark = run_mark(rec)
+            label = f"{rec.scenario} [{rec.engine}/{rec.allocator}]"
+            tail = f"{rec.verdict} ({mark}) {rec.seconds:.1f}s"
+            head = f"[{self.done}/{self.total}]"
+            for i, run in list(self._active.items()):
+                if run.key == rec.key:
+                    if self._live is not None and run.task is not None:
+                        self._live.remove_task(run.task)
+                    del self._active[i]
+                    break
+            if self._live is not None:
+                colour = {"ok": "green", "skip": "yellow", "FAIL": "bold red"}[mark]
+                line = fit(head, label, tail, self.console.width)
+                cut = len(line) - len(tail)
+                text = Text(line[:cut])
+                text.append(line[cut:], style=colour)
+                self.console.print(text, no_wrap=True, overflow="ellipsis")
+                self._live.update(self._overall, completed=self.done)
+                if self.done >= self.total:
+                    self.close()
+            else:
+                self._plain(fit(head, label, tail, self.width))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+
+    def _plain(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
