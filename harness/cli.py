@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
 from .isolation import ChildRegistry
 from .kernelcache import KernelCache, kernel_cache
-from .progress import Progress, compile_seconds
+from .progress import Progress, close_all, compile_seconds
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, Interrupted, RunInterrupted, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
@@ -170,8 +171,9 @@ class StopSignals:
         self._saved: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignals:
-        for sig in self.SIGNALS:
-            self._saved[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is threading.main_thread():  # else: signals go elsewhere
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -716,10 +718,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memcycle: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_all()
         print("memcycle: interrupted", file=sys.stderr)
         return 130
     except Interrupted as exc:
+        close_all()
         print(f"memcycle: interrupted by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
+    except RunInterrupted as exc:  # a command that does not write the partial report itself
+        close_all()
+        print(f"memcycle: {exc}; every child was stopped", file=sys.stderr)
         return 128 + exc.signum
     except BrokenPipeError:  # `memcycle list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

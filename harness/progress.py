@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,13 @@ from rich.text import Text
 from .records import RunRecord
 
 PLAIN_HEARTBEAT = 10.0
+_LIVE: set[Progress] = set()  # live rich displays, so an interrupt can end every one
+
+
+def close_all() -> None:
+    """End every live display (the terminal gets its cursor back), e.g. after an interrupt."""
+    for p in list(_LIVE):
+        p.close()
 
 
 def fancy_output(stream: TextIO) -> bool:
@@ -142,7 +150,7 @@ class Progress:
                 table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
             ),
             TextColumn("{task.fields[where]}", table_column=Column(no_wrap=True)),
-            BarColumn(bar_width=20),
+            BarColumn(bar_width=12),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=self.console,
@@ -151,6 +159,7 @@ class Progress:
         )
         self._overall = self._live.add_task("memcycle run", total=self.total, where="")
         self._live.start()
+        _LIVE.add(self)
 
     # -- the three inputs -------------------------------------------------------------
     def note(self, text: str, style: str = "yellow") -> None:
@@ -158,7 +167,10 @@ class Progress:
             if self._live is not None:
                 self.console.print(Text(text, style=style), overflow="fold")
             else:
-                self.stream.write(text + "\n")
+                wrapped = (
+                    textwrap.fill(text, self.width, subsequent_indent="  ") if self.width else text
+                )
+                self.stream.write(wrapped + "\n")
                 self.stream.flush()
 
     def on_event(self, index: int, ev: dict[str, Any]) -> None:
@@ -171,21 +183,29 @@ class Progress:
                 )
                 self._active[index] = run
                 if self._live is not None:
-                    run.task = self._live.add_task(label, total=None, where="starting")
+                    # a run's bar and count are its cycles; the batch's are its runs
+                    run.task = self._live.add_task(
+                        label, total=run.cycles or None, where="starting"
+                    )
                 return
             run = self._active.get(index)
             if run is None:
                 return
+            cycles_done = None
             if kind == "start":
                 run.where = "started"
             elif kind == "step":
                 cycle = ev.get("cycle")
                 of = f"/{run.cycles}" if run.cycles else ""
                 run.where = f"cycle {cycle}{of} {ev.get('op')}"
+                if isinstance(cycle, int):
+                    cycles_done = cycle if ev.get("op") == "close" else cycle - 1
             else:
                 return
             if self._live is not None:
                 self._live.update(run.task, where=run.where)
+                if cycles_done is not None:
+                    self._live.update(run.task, completed=cycles_done)
             elif kind == "step" and self.clock() - run.last_line >= PLAIN_HEARTBEAT:
                 run.last_line = self.clock()
                 self._plain(fit("  ...", run.label, run.where, self.width))
@@ -221,6 +241,7 @@ class Progress:
             if self._live is not None:
                 self._live.stop()
                 self._live = None
+            _LIVE.discard(self)
 
     def _plain(self, line: str) -> None:
         self.stream.write(line + "\n")

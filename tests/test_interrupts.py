@@ -247,3 +247,48 @@ def test_a_huge_engine_error_message_is_cut_in_report_json(tmp_path: Path) -> No
     err = next(s.error for s in run.steps if s.error)
     assert err is not None and "more characters not kept" in err["message"]
     assert len(err["message"]) < 70 * 1024
+
+
+# -- report files: atomic, all or none, no temporary left ------------------------------------
+def _empty_report(run_id: str) -> Report:
+    return Report(run_id=run_id, created="2026-01-01T00:00:00+00:00", runs=[])
+
+
+def test_a_failing_report_renderer_leaves_the_previous_files_whole_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memcycle import reporters
+
+    reporters.write_all(_empty_report("first"), tmp_path)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+
+    def boom(*args: object) -> str:
+        raise RuntimeError("renderer failed")
+
+    monkeypatch.setattr(reporters, "render_junit", boom)
+    with pytest.raises(RuntimeError):
+        reporters.write_all(_empty_report("second"), tmp_path)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+
+
+def test_a_full_disk_mid_write_leaves_the_previous_files_whole_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memcycle import atomicfile, reporters
+
+    reporters.write_all(_empty_report("first"), tmp_path)
+    before = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third file of four
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomicfile.os, "fsync", fsync)
+    with pytest.raises(OSError):
+        reporters.write_all(_empty_report("second"), tmp_path)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
+    assert json.loads((tmp_path / "report.json").read_text())["run_id"] == "first"
