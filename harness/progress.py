@@ -3,8 +3,8 @@
 On a terminal (and without `NO_COLOR` or `TERM=dumb`) a rich live display: one bar for the batch
 and one line per running child (cycle i/N and the last step's op), finished runs printed above it
 in colour. Anywhere else plain lines, no escape codes: one per finished run, and for a long run a
-heartbeat line (cycle i/N, op) at most every `PLAIN_HEARTBEAT` seconds, so a CI log shows where a
-slow run is without flooding. Every line fits the terminal width (`COLUMNS` when set); when a line
+heartbeat line (cycle i/N, last op, seconds so far) every `PLAIN_HEARTBEAT` seconds, also while a
+step is silent (a cold Numba compile), so a CI log shows where a slow run is without flooding. Every line fits the terminal width (`COLUMNS` when set); when a line
 is too long the run's label is shortened, never its verdict.
 """
 
@@ -91,6 +91,7 @@ class _Active:
     key: str
     label: str
     cycles: int
+    started: float
     where: str = "starting"
     last_line: float = 0.0
     task: Any = None
@@ -112,6 +113,7 @@ class Progress:
         fancy: bool | None = None,
         width: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        ticker: bool = True,
     ) -> None:
         self.total = total
         self.done = 0
@@ -124,8 +126,11 @@ class Progress:
         self._active: dict[int, _Active] = {}
         self._live: Any = None
         self._overall: Any = None
+        self._stopped = threading.Event()
         if self.fancy:
             self._start_live()
+        elif ticker:
+            threading.Thread(target=self._tick_forever, daemon=True).start()
 
     # -- rich -------------------------------------------------------------------------
     def _start_live(self) -> None:
@@ -178,9 +183,8 @@ class Progress:
         with self._lock:
             if kind == "plan":
                 label = f"{ev.get('scenario')} [{ev.get('engine')}/{ev.get('allocator')}]"
-                run = _Active(
-                    str(ev.get("key")), label, int(ev.get("cycles") or 0), last_line=self.clock()
-                )
+                now = self.clock()
+                run = _Active(str(ev.get("key")), label, int(ev.get("cycles") or 0), now, now)
                 self._active[index] = run
                 if self._live is not None:
                     # a run's bar and count are its cycles; the batch's are its runs
@@ -193,7 +197,7 @@ class Progress:
                 return
             cycles_done = None
             if kind == "start":
-                run.where = "started"
+                run.where = f"cycle 1/{run.cycles}" if run.cycles else "started"
             elif kind == "step":
                 cycle = ev.get("cycle")
                 of = f"/{run.cycles}" if run.cycles else ""
@@ -206,9 +210,20 @@ class Progress:
                 self._live.update(run.task, where=run.where)
                 if cycles_done is not None:
                     self._live.update(run.task, completed=cycles_done)
-            elif kind == "step" and self.clock() - run.last_line >= PLAIN_HEARTBEAT:
-                run.last_line = self.clock()
-                self._plain(fit("  ...", run.label, run.where, self.width))
+
+    def tick(self) -> None:
+        """Plain mode: a heartbeat line for each run quiet for `PLAIN_HEARTBEAT` seconds."""
+        with self._lock:
+            now = self.clock()
+            for run in self._active.values():
+                if now - run.last_line >= PLAIN_HEARTBEAT:
+                    run.last_line = now
+                    where = f"{run.where}, {now - run.started:.0f}s"
+                    self._plain(fit("  ...", run.label, where, self.width))
+
+    def _tick_forever(self) -> None:
+        while not self._stopped.wait(1.0):
+            self.tick()
 
     def __call__(self, rec: RunRecord) -> None:
         with self._lock:
@@ -235,8 +250,11 @@ class Progress:
                     self.close()
             else:
                 self._plain(fit(head, label, tail, self.width))
+                if self.done >= self.total:
+                    self._stopped.set()
 
     def close(self) -> None:
+        self._stopped.set()
         with self._lock:
             if self._live is not None:
                 self._live.stop()

@@ -70,12 +70,13 @@ def test_fit_shortens_the_label_and_keeps_counter_and_verdict() -> None:
 def test_plain_progress_has_no_escape_codes_and_every_line_fits_60_columns() -> None:
     out = io.StringIO()
     clock = FakeClock()
-    progress = Progress(2, out, fancy=False, width=60, clock=clock)
+    progress = Progress(2, out, fancy=False, width=60, clock=clock, ticker=False)
     progress.note("memcycle: a note " + "long " * 30)
     plan = {"kind": "plan", "key": _record().key, "scenario": LONG, "cycles": 5}
     progress.on_event(0, {**plan, "engine": f"{ENG}:make_bruteforce", "allocator": "checked"})
     clock.now = PLAIN_HEARTBEAT + 1
     progress.on_event(0, {"kind": "step", "cycle": 3, "op": "insert"})
+    progress.tick()
     progress(_record("double-free"))
     progress(_record())
     lines = out.getvalue().splitlines()
@@ -86,18 +87,24 @@ def test_plain_progress_has_no_escape_codes_and_every_line_fits_60_columns() -> 
     assert lines[-1].endswith("clean (ok) 12.3s")
 
 
-def test_plain_heartbeat_lines_come_at_most_every_few_seconds_per_run() -> None:
+def test_plain_heartbeat_lines_come_at_most_every_few_seconds_per_run_even_when_silent() -> None:
     out = io.StringIO()
     clock = FakeClock()
-    progress = Progress(1, out, fancy=False, width=None, clock=clock)
+    progress = Progress(1, out, fancy=False, width=None, clock=clock, ticker=False)
     progress.on_event(0, {"kind": "plan", "key": "k", "scenario": "s", "cycles": 200})
-    for i in range(1, 101):  # 100 steps within one heartbeat period: no line
-        clock.now = i * PLAIN_HEARTBEAT / 200
+    progress.on_event(0, {"kind": "start"})
+    clock.now = PLAIN_HEARTBEAT + 1  # a silent first step (a cold compile): still a heartbeat
+    progress.tick()
+    assert out.getvalue().endswith("cycle 1/200, 11s\n"), out.getvalue()
+    for i in range(1, 101):  # 100 steps and ticks within one heartbeat period: no line
+        clock.now = PLAIN_HEARTBEAT + 1 + i * PLAIN_HEARTBEAT / 200
         progress.on_event(0, {"kind": "step", "cycle": i, "op": "insert"})
-    assert out.getvalue() == ""
-    clock.now = PLAIN_HEARTBEAT * 1.01
+        progress.tick()
+    assert out.getvalue().count("\n") == 1
+    clock.now = 2 * PLAIN_HEARTBEAT + 1.5
     progress.on_event(0, {"kind": "step", "cycle": 101, "op": "clear"})
-    assert out.getvalue().count("\n") == 1 and "cycle 101/200 clear" in out.getvalue()
+    progress.tick()
+    assert out.getvalue().count("\n") == 2 and "cycle 101/200 clear, 22s" in out.getvalue()
 
 
 class _Tty(io.StringIO):
