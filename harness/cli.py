@@ -31,7 +31,7 @@ from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
 from .isolation import ChildRegistry
 from .kernelcache import KernelCache, kernel_cache
-from .progress import Progress, close_all, compile_seconds
+from .progress import Progress, close_all, compile_seconds, fancy_output, run_mark
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, Interrupted, RunInterrupted, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
@@ -225,6 +225,33 @@ def _after_cold_start(report: Report, progress: Progress) -> None:
         progress.note("memcycle: refimpl's kernels are cached now", style="")
 
 
+def _summary_table(report: Report) -> None:
+    """On a terminal, one coloured row per run after the cycle tables (fits the width)."""
+    if not fancy_output(sys.stdout):
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, pad_edge=False)
+    for name, justify in (("run", "left"), ("verdict", "left"), ("expected", "left")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("result", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    for rec in report.runs:
+        mark = run_mark(rec)
+        style = {"ok": "green", "skip": "yellow", "FAIL": "bold red"}[mark]
+        result = {"ok": "PASS", "skip": "SKIP", "FAIL": "FAIL"}[mark]
+        table.add_row(  # Text, not markup: a label like "[refimpl/raw]" is not a style
+            Text(f"{rec.scenario} [{rec.engine}/{rec.allocator}]"),
+            Text(rec.verdict),
+            Text(rec.expected_verdict),
+            Text(result, style=style),
+            Text(f"{rec.seconds:.1f}"),
+        )
+    Console(highlight=False).print(table)
+
+
 def _finish_interrupted(report: Report, out: Path, signum: int, t0: float) -> int:
     written = _write_report(report, out)
     for rec in report.runs:
@@ -317,6 +344,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = [r for r in report.runs if not r.passed and r.verdict != "skipped"]
     skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
     print()
+    _summary_table(report)
     print(
         f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict, "
         f"{len(skipped)} skipped (not passed); "

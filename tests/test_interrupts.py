@@ -292,3 +292,21 @@ def test_a_full_disk_mid_write_leaves_the_previous_files_whole_and_no_temp_file(
         reporters.write_all(_empty_report("second"), tmp_path)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == before
     assert json.loads((tmp_path / "report.json").read_text())["run_id"] == "first"
+
+
+@pytest.mark.slow
+def test_the_child_stops_itself_at_its_deadline_when_no_parent_enforces_one(
+    tmp_path: Path,
+) -> None:
+    from memcycle.isolation import run_child
+
+    sc = _scenario(tmp_path, "stuck", "sleep_seconds = 600")
+    config = {"scenario": str(sc), "engine": f"{ENG}:make_step_sleeper", "deadline": 3.0}
+    box: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: box.update(res=run_child(config, timeout=None)))
+    worker.start()
+    worker.join(HANG_GUARD)
+    assert not worker.is_alive(), "the child did not stop at its own deadline"
+    res = box["res"]
+    assert res.exit["kind"] == "exit" and res.exit["code"] == 1  # type: ignore[attr-defined]
+    assert "Timeout" in res.exit["stderr_tail"]  # type: ignore[attr-defined]  # faulthandler's
