@@ -184,7 +184,8 @@ class Progress:
             if kind == "plan":
                 label = f"{ev.get('scenario')} [{ev.get('engine')}/{ev.get('allocator')}]"
                 now = self.clock()
-                run = _Active(str(ev.get("key")), label, int(ev.get("cycles") or 0), now, now)
+                cycles = int(ev.get("cycles") or 0)
+                run = _Active(str(ev.get("key")), label, cycles, started=now, last_line=now)
                 self._active[index] = run
                 if self._live is not None:
                     # a run's bar and count are its cycles; the batch's are its runs

@@ -93,6 +93,9 @@ def test_plain_heartbeat_lines_come_at_most_every_few_seconds_per_run_even_when_
     progress = Progress(1, out, fancy=False, width=None, clock=clock, ticker=False)
     progress.on_event(0, {"kind": "plan", "key": "k", "scenario": "s", "cycles": 200})
     progress.on_event(0, {"kind": "start"})
+    clock.now = PLAIN_HEARTBEAT - 1
+    progress.tick()
+    assert out.getvalue() == ""  # a run younger than the heartbeat period: nothing yet
     clock.now = PLAIN_HEARTBEAT + 1  # a silent first step (a cold compile): still a heartbeat
     progress.tick()
     assert out.getvalue().endswith("cycle 1/200, 11s\n"), out.getvalue()
