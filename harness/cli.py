@@ -35,6 +35,7 @@ from .progress import Progress, close_all, compile_seconds, fancy_output, run_ma
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, Interrupted, RunInterrupted, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
+from .warmup import warmup_specs
 
 BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
@@ -408,41 +409,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# The warm-up cycle table: every refimpl code path a run reaches (flat buffer, HNSW, segmented
-# HNSW, filtered search, get, delete and reuse, clear and a second cycle), small enough that a
-# warm run takes a second or two. One per metric: each metric compiles its own distance kernels.
-WARMUP_METRICS = ("l2", "ip", "cosine")
-WARMUP_TOML = """
-name = "warmup-{metric}"
-description = "memcycle warmup: compile refimpl's kernels for metric {metric}"
-dimension = 16
-metric = "{metric}"
-seed = 7
-[engine]
-buffer_size = 256
-segment_threshold = 1024
-ef_construction = 32
-[[cycle]]
-repeat = 2
-steps = [
-  {{ op = "insert", count = 120, metadata = true }},
-  {{ op = "search", queries = 5, k = 5, min_recall = 0.0 }},
-  {{ op = "insert", count = 400, batch = 200, metadata = true }},
-  {{ op = "search", queries = 5, k = 5, min_recall = 0.0, filter = {{ tag = 1 }} }},
-  {{ op = "get", count = 10 }},
-  {{ op = "delete", count = 30 }},
-  {{ op = "insert", count = 30, metadata = true, reuse_deleted = true }},
-  {{ op = "insert", count = 1500, metadata = true }},
-  {{ op = "search", queries = 5, k = 5, min_recall = 0.0 }},
-  {{ op = "delete", fraction = 0.1 }},
-  {{ op = "search", queries = 5, k = 5, min_recall = 0.0, filter = {{ tag = 2 }} }},
-  {{ op = "clear" }},
-]
-[expect]
-verdict = "clean"
-"""
-
-
 def cmd_warmup(args: argparse.Namespace) -> int:
     """Fill refimpl's Numba cache ahead of the first real run (e.g. a CI step before
     `memcycle run` and the gate, so compile time never lands in a measured run)."""
@@ -457,14 +423,7 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="memcycle-warmup-") as tmp:
-        items = []
-        for metric in WARMUP_METRICS:
-            path = Path(tmp) / f"warmup-{metric}.toml"
-            path.write_text(WARMUP_TOML.format(metric=metric), encoding="utf-8")
-            items += [
-                RunSpec(path, "refimpl", a, memray=False, timeout=args.timeout, flamegraphs="none")
-                for a in allocators
-            ]
+        items = warmup_specs(Path(tmp), allocators, timeout=args.timeout)
         progress = Progress(len(items))
         registry = ChildRegistry()
         with StopSignals(registry):
