@@ -317,6 +317,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cold = _uses_numba(scenarios, engines) and kernel_cache().cold
     if cold:
         progress.note(_cold_notice(kernel_cache()))
+    progress.note(
+        f"memcycle: {len(items)} run(s), {args.jobs} at a time; report in {out}/", style="dim"
+    )
     registry = ChildRegistry()
     with StopSignals(registry) as stop:
         try:
