@@ -202,8 +202,9 @@ def _uses_numba(scenarios: Sequence[Scenario], engines: Sequence[str | None]) ->
 def _cold_notice(cache: KernelCache) -> str:
     return (
         "memcycle: compiling refimpl's Numba kernels (first run only: the cache "
-        f"{cache.directory} has none yet); the first runs take about a minute longer, later "
-        "runs start in about a second. `memcycle warmup` does this ahead (CI)."
+        f"{cache.directory} has none yet); the first runs take minutes longer (recording "
+        "slows the compile), later runs start in seconds. `memcycle warmup` does this ahead, "
+        "without recording (CI)."
     )
 
 

@@ -78,6 +78,7 @@ class RunSpec:
     expected: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # extra engine options
     flamegraphs: str = "all"  # "all" | "failed" (verdict differs from expected) | "none"
+    tracemalloc: bool | None = None  # None: on exactly when memray is off
 
 
 def slug(text: str) -> str:
@@ -113,6 +114,7 @@ def run_one(
     flamegraphs: str = "all",
     on_event: EventSink | None = None,
     registry: ChildRegistry | None = None,
+    tracemalloc: bool | None = None,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
@@ -121,6 +123,8 @@ def run_one(
     under `out_dir/<run-key-slug>/`. `on_event` sees a `plan` event (scenario, engine,
     allocator, cycles) before the child starts, then every event of the child as it
     arrives (from a reader thread). Raises `isolation.Cancelled` when `registry` is stopped.
+    `tracemalloc=False` with `memray=False` records nothing but RSS (the warm-up: both tools
+    slow a cold Numba compile several times over).
     """
     if flamegraphs not in ("all", "failed", "none"):
         raise ValueError(f"flamegraphs must be 'all', 'failed' or 'none', got {flamegraphs!r}")
@@ -168,7 +172,7 @@ def run_one(
         "native": native,
         # tracemalloc's own bookkeeping goes through malloc and would flood the memray
         # capture (5x slower); memray sees everything tracemalloc would, so one or the other
-        "tracemalloc": not memray,
+        "tracemalloc": (not memray) if tracemalloc is None else tracemalloc,
         "options": dict(options or {}),
     }
     t0 = time.perf_counter()
@@ -301,6 +305,7 @@ def run_many(
             flamegraphs=spec.flamegraphs,
             on_event=sink,
             registry=registry,
+            tracemalloc=spec.tracemalloc,
         )
 
     def worker() -> None:

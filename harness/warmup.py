@@ -56,7 +56,15 @@ def warmup_specs(
         path = folder / f"warmup-{metric}.toml"
         path.write_text(WARMUP_TOML.format(metric=metric), encoding="utf-8")
         specs += [
-            RunSpec(path, "refimpl", a, memray=False, timeout=timeout, flamegraphs="none")
+            RunSpec(
+                path,
+                "refimpl",
+                a,
+                memray=False,
+                tracemalloc=False,  # recording the compile would make it ~3x slower
+                timeout=timeout,
+                flamegraphs="none",
+            )
             for a in allocators
         ]
     return specs
