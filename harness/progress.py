@@ -17,7 +17,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich.text import Text
@@ -92,9 +92,20 @@ class _Active:
     label: str
     cycles: int
     started: float
+    ops: list[list[str]] = field(default_factory=list)
     where: str = "starting"
     last_line: float = 0.0
     task: Any = None
+
+    def running(self, cycle: int, step: int) -> str:
+        """What the child does now: step `step` (0-based) of `cycle`, or the next cycle's first."""
+        if 0 < cycle <= len(self.ops) and step >= len(self.ops[cycle - 1]):
+            cycle, step = cycle + 1, 0
+        of = f"/{self.cycles}" if self.cycles else ""
+        if cycle > len(self.ops) and self.ops:
+            return f"cycle {len(self.ops)}{of} close"
+        op = self.ops[cycle - 1][step] if 0 < cycle <= len(self.ops) else "?"
+        return f"cycle {cycle}{of} {op}"
 
 
 class Progress:
@@ -185,7 +196,8 @@ class Progress:
                 label = f"{ev.get('scenario')} [{ev.get('engine')}/{ev.get('allocator')}]"
                 now = self.clock()
                 cycles = int(ev.get("cycles") or 0)
-                run = _Active(str(ev.get("key")), label, cycles, started=now, last_line=now)
+                ops = ev.get("ops") if isinstance(ev.get("ops"), list) else []
+                run = _Active(str(ev.get("key")), label, cycles, now, ops, last_line=now)
                 self._active[index] = run
                 if self._live is not None:
                     # a run's bar and count are its cycles; the batch's are its runs
@@ -198,13 +210,14 @@ class Progress:
                 return
             cycles_done = None
             if kind == "start":
-                run.where = f"cycle 1/{run.cycles}" if run.cycles else "started"
+                run.where = run.running(1, 0)
             elif kind == "step":
-                cycle = ev.get("cycle")
-                of = f"/{run.cycles}" if run.cycles else ""
-                run.where = f"cycle {cycle}{of} {ev.get('op')}"
-                if isinstance(cycle, int):
+                cycle, step = ev.get("cycle"), ev.get("step")
+                if isinstance(cycle, int) and isinstance(step, int):
                     cycles_done = cycle if ev.get("op") == "close" else cycle - 1
+                    run.where = run.running(cycle, step + 1)
+                else:
+                    run.where = f"cycle {cycle} {ev.get('op')}"
             else:
                 return
             if self._live is not None:

@@ -121,7 +121,7 @@ def run_one(
     With `out_dir`, the memray capture, events.jsonl, stderr.txt and (per
     `flamegraphs`: "all", "failed" or "none") memray's flamegraph HTML are kept
     under `out_dir/<run-key-slug>/`. `on_event` sees a `plan` event (scenario, engine,
-    allocator, cycles) before the child starts, then every event of the child as it
+    allocator, cycles, each cycle's ops) before the child starts, then every event of the child as it
     arrives (from a reader thread). Raises `isolation.Cancelled` when `registry` is stopped.
     `tracemalloc=False` with `memray=False` records nothing but RSS (the warm-up: both tools
     slow a cold Numba compile several times over).
@@ -148,6 +148,7 @@ def run_one(
                 "engine": engine_name,
                 "allocator": allocator,
                 "cycles": len(sc.plan),
+                "ops": [[st.op for st in pc.steps] for pc in sc.plan],  # what runs next
             }
         )
     if sc.engines and engine_name not in sc.engines:

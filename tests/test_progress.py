@@ -72,17 +72,18 @@ def test_plain_progress_has_no_escape_codes_and_every_line_fits_60_columns() -> 
     clock = FakeClock()
     progress = Progress(2, out, fancy=False, width=60, clock=clock, ticker=False)
     progress.note("memcycle: a note " + "long " * 30)
-    plan = {"kind": "plan", "key": _record().key, "scenario": LONG, "cycles": 5}
+    ops = [["insert", "search", "clear"]] * 5
+    plan = {"kind": "plan", "key": _record().key, "scenario": LONG, "cycles": 5, "ops": ops}
     progress.on_event(0, {**plan, "engine": f"{ENG}:make_bruteforce", "allocator": "checked"})
     clock.now = PLAIN_HEARTBEAT + 1
-    progress.on_event(0, {"kind": "step", "cycle": 3, "op": "insert"})
+    progress.on_event(0, {"kind": "step", "cycle": 3, "step": 0, "op": "insert"})  # search next
     progress.tick()
     progress(_record("double-free"))
     progress(_record())
     lines = out.getvalue().splitlines()
     assert "\x1b" not in out.getvalue()
     assert all(len(line) <= 60 for line in lines), lines
-    assert any("cycle 3/5 insert" in line for line in lines), lines
+    assert any("cycle 3/5 search" in line for line in lines), lines
     assert lines[-2].startswith("[1/2] ") and lines[-2].endswith("double-free (FAIL) 12.3s")
     assert lines[-1].endswith("clean (ok) 12.3s")
 
@@ -91,23 +92,28 @@ def test_plain_heartbeat_lines_come_at_most_every_few_seconds_per_run_even_when_
     out = io.StringIO()
     clock = FakeClock()
     progress = Progress(1, out, fancy=False, width=None, clock=clock, ticker=False)
-    progress.on_event(0, {"kind": "plan", "key": "k", "scenario": "s", "cycles": 200})
+    ops = [["insert", "clear"]] * 200
+    progress.on_event(0, {"kind": "plan", "key": "k", "scenario": "s", "cycles": 200, "ops": ops})
     progress.on_event(0, {"kind": "start"})
     clock.now = PLAIN_HEARTBEAT - 1
     progress.tick()
     assert out.getvalue() == ""  # a run younger than the heartbeat period: nothing yet
     clock.now = PLAIN_HEARTBEAT + 1  # a silent first step (a cold compile): still a heartbeat
     progress.tick()
-    assert out.getvalue().endswith("cycle 1/200, 11s\n"), out.getvalue()
+    assert out.getvalue().endswith("cycle 1/200 insert, 11s\n"), out.getvalue()
     for i in range(1, 101):  # 100 steps and ticks within one heartbeat period: no line
         clock.now = PLAIN_HEARTBEAT + 1 + i * PLAIN_HEARTBEAT / 200
-        progress.on_event(0, {"kind": "step", "cycle": i, "op": "insert"})
+        progress.on_event(0, {"kind": "step", "cycle": i, "step": 1, "op": "clear"})
         progress.tick()
     assert out.getvalue().count("\n") == 1
     clock.now = 2 * PLAIN_HEARTBEAT + 1.5
-    progress.on_event(0, {"kind": "step", "cycle": 101, "op": "clear"})
+    progress.on_event(0, {"kind": "step", "cycle": 101, "step": 0, "op": "insert"})
     progress.tick()
     assert out.getvalue().count("\n") == 2 and "cycle 101/200 clear, 22s" in out.getvalue()
+    progress.on_event(0, {"kind": "step", "cycle": 200, "step": 1, "op": "clear"})
+    clock.now = 4 * PLAIN_HEARTBEAT
+    progress.tick()
+    assert out.getvalue().rstrip().endswith("cycle 200/200 close, 40s")  # the teardown
 
 
 class _Tty(io.StringIO):
