@@ -1,11 +1,12 @@
 """What `memcycle run` shows while it works: per-step progress from the children's event streams.
 
 On a terminal (and without `NO_COLOR` or `TERM=dumb`) a rich live display: one bar for the batch
-and one line per running child (cycle i/N and the last step's op), finished runs printed above it
-in colour. Anywhere else plain lines, no escape codes: one per finished run, and for a long run a
-heartbeat line (cycle i/N, last op, seconds so far) every `PLAIN_HEARTBEAT` seconds, also while a
-step is silent (a cold Numba compile), so a CI log shows where a slow run is without flooding. Every line fits the terminal width (`COLUMNS` when set); when a line
-is too long the run's label is shortened, never its verdict.
+and one line per running child (its cycles as a bar, the step it runs now), finished runs printed
+above it in colour. Anywhere else plain lines, no escape codes: one per finished run, and for a
+long run a heartbeat line (cycle i/N, the running op, seconds so far) every `PLAIN_HEARTBEAT`
+seconds, also while a step is silent (a cold Numba compile), so a CI log shows where a slow run
+is without flooding. Every line fits the terminal width (`COLUMNS` when set); when a line is too
+long the run's label is shortened, never its verdict.
 """
 
 from __future__ import annotations
