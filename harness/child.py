@@ -11,17 +11,26 @@ Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
 `skip` (the scenario needs, as a whole, what the engine lacks: `scenario.unmet_needs`),
 `end`. A step whose capability is missing (`scenario.step_skip_reason`) is a `step`
 event with `skipped` set.
+
+The child never outlives its run: it dies with its parent (`PR_SET_PDEATHSIG`),
+stops itself at its own deadline (`config["deadline"]`, the parent's timeout plus
+a grace; faulthandler's watchdog is a C thread, so it fires even while an engine
+holds the GIL), and a lifeline process kills the child's process group and every
+process carrying the run's token once the child is gone, however it went.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import faulthandler
 import gc
 import importlib.util
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -54,14 +63,87 @@ FULL_MEASURE_OPS = (*RESET_OPS, "checkpoint")
 EXIT_OK = 0
 EXIT_STEP_ERROR = 3
 EXIT_SETUP_ERROR = 4
+EXIT_ORPHANED = 5  # the parent was gone before the child could tie itself to it
+
+MAX_MESSAGE = 64 * 1024  # what is kept of an exception message (see harness.isolation)
+PR_SET_PDEATHSIG = 1
+
+# The lifeline: started first, holds the read end of a pipe the child keeps open; EOF (or being
+# reparented) means the child is gone (exit, crash, SIGKILL), and then nothing of the run may stay. Run with -S -I so it
+# starts in milliseconds and does not import memcycle.
+_LIFELINE = """
+import os, select, signal, sys
+pgid, needle = int(sys.argv[1]), ("MEMCYCLE_RUN_TOKEN=" + sys.argv[2]).encode()
+child = os.getppid()
+while os.getppid() == child:  # reparented: the child is gone (a fork may still hold the pipe)
+    try:
+        if select.select([0], [], [], 0.5)[0] and not os.read(0, 1):
+            break
+    except OSError:
+        break
+me = os.getpid()
+for name in os.listdir("/proc") if sys.argv[2] else ():
+    if name.isdigit() and int(name) != me:
+        try:
+            with open("/proc/%s/environ" % name, "rb") as fh:
+                if needle in fh.read().split(b"\\0"):
+                    os.kill(int(name), signal.SIGKILL)
+        except OSError:
+            pass
+os.killpg(pgid, signal.SIGKILL)
+"""
+
+
+def die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux; elsewhere nothing to do).
+
+    The parent pid from the environment closes the race of a parent that died before this
+    call: then the child is already orphaned and leaves at once."""
+    parent = os.environ.get("MEMCYCLE_PARENT_PID")
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(EXIT_ORPHANED)
+
+
+def start_lifeline() -> int | None:
+    """Start the lifeline (see `_LIFELINE`); returns the pipe end this process keeps open."""
+    token = os.environ.get("MEMCYCLE_RUN_TOKEN", "")
+    if not os.path.isdir("/proc") or os.getpgrp() != os.getpid():
+        return None  # not a run's own process group (a test calling run() directly)
+    rfd, wfd = os.pipe()
+    try:
+        subprocess.Popen(
+            [sys.executable, "-S", "-I", "-c", _LIFELINE, str(os.getpgrp()), token],
+            stdin=rfd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+    except OSError:
+        os.close(wfd)
+        return None
+    finally:
+        os.close(rfd)
+    return wfd  # non-inheritable: no grandchild keeps the lifeline waiting
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """Type, message, traceback and (for MemoryFault) the verdict class."""
     t = type(exc)
+    message = str(exc)
+    if len(message) > MAX_MESSAGE:
+        message = (
+            f"{message[:MAX_MESSAGE]}... [{len(message) - MAX_MESSAGE} more characters not kept]"
+        )
     return {
         "type": f"{t.__module__}.{t.__qualname__}",
-        "message": str(exc),
+        "message": message,
         "traceback": "".join(traceback.format_exception(exc))[-8000:],
         "verdict": getattr(exc, "verdict", None),
     }
@@ -383,12 +465,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--events-fd", type=int, required=True)
     ap.add_argument("--config", required=True, help="JSON object (see harness.isolation)")
     args = ap.parse_args(argv)
+    die_with_parent()
+    lifeline = start_lifeline()
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    config = json.loads(args.config)
+    deadline = config.get("deadline")
+    if isinstance(deadline, int | float) and deadline > 0:
+        # the C watchdog dumps every thread's stack to stderr and _exit(1)s the child
+        faulthandler.dump_traceback_later(float(deadline), exit=True)
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
     events = _Events(stream)
     t0 = time.perf_counter()
     compile_clock = install_compile_clock()
-    code = run(json.loads(args.config), events, compile_clock)
+    code = run(config, events, compile_clock)
     # the whole child's compile seconds, the engine's setup included (steps count their own)
     events.emit(
         "end",
@@ -396,6 +485,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds=time.perf_counter() - t0,
         compile_seconds=compile_clock.seconds(),
     )
+    del lifeline  # closed by os._exit below: the lifeline then ends the process group
     stream.close()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,4 +1,4 @@
-"""`memcycle`: run cycle tables in isolated children, list what exists, report, gate.
+"""`memcycle`: run cycle tables in isolated children, list what exists, report, gate, warm up.
 
 Exit status of `memcycle run`:
   0  every run's verdict is what its scenario expects, or the run was skipped (SKIP, never PASS)
@@ -10,6 +10,9 @@ Exit status of `memcycle run`:
      importable, factory failed, adapter/library API mismatch, child could not start); takes
      precedence over 1, since such a run tested nothing
   130/143  interrupted (SIGINT/SIGTERM)
+
+Every error is one line, `memcycle: error: ...`, never a traceback; each command's help
+lists its exit statuses.
 """
 
 from __future__ import annotations
@@ -19,24 +22,37 @@ import importlib
 import inspect
 import json
 import os
+import signal
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from types import FrameType
+from typing import Any
 
+from . import __version__
+from .atomicfile import write_text_atomic
 from .bundled import scenarios_dir
 from .checks import skip_findings, was_skipped
 from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, check_engine_spec
+from .isolation import ChildRegistry
+from .kernelcache import KernelCache, kernel_cache
+from .progress import Progress, close_all, compile_seconds, fancy_output, run_mark
 from .records import Report, RunRecord
-from .runner import DEFAULT_TIMEOUT, RunSpec, new_run_id, run_many
+from .runner import DEFAULT_TIMEOUT, Interrupted, RunInterrupted, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from .shard import Shard, ShardError, parse_shard, select
+from .warmup import warmup_specs
 
 BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
 MAX_TABLE_ROWS = 12
+# engines that run refimpl's Numba kernels (the cold-start notice is about them)
+NUMBA_ENGINES = ("refimpl", "refimpl-global")
+__all__ = ["Progress", "UsageError", "build_parser", "format_run", "main"]
 
 
 class UsageError(Exception):
@@ -151,64 +167,140 @@ def format_run(rec: RunRecord) -> str:
     return "\n".join(lines)
 
 
-class Progress:
-    """A one-line bar on a terminal; one plain line per finished run otherwise."""
-
-    def __init__(self, total: int, stream: TextIO | None = None) -> None:
-        self.total = total
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.t0 = time.perf_counter()
-
-    def __call__(self, rec: RunRecord) -> None:
-        self.done += 1
-        mark = {"PASS": "ok", "SKIP": "skip"}.get(_mark(rec), _mark(rec))
-        label = f"{rec.scenario} [{rec.engine}/{rec.allocator}] {rec.verdict} ({mark})"
-        if self.tty:
-            width = 24
-            filled = int(width * self.done / max(self.total, 1))
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(
-                f"\r[{bar}] {self.done}/{self.total} {time.perf_counter() - self.t0:5.0f}s "
-                f"{label[:60]:<60}"
-            )
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            cause = next((f.summary for f in rec.findings if f.verdict == "error"), "")
-            self.stream.write(
-                f"[{self.done}/{self.total}] {label} {rec.seconds:.1f}s"
-                + (f": {cause}" if cause else "")
-                + "\n"
-            )
-        self.stream.flush()
-
-
 def _write_report(report: Report, out: Path) -> list[str]:
-    """report.json always; the other formats when the reporters are there."""
+    """report.json first (atomically: it is what the gate and `memcycle report` read), then
+    every format through the reporters (each file atomic, no temporary left behind)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
     try:
-        from .reporters import write_all  # type: ignore[attr-defined]
+        from .reporters import write_all
+        from .reporters.json_report import render_json
     except ImportError:
+        write_text_atomic(out / "report.json", json.dumps(report.to_dict(), indent=1) + "\n")
         return [str(out / "report.json")]
+    write_text_atomic(out / "report.json", render_json(report))
     return [str(p) for p in write_all(report, out).values()]
+
+
+class StopSignals:
+    """SIGINT/SIGTERM during a batch: the first kills every child at once (in the handler) and
+    raises in the main thread (KeyboardInterrupt / `Interrupted`), so `run_many` hands back the
+    finished runs; any later one kills again and never raises, so the report still gets written
+    and three Ctrl-Cs cannot leave a child running. After `finishing()` no signal raises: the
+    report of a completed batch is written, then the exit status says it was interrupted."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, registry: ChildRegistry) -> None:
+        self.registry = registry
+        self.signum: int | None = None
+        self._raise = True
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # else: signals go elsewhere
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._saved.items():
+            signal.signal(sig, old)
+
+    def finishing(self) -> None:
+        self._raise = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.registry.stop()
+        if self.signum is None:
+            self.signum = signum
+            if self._raise:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise Interrupted(signum)
+        os.write(2, b"memcycle: stopping; writing the report of the runs that finished\n")
+
+
+def _uses_numba(scenarios: Sequence[Scenario], engines: Sequence[str | None]) -> bool:
+    return any((e or sc.default_engine()) in NUMBA_ENGINES for sc in scenarios for e in engines)
+
+
+def _cold_notice(cache: KernelCache) -> str:
+    return (
+        "memcycle: compiling refimpl's Numba kernels (first run only: the cache "
+        f"{cache.directory} has none yet); the first runs take minutes longer (recording "
+        "slows the compile), later runs start in seconds. `memcycle warmup` does this ahead, "
+        "without recording (CI)."
+    )
+
+
+def _after_cold_start(report: Report, progress: Progress) -> None:
+    """Say how long the compile took (when the harness measured it) and whether it is cached."""
+    measured = [s for s in (compile_seconds(r) for r in report.runs) if s is not None]
+    if measured:
+        progress.note(
+            f"memcycle: Numba compile time {sum(measured):.1f} s over {len(measured)} run(s) "
+            "(left out of the runs' own time)",
+            style="",
+        )
+    cache = kernel_cache()
+    if cache.cold:
+        progress.note(
+            f"memcycle: refimpl's kernel cache is still incomplete (no index for "
+            f"{', '.join(cache.missing)} in {cache.directory}); the next run compiles again",
+        )
+    else:
+        progress.note("memcycle: refimpl's kernels are cached now", style="")
+
+
+def _summary_table(report: Report) -> None:
+    """On a terminal, one coloured row per run after the cycle tables (fits the width)."""
+    if not fancy_output(sys.stdout):
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_edge=False, pad_edge=False)
+    for name, justify in (("run", "left"), ("verdict", "left"), ("expected", "left")):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("result", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    for rec in report.runs:
+        mark = run_mark(rec)
+        style = {"ok": "green", "skip": "yellow", "FAIL": "bold red"}[mark]
+        result = {"ok": "PASS", "skip": "SKIP", "FAIL": "FAIL"}[mark]
+        table.add_row(  # Text, not markup: a label like "[refimpl/raw]" is not a style
+            Text(f"{rec.scenario} [{rec.engine}/{rec.allocator}]"),
+            Text(rec.verdict),
+            Text(rec.expected_verdict),
+            Text(result, style=style),
+            Text(f"{rec.seconds:.1f}"),
+        )
+    Console(highlight=False).print(table)
+
+
+def _finish_interrupted(report: Report, out: Path, signum: int, t0: float) -> int:
+    written = _write_report(report, out)
+    for rec in report.runs:
+        print()
+        print(format_run(rec))
+    name = signal.Signals(signum).name
+    print(
+        f"memcycle: interrupted by {name} after {time.perf_counter() - t0:.1f} s: "
+        f"{len(report.runs)} run(s) finished, {len(report.not_done)} not done; "
+        f"report (marked interrupted): {out / 'report.json'}"
+        + (f" (+{len(written) - 1} more)" if len(written) > 1 else ""),
+        file=sys.stderr,
+    )
+    return 128 + signum
 
 
 # -- subcommands -------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run scenarios, each in its own child process, and judge every cycle.
-
-    exit status:
-      0  every verdict is what its scenario expects (or the run was skipped: SKIP, never PASS)
-      1  a verdict differs from its scenario's expectation (an engine finding: FAIL)
-      2  bad input before anything runs (file, scenario, engine name, allocator, fault)
-      3  a run is ERROR: memcycle or the adapter could not do its job (engine module not
-         importable, factory failed, adapter/library API mismatch, child could not start);
-         wins over 1, since such a run tested nothing
-      130/143  interrupted (SIGINT/SIGTERM)
-    """
+    """Run scenarios (cycle tables) against engines, each run in its own child process, and
+    judge every cycle: leaks, double/invalid frees, use-after-free, overflows, crashes, wrong
+    results, lifecycle errors, timeouts. Progress shows each child's cycle and step; the report
+    (report.json, summary.md, index.html, junit.xml, memray captures) goes to --out."""
     shard = _parse_shard(args.shard)
     paths = args.paths or [BUNDLED]
     try:
@@ -249,16 +341,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         items = _select_shard(items, scenarios, shard)
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("reports") / run_id
+    t0 = time.perf_counter()
     progress = Progress(len(items))
-    report = run_many(
-        items,
-        out,
-        jobs=args.jobs,
-        progress=progress,
-        command=["memcycle", *sys.argv[1:]],
-        run_id=run_id,
+    cold = _uses_numba(scenarios, engines) and kernel_cache().cold
+    if cold:
+        progress.note(_cold_notice(kernel_cache()))
+    progress.note(
+        f"memcycle: {len(items)} run(s), {args.jobs} at a time; report in {out}/", style="dim"
     )
-    written = _write_report(report, out)
+    registry = ChildRegistry()
+    with StopSignals(registry) as stop:
+        try:
+            report = run_many(
+                items,
+                out,
+                jobs=args.jobs,
+                progress=progress,
+                on_event=progress.on_event,
+                command=["memcycle", *sys.argv[1:]],
+                run_id=run_id,
+                registry=registry,
+            )
+        except RunInterrupted as exc:
+            progress.close()
+            return _finish_interrupted(exc.report, out, exc.signum, t0)
+        finally:
+            progress.close()
+        stop.finishing()
+        written = _write_report(report, out)
+    if cold:
+        _after_cold_start(report, progress)
     for rec in report.runs:
         print()
         print(format_run(rec))
@@ -267,12 +379,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
     partial = [r for r in report.runs if r.verdict != "skipped" and was_skipped(r)]
     print()
+    _summary_table(report)
     print(
         f"{len(report.runs)} run(s), {len(failed)} with an unexpected verdict, "
         f"{len(skipped)} skipped (not passed), {len(partial)} with skipped steps, "
         f"{len(errors)} error(s) (could not run); report: {out / 'report.json'}"
         + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
     )
+    if stop.signum is not None:  # came after the last run: the report is whole, but say so
+        return 128 + stop.signum
     if errors:
         return 3
     if failed:
@@ -402,28 +517,195 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warmup(args: argparse.Namespace) -> int:
+    """Fill refimpl's Numba cache ahead of the first real run (e.g. a CI step before
+    `memcycle run` and the gate, so compile time never lands in a measured run)."""
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    allocators = args.allocator or list(ALLOCATOR_CHOICES)
+    before = kernel_cache()
+    print(
+        f"kernel cache: {before.directory} "
+        + (f"(cold: no index for {', '.join(before.missing)})" if before.cold else "(warm)"),
+        file=sys.stderr,
+    )
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memcycle-warmup-") as tmp:
+        items = warmup_specs(Path(tmp), allocators, timeout=args.timeout)
+        progress = Progress(len(items))
+        registry = ChildRegistry()
+        with StopSignals(registry):
+            try:
+                report = run_many(
+                    items,
+                    Path(tmp) / "runs",
+                    jobs=1,  # children compiling at once would compile the same kernels twice
+                    progress=progress,
+                    on_event=progress.on_event,
+                    command=["memcycle", *sys.argv[1:]],
+                    registry=registry,
+                )
+            except RunInterrupted as exc:
+                progress.close()
+                print(
+                    f"memcycle: warmup interrupted by {signal.Signals(exc.signum).name}",
+                    file=sys.stderr,
+                )
+                return 128 + exc.signum
+            finally:
+                progress.close()
+    seconds = time.perf_counter() - t0
+    after = kernel_cache()
+    bad = [r for r in report.runs if r.verdict != "clean"]
+    for rec in bad:
+        print(format_run(rec))
+    measured = [c for c in (compile_seconds(r) for r in report.runs) if c is not None]
+    compile_note = f", {sum(measured):.1f} s of it compiling" if measured else ""
+    state = "warm" if not after.cold else f"still cold (no index for {', '.join(after.missing)})"
+    print(
+        f"warmup: {len(report.runs)} run(s) in {seconds:.1f} s{compile_note}; "
+        f"kernel cache {after.directory} is {state}"
+    )
+    if bad:
+        print(
+            f"memcycle: error: {len(bad)} warm-up run(s) did not come back clean; the cache may "
+            "be incomplete",
+            file=sys.stderr,
+        )
+    return 1 if bad or after.cold else 0
+
+
 _DELEGATES = {
     "gate": ("memcycle.gate", "compare a run with the baseline; non-zero exit on regression"),
     "faults": ("memcycle.faultmatrix", "run the fault matrix (every fault x allocator)"),
 }
 
+INTERRUPT_CODES = "  130  stopped by SIGINT (Ctrl-C)\n  143  stopped by SIGTERM\n"
+
+# per command: examples and exit statuses, shown under `memcycle COMMAND --help`
+EPILOGS: dict[str, str] = {
+    "run": """examples:
+  memcycle run                                  the bundled scenarios on refimpl
+  memcycle run scenarios/ --engine mypkg.adapter:make_engine --jobs 2 --out reports/ci
+  memcycle run my.toml --allocator checked --fault flat-buffer-double-free
+  COLUMNS=100 memcycle run my.toml 2> progress.log
+
+exit status:
+  0    every verdict is what its scenario expects (skipped runs show as SKIP)
+  1    some verdict differs from its scenario's [expect]
+  2    bad input, before anything runs (missing file, malformed scenario, unknown
+       engine, allocator or fault); one line, memcycle: error: ...
+  3    a run's outcome is `error`: memcycle or the adapter could not do its job
+"""
+    + INTERRUPT_CODES
+    + """       (report.json of the finished runs is written, marked interrupted)
+
+The first refimpl run after an install compiles the Numba kernels (about a minute on
+2 cores); memcycle says so when it starts; `memcycle warmup` does it ahead.""",
+    "list": """examples:
+  memcycle list
+  memcycle list faults
+
+exit status:
+  0    listed
+  2    bad argument""",
+    "report": """examples:
+  memcycle report reports/20260101-120000-abc123/
+  memcycle report reports/ci/report.json
+
+exit status:
+  0    summary.md, index.html, junit.xml written
+  2    the folder or file is not readable or not a memcycle report.json""",
+    "gate": """examples:
+  memcycle gate reports/ci --baseline reports/baseline.json
+  memcycle gate reports/ci --baseline reports/baseline.json --update
+
+exit status:
+  0    no regression (or the baseline was written, with --update)
+  1    a regression: a new finding, more leaked bytes or peak memory, a slow-down
+  2    bad input (unreadable run folder or baseline, bad tolerance)""",
+    "faults": """examples:
+  memcycle faults --jobs 2
+  memcycle faults --allocator checked --only flat-buffer-double-free
+  memcycle faults --story
+
+exit status:
+  0    every fault caught and named, every clean run clean
+  1    a fault missed or misclassified, or a clean run with a finding
+  2    bad input
+"""
+    + INTERRUPT_CODES.rstrip("\n"),
+    "warmup": """examples:
+  memcycle warmup                    all allocators (numpy, checked, raw)
+  memcycle warmup --allocator numpy
+
+The cache lives next to refimpl's kernels (__pycache__), or under $NUMBA_CACHE_DIR when set:
+keep that folder between CI jobs to skip the compile there too.
+
+exit status:
+  0    the kernel cache is warm
+  1    a warm-up run did not come back clean, or the cache is still incomplete
+  2    bad input
+"""
+    + INTERRUPT_CODES.rstrip("\n"),
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "list": "Show the bundled scenarios (with their cycle counts and expectations), the built-in "
+    "engines and refimpl's switchable faults.",
+    "report": "Re-render summary.md, index.html and junit.xml of a run folder from its "
+    "report.json (after an upgrade, or for a report copied from CI).",
+    "gate": "Compare a run's report.json with a baseline and fail on a new finding, on growth of "
+    "leaked bytes per cycle or of peak memory, or on a slow-down, within tolerances made for "
+    "noisy machines.",
+    "faults": "Run every refimpl catalogue fault under its scenarios and the clean engine under "
+    "every scenario: proves the harness catches and names each bug.",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples and exit-status tables stay as written; one-paragraph descriptions wrap."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return super()._fill_text(text, width, indent)
+        return argparse.HelpFormatter._fill_text(self, text, width, indent)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with memcycle's one error style: `memcycle: error: ...`, one line, exit 2."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"memcycle: error: {message} (see '{self.prog} --help')\n")
+
+
+def _command(
+    sub: Any, name: str, help_text: str, description: str | None, **kw: Any
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=inspect.cleandoc(description) if description else None,
+        epilog=EPILOGS.get(name),
+        formatter_class=_HelpFormatter,
+        **kw,
+    )
+
 
 def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; `delegate` names a gate/faults subcommand to load."""
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="memcycle",
         description="Replay clear/insert cycle tables against vector-index engines in isolated "
         "child processes, record memory (memray, tracemalloc, RSS, Numba NRT, allocator ledger) "
         "and judge every cycle.",
+        epilog="Run 'memcycle COMMAND --help' for a command's options, examples and exit "
+        "status. Errors are one line: memcycle: error: ...",
     )
+    ap.add_argument("--version", action="version", version=f"memcycle {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run",
-        help="run scenarios and judge them",
-        description=inspect.cleandoc(cmd_run.__doc__ or ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    run = _command(sub, "run", "run scenarios and judge them", cmd_run.__doc__)
     run.add_argument(
         "paths",
         nargs="*",
@@ -522,21 +804,42 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     )
     merge.set_defaults(func=cmd_merge)
 
-    ls = sub.add_parser("list", help="show bundled scenarios, engines and faults")
+    warm = _command(sub, "warmup", "compile refimpl's Numba kernels ahead (CI)", cmd_warmup.__doc__)
+    warm.add_argument(
+        "--allocator",
+        action="append",
+        choices=ALLOCATOR_CHOICES,
+        help="allocators to warm (repeatable; default all three)",
+    )
+    warm.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds per warm-up run (default {DEFAULT_TIMEOUT:.0f})",
+    )
+    warm.set_defaults(func=cmd_warmup)
+
+    ls = _command(sub, "list", "show bundled scenarios, engines and faults", DESCRIPTIONS["list"])
     ls.add_argument(
         "what", nargs="?", default="all", choices=("all", "scenarios", "engines", "faults")
     )
     ls.set_defaults(func=cmd_list)
 
-    rep = sub.add_parser("report", help="re-render a run folder's report.json (md, html, junit)")
+    rep = _command(
+        sub,
+        "report",
+        "re-render a run folder's report.json (md, html, junit)",
+        DESCRIPTIONS["report"],
+    )
     rep.add_argument("run_dir", metavar="RUN_DIR", help="reports/<run-id>/ or its report.json")
     rep.set_defaults(func=cmd_report)
 
     for name, (module, help_text) in _DELEGATES.items():
-        p = sub.add_parser(name, help=help_text, add_help=name == delegate)
+        p = _command(sub, name, help_text, DESCRIPTIONS[name], add_help=name == delegate)
         if name == delegate:
             mod = importlib.import_module(module)
-            mod.add_arguments(p)
+            mod.add_arguments(p)  # may set its own description
             p.set_defaults(func=mod.main)
         else:
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -563,8 +866,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memcycle: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        close_all()
         print("memcycle: interrupted", file=sys.stderr)
         return 130
+    except Interrupted as exc:
+        close_all()
+        print(f"memcycle: interrupted by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
+    except RunInterrupted as exc:  # a command that does not write the partial report itself
+        close_all()
+        print(f"memcycle: {exc}; every child was stopped", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:  # `memcycle list | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -409,8 +409,8 @@ def _number(flag: str, value: Any, minimum: float, what: str) -> float:
 
 HELP_EPILOG = """\
 examples:
-  memcycle run --out reports/main && memcycle gate reports/main --baseline ci/baseline.json --update
-  memcycle run --out reports/ci && memcycle gate reports/ci --baseline ci/baseline.json
+  memcycle gate reports/main --baseline ci/baseline.json --update   # after memcycle run --out reports/main
+  memcycle gate reports/ci --baseline ci/baseline.json              # in CI, after memcycle run --out reports/ci
   memcycle gate reports/shard-1 --baseline ci/baseline.json --allow-missing
 
 Compile time is kept out: time is the steps' seconds minus Numba compile seconds; the engine's

@@ -4,6 +4,14 @@ The child runs in its own session (process group), so a timeout kills it and
 anything it started; a segfault or abort in the child is a result here, never
 the parent's end. Events come over a dedicated pipe; stdout and stderr are
 drained in threads (a full pipe would block the child) and their tails kept.
+
+Nothing of a run outlives it: at the end of every run (clean, timeout, interrupt)
+the child's whole process group is killed, and so is every process that carries
+the run's token in its environment (`MEMCYCLE_RUN_TOKEN`: a daemon the engine
+detached into its own session still has it). The child dies with its parent
+(`PR_SET_PDEATHSIG`) and enforces its own deadline (see `memcycle.child`), so a
+SIGKILLed parent leaves nothing behind. A `ChildRegistry` shared by the runs of
+one batch lets an interrupt kill every live child at once.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +35,15 @@ from .native_messages import find_native_message, native_message  # noqa: F401 (
 
 STDERR_TAIL = 16_384
 STDOUT_TAIL = 4_096
+# what is kept of an engine's error message (a 50 MB message must not become a timeout or a
+# 50 MB report.json), and the longest events line read whole
+MAX_MESSAGE = 64 * 1024
+MAX_EVENT_LINE = 4 * 1024 * 1024
+# the child's own deadline is the parent's timeout plus this grace, so a live parent always
+# classifies the timeout itself and the child's deadline only matters when the parent is gone
+CHILD_DEADLINE_GRACE = 10.0
+TOKEN_ENV = "MEMCYCLE_RUN_TOKEN"
+PARENT_ENV = "MEMCYCLE_PARENT_PID"
 
 _FATAL = re.compile(r"Fatal Python error: [^\n]*")
 
@@ -37,8 +55,102 @@ class ChildResult:
     seconds: float = 0.0
 
 
+class Cancelled(Exception):
+    """The batch was stopped from outside (Ctrl-C, SIGTERM) before this run finished."""
+
+
+class ChildRegistry:
+    """The live children of one batch of runs, so an interrupt kills every one at once.
+
+    `stop()` is idempotent and safe to call from a signal handler (re-entrant lock); after
+    it, no new child starts and a child that was starting is killed as it registers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._live: dict[int, tuple[subprocess.Popen[bytes], str]] = {}
+        self.stopped = False
+
+    def add(self, proc: subprocess.Popen[bytes], token: str) -> bool:
+        """Track `proc`; False (and `proc` killed) when the batch is already stopping."""
+        with self._lock:
+            if self.stopped:
+                kill_run(proc.pid, token)
+                return False
+            self._live[proc.pid] = (proc, token)
+            return True
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._live.pop(proc.pid, None)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            live = list(self._live.values())
+        for proc, token in live:
+            kill_run(proc.pid, token)
+
+
+def _token_holders(token: str) -> list[int]:
+    """Pids whose environment carries this run's token (Linux /proc; empty elsewhere)."""
+    needle = f"{TOKEN_ENV}={token}".encode()
+    me = os.getpid()
+    pids: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for name in entries:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in env.split(b"\0"):
+            pids.append(int(name))
+    return pids
+
+
+def kill_run(pgid: int, token: str | None = None) -> None:
+    """SIGKILL the run's process group and every process that carries its token."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    if token:
+        for pid in _token_holders(token):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def bound_text(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` cut to `limit` characters, saying how much was dropped."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters not kept]"
+
+
+def _bound_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """Bound the free text an engine controls (its exception message, traceback)."""
+    err = ev.get("error")
+    if isinstance(err, dict):
+        ev["error"] = {k: bound_text(v) if isinstance(v, str) else v for k, v in err.items()}
+    return ev
+
+
 def _drain_lines(stream: Any, sink: Callable[[str], None]) -> None:
-    for raw in iter(stream.readline, b""):
+    while True:
+        raw = stream.readline(MAX_EVENT_LINE)
+        if not raw:
+            break
+        if len(raw) >= MAX_EVENT_LINE and not raw.endswith(b"\n"):
+            # an over-long line: skip to its end and say so (kept as a garbage event)
+            dropped = len(raw)
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(MAX_EVENT_LINE)
+                dropped += len(raw)
+            sink(json.dumps({"kind": "garbage", "text": f"events line of {dropped} bytes dropped"}))
+            continue
         sink(raw.decode("utf-8", "replace"))
     stream.close()
 
@@ -119,13 +231,26 @@ def run_child(
     timeout: float | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     env: dict[str, str] | None = None,
+    registry: ChildRegistry | None = None,
 ) -> ChildResult:
-    """Run `python -m memcycle.child` with `config`; never raises for the child's failures."""
+    """Run `python -m memcycle.child` with `config`; never raises for the child's failures.
+
+    Raises `Cancelled` when `registry` was stopped before or while the child ran (its
+    result would describe the kill, not the engine). Call it from a thread that lives
+    until it returns: the child's death signal follows the thread that started it."""
     config = dict(config)
     # the user's engine module resolves against the working directory, added by the child only
     # after memcycle itself is imported (and `-P` keeps the cwd off sys.path until then), so a
     # folder of the user's can never shadow memcycle
     config.setdefault("sys_path", [os.getcwd()])
+    if timeout is not None:
+        config.setdefault("deadline", timeout + CHILD_DEADLINE_GRACE)
+    token = uuid.uuid4().hex
+    extra = {**(env or {}), TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
+    if config.get("allocator") == "raw":
+        extra = {**RAW_ALLOCATOR_ENV, **extra}
+    if registry is not None and registry.stopped:
+        raise Cancelled("stopped before the child started")
     rfd, wfd = os.pipe()
     t0 = time.perf_counter()
     try:
@@ -145,12 +270,17 @@ def run_child(
             stderr=subprocess.PIPE,
             pass_fds=(wfd,),
             start_new_session=True,
-            env=child_env(
-                {**RAW_ALLOCATOR_ENV, **(env or {})} if config.get("allocator") == "raw" else env
-            ),
+            env=child_env(extra),
         )
+    except BaseException:
+        os.close(rfd)
+        raise
     finally:
         os.close(wfd)
+    if registry is not None and not registry.add(proc, token):
+        proc.wait()
+        os.close(rfd)
+        raise Cancelled("stopped while the child started")
     events: list[dict[str, Any]] = []
     lock = threading.Lock()
 
@@ -162,6 +292,9 @@ def run_child(
             ev = json.loads(line)
         except json.JSONDecodeError:
             ev = {"kind": "garbage", "text": line[:500]}
+        if not isinstance(ev, dict):
+            ev = {"kind": "garbage", "text": line[:500]}
+        ev = _bound_event(ev)
         with lock:
             events.append(ev)
         if on_event is not None:
@@ -170,9 +303,7 @@ def run_child(
     err_buf: deque[bytes] = deque()
     out_buf: deque[bytes] = deque()
     threads = [
-        threading.Thread(
-            target=_drain_lines, args=(os.fdopen(rfd, "rb", buffering=0), on_line), daemon=True
-        ),
+        threading.Thread(target=_drain_lines, args=(os.fdopen(rfd, "rb"), on_line), daemon=True),
         threading.Thread(target=_drain_tail, args=(proc.stderr, err_buf, STDERR_TAIL), daemon=True),
         threading.Thread(target=_drain_tail, args=(proc.stdout, out_buf, STDOUT_TAIL), daemon=True),
     ]
@@ -183,14 +314,17 @@ def run_child(
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(proc)
+    finally:
+        # every run ends with its whole group gone: a grandchild holding stdout, a detached
+        # daemon, the child itself on a timeout or an interrupt
+        kill_run(proc.pid, token)
         proc.wait()
-    except BaseException:
-        _kill_group(proc)
-        proc.wait()
-        raise
+        if registry is not None:
+            registry.discard(proc)
     for t in threads:
         t.join(timeout=10)
+    if registry is not None and registry.stopped:
+        raise Cancelled("stopped while the child ran")
     stderr = b"".join(err_buf).decode("utf-8", "replace")[-STDERR_TAIL:]
     result = ChildResult(events=events, seconds=time.perf_counter() - t0)
     result.exit = classify(proc.returncode, timed_out, events, stderr)
@@ -199,11 +333,3 @@ def run_child(
     if timed_out:
         result.exit["timeout"] = timeout
     return result
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()

@@ -176,6 +176,9 @@ class Report:
     host: dict[str, Any] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # stopped by Ctrl-C/SIGTERM: `runs` are the runs that finished, `not_done` the keys of the rest
+    interrupted: bool = False
+    not_done: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,6 +187,8 @@ class Report:
             "created": self.created,
             "host": self.host,
             "command": self.command,
+            "interrupted": self.interrupted,
+            "not_done": list(self.not_done),
             "runs": [r.to_dict() for r in self.runs],
         }
 
@@ -200,6 +205,8 @@ class Report:
             runs=[RunRecord.from_dict(r) for r in d["runs"]],
             host=d.get("host", {}),
             command=d.get("command", []),
+            interrupted=bool(d.get("interrupted", False)),
+            not_done=list(d.get("not_done", [])),
         )
 
 

@@ -4,6 +4,11 @@
 memray capture (`harness.analysis`), renders flamegraphs when an output folder
 is given, and applies `harness.checks`. `run_many` runs several in parallel
 (each run is its own process, so threads are enough to drive them).
+
+An interrupt (Ctrl-C, or SIGTERM turned into `Interrupted` by the CLI) while
+`run_many` waits kills every live child at once and raises `RunInterrupted`
+carrying a report of the runs that finished, marked interrupted, with the
+runs not done listed; the caller writes it.
 """
 
 from __future__ import annotations
@@ -12,25 +17,48 @@ import datetime as _dt
 import json
 import os
 import platform
+import queue
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import analysis as _analysis
 from .checks import judge
-from .isolation import run_child
+from .isolation import Cancelled, ChildRegistry, run_child
 from .records import Report, RunRecord, StepEvent
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, ScenarioError, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
+# after an interrupt, how long running workers get to hand back (their children are dead by then)
+STOP_GRACE = 1.0
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class Interrupted(BaseException):
+    """A stop signal (SIGTERM) raised in the main thread, as KeyboardInterrupt is for SIGINT."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class RunInterrupted(Exception):
+    """`run_many` was stopped; `report` holds the runs that finished (marked interrupted)."""
+
+    def __init__(self, report: Report, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.report = report
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -52,6 +80,7 @@ class RunSpec:
     # "failed" (verdict differs from expected; the default keeps a clean run folder small)
     # | "all" | "none"
     flamegraphs: str = "failed"
+    tracemalloc: bool | None = None  # None: on exactly when memray is off
 
 
 def slug(text: str) -> str:
@@ -85,12 +114,19 @@ def run_one(
     expected: str | None = None,
     options: dict[str, Any] | None = None,
     flamegraphs: str = "failed",
+    on_event: EventSink | None = None,
+    registry: ChildRegistry | None = None,
+    tracemalloc: bool | None = None,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
     With `out_dir`, the memray capture, events.jsonl, stderr.txt and (per
     `flamegraphs`: "all", "failed" or "none") memray's flamegraph HTML are kept
-    under `out_dir/<run-key-slug>/`.
+    under `out_dir/<run-key-slug>/`. `on_event` sees a `plan` event (scenario, engine,
+    allocator, cycles, each cycle's ops) before the child starts, then every event of the child as it
+    arrives (from a reader thread). Raises `isolation.Cancelled` when `registry` is stopped.
+    `tracemalloc=False` with `memray=False` records nothing but RSS (the warm-up: both tools
+    slow a cold Numba compile several times over).
     """
     if flamegraphs not in ("all", "failed", "none"):
         raise ValueError(f"flamegraphs must be 'all', 'failed' or 'none', got {flamegraphs!r}")
@@ -105,6 +141,18 @@ def run_one(
         faults=faults,
         expected_verdict=expected or sc.expected(allocator),
     )
+    if on_event is not None:
+        on_event(
+            {
+                "kind": "plan",
+                "key": record.key,
+                "scenario": sc.name,
+                "engine": engine_name,
+                "allocator": allocator,
+                "cycles": len(sc.plan),
+                "ops": [[st.op for st in pc.steps] for pc in sc.plan],  # what runs next
+            }
+        )
     if sc.engines and engine_name not in sc.engines:
         record.verdict = "skipped"
         record.exit = {"kind": "skipped", "reason": f"scenario is for {', '.join(sc.engines)}"}
@@ -127,12 +175,17 @@ def run_one(
         "native": native,
         # tracemalloc's own bookkeeping goes through malloc and would flood the memray
         # capture (5x slower); memray sees everything tracemalloc would, so one or the other
-        "tracemalloc": not memray,
+        "tracemalloc": (not memray) if tracemalloc is None else tracemalloc,
         "options": dict(options or {}),
     }
     t0 = time.perf_counter()
     try:
-        res = run_child(config, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+        res = run_child(
+            config,
+            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            on_event=on_event,
+            registry=registry,
+        )
         record.exit = res.exit
         roots: list[str] = []
         markers: list[dict[str, Any]] = []
@@ -222,6 +275,18 @@ def run_one(
     return record
 
 
+def spec_key(spec: RunSpec) -> str:
+    """The run key a spec will have (`RunRecord.key`), without running it."""
+    try:
+        sc = spec.scenario if isinstance(spec.scenario, Scenario) else load_scenario(spec.scenario)
+    except (ScenarioError, OSError):
+        return (
+            f"{spec.scenario}|{spec.engine or '-'}|{spec.allocator}|{'+'.join(spec.faults) or '-'}"
+        )
+    faults = "+".join(dict.fromkeys([*sc.faults, *spec.faults])) or "-"
+    return f"{sc.name}|{spec.engine or sc.default_engine()}|{spec.allocator}|{faults}"
+
+
 def run_many(
     items: Sequence[RunSpec],
     out_dir: Path,
@@ -230,13 +295,29 @@ def run_many(
     progress: Callable[[RunRecord], None] | None = None,
     command: list[str] | None = None,
     run_id: str | None = None,
+    on_event: Callable[[int, dict[str, Any]], None] | None = None,
+    registry: ChildRegistry | None = None,
 ) -> Report:
-    """Run every item (up to `jobs` children at once); the report keeps the items' order."""
+    """Run every item (up to `jobs` children at once); the report keeps the items' order.
+
+    `on_event(i, event)` sees item i's events as they arrive (see `run_one`); `progress`
+    sees each finished record. Both are called from worker threads. On KeyboardInterrupt
+    or `Interrupted` every child is killed and `RunInterrupted` is raised (module doc).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    registry = registry or ChildRegistry()
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(items)):
+        todo.put(i)
+    done: dict[int, RunRecord] = {}
+    done_lock = threading.Lock()
+    failures: list[BaseException] = []
 
-    def one(spec: RunSpec) -> RunRecord:
-        rec = run_one(
+    def one(i: int) -> RunRecord:
+        spec = items[i]
+        sink = None if on_event is None else (lambda ev: on_event(i, ev))
+        return run_one(
             spec.scenario,
             spec.engine,
             spec.allocator,
@@ -248,17 +329,75 @@ def run_many(
             expected=spec.expected,
             options=spec.options,
             flamegraphs=spec.flamegraphs,
+            on_event=sink,
+            registry=registry,
+            tracemalloc=spec.tracemalloc,
         )
-        if progress is not None:
-            progress(rec)
-        return rec
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        runs = list(pool.map(one, items))
-    return Report(
+    def worker() -> None:
+        while not registry.stopped and not failures:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                rec = one(i)
+            except Cancelled:
+                return
+            except BaseException as exc:  # a harness bug: stop the batch, re-raise below
+                failures.append(exc)
+                return
+            with done_lock:
+                if registry.stopped:
+                    return  # finished as the batch stopped: not in the report (not_done)
+                done[i] = rec
+            if progress is not None:
+                progress(rec)
+
+    # daemon threads: after an interrupt, one still rendering a flamegraph must not hold the exit
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)  # short waits keep the main thread ready for a signal
+    except (KeyboardInterrupt, Interrupted) as exc:
+        registry.stop()  # every child's process group, now
+        end = time.monotonic() + STOP_GRACE
+        for t in threads:
+            t.join(max(0.0, end - time.monotonic()))
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        with done_lock:
+            finished = dict(done)
+        report = _report(items, finished, run_id, out_dir, command, interrupted=True)
+        raise RunInterrupted(report, signum) from None
+    except BaseException:
+        registry.stop()
+        raise
+    if failures:
+        raise failures[0]
+    return _report(items, done, run_id, out_dir, command, interrupted=False)
+
+
+def _report(
+    items: Sequence[RunSpec],
+    done: dict[int, RunRecord],
+    run_id: str | None,
+    out_dir: Path,
+    command: list[str] | None,
+    *,
+    interrupted: bool,
+) -> Report:
+    runs = [done[i] for i in sorted(done)]
+    report = Report(
         run_id=run_id or out_dir.name,
         created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         runs=runs,
         host=host_info(),
         command=list(command if command is not None else sys.argv),
     )
+    if interrupted:
+        report.interrupted = True
+        report.not_done = [spec_key(items[i]) for i in range(len(items)) if i not in done]
+    return report

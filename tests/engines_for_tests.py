@@ -17,6 +17,9 @@ the child's sys.path). Options come from the scenario's `[engine]` table:
   library does not take (an adapter written for another version: `error` on the first search).
 - `make_none_after_clear`: clear drops the index object, so the search after a clear raises
   AttributeError on None (a lifecycle bug: `lifecycle-error`).
+- `make_step_sleeper`: every insert sleeps `sleep_seconds` (default 0): a run to interrupt.
+- `make_spawner`: starts a stdout-holding grandchild and a detached one (pids to `pid_file`).
+- `make_huge_error`: the first insert raises with a `message_bytes`-long message.
 """
 
 from __future__ import annotations
@@ -273,3 +276,64 @@ def make_wrong_library_version(config: EngineConfig) -> WrongLibraryVersion:
 
 def make_none_after_clear(config: EngineConfig) -> NoneAfterClear:
     return NoneAfterClear(config)
+
+
+# -- for tests/test_interrupts.py: engines that outstay, spawn or shout ------------------------
+class StepSleeper(BruteForce):
+    """Sleeps `sleep_seconds` (default 0) in every insert: a run to interrupt mid-step.
+    With `mark_file`, creates that file as it starts sleeping (so a test knows it is there)."""
+
+    name = "step-sleeper"
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        if self.options.get("mark_file"):
+            open(str(self.options["mark_file"]), "a").close()
+        time.sleep(float(self.options.get("sleep_seconds", 0)))
+        super().insert(ids, vectors, metadata)
+
+
+class Spawner(BruteForce):
+    """At open, starts a grandchild that holds the child's stdout and one detached into its own
+    session (as a daemon would), both sleeping for `sleep_seconds`; their pids go to `pid_file`."""
+
+    name = "spawner"
+
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        import subprocess
+
+        if not getattr(self, "_spawned", False):
+            self._spawned = True
+            secs = str(self.options.get("sleep_seconds", 300))
+            cmd = [sys.executable, "-c", f"import time; time.sleep({secs})"]
+            holder = subprocess.Popen(cmd, stdout=sys.stdout, stderr=sys.stderr)
+            detached = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            with open(str(self.options["pid_file"]), "w") as fh:
+                fh.write(f"{holder.pid} {detached.pid}\n")
+        super().open(dimension, metric)
+
+
+class HugeError(BruteForce):
+    """The first insert raises a RuntimeError whose message is `message_bytes` long."""
+
+    name = "huge-error"
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        raise RuntimeError("E" * int(self.options.get("message_bytes", 50_000_000)))
+
+
+def make_step_sleeper(config: EngineConfig) -> StepSleeper:
+    return StepSleeper(config)
+
+
+def make_spawner(config: EngineConfig) -> Spawner:
+    return Spawner(config)
+
+
+def make_huge_error(config: EngineConfig) -> HugeError:
+    return HugeError(config)

@@ -7,10 +7,10 @@ RUN_DIR` re-renders everything from report.json through `write_all`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from memcycle.atomicfile import write_text_atomic, write_texts_atomic
 from memcycle.records import Report
 
 from .html import render_html
@@ -38,9 +38,25 @@ __all__ = [
 
 def _write(path: Path, text: str) -> None:
     """Write through a temporary file so a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
+
+
+def _interrupted_note(report: Report) -> str:
+    left = ", ".join(f"`{k}`" for k in report.not_done) or "none"
+    return (
+        f"> **Interrupted**: only the {len(report.runs)} run(s) that finished are reported; "
+        f"not done: {left}.\n"
+    )
+
+
+def _mark_interrupted(report: Report, markdown: str) -> str:
+    """summary.md of an interrupted run says so right under its title."""
+    if not report.interrupted:
+        return markdown
+    head, sep, rest = markdown.partition("\n")
+    if head.startswith("#"):
+        return f"{head}\n\n{_interrupted_note(report)}{sep}{rest}"
+    return f"{_interrupted_note(report)}\n{markdown}"
 
 
 def write_all(
@@ -49,19 +65,18 @@ def write_all(
     """Write every format into `out_dir` (created if needed); returns format -> path.
 
     `baseline`, when given, is an earlier report whose runs fill the tables'
-    baseline column (matched by `RunRecord.key`).
+    baseline column (matched by `RunRecord.key`). Everything is rendered first and written
+    all at once through temporary files (`memcycle.atomicfile`): a failure leaves the
+    previous files whole and no temporary behind.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     renderers: dict[str, Callable[[], str]] = {
         "json": lambda: render_json(report),
-        "markdown": lambda: render_markdown(report, baseline),
+        "markdown": lambda: _mark_interrupted(report, render_markdown(report, baseline)),
         "html": lambda: render_html(report, out.resolve(), baseline),
         "junit": lambda: render_junit(report, baseline),
     }
-    paths: dict[str, Path] = {}
-    for fmt, render in renderers.items():
-        path = out / FILENAMES[fmt]
-        _write(path, render())
-        paths[fmt] = path
+    paths = {fmt: out / FILENAMES[fmt] for fmt in renderers}
+    write_texts_atomic({paths[fmt]: render() for fmt, render in renderers.items()})
     return paths
