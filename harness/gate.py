@@ -417,9 +417,11 @@ Compile time is kept out: time is the steps' seconds minus Numba compile seconds
 own memray peak excludes compiling, the process peak is set aside on a cold Numba cache.
 On another host (cpus, machine, platform) time is not compared.
 
-exit codes: 0 passed; 1 regression, nothing compared, baseline runs missing, or --update
-refused (a run fails its expectation or is error; --accept-failures records it); 2 bad input
-(no --baseline, missing or invalid file, bad tolerance).
+exit status:
+  0  passed
+  1  a regression, nothing compared, baseline runs missing, or --update refused (a run fails
+     its expectation or is error; --accept-failures records it)
+  2  bad input (no --baseline, missing or invalid file, bad tolerance)
 """
 
 
