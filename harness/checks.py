@@ -252,6 +252,21 @@ def _exit_findings(
             )
         ]
     cycle, step, op = _next_position(plan, record.steps)
+    forged = int(ex.get("forged_events") or 0)
+    if kind == "clean" and forged:
+        # the child finished, but lines on its events fd were not its own (an engine writing
+        # there): never clean, and the lines are kept as evidence
+        return [
+            Finding(
+                "crash",
+                cycle,
+                step,
+                op,
+                f"{forged} event line(s) on the events fd were not the child's (no run token or "
+                "out of sequence): the event stream was tampered with",
+                {"forged_events": forged, "forged_sample": ex.get("forged_sample"), **tail},
+            )
+        ]
     native = _native(ex)
     if kind == "signal":
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
@@ -291,8 +306,19 @@ def _exit_findings(
                 step,
                 op,
                 f"child exited with code {ex.get('code')} in cycle {cycle} at {op}"
-                + (f": {native['runtime']}: {ex.get('native_message')}" if native else ""),
-                {"code": ex.get("code"), **_native_evidence(native), **tail},
+                + (f": {native['runtime']}: {ex.get('native_message')}" if native else "")
+                + (
+                    f" ({forged} event line(s) not the child's, e.g. a forged end)"
+                    if forged
+                    else ""
+                ),
+                {
+                    "code": ex.get("code"),
+                    "forged_events": forged,
+                    "forged_sample": ex.get("forged_sample"),
+                    **_native_evidence(native),
+                    **tail,
+                },
             )
         ]
     return []

@@ -150,11 +150,21 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
 
 
 class _Events:
-    def __init__(self, stream: TextIO) -> None:
+    """One JSON line per event on the events fd, each stamped with the run's token and a
+    sequence number, so the parent can tell the child's events from a line an engine wrote to
+    the same fd (a forged `end` must not make an unfinished run look finished)."""
+
+    def __init__(self, stream: TextIO, token: str | None = None) -> None:
         self.stream = stream
+        self.token = token
+        self.seq = 0
 
     def emit(self, kind: str, **payload: Any) -> None:
         payload["kind"] = kind
+        if self.token is not None:
+            payload["tok"] = self.token
+            payload["seq"] = self.seq
+            self.seq += 1
         self.stream.write(json.dumps(payload, default=_jsonable) + "\n")
         self.stream.flush()
 
@@ -474,7 +484,7 @@ def main(argv: list[str] | None = None) -> None:
         # the C watchdog dumps every thread's stack to stderr and _exit(1)s the child
         faulthandler.dump_traceback_later(float(deadline), exit=True)
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
-    events = _Events(stream)
+    events = _Events(stream, config.get("event_token"))
     t0 = time.perf_counter()
     compile_clock = install_compile_clock()
     code = run(config, events, compile_clock)

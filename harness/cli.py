@@ -40,6 +40,14 @@ from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, check_engine_spec
 from .isolation import ChildRegistry
 from .kernelcache import KernelCache, kernel_cache
+from .preflight import (
+    PreflightError,
+    check_out_dir,
+    check_run,
+    check_timeout,
+    clear_earlier_run,
+    unique_scenarios,
+)
 from .progress import Progress, close_all, compile_seconds, fancy_output, run_mark
 from .records import Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, Interrupted, RunInterrupted, RunSpec, new_run_id, run_many
@@ -322,6 +330,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     engines: list[str | None] = list(args.engine) if args.engine else [None]
     allocators = args.allocator or ["numpy"]
+    run_id = new_run_id()
+    out = Path(args.out) if args.out else Path("reports") / run_id
+    try:
+        check_timeout(args.timeout)
+        scenarios = unique_scenarios(scenarios)
+        for sc in scenarios:
+            for eng in engines:
+                for alloc in allocators:
+                    check_run(sc, eng or sc.default_engine(), alloc, args.fault or ())
+        earlier = check_out_dir(out)
+    except PreflightError as exc:
+        raise UsageError(str(exc)) from None
+    if earlier:  # replaced whole, and said so: the folder never mixes two runs
+        removed = clear_earlier_run(out)
+        print(
+            f"memcycle: {out} held an earlier run; replaced ({len(removed)} report file(s) and "
+            "run folder(s) removed)",
+            file=sys.stderr,
+        )
     items = [
         RunSpec(
             scenario=sc.path,
@@ -339,8 +366,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     if shard is not None:
         items = _select_shard(items, scenarios, shard)
-    run_id = new_run_id()
-    out = Path(args.out) if args.out else Path("reports") / run_id
     t0 = time.perf_counter()
     progress = Progress(len(items))
     cold = _uses_numba(scenarios, engines) and kernel_cache().cold
@@ -741,7 +766,12 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         "unexpected verdict (default), every run, or none; each page is a few MB and takes "
         "a few seconds to render",
     )
-    run.add_argument("--out", metavar="DIR", help="output folder (default reports/<run-id>/)")
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default reports/<run-id>/); an earlier run in it is replaced "
+        "whole (its report files and run folders removed first, and said so)",
+    )
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
     run.add_argument(
         "--timeout",

@@ -179,6 +179,10 @@ def classify(
         out["native_message"] = native.message
         out["native"] = native.to_dict()  # runtime, verdict it supports, meaning, details
     has_end = any(e.get("kind") == "end" for e in events)
+    forged = [e.get("text", "") for e in events if e.get("kind") == "forged"]
+    if forged:
+        out["forged_events"] = len(forged)
+        out["forged_sample"] = forged[:3]
     error = next(
         (
             e
@@ -245,6 +249,7 @@ def run_child(
     config.setdefault("sys_path", [os.getcwd()])
     if timeout is not None:
         config.setdefault("deadline", timeout + CHILD_DEADLINE_GRACE)
+    event_token = config.setdefault("event_token", uuid.uuid4().hex[:16])
     token = uuid.uuid4().hex
     extra = {**(env or {}), TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
     if config.get("allocator") == "raw":
@@ -283,6 +288,7 @@ def run_child(
         raise Cancelled("stopped while the child started")
     events: list[dict[str, Any]] = []
     lock = threading.Lock()
+    sequence = [0]
 
     def on_line(line: str) -> None:
         line = line.strip()
@@ -294,6 +300,16 @@ def run_child(
             ev = {"kind": "garbage", "text": line[:500]}
         if not isinstance(ev, dict):
             ev = {"kind": "garbage", "text": line[:500]}
+        elif ev.get("kind") != "garbage":
+            # the child stamps every event; a line without the token or out of sequence was
+            # written by someone else (the engine) and is kept only as evidence
+            with lock:
+                expected_seq = sequence[0]
+            if ev.pop("tok", None) != event_token or ev.pop("seq", None) != expected_seq:
+                ev = {"kind": "forged", "text": line[:500]}
+            else:
+                with lock:
+                    sequence[0] += 1
         ev = _bound_event(ev)
         with lock:
             events.append(ev)

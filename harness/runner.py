@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from typing import Any
 from . import analysis as _analysis
 from .checks import judge
 from .isolation import Cancelled, ChildRegistry, run_child
-from .records import Report, RunRecord, StepEvent
+from .records import Finding, Report, RunRecord, StepEvent
 from .scenario import Scenario, ScenarioError, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
@@ -344,7 +345,9 @@ def run_many(
                 rec = one(i)
             except Cancelled:
                 return
-            except BaseException as exc:  # a harness bug: stop the batch, re-raise below
+            except Exception as exc:  # memcycle failed on this run: its `error`, the rest go on
+                rec = harness_error_record(items[i], exc)
+            except BaseException as exc:  # SystemExit and the like: stop the batch, re-raise
                 failures.append(exc)
                 return
             with done_lock:
@@ -378,6 +381,42 @@ def run_many(
     if failures:
         raise failures[0]
     return _report(items, done, run_id, out_dir, command, interrupted=False)
+
+
+def harness_error_record(spec: RunSpec, exc: Exception) -> RunRecord:
+    """The `error` outcome of a run memcycle itself could not finish (a malformed event stream,
+    a run folder it cannot write, a bug of its own): named, with the traceback, so one broken run
+    never costs the others their results."""
+    sc: Scenario | None = spec.scenario if isinstance(spec.scenario, Scenario) else None
+    if sc is None:
+        try:
+            sc = load_scenario(spec.scenario)
+        except Exception:
+            sc = None
+    path = sc.path if sc is not None else str(spec.scenario)
+    record = RunRecord(
+        scenario=sc.name if sc is not None else Path(path).stem,
+        scenario_path=path,
+        engine=spec.engine or (sc.default_engine() if sc is not None else "refimpl"),
+        allocator=spec.allocator,
+        faults=list(dict.fromkeys([*(sc.faults if sc is not None else ()), *spec.faults])),
+        expected_verdict=spec.expected
+        or (sc.expected(spec.allocator) if sc is not None else "clean"),
+    )
+    record.verdict = "error"
+    record.exit = {"kind": "harness-error"}
+    record.findings = [
+        Finding(
+            "error",
+            None,
+            None,
+            "harness",
+            f"memcycle could not finish this run: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300],
+            {"traceback": "".join(traceback.format_exception(exc))[-6000:]},
+        )
+    ]
+    return record
 
 
 def _report(

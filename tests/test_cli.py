@@ -223,8 +223,9 @@ def test_a_child_that_cannot_start_is_error_with_its_stderr_as_evidence(
 
 
 def test_a_factory_raising_engine_error_is_error_not_lifecycle_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the progress line fits the width: room for the cause
     code, _out, report = _run_json(tmp_path, _scenario(tmp_path), f"{ENG}:make_factory_error")
     (run,) = report.runs
     assert (code, run.verdict) == (3, "error")
