@@ -114,6 +114,76 @@ def _next_position(plan: tuple[PlannedCycle, ...], steps: list[StepEvent]) -> tu
     return last.cycle, last.step + 1, "close"
 
 
+def _native_evidence(ex: dict[str, Any], kind: str | None) -> dict[str, Any]:
+    """`native_stack` (frames, innermost first) or `native_stack_absent` (why), and companions."""
+    out: dict[str, Any] = {}
+    if ex.get("native_stack"):
+        out["native_stack"] = ex["native_stack"]
+    else:
+        out["native_stack_absent"] = ex.get("native_stack_absent") or (
+            f"the child exited with code {ex.get('code')} without a fatal signal: no crashing "
+            "native frame to show"
+            if kind == "exit"
+            else "no native stack was collected for this run"
+        )
+    for k in ("native_stack_method", "native_stack_note", "native_threads"):
+        if ex.get(k):
+            out[k] = ex[k]
+    return out
+
+
+def _engine_function(frames: list[dict[str, Any]] | None) -> str | None:
+    return next(
+        (f.get("function") for f in frames or [] if f.get("engine") and f.get("function")), None
+    )
+
+
+def _sanitizer_findings(
+    record: RunRecord, plan: tuple[PlannedCycle, ...], cycle: int, step: int, op: str
+) -> list[Finding]:
+    """One finding per distinct sanitizer / valgrind report (its verdict, its three stacks)."""
+    san = record.exit.get("sanitizer") or {}
+    out: list[Finding] = []
+    seen: set[tuple[str, str, tuple[str, ...]]] = set()
+    for rep in san.get("reports") or []:
+        key = (rep["verdict"], rep["kind"], tuple(rep.get("fault_stack") or rep.get("alloc_stack")))
+        if key in seen:
+            continue
+        seen.add(key)
+        c, s_, o = rep.get("cycle", cycle), rep.get("step", step), rep.get("op", op)
+        if rep["verdict"] == "leak":
+            last = plan[-1] if plan else None
+            c, s_, o = (last.index, len(last.steps), "close") if last else (cycle, step, "close")
+        frames = (rep.get("frames") or {}).get("stack") or (rep.get("frames") or {}).get(
+            "alloc_stack"
+        )
+        fn = _engine_function(frames)
+        evidence: dict[str, Any] = {
+            "source": rep["tool"],
+            "violation": {k: v for k, v in rep.items() if k not in ("frames",)},
+            "cycles": [c] if c is not None else [],
+        }
+        if frames:
+            evidence["native_stack"] = frames
+        evidence["native_free_stack"] = (rep.get("frames") or {}).get("free_stack") or []
+        evidence["native_alloc_stack"] = (rep.get("frames") or {}).get("alloc_stack") or []
+        if record.exit.get("kind") == "signal":
+            evidence["signal"] = record.exit.get("signal")
+            evidence["signal_name"] = record.exit.get("signal_name")
+            evidence["signal_class"] = "crash"
+        out.append(
+            Finding(
+                rep["verdict"],
+                c,
+                s_,
+                o,
+                (f"{rep['message']} in cycle {c} at {o}" + (f", in {fn}" if fn else ""))[:400],
+                evidence,
+            )
+        )
+    return out
+
+
 def _exit_findings(
     record: RunRecord, plan: tuple[PlannedCycle, ...], setup_error: dict[str, Any] | None
 ) -> list[Finding]:
@@ -121,28 +191,72 @@ def _exit_findings(
     kind = ex.get("kind")
     cycle, step, op = _next_position(plan, record.steps)
     tail = {k: ex.get(k) for k in ("native_message", "fatal_error", "faulthandler", "stderr_tail")}
-    if kind == "signal":
+    sanitized = _sanitizer_findings(record, plan, cycle, step, op)
+    # a sanitizer that aborts after its report (abort_on_error) explains the SIGABRT: the
+    # report's precise verdict replaces the crash, the signal stays in its evidence
+    explained = (
+        kind == "signal"
+        and ex.get("signal_name") == "SIGABRT"
+        and any(f.verdict != "leak" for f in sanitized)
+    )
+    if kind == "signal" and not explained:
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
+        native = _native_evidence(ex, kind)
+        fn = _engine_function(native.get("native_stack"))
         return [
             Finding(
                 "crash",
                 cycle,
                 step,
                 op,
-                f"{ex.get('signal_name')} in cycle {cycle} at {op}" + (f": {msg}" if msg else ""),
-                {"signal": ex.get("signal"), "signal_name": ex.get("signal_name"), **tail},
-            )
+                f"{ex.get('signal_name')} in cycle {cycle} at {op}"
+                + (f", in {fn}" if fn else "")
+                + (f": {msg}" if msg else ""),
+                {
+                    "signal": ex.get("signal"),
+                    "signal_name": ex.get("signal_name"),
+                    **tail,
+                    **native,
+                },
+            ),
+            *sanitized,
         ]
+    if explained:
+        return sanitized
     if kind == "timeout":
+        run = ex.get("running") or {}
+        if run.get("phase") == "step":
+            cycle, step, op = run["cycle"], run["step"], run["op"]
+        native = _native_evidence(ex, kind)
+        fn = _engine_function(native.get("native_stack"))
+        limit = "step limit" if ex.get("timeout_limit") == "step" else "run limit"
+        where = (
+            f"cycle {cycle} step {step} ({op})" if run.get("phase") == "step" else run.get("op", op)
+        )
+        running = f", running for {run['seconds']:.1f} s" if run.get("seconds") is not None else ""
         return [
             Finding(
                 "timeout",
                 cycle,
                 step,
                 op,
-                f"no end after {ex.get('timeout')} s (cycle {cycle}, {op})",
-                {"timeout": ex.get("timeout"), "stderr_tail": ex.get("stderr_tail")},
-            )
+                f"no end after {ex.get('timeout')} s ({limit}): {where}{running}"
+                + (f", in {fn}" if fn else ""),
+                {
+                    "timeout": ex.get("timeout"),
+                    "limit": ex.get("timeout_limit", "run"),
+                    "running": run,
+                    "python_stacks": ex.get("python_stacks"),
+                    **(
+                        {"python_stacks_absent": ex["python_stacks_absent"]}
+                        if ex.get("python_stacks_absent")
+                        else {}
+                    ),
+                    **native,
+                    "stderr_tail": ex.get("stderr_tail"),
+                },
+            ),
+            *sanitized,
         ]
     if setup_error is not None:
         return [
@@ -153,7 +267,8 @@ def _exit_findings(
                 "setup",
                 f"engine setup failed: {setup_error.get('type')}: {_first_line(setup_error.get('message', ''))}",
                 {"error": setup_error},
-            )
+            ),
+            *sanitized,
         ]
     if kind == "exit":
         return [
@@ -163,10 +278,11 @@ def _exit_findings(
                 step,
                 op,
                 f"child exited with code {ex.get('code')} in cycle {cycle} at {op}",
-                {"code": ex.get("code"), **tail},
-            )
+                {"code": ex.get("code"), **tail, **_native_evidence(ex, kind)},
+            ),
+            *sanitized,
         ]
-    return []
+    return sanitized
 
 
 def _step_findings(steps: list[StepEvent]) -> list[Finding]:

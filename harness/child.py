@@ -32,6 +32,7 @@ import numpy as np
 from .datagen import DataGen
 from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
+from .hangs import install_child_hooks
 from .oracle import Oracle
 from .recording import Recorder
 from .records import StepEvent
@@ -284,6 +285,17 @@ class Replayer:
         return ev
 
 
+def lsan_leak_check() -> None:
+    """Ask LeakSanitizer for a report now (the child leaves by os._exit, so none at exit)."""
+    if os.environ.get("MEMCYCLE_LSAN_CHECK") != "1":
+        return
+    import ctypes
+
+    fn = getattr(ctypes.CDLL(None), "__lsan_do_recoverable_leak_check", None)
+    if fn is not None:
+        fn()
+
+
 def run(config: dict[str, Any], events: _Events) -> int:
     """The child's work; returns the exit code."""
     for p in reversed(config.get("sys_path", [])):
@@ -331,6 +343,7 @@ def run(config: dict[str, Any], events: _Events) -> int:
         rep = Replayer(scenario, engine, recorder, events)
         if rep.replay():
             ev = rep.teardown()
+            lsan_leak_check()  # under --sanitizer asan: the engine's leaks, after its last close
             events.emit("step", **asdict(ev))
             rep.mark(ev.cycle, ev.step, "close")
             if not ev.ok:
@@ -348,6 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", required=True, help="JSON object (see harness.isolation)")
     args = ap.parse_args(argv)
     faulthandler.enable(file=sys.stderr, all_threads=True)
+    install_child_hooks()  # all Python stacks on SIGUSR1, gdb may attach (harness.hangs)
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
     events = _Events(stream)
     t0 = time.perf_counter()

@@ -22,6 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hangs import Watchdog
+from .native_extras import NativeExtras as _NativeExtras
+from .sanitizers import Mode
+
 STDERR_TAIL = 16_384
 STDOUT_TAIL = 4_096
 
@@ -140,8 +144,15 @@ def run_child(
     timeout: float | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     env: dict[str, str] | None = None,
+    watchdog: Watchdog | None = None,
+    mode: Mode | None = None,
 ) -> ChildResult:
-    """Run `python -m memcycle.child` with `config`; never raises for the child's failures."""
+    """Run `python -m memcycle.child` with `config`; never raises for the child's failures.
+
+    `watchdog` adds per-step time limits and, with `timeout`, dumps the hung child's
+    stacks before it is killed; `mode` runs it under a sanitizer or valgrind
+    (`harness.sanitizers`). A crash gets a native stack (`harness.native_stack`).
+    """
     config = dict(config)
     # the user's engine module resolves against the working directory, added by the child only
     # after memcycle itself is imported (and `-P` keeps the cwd off sys.path until then), so a
@@ -149,26 +160,21 @@ def run_child(
     config.setdefault("sys_path", [os.getcwd()])
     rfd, wfd = os.pipe()
     t0 = time.perf_counter()
+    extras = _NativeExtras(config, mode, watchdog)
     try:
+        command = child_command(config, wfd)
+        base_env = child_env(
+            {**RAW_ALLOCATOR_ENV, **(env or {})} if config.get("allocator") == "raw" else env
+        )
+        command, proc_env = extras.prepare(command, base_env)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-P",
-                "-m",
-                "memcycle.child",
-                "--events-fd",
-                str(wfd),
-                "--config",
-                json.dumps(config),
-            ],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(wfd,),
             start_new_session=True,
-            env=child_env(
-                {**RAW_ALLOCATOR_ENV, **(env or {})} if config.get("allocator") == "raw" else env
-            ),
+            env=proc_env,
         )
     finally:
         os.close(wfd)
@@ -185,6 +191,7 @@ def run_child(
             ev = {"kind": "garbage", "text": line[:500]}
         with lock:
             events.append(ev)
+        extras.on_event(ev)
         if on_event is not None:
             on_event(ev)
 
@@ -201,11 +208,10 @@ def run_child(
         t.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        proc.wait()
+        timed_out = extras.wait(proc, timeout)
+        if timed_out:
+            _kill_group(proc)
+            proc.wait()
     except BaseException:
         _kill_group(proc)
         proc.wait()
@@ -219,7 +225,22 @@ def run_child(
     result.exit["seconds"] = result.seconds
     if timed_out:
         result.exit["timeout"] = timeout
+    extras.finish(result.exit, command, proc_env)
     return result
+
+
+def child_command(config: dict[str, Any], events_fd: int) -> list[str]:
+    """The child's command line (also replayed under gdb after a crash)."""
+    return [
+        sys.executable,
+        "-P",
+        "-m",
+        "memcycle.child",
+        "--events-fd",
+        str(events_fd),
+        "--config",
+        json.dumps(config),
+    ]
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

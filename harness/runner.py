@@ -26,8 +26,10 @@ from typing import Any
 
 from . import analysis as _analysis
 from .checks import judge
+from .hangs import Position, Watchdog, plan_positions
 from .isolation import run_child
 from .records import Report, RunRecord, StepEvent
+from .sanitizers import TIMEOUT_FACTOR, Mode
 from .scenario import Scenario, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
@@ -50,6 +52,8 @@ class RunSpec:
     expected: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # extra engine options
     flamegraphs: str = "all"  # "all" | "failed" (verdict differs from expected) | "none"
+    sanitizer: str | None = None  # "asan" | "ubsan" (harness.sanitizers)
+    valgrind: bool = False
 
 
 def slug(text: str) -> str:
@@ -83,6 +87,8 @@ def run_one(
     expected: str | None = None,
     options: dict[str, Any] | None = None,
     flamegraphs: str = "all",
+    sanitizer: str | None = None,
+    valgrind: bool = False,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
@@ -130,7 +136,12 @@ def run_one(
     }
     t0 = time.perf_counter()
     try:
-        res = run_child(config, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+        tool = "valgrind" if valgrind else sanitizer
+        mode = _native_mode(tool, run_dir, tmp) if tool else None
+        if mode is not None and tmp is None and run_dir is None:
+            tmp = str(mode.workdir.parent)
+        watchdog, run_timeout = _watchdog(sc, timeout, tool)
+        res = run_child(config, timeout=run_timeout, watchdog=watchdog, mode=mode)
         record.exit = res.exit
         roots: list[str] = []
         markers: list[dict[str, Any]] = []
@@ -197,6 +208,24 @@ def run_one(
     return record
 
 
+def _native_mode(tool: str, run_dir: Path | None, tmp: str | None) -> Mode:
+    """Where the sanitizer or valgrind writes its reports for this run."""
+    base = run_dir or Path(tmp or tempfile.mkdtemp(prefix="memcycle-"))
+    return Mode(tool=tool, workdir=base / tool)
+
+
+def _watchdog(sc: Scenario, timeout: float | None, tool: str | None) -> tuple[Watchdog, float]:
+    """The run's limit (caller's, else the scenario's, else the default) and its step limits,
+    both stretched by the tool's slowdown under a sanitizer or valgrind."""
+    factor = TIMEOUT_FACTOR.get(tool, 1.0) if tool else 1.0
+    run_timeout = factor * (timeout if timeout is not None else (sc.timeout or DEFAULT_TIMEOUT))
+    positions = [
+        Position(p.cycle, p.step, p.op, p.timeout * factor if p.timeout else None)
+        for p in plan_positions(sc.plan)
+    ]
+    return Watchdog(run_timeout=run_timeout, positions=positions), run_timeout
+
+
 def run_many(
     items: Sequence[RunSpec],
     out_dir: Path,
@@ -223,6 +252,8 @@ def run_many(
             expected=spec.expected,
             options=spec.options,
             flamegraphs=spec.flamegraphs,
+            sanitizer=spec.sanitizer,
+            valgrind=spec.valgrind,
         )
         if progress is not None:
             progress(rec)

@@ -50,6 +50,7 @@ TOP_KEYS = {
     "engine",
     "cycle",
     "expect",
+    "timeout",
 }
 CYCLE_KEYS = {"repeat", "dimension", "label", "steps"}
 EXPECT_KEYS = {"verdict", "note"}
@@ -66,6 +67,9 @@ STEP_KEYS: dict[str, set[str]] = {
     "checkpoint": set(),
 }
 DEFAULT_MIN_RECALL = 0.9
+# every op may carry its own time limit (seconds), enforced by the parent (harness.hangs)
+for _keys in STEP_KEYS.values():
+    _keys.add("timeout")
 
 
 class ScenarioError(ValueError):
@@ -86,6 +90,7 @@ class Step:
     min_recall: float | None = None
     filter: tuple[tuple[str, Any], ...] | None = None  # frozen form of the filter table
     fraction: float | None = None
+    timeout: float | None = None  # seconds this step may take (harness.hangs.Watchdog)
 
     def filter_dict(self) -> dict[str, Any] | None:
         return dict(self.filter) if self.filter is not None else None
@@ -143,6 +148,7 @@ class Scenario:
     engine_options: tuple[tuple[str, Any], ...] = ()
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)  # allocator -> verdict
     expect_note: str = ""
+    timeout: float | None = None  # seconds the whole run may take (replaces the default)
     plan: tuple[PlannedCycle, ...] = field(default=(), compare=False)
 
     def expected(self, allocator: str = "numpy") -> str:
@@ -190,6 +196,12 @@ def _bool(w: _Where, v: Any, key: str, **loc: Any) -> bool:
     if not isinstance(v, bool):
         raise w.err(f"expected true or false, got {v!r}", key=key, **loc)
     return v
+
+
+def _seconds(w: _Where, v: Any, key: str, **loc: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+        raise w.err(f"expected a number of seconds > 0, got {v!r}", key=key, **loc)
+    return float(v)
 
 
 def _str(w: _Where, v: Any, key: str, **loc: Any) -> str:
@@ -249,6 +261,8 @@ def _step(w: _Where, raw: Any, cycle: int, index: int) -> Step:
         raise w.err(f"unknown op {op!r}; expected one of {', '.join(OPS)}", key="op", **loc)
     _unknown(w, raw, STEP_KEYS[op] | {"op"}, f"a '{op}' step", **loc)
     kw: dict[str, Any] = {}
+    if "timeout" in raw:
+        kw["timeout"] = _seconds(w, raw["timeout"], "timeout", **loc)
     if op == "insert":
         if "count" not in raw:
             raise w.err("an insert needs 'count'", key="count", **loc)
@@ -305,6 +319,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     faults = _strlist(w, data.get("faults", []), "faults")
     options = _scalar_table(w, data.get("engine", {}), "engine")
     description = _str(w, data.get("description", ""), "description")
+    timeout = _seconds(w, data["timeout"], "timeout") if "timeout" in data else None
 
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)
     note = ""
@@ -368,6 +383,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         engine_options=options,
         expect=expect,
         expect_note=note,
+        timeout=timeout,
         plan=tuple(plan),
     )
 

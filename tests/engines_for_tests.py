@@ -12,13 +12,18 @@ the child's sys.path). Options come from the scenario's `[engine]` table:
   returns stale ids.
 - `make_sleepy`: every insert sleeps `sleep_seconds` (for timeouts).
 - `make_noisy`: writes to stdout on every call (the event stream must not care).
+- `make_native_subject`: brute force plus a C library with switchable memory bugs
+  (tests/native/subject.c; build it with `build_native_subject`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -226,3 +231,73 @@ def make_native_nodelete(config: EngineConfig) -> NativeNoDelete:
 
 def make_importing_leaky(config: EngineConfig) -> ImportingLeaky:
     return ImportingLeaky(config)
+
+
+# -- native test subjects (issue 13: native stacks, hangs, sanitizers) ----------------------
+NATIVE_SOURCE = Path(__file__).parent / "native" / "subject.c"
+NATIVE_FAULTS = {
+    "clean": 0,
+    "segfault": 1,
+    "spin": 2,
+    "double-free": 3,
+    "use-after-free": 4,
+    "overflow": 5,
+    "invalid-free": 6,
+    "leak": 7,
+}
+
+
+def build_native_subject(out_dir: Path, sanitizer: str | None = None) -> Path:
+    """Compile tests/native/subject.c into a shared library (`-g -O0`, optionally sanitized)."""
+    flags = ["-g", "-O0", "-fno-omit-frame-pointer", "-shared", "-fPIC"]
+    if sanitizer == "asan":
+        flags.append("-fsanitize=address")
+    elif sanitizer == "ubsan":
+        flags.append("-fsanitize=undefined")
+    target = Path(out_dir) / f"libsubject{'-' + sanitizer if sanitizer else ''}.so"
+    subprocess.run(["gcc", *flags, str(NATIVE_SOURCE), "-o", str(target)], check=True)
+    return target
+
+
+class NativeSubject(BruteForce):
+    """Brute force in Python, plus a C library that owns a row buffer (tests/native/subject.c).
+
+    Options: `library` (path of the plain build), `library_asan` (the ASan build, loaded
+    when the child runs with MEMCYCLE_SANITIZER=asan, as the C twin does), `native_fault`
+    (a key of NATIVE_FAULTS). Every insert calls `subject_add`, every search
+    `subject_search`, every clear `subject_clear`.
+    """
+
+    name = "native-subject"
+    allocator = "native"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        sanitizer = os.environ.get("MEMCYCLE_SANITIZER")
+        path = self.options.get(f"library_{sanitizer}") if sanitizer else None
+        self.library_path = str(path or self.options["library"])
+        self.lib = ctypes.CDLL(self.library_path)
+        self.lib.subject_add.argtypes = [ctypes.c_size_t]
+        self.lib.subject_search.restype = ctypes.c_float
+        self.lib.subject_configure(NATIVE_FAULTS[str(self.options.get("native_fault", "clean"))])
+        self.capabilities = Capabilities(delete=False, metrics=("l2", "ip", "cosine"))
+
+    @property
+    def source_roots(self) -> list[str]:
+        return [self.library_path]
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        self.lib.subject_add(len(ids))
+        super().insert(ids, vectors, metadata)
+
+    def search(self, queries, k, filter=None):  # type: ignore[no-untyped-def]
+        self.lib.subject_search()
+        return super().search(queries, k, filter)
+
+    def clear(self) -> None:
+        self.lib.subject_clear()
+        super().clear()
+
+
+def make_native_subject(config: EngineConfig) -> NativeSubject:
+    return NativeSubject(config)
