@@ -224,6 +224,7 @@ def _parse_frame(line: str) -> dict[str, Any] | None:
             file, line_no = ":".join(parts[:-2]), int(parts[-2])
         elif parts[-1].isdigit():
             file, line_no = ":".join(parts[:-1]), int(parts[-1])
+    obj = m.group("mod") or m.group("mod2")
     fn = m.group("fn")
     if fn == "<null>":
         fn = None
@@ -234,7 +235,7 @@ def _parse_frame(line: str) -> dict[str, Any] | None:
         "function": fn,
         "file": file,
         "line": line_no,
-        "object": m.group("mod") or m.group("mod2"),
+        "object": obj if obj and obj != "<null>" else None,
     }
 
 
@@ -267,14 +268,23 @@ def _strings(frames: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _is_allocator_frame(f: dict[str, Any]) -> bool:
+    """A frame of the sanitizer's interceptors, valgrind's replacement malloc or memray's hooks."""
+    fn = f.get("function") or ""
+    obj = f.get("object") or ""
+    return (
+        fn.startswith(("__interceptor_", "__asan", "__sanitizer", "memray::"))
+        or "libasan" in obj
+        or "vgpreload_" in obj
+        or f"{os.sep}memray{os.sep}" in obj
+        or "asan_" in os.path.basename(f.get("file") or "")
+    )
+
+
 def _drop_runtime(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Without the sanitizer's own interceptor frames at the top (malloc, free, memcpy)."""
+    """Without the allocator machinery's frames at the top (malloc, free, memcpy, hooks)."""
     i = 0
-    while i < len(frames) and (
-        (frames[i].get("function") or "").startswith(("__interceptor_", "__asan", "__sanitizer"))
-        or "libasan" in (frames[i].get("object") or "")
-        or "asan_" in (frames[i].get("file") or "")
-    ):
+    while i < len(frames) and _is_allocator_frame(frames[i]):
         i += 1
     return frames[i:] if i < len(frames) else frames
 
