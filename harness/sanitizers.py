@@ -511,11 +511,24 @@ def collect(mode: Mode, roots: Sequence[str]) -> dict[str, Any]:
         for r in judged
         if r["engine"] or (r["tool"] in ("asan", "ubsan") and r["verdict"] != "leak")
     ]
+    # memcheck carries on after an error, and what follows a first bad access is often its
+    # consequence (the stale buffer copied, then freed again): as ASan's halt_on_error, the
+    # first error is the verdict; the later ones are listed with it, not judged
+    ignored = [r for r in reports if r not in relevant]
+    errors = [r for r in relevant if r["verdict"] != "leak"]
+    later = errors[1:] if mode.tool == "valgrind" else []
+    if errors and later:
+        errors[0]["later_errors"] = [
+            {"kind": r["kind"], "message": r["message"], "fault_stack": r["fault_stack"][-4:]}
+            for r in later[:20]
+        ]
+        errors[0]["n_later_errors"] = len(later)
+        relevant = [r for r in relevant if r not in later]
     return {
         "tool": mode.tool,
         "reports": relevant,
-        "ignored": len(reports) - len(relevant),
-        "ignored_kinds": sorted({r["kind"] for r in reports if r not in relevant}),
+        "ignored": len(ignored),
+        "ignored_kinds": sorted({r["kind"] for r in ignored}),
         "files": files,
         "notes": list(mode.notes),
     }
