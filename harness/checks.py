@@ -521,9 +521,23 @@ def _growth_findings(
                 "cycles": [c for c in cs if c >= cycle],
                 "top_growth": (analysis or {}).get("top_growth", [])[:5],
                 "top_live": (analysis or {}).get("top_live", [])[:5],
+                **_memray_native_note(analysis),
             },
         )
     ]
+
+
+def _memray_native_note(analysis: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether memray's stacks name native (C/C++/Rust) frames, and what to do if not."""
+    if analysis is None:
+        return {}
+    if analysis.get("native_traces"):
+        return {"memray_native_traces": True}
+    return {
+        "memray_native_traces": False,
+        "memray_native_note": "memray native traces off: stacks name Python frames only; "
+        "run with --native to name the C/C++/Rust frames that allocated",
+    }
 
 
 def _skip_findings(steps: list[StepEvent]) -> list[Finding]:

@@ -190,6 +190,7 @@ def run_one(
                 "markers": [{**mk, **by_index.get(mk["index"], {})} for mk in markers],
                 "source_roots": roots,
                 "error": an.error,
+                "native_traces": an.native_traces,
             }
             if run_dir is not None:
                 record.memray["capture"] = os.path.relpath(capture, out_dir)
