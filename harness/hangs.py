@@ -168,6 +168,7 @@ def dump_hung_child(
     else:
         main = next((t for t in stacks.threads if t.get("num") == 1), stacks.threads[0])
         out["native_stack"] = main["frames"]
-        out["native_threads"] = stacks.threads
+        if len(stacks.threads) > 1:
+            out["native_threads"] = stacks.threads
     out["native_stack_method"] = stacks.method
     return out
