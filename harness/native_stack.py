@@ -201,7 +201,7 @@ def _python_dirs() -> tuple[str, ...]:
 
 def frame_origin(obj: str | None, roots: Sequence[str]) -> str:
     """engine | python | system | jit for a frame whose code is in `obj` (None: no object)."""
-    if not obj:
+    if not obj or obj.startswith("["):  # no object file, or [stack] / [heap] / [vdso]
         return "jit"
     real = os.path.realpath(obj)
     for r in roots:

@@ -301,3 +301,32 @@ class NativeSubject(BruteForce):
 
 def make_native_subject(config: EngineConfig) -> NativeSubject:
     return NativeSubject(config)
+
+
+def write_native_scenario(
+    path: Path,
+    fault: str,
+    library: Path,
+    *,
+    library_asan: Path | None = None,
+    expect: str = "clean",
+    repeat: int = 2,
+    top: str = "",
+    search_timeout: float | None = None,
+) -> Path:
+    """A scenario for NativeSubject: per cycle insert 50, search, clear, search again."""
+    lib_asan = f'library_asan = "{library_asan}"\n' if library_asan else ""
+    limit = f", timeout = {search_timeout}" if search_timeout else ""
+    path.write_text(
+        f'name = "native-{fault}"\ndimension = 8\n{top}\n'
+        'engines = ["tests.engines_for_tests:make_native_subject"]\n'
+        f'[engine]\nlibrary = "{library}"\n{lib_asan}native_fault = "{fault}"\n'
+        f"[[cycle]]\nrepeat = {repeat}\nsteps = [\n"
+        '  { op = "insert", count = 50 },\n'
+        '  { op = "search", queries = 5, k = 3, min_recall = 0.0 },\n'
+        '  { op = "clear" },\n'
+        f'  {{ op = "search", queries = 5, k = 3, min_recall = 0.0{limit} }},\n]\n'
+        f'[expect]\nverdict = "{expect}"\n',
+        encoding="utf-8",
+    )
+    return path
