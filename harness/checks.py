@@ -195,10 +195,8 @@ def _exit_findings(
     # a sanitizer that aborts after its report (abort_on_error) explains the SIGABRT: the
     # report's precise verdict replaces the crash, the signal stays in its evidence
     explained = (
-        kind == "signal"
-        and ex.get("signal_name") == "SIGABRT"
-        and any(f.verdict != "leak" for f in sanitized)
-    )
+        (kind == "signal" and ex.get("signal_name") == "SIGABRT") or kind == "exit"
+    ) and any(f.verdict != "leak" for f in sanitized)
     if kind == "signal" and not explained:
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
         native = _native_evidence(ex, kind)
@@ -222,6 +220,7 @@ def _exit_findings(
             *sanitized,
         ]
     if explained:
+        # (ASan exits with code 1 after a SEGV report, aborts after the others)
         return sanitized
     if kind == "timeout":
         run = ex.get("running") or {}

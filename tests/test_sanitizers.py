@@ -203,13 +203,27 @@ def test_under_asan_each_native_bug_gets_its_precise_verdict_and_the_stacks_name
 
 
 def test_the_clean_subject_under_asan_has_no_finding(
+    tmp_path: Path, builds: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the user's ASAN_OPTIONS come last and win: detect_leaks=0 skips the (slow) LSan pass
+    monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=0")
+    plain, asan = builds
+    sc = write_native_scenario(tmp_path / "s.toml", "clean", plain, library_asan=asan)
+    rec = run_one(sc, memray=False, sanitizer="asan", flamegraphs="none")
+    assert rec.verdict == "clean", [f.summary for f in rec.findings]
+    assert rec.exit["sanitizer"]["tool"] == "asan" and rec.exit["sanitizer"]["reports"] == []
+
+
+@pytest.mark.slow
+def test_the_clean_subject_under_asan_with_leaksanitizer_has_no_finding(
     tmp_path: Path, builds: tuple[Path, Path]
 ) -> None:
     plain, asan = builds
     sc = write_native_scenario(tmp_path / "s.toml", "clean", plain, library_asan=asan)
     rec = run_one(sc, memray=False, sanitizer="asan", flamegraphs="none")
     assert rec.verdict == "clean", [f.summary for f in rec.findings]
-    assert rec.exit["sanitizer"]["tool"] == "asan"
+    # LSan did run: the interpreter's own unreachable blocks were seen and not judged
+    assert rec.exit["sanitizer"]["ignored"] > 0
 
 
 @pytest.mark.slow
@@ -247,3 +261,17 @@ def test_under_valgrind_a_native_bug_gets_its_precise_verdict_in_the_step_it_hap
     assert "subject_alloc_rows" in _fns(f.evidence["violation"]["alloc_stack"])
     # the first bad access is judged in the step that made it: cycle 1, after the clear
     assert (f.cycle, f.op) == ((1, "search") if fault == "use-after-free" else (1, "clear"))
+
+
+def test_under_asan_a_segfault_is_one_crash_finding_from_the_report_naming_the_c_function(
+    tmp_path: Path, builds: tuple[Path, Path]
+) -> None:
+    plain, asan = builds
+    sc = write_native_scenario(
+        tmp_path / "s.toml", "segfault", plain, library_asan=asan, expect="crash"
+    )
+    rec = run_one(sc, memray=False, sanitizer="asan", flamegraphs="none")
+    assert rec.verdict == "crash"
+    (f,) = rec.findings  # ASan exits with code 1 after its SEGV report: not a second finding
+    assert f.evidence["violation"]["kind"] == "SEGV"
+    assert f.evidence["native_stack"][0]["function"] == "subject_read_null_row"
