@@ -275,3 +275,26 @@ def test_under_asan_a_segfault_is_one_crash_finding_from_the_report_naming_the_c
     (f,) = rec.findings  # ASan exits with code 1 after its SEGV report: not a second finding
     assert f.evidence["violation"]["kind"] == "SEGV"
     assert f.evidence["native_stack"][0]["function"] == "subject_read_null_row"
+
+
+def test_rss_growth_under_a_sanitizer_is_not_judged_a_leak(tmp_path: Path) -> None:
+    from memcycle.checks import judge
+    from memcycle.records import RunRecord, StepEvent
+    from memcycle.scenario import parse_scenario
+
+    sc = parse_scenario(
+        'dimension = 4\n[[cycle]]\nrepeat = 8\nsteps = [{ op = "insert", count = 5 }, '
+        '{ op = "clear" }]\n'
+    )
+    steps = []
+    for c in range(1, 9):  # RSS 20 MiB higher after every clear, as ASan's quarantine makes it
+        steps.append(StepEvent(c, 0, "insert", True, 0.0, memory={"rss": (100 + 20 * c) << 20}))
+        steps.append(StepEvent(c, 1, "clear", True, 0.0, memory={"rss": (100 + 20 * c) << 20}))
+
+    def verdict(exit: dict) -> str:
+        rec = RunRecord("s", "s.toml", "x", "native", [], "clean", steps=list(steps), exit=exit)
+        return judge(rec, sc.plan).verdict
+
+    assert verdict({"kind": "clean"}) == "leak"  # without a tool, that is a leak
+    assert verdict({"kind": "clean", "sanitizer": {"tool": "asan", "reports": []}}) == "clean"
+    assert verdict({"kind": "clean", "sanitizer": {"tool": "valgrind", "reports": []}}) == "clean"
