@@ -51,7 +51,7 @@ from .native_stack import annotate
 
 SANITIZERS = ("asan", "ubsan")
 # how many times slower a run may be before it is killed (measured: see README/issue 13)
-TIMEOUT_FACTOR = {"asan": 4.0, "ubsan": 2.0, "valgrind": 40.0}
+TIMEOUT_FACTOR = {"asan": 4.0, "ubsan": 2.0, "valgrind": 100.0}
 
 SUPPRESSIONS = Path(__file__).with_name("valgrind-python.supp")
 _STACK_FORMAT = "    #%n %p in %f %S {%m+%o}"
