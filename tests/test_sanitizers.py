@@ -96,14 +96,13 @@ def test_an_asan_frame_line_without_symbols_is_parsed_as_module_and_offset() -> 
     assert (f["function"], f["object"]) == ("_start", "/tmp/nst/a")
 
 
-def test_a_ubsan_runtime_error_is_parsed_with_its_location() -> None:
-    text = (
-        "/src/engine.c:12:7: runtime error: index 9 out of bounds for type 'int [8]'\n"
-        "    #0 0x7f in engine_put /src/engine.c:12 {/tmp/libengine.so+0x11}\n"
-    )
-    (rep,) = san.parse_asan(text, ["/tmp/libengine.so"])
+def test_a_ubsan_runtime_error_is_parsed_with_its_location_and_stack() -> None:
+    text = (DATA / "ubsan-index-out-of-bounds.txt").read_text()  # from the .c beside it
+    (rep,) = san.parse_asan(text, ["/tmp/nst/ub"])
     assert (rep["tool"], rep["verdict"]) == ("ubsan", "buffer-overflow")
-    assert _fns(rep["fault_stack"]) == ["engine_put"]
+    assert "index 8 out of bounds" in rep["message"]
+    assert _fns(rep["fault_stack"])[-2:] == ["main", "engine_put"]
+    assert rep["engine"]
 
 
 # -- valgrind XML ----------------------------------------------------------------------------
