@@ -322,6 +322,16 @@ def _violation(
     }
 
 
+_FREE_FUNCTIONS = ("asan_free", "Allocator::Deallocate", "__interceptor_free", "operator delete")
+
+
+def _faults_inside_free(frames: list[dict[str, Any]]) -> bool:
+    """A SEGV whose innermost frames are the sanitizer's free: the pointer was never malloc'd."""
+    return any(
+        any(name in (f.get("function") or "") for name in _FREE_FUNCTIONS) for f in frames[:8]
+    )
+
+
 def parse_asan(text: str, roots: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every AddressSanitizer / LeakSanitizer report in `text` (a log file or stderr)."""
     reports: list[dict[str, Any]] = []
@@ -349,6 +359,9 @@ def parse_asan(text: str, roots: Sequence[str] = ()) -> list[dict[str, Any]]:
                 stacks["stack"] = frames
                 if re.match(r"(READ|WRITE) of size", title):
                     access = title
+        if verdict == "crash" and _faults_inside_free(stacks.get("stack", [])):
+            # free() of a wild pointer (e.g. 0xa): ASan's own free faults reading its header
+            kind, verdict = "SEGV in free", "invalid-free"
         m = re.search(r"^(0x[0-9a-f]+ is located .*)$", body, re.M)
         if m:
             region = m.group(1)

@@ -297,3 +297,10 @@ def test_rss_growth_under_a_sanitizer_is_not_judged_a_leak(tmp_path: Path) -> No
     assert verdict({"kind": "clean"}) == "leak"  # without a tool, that is a leak
     assert verdict({"kind": "clean", "sanitizer": {"tool": "asan", "reports": []}}) == "clean"
     assert verdict({"kind": "clean", "sanitizer": {"tool": "valgrind", "reports": []}}) == "clean"
+
+
+def test_asan_segv_inside_its_own_free_is_an_invalid_free_of_a_wild_pointer() -> None:
+    # free((void*)0xa), the reference note's uninitialised slot (the .c beside the sample)
+    (rep,) = san.parse_asan((DATA / "asan-free-of-0xa.txt").read_text(), ["/tmp/nst/a"])
+    assert (rep["kind"], rep["verdict"]) == ("SEGV in free", "invalid-free")
+    assert _fns(rep["fault_stack"])[-2:] == ["main", "g"]
