@@ -215,6 +215,7 @@ def run_child(
     except BaseException:
         _kill_group(proc)
         proc.wait()
+        extras.discard()
         raise
     for t in threads:
         t.join(timeout=10)

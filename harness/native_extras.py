@@ -124,7 +124,11 @@ class NativeExtras:
             if exit.get("kind") == "signal" and exit.get("signal") in CRASH_SIGNALS:
                 self._crash_stack(exit, env)
         finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the scratch folder when the run is abandoned (interrupted)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _sanitizer_reports(self) -> dict[str, Any]:
         assert self.mode is not None
