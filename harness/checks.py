@@ -192,6 +192,21 @@ def _exit_findings(
     cycle, step, op = _next_position(plan, record.steps)
     tail = {k: ex.get(k) for k in ("native_message", "fatal_error", "faulthandler", "stderr_tail")}
     sanitized = _sanitizer_findings(record, plan, cycle, step, op)
+    lsan_failed = (ex.get("sanitizer") or {}).get("leak_check_failed")
+    if lsan_failed and kind == "signal" and ex.get("signal_name") == "SIGABRT" and op == "close":
+        # the tool failed after the last step, not the engine: the run's memory errors were
+        # checked, its leaks under LSan were not (an `error`, never a crash nor clean)
+        return [
+            *sanitized,
+            Finding(
+                "error",
+                cycle,
+                step,
+                "close",
+                f"LeakSanitizer failed, the engine's leaks were not checked: {lsan_failed}"[:300],
+                {"leak_check_failed": lsan_failed, "stderr_tail": ex.get("stderr_tail")},
+            ),
+        ]
     # a sanitizer that aborts after its report (abort_on_error) explains the SIGABRT: the
     # report's precise verdict replaces the crash, the signal stays in its evidence
     explained = (

@@ -304,3 +304,29 @@ def test_asan_segv_inside_its_own_free_is_an_invalid_free_of_a_wild_pointer() ->
     (rep,) = san.parse_asan((DATA / "asan-free-of-0xa.txt").read_text(), ["/tmp/nst/a"])
     assert (rep["kind"], rep["verdict"]) == ("SEGV in free", "invalid-free")
     assert _fns(rep["fault_stack"])[-2:] == ["main", "g"]
+
+
+LSAN_FATAL = (
+    "Tracer caught signal 11: addr=0x3000006a0 pc=0x7fce7c2e80f0 sp=0x7fce5edb7d10\n"
+    "==26846==LeakSanitizer has encountered a fatal error.\n"
+    "==26846==HINT: LeakSanitizer does not work under ptrace (strace, gdb, etc)\n"
+)
+
+
+def test_a_leaksanitizer_failure_after_the_last_step_is_an_error_not_an_engine_crash(
+    tmp_path: Path,
+) -> None:
+    from memcycle.checks import judge
+    from memcycle.records import RunRecord, StepEvent
+    from memcycle.scenario import parse_scenario
+
+    (tmp_path / "asan.26846").write_text(LSAN_FATAL)  # as seen with refimpl under gcc 12
+    found = san.collect(san.Mode("asan", tmp_path), [])
+    assert found["leak_check_failed"].startswith("LeakSanitizer has encountered a fatal error")
+    sc = parse_scenario('dimension = 4\n[[cycle]]\nsteps = [{ op = "clear" }]\n')
+    rec = RunRecord("s", "s.toml", "x", "native", [], "clean")
+    rec.steps = [StepEvent(1, 0, "clear", True, 0.0)]
+    rec.exit = {"kind": "signal", "signal": 6, "signal_name": "SIGABRT", "sanitizer": found}
+    judge(rec, sc.plan)
+    assert [f.verdict for f in rec.findings] == ["error"]
+    assert rec.verdict == "error" and "leaks were not checked" in rec.findings[0].summary
