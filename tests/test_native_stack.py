@@ -121,3 +121,31 @@ def test_the_reports_print_native_frames_with_engine_frames_marked(
     assert lines[0].startswith("=> #0 subject_read_null_row at ")
     assert "[engine: libsubject.so]" in lines[0]
     assert any(line.startswith("   #") and "[python:" in line for line in lines)
+
+
+def test_with_native_traces_memray_leak_evidence_names_the_c_function_that_allocated(
+    tmp_path: Path, subject: Path
+) -> None:
+    sc = tmp_path / "leak.toml"
+    sc.write_text(
+        'name = "native-leak-growth"\ndimension = 4\n'
+        'engines = ["tests.engines_for_tests:make_native_subject"]\n'
+        f'[engine]\nlibrary = "{subject}"\nnative_fault = "leak"\n'
+        '[[cycle]]\nrepeat = 8\nsteps = [{ op = "insert", count = 4000 }, { op = "clear" }]\n',
+        encoding="utf-8",
+    )
+    rec = run_one(sc, native=True, flamegraphs="none")
+    assert rec.verdict == "leak"
+    ev = rec.findings[0].evidence
+    assert ev["memray_native_traces"] is True and "memray_native_note" not in ev
+    assert ev["top_growth"][0]["stack"][0].startswith("subject_alloc_rows (")
+    assert any(frame.startswith("subject_add (") for frame in ev["top_growth"][0]["stack"])
+
+
+def test_without_native_traces_the_leak_evidence_says_they_are_off() -> None:
+    from memcycle.checks import _memray_native_note
+
+    assert _memray_native_note({"native_traces": True}) == {"memray_native_traces": True}
+    off = _memray_native_note({"native_traces": False})
+    assert off["memray_native_traces"] is False and "--native" in off["memray_native_note"]
+    assert _memray_native_note(None) == {}  # no memray at all: nothing to say about it
