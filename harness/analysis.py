@@ -54,6 +54,8 @@ class MemrayAnalysis:
     # allocator blocks, live and cached) and the allocator's stacks; empty without a cache
     cache: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # the capture has native frames (--native): stacks then name C/C++ frames, innermost first
+    native_traces: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +116,20 @@ class _Attribution:
                 self.frames[sid] = [_frame(fn, f, ln) for fn, f, ln in stack[:12]]
                 self.files_of[sid] = [f for _fn, f, _ln in stack[:12]]
         return hit
+
+    def native_key(self, rec: Any) -> tuple[int, int]:
+        """With native traces, a stack is the Python stack plus the native one: the C/C++
+        frames (memray's symbolisation, `hybrid_stack_trace`) name where the engine allocated."""
+        key = (rec.stack_id, rec.native_stack_id)
+        if key not in self.frames:
+            try:
+                stack = rec.hybrid_stack_trace(max_stacks=16)
+            except Exception:
+                stack = []
+            self.frames[key] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack] or self.frames.get(
+                rec.stack_id, []
+            )
+        return key
 
 
 def _frame(fn: str, filename: str, line: int | str) -> str:
@@ -226,9 +242,9 @@ def _is_marker(rec: Any) -> int | None:
     return idx if stack and stack[0][0] == MARKER_FUNCTION else None
 
 
-def _by_stack(live: dict[int, tuple[int, int, bool]]) -> dict[int, list[int]]:
+def _by_stack(live: dict[int, tuple[int, Any, bool]]) -> dict[Any, list[int]]:
     """Engine-attributed live bytes and blocks per stack id."""
-    by_stack: dict[int, list[int]] = {}
+    by_stack: dict[Any, list[int]] = {}
     for size, sid, is_eng in live.values():
         if is_eng:
             entry = by_stack.setdefault(sid, [0, 0])
@@ -261,12 +277,13 @@ def analyze(
         out.error = f"memray not importable: {exc}"
         return out
     attr = _Attribution(roots)
-    live: dict[int, tuple[int, int, bool]] = {}  # address -> (size, stack_id, engine)
+    live: dict[int, tuple[int, Any, bool]] = {}  # address -> (size, stack key, engine)
     total = engine = engine_blocks = 0
     seg_peak = seg_engine_peak = 0
     last_index: int | None = None
     try:
         reader = FileReader(str(capture))
+        native = out.native_traces = bool(getattr(reader.metadata, "has_native_traces", False))
         for rec in reader.get_allocation_records():
             out.records += 1
             if int(rec.allocator) in _FREE_KINDS:
@@ -310,7 +327,8 @@ def analyze(
                 if prev[2]:
                     engine -= prev[0]
                     engine_blocks -= 1
-            live[rec.address] = (rec.size, rec.stack_id, is_eng)
+            key = attr.native_key(rec) if native and is_eng else rec.stack_id
+            live[rec.address] = (rec.size, key, is_eng)
             total += rec.size
             if is_eng:
                 engine += rec.size

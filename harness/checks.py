@@ -178,6 +178,76 @@ def _next_position(plan: tuple[PlannedCycle, ...], steps: list[StepEvent]) -> tu
     return last.cycle, last.step + 1, "close"
 
 
+def _stack_evidence(ex: dict[str, Any], kind: str | None) -> dict[str, Any]:
+    """`native_stack` (frames, innermost first) or `native_stack_absent` (why), and companions."""
+    out: dict[str, Any] = {}
+    if ex.get("native_stack"):
+        out["native_stack"] = ex["native_stack"]
+    else:
+        out["native_stack_absent"] = ex.get("native_stack_absent") or (
+            f"the child exited with code {ex.get('code')} without a fatal signal: no crashing "
+            "native frame to show"
+            if kind == "exit"
+            else "no native stack was collected for this run"
+        )
+    for k in ("native_stack_method", "native_stack_note", "native_threads"):
+        if ex.get(k):
+            out[k] = ex[k]
+    return out
+
+
+def _engine_function(frames: list[dict[str, Any]] | None) -> str | None:
+    return next(
+        (f.get("function") for f in frames or [] if f.get("engine") and f.get("function")), None
+    )
+
+
+def _sanitizer_findings(
+    record: RunRecord, plan: tuple[PlannedCycle, ...], cycle: int, step: int, op: str
+) -> list[Finding]:
+    """One finding per distinct sanitizer / valgrind report (its verdict, its three stacks)."""
+    san = record.exit.get("sanitizer") or {}
+    out: list[Finding] = []
+    seen: set[tuple[str, str, tuple[str, ...]]] = set()
+    for rep in san.get("reports") or []:
+        key = (rep["verdict"], rep["kind"], tuple(rep.get("fault_stack") or rep.get("alloc_stack")))
+        if key in seen:
+            continue
+        seen.add(key)
+        c, s_, o = rep.get("cycle", cycle), rep.get("step", step), rep.get("op", op)
+        if rep["verdict"] == "leak":
+            last = plan[-1] if plan else None
+            c, s_, o = (last.index, len(last.steps), "close") if last else (cycle, step, "close")
+        frames = (rep.get("frames") or {}).get("stack") or (rep.get("frames") or {}).get(
+            "alloc_stack"
+        )
+        fn = _engine_function(frames)
+        evidence: dict[str, Any] = {
+            "source": rep["tool"],
+            "violation": {k: v for k, v in rep.items() if k not in ("frames",)},
+            "cycles": [c] if c is not None else [],
+        }
+        if frames:
+            evidence["native_stack"] = frames
+        evidence["native_free_stack"] = (rep.get("frames") or {}).get("free_stack") or []
+        evidence["native_alloc_stack"] = (rep.get("frames") or {}).get("alloc_stack") or []
+        if record.exit.get("kind") == "signal":
+            evidence["signal"] = record.exit.get("signal")
+            evidence["signal_name"] = record.exit.get("signal_name")
+            evidence["signal_class"] = "crash"
+        out.append(
+            Finding(
+                rep["verdict"],
+                c,
+                s_,
+                o,
+                (f"{rep['message']} in cycle {c} at {o}" + (f", in {fn}" if fn else ""))[:400],
+                evidence,
+            )
+        )
+    return out
+
+
 def _exit_findings(
     record: RunRecord,
     plan: tuple[PlannedCycle, ...],
@@ -253,6 +323,8 @@ def _exit_findings(
         ]
     cycle, step, op = _next_position(plan, record.steps)
     forged = int(ex.get("forged_events") or 0)
+    forged_evidence = {"forged_events": forged, "forged_sample": ex.get("forged_sample")}
+    sanitized = _sanitizer_findings(record, plan, cycle, step, op)
     if kind == "clean" and forged:
         # the child finished, but lines on its events fd were not its own (an engine writing
         # there): never clean, and the lines are kept as evidence
@@ -264,12 +336,35 @@ def _exit_findings(
                 op,
                 f"{forged} event line(s) on the events fd were not the child's (no run token or "
                 "out of sequence): the event stream was tampered with",
-                {"forged_events": forged, "forged_sample": ex.get("forged_sample"), **tail},
-            )
+                {**forged_evidence, **tail},
+            ),
+            *sanitized,
         ]
-    native = _native(ex)
-    if kind == "signal":
+    lsan_failed = (ex.get("sanitizer") or {}).get("leak_check_failed")
+    if lsan_failed and kind == "signal" and ex.get("signal_name") == "SIGABRT" and op == "close":
+        # the tool failed after the last step, not the engine: the run's memory errors were
+        # checked, its leaks under LSan were not (an `error`, never a crash nor clean)
+        return [
+            *sanitized,
+            Finding(
+                "error",
+                cycle,
+                step,
+                "close",
+                f"LeakSanitizer failed, the engine's leaks were not checked: {lsan_failed}"[:300],
+                {"leak_check_failed": lsan_failed, "stderr_tail": ex.get("stderr_tail")},
+            ),
+        ]
+    # a sanitizer that aborts after its report (abort_on_error) explains the SIGABRT: the
+    # report's precise verdict replaces the crash, the signal stays in its evidence
+    explained = (
+        (kind == "signal" and ex.get("signal_name") == "SIGABRT") or kind == "exit"
+    ) and any(f.verdict != "leak" for f in sanitized)
+    native = _native(ex)  # what the runtime said (glibc, C++, Rust): the precise verdict
+    if kind == "signal" and not explained:
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
+        stack = _stack_evidence(ex, kind)
+        fn = _engine_function(stack.get("native_stack"))
         return [
             Finding(
                 native["verdict"] if native else "crash",
@@ -277,25 +372,55 @@ def _exit_findings(
                 step,
                 op,
                 f"{ex.get('signal_name')} in cycle {cycle} at {op}"
+                + (f", in {fn}" if fn else "")
                 + (f": {native['runtime']}: {msg}" if native else f": {msg}" if msg else ""),
                 {
                     "signal": ex.get("signal"),
                     "signal_name": ex.get("signal_name"),
                     **_native_evidence(native),
                     **tail,
+                    **stack,
                 },
-            )
+            ),
+            *sanitized,
         ]
+    if explained:
+        # (ASan exits with code 1 after a SEGV report, aborts after the others)
+        return sanitized
     if kind == "timeout":
+        run = ex.get("running") or {}
+        if run.get("phase") == "step":
+            cycle, step, op = run["cycle"], run["step"], run["op"]
+        stack = _stack_evidence(ex, kind)
+        fn = _engine_function(stack.get("native_stack"))
+        limit = "step limit" if ex.get("timeout_limit") == "step" else "run limit"
+        where = (
+            f"cycle {cycle} step {step} ({op})" if run.get("phase") == "step" else run.get("op", op)
+        )
+        running = f", running for {run['seconds']:.1f} s" if run.get("seconds") is not None else ""
         return [
             Finding(
                 "timeout",
                 cycle,
                 step,
                 op,
-                f"no end after {ex.get('timeout')} s (cycle {cycle}, {op})",
-                {"timeout": ex.get("timeout"), "stderr_tail": ex.get("stderr_tail")},
-            )
+                f"no end after {ex.get('timeout')} s ({limit}): {where}{running}"
+                + (f", in {fn}" if fn else ""),
+                {
+                    "timeout": ex.get("timeout"),
+                    "limit": ex.get("timeout_limit", "run"),
+                    "running": run,
+                    "python_stacks": ex.get("python_stacks"),
+                    **(
+                        {"python_stacks_absent": ex["python_stacks_absent"]}
+                        if ex.get("python_stacks_absent")
+                        else {}
+                    ),
+                    **stack,
+                    "stderr_tail": ex.get("stderr_tail"),
+                },
+            ),
+            *sanitized,
         ]
     if kind == "exit":
         # a sanitizer or valgrind ends the child with an exit code, not a signal
@@ -314,14 +439,15 @@ def _exit_findings(
                 ),
                 {
                     "code": ex.get("code"),
-                    "forged_events": forged,
-                    "forged_sample": ex.get("forged_sample"),
+                    **forged_evidence,
                     **_native_evidence(native),
                     **tail,
+                    **_stack_evidence(ex, kind),
                 },
-            )
+            ),
+            *sanitized,
         ]
-    return []
+    return sanitized
 
 
 def _native(ex: dict[str, Any]) -> dict[str, Any] | None:
@@ -527,7 +653,10 @@ def _ledger_findings(steps: list[StepEvent]) -> list[Finding]:
 
 
 def _growth_findings(
-    steps: list[StepEvent], markers: list[dict[str, Any]], analysis: dict[str, Any] | None
+    steps: list[StepEvent],
+    markers: list[dict[str, Any]],
+    analysis: dict[str, Any] | None,
+    tool: str | None = None,
 ) -> list[Finding]:
     points = _reset_points(steps, ("clear", "destroy", "reload"))
     cycles = sorted(points)
@@ -554,7 +683,9 @@ def _growth_findings(
         series["memray"] = (cs, [at[(c, points[c].step)] - cached(c) for c in cs])
     tm = [c for c in cycles if "tracemalloc" in points[c].memory]
     series["tracemalloc"] = (tm, [points[c].memory["tracemalloc"] - cached(c) for c in tm])
-    rs = [c for c in cycles if "rss" in points[c].memory]
+    # under ASan (its quarantine holds freed blocks) or valgrind (its own heap) RSS grows by
+    # design; the tool's leak check judges the engine's leaks there
+    rs = [c for c in cycles if "rss" in points[c].memory] if tool is None else []
     series["rss"] = (rs, [points[c].memory["rss"] - cached(c) for c in rs])
     nr = [c for c in cycles if "nrt" in points[c].memory]
     series["nrt"] = (
@@ -600,9 +731,23 @@ def _growth_findings(
                 "cycles": [c for c in cs if c >= cycle],
                 "top_growth": (analysis or {}).get("top_growth", [])[:5],
                 "top_live": (analysis or {}).get("top_live", [])[:5],
+                **_memray_native_note(analysis),
             },
         )
     ]
+
+
+def _memray_native_note(analysis: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether memray's stacks name native (C/C++/Rust) frames, and what to do if not."""
+    if analysis is None:
+        return {}
+    if analysis.get("native_traces"):
+        return {"memray_native_traces": True}
+    return {
+        "memray_native_traces": False,
+        "memray_native_note": "memray native traces off: stacks name Python frames only; "
+        "run with --native to name the C/C++/Rust frames that allocated",
+    }
 
 
 def _skip_findings(steps: list[StepEvent]) -> list[Finding]:
@@ -724,7 +869,9 @@ def judge(
     findings = _exit_findings(record, plan, setup_error, started)
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
-    findings += _growth_findings(record.steps, markers or [], analysis)
+    findings += _growth_findings(
+        record.steps, markers or [], analysis, (record.exit.get("sanitizer") or {}).get("tool")
+    )
     skips = _skip_findings(record.steps)
     if findings:
         verdict = worst([f.verdict for f in findings])

@@ -44,6 +44,7 @@ from .compiletime import CompileClock, install_compile_clock
 from .datagen import DataGen
 from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
+from .hangs import install_child_hooks
 from .oracle import Oracle
 from .recording import Recorder
 from .records import StepEvent
@@ -394,6 +395,17 @@ class Replayer:
         return ev
 
 
+def lsan_leak_check() -> None:
+    """Ask LeakSanitizer for a report now (the child leaves by os._exit, so none at exit)."""
+    if os.environ.get("MEMCYCLE_LSAN_CHECK") != "1":
+        return
+    import ctypes
+
+    fn = getattr(ctypes.CDLL(None), "__lsan_do_recoverable_leak_check", None)
+    if fn is not None:
+        fn()
+
+
 def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | None = None) -> int:
     """The child's work; returns the exit code."""
     # before the engine is built: its imports may bring numba, its factory may compile
@@ -459,6 +471,7 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
         rep = Replayer(scenario, engine, recorder, events, compile_clock)
         if rep.replay():
             ev = rep.teardown()
+            lsan_leak_check()  # under --sanitizer asan: the engine's leaks, after its last close
             events.emit("step", **asdict(ev))
             rep.mark(ev.cycle, ev.step, "close")
             if not ev.ok:
@@ -483,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     if isinstance(deadline, int | float) and deadline > 0:
         # the C watchdog dumps every thread's stack to stderr and _exit(1)s the child
         faulthandler.dump_traceback_later(float(deadline), exit=True)
+    install_child_hooks()  # all Python stacks on SIGUSR1, gdb may attach (harness.hangs)
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
     events = _Events(stream, config.get("event_token"))
     t0 = time.perf_counter()

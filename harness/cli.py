@@ -86,6 +86,18 @@ def _check_engine(spec: str) -> None:
         raise UsageError(str(exc)) from None
 
 
+def _check_native_tool(sanitizer: str | None, valgrind: bool) -> None:
+    from .sanitizers import SanitizerUnavailable, check_available
+
+    if sanitizer and valgrind:
+        raise UsageError("--sanitizer and --valgrind cannot be combined; choose one")
+    try:
+        if sanitizer or valgrind:
+            check_available("valgrind" if valgrind else str(sanitizer))
+    except SanitizerUnavailable as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _mib(x: int | None) -> str:
     return "" if x is None else f"{x / (1 << 20):.1f}"
 
@@ -328,12 +340,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown fault {bad[0]!r}; expected one of {', '.join(known)}")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    _check_native_tool(args.sanitizer, args.valgrind)
     engines: list[str | None] = list(args.engine) if args.engine else [None]
     allocators = args.allocator or ["numpy"]
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("reports") / run_id
     try:
-        check_timeout(args.timeout)
+        if args.timeout is not None:
+            check_timeout(args.timeout)
         scenarios = unique_scenarios(scenarios)
         for sc in scenarios:
             for eng in engines:
@@ -359,6 +373,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             native=args.native,
             timeout=args.timeout,
             flamegraphs=args.flamegraphs,
+            sanitizer=args.sanitizer,
+            valgrind=args.valgrind,
         )
         for sc in scenarios
         for eng in engines
@@ -776,9 +792,22 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
+        default=None,
         metavar="S",
-        help=f"seconds per run before the child is killed (default {DEFAULT_TIMEOUT:.0f})",
+        help="seconds per run before the child's stacks are dumped and it is killed (default: "
+        f"the scenario's `timeout`, else {DEFAULT_TIMEOUT:.0f}; stretched under --sanitizer "
+        "and --valgrind)",
+    )
+    run.add_argument(
+        "--sanitizer",
+        choices=("asan", "ubsan"),
+        help="run the child with the sanitizer runtime preloaded, for an engine built with "
+        "-fsanitize=address (or undefined); the report's verdict and stacks become findings",
+    )
+    run.add_argument(
+        "--valgrind",
+        action="store_true",
+        help="run the child under valgrind memcheck (slow); its errors become findings",
     )
     run.add_argument(
         "--shard",

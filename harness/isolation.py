@@ -31,7 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hangs import Watchdog
+from .native_extras import NativeExtras as _NativeExtras
 from .native_messages import find_native_message, native_message  # noqa: F401 (re-exported)
+from .sanitizers import Mode
 
 STDERR_TAIL = 16_384
 STDOUT_TAIL = 4_096
@@ -236,12 +239,17 @@ def run_child(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     env: dict[str, str] | None = None,
     registry: ChildRegistry | None = None,
+    watchdog: Watchdog | None = None,
+    mode: Mode | None = None,
 ) -> ChildResult:
     """Run `python -m memcycle.child` with `config`; never raises for the child's failures.
 
     Raises `Cancelled` when `registry` was stopped before or while the child ran (its
     result would describe the kill, not the engine). Call it from a thread that lives
-    until it returns: the child's death signal follows the thread that started it."""
+    until it returns: the child's death signal follows the thread that started it.
+    `watchdog` adds per-step time limits and, with `timeout`, dumps the hung child's
+    stacks before it is killed; `mode` runs it under a sanitizer or valgrind
+    (`harness.sanitizers`). A crash gets a native stack (`harness.native_stack`)."""
     config = dict(config)
     # the user's engine module resolves against the working directory, added by the child only
     # after memcycle itself is imported (and `-P` keeps the cwd off sys.path until then), so a
@@ -258,24 +266,19 @@ def run_child(
         raise Cancelled("stopped before the child started")
     rfd, wfd = os.pipe()
     t0 = time.perf_counter()
+    extras = _NativeExtras(config, mode, watchdog)
     try:
+        command = child_command(config, wfd)
+        base_env = child_env(extra)
+        command, proc_env = extras.prepare(command, base_env)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-P",
-                "-m",
-                "memcycle.child",
-                "--events-fd",
-                str(wfd),
-                "--config",
-                json.dumps(config),
-            ],
+            command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=(wfd,),
             start_new_session=True,
-            env=child_env(extra),
+            env=proc_env,
         )
     except BaseException:
         os.close(rfd)
@@ -313,6 +316,7 @@ def run_child(
         ev = _bound_event(ev)
         with lock:
             events.append(ev)
+        extras.on_event(ev)
         if on_event is not None:
             on_event(ev)
 
@@ -327,9 +331,10 @@ def run_child(
         t.start()
     timed_out = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        timed_out = extras.wait(proc, timeout)  # stacks of a hung child dumped before the kill
+    except BaseException:
+        extras.discard()
+        raise
     finally:
         # every run ends with its whole group gone: a grandchild holding stdout, a detached
         # daemon, the child itself on a timeout or an interrupt
@@ -348,4 +353,19 @@ def run_child(
     result.exit["seconds"] = result.seconds
     if timed_out:
         result.exit["timeout"] = timeout
+    extras.finish(result.exit, command, proc_env)
     return result
+
+
+def child_command(config: dict[str, Any], events_fd: int) -> list[str]:
+    """The child's command line (also replayed under gdb after a crash)."""
+    return [
+        sys.executable,
+        "-P",
+        "-m",
+        "memcycle.child",
+        "--events-fd",
+        str(events_fd),
+        "--config",
+        json.dumps(config),
+    ]

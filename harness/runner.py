@@ -34,8 +34,10 @@ from typing import Any
 
 from . import analysis as _analysis
 from .checks import judge
+from .hangs import Position, Watchdog, plan_positions
 from .isolation import Cancelled, ChildRegistry, run_child
 from .records import Finding, Report, RunRecord, StepEvent
+from .sanitizers import TIMEOUT_FACTOR, Mode
 from .scenario import Scenario, ScenarioError, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
@@ -82,6 +84,8 @@ class RunSpec:
     # | "all" | "none"
     flamegraphs: str = "failed"
     tracemalloc: bool | None = None  # None: on exactly when memray is off
+    sanitizer: str | None = None  # "asan" | "ubsan" (harness.sanitizers)
+    valgrind: bool = False
 
 
 def slug(text: str) -> str:
@@ -118,6 +122,8 @@ def run_one(
     on_event: EventSink | None = None,
     registry: ChildRegistry | None = None,
     tracemalloc: bool | None = None,
+    sanitizer: str | None = None,
+    valgrind: bool = False,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
@@ -181,9 +187,16 @@ def run_one(
     }
     t0 = time.perf_counter()
     try:
+        tool = "valgrind" if valgrind else sanitizer
+        mode = _native_mode(tool, run_dir, tmp) if tool else None
+        if mode is not None and tmp is None and run_dir is None:
+            tmp = str(mode.workdir.parent)
+        watchdog, run_timeout = _watchdog(sc, timeout, tool)
         res = run_child(
             config,
-            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
+            timeout=run_timeout,
+            watchdog=watchdog,
+            mode=mode,
             on_event=on_event,
             registry=registry,
         )
@@ -251,6 +264,7 @@ def run_one(
                 "markers": [{**mk, **by_index.get(mk["index"], {})} for mk in markers],
                 "source_roots": roots,
                 "error": an.error,
+                "native_traces": an.native_traces,
             }
             if run_dir is not None:
                 record.memray["capture"] = os.path.relpath(capture, out_dir)
@@ -286,6 +300,24 @@ def spec_key(spec: RunSpec) -> str:
         )
     faults = "+".join(dict.fromkeys([*sc.faults, *spec.faults])) or "-"
     return f"{sc.name}|{spec.engine or sc.default_engine()}|{spec.allocator}|{faults}"
+
+
+def _native_mode(tool: str, run_dir: Path | None, tmp: str | None) -> Mode:
+    """Where the sanitizer or valgrind writes its reports for this run."""
+    base = run_dir or Path(tmp or tempfile.mkdtemp(prefix="memcycle-"))
+    return Mode(tool=tool, workdir=base / tool)
+
+
+def _watchdog(sc: Scenario, timeout: float | None, tool: str | None) -> tuple[Watchdog, float]:
+    """The run's limit (caller's, else the scenario's, else the default) and its step limits,
+    both stretched by the tool's slowdown under a sanitizer or valgrind."""
+    factor = TIMEOUT_FACTOR.get(tool, 1.0) if tool else 1.0
+    run_timeout = factor * (timeout if timeout is not None else (sc.timeout or DEFAULT_TIMEOUT))
+    positions = [
+        Position(p.cycle, p.step, p.op, p.timeout * factor if p.timeout else None)
+        for p in plan_positions(sc.plan)
+    ]
+    return Watchdog(run_timeout=run_timeout, positions=positions), run_timeout
 
 
 def run_many(
@@ -333,6 +365,8 @@ def run_many(
             on_event=sink,
             registry=registry,
             tracemalloc=spec.tracemalloc,
+            sanitizer=spec.sanitizer,
+            valgrind=spec.valgrind,
         )
 
     def worker() -> None:

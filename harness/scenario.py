@@ -54,6 +54,7 @@ TOP_KEYS = {
     "engine",
     "cycle",
     "expect",
+    "timeout",
 }
 CYCLE_KEYS = {"repeat", "dimension", "label", "steps"}
 EXPECT_KEYS = {"verdict", "note"}
@@ -70,6 +71,9 @@ STEP_KEYS: dict[str, set[str]] = {
     "checkpoint": set(),
 }
 DEFAULT_MIN_RECALL = 0.9
+# every op may carry its own time limit (seconds), enforced by the parent (harness.hangs)
+for _keys in STEP_KEYS.values():
+    _keys.add("timeout")
 
 
 class ScenarioError(ValueError):
@@ -90,6 +94,7 @@ class Step:
     min_recall: float | None = None
     filter: tuple[tuple[str, Any], ...] | None = None  # frozen form of the filter table
     fraction: float | None = None
+    timeout: float | None = None  # seconds this step may take (harness.hangs.Watchdog)
 
     def filter_dict(self) -> dict[str, Any] | None:
         return dict(self.filter) if self.filter is not None else None
@@ -150,6 +155,7 @@ class Scenario:
     default: str | None = None  # `default_engine`: the engine used when none is given
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)  # allocator -> verdict
     expect_note: str = ""
+    timeout: float | None = None  # seconds the whole run may take (replaces the default)
     plan: tuple[PlannedCycle, ...] = field(default=(), compare=False)
 
     def expected(self, allocator: str = "numpy") -> str:
@@ -204,6 +210,12 @@ def _bool(w: _Where, v: Any, key: str, **loc: Any) -> bool:
     if not isinstance(v, bool):
         raise w.err(f"expected true or false, got {v!r}", key=key, **loc)
     return v
+
+
+def _seconds(w: _Where, v: Any, key: str, **loc: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+        raise w.err(f"expected a number of seconds > 0, got {v!r}", key=key, **loc)
+    return float(v)
 
 
 def _str(w: _Where, v: Any, key: str, **loc: Any) -> str:
@@ -300,6 +312,8 @@ def _step(w: _Where, raw: Any, cycle: int, index: int) -> Step:
         raise w.err(f"unknown op {op!r}; expected one of {', '.join(OPS)}", key="op", **loc)
     _unknown(w, raw, STEP_KEYS[op] | {"op"}, f"a '{op}' step", **loc)
     kw: dict[str, Any] = {}
+    if "timeout" in raw:
+        kw["timeout"] = _seconds(w, raw["timeout"], "timeout", **loc)
     if op == "insert":
         if "count" not in raw:
             raise w.err("an insert needs 'count'", key="count", **loc)
@@ -363,6 +377,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     if default is not None and engines and default not in engines:
         raise w.err(f"{default!r} is not one of engines {list(engines)}", key="default_engine")
     description = _str(w, data.get("description", ""), "description")
+    timeout = _seconds(w, data["timeout"], "timeout") if "timeout" in data else None
 
     expect: tuple[tuple[str, str], ...] = (("default", "clean"),)
     note = ""
@@ -428,6 +443,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         default=default,
         expect=expect,
         expect_note=note,
+        timeout=timeout,
         plan=tuple(plan),
     )
 

@@ -20,13 +20,18 @@ the child's sys.path). Options come from the scenario's `[engine]` table:
 - `make_step_sleeper`: every insert sleeps `sleep_seconds` (default 0): a run to interrupt.
 - `make_spawner`: starts a stdout-holding grandchild and a detached one (pids to `pid_file`).
 - `make_huge_error`: the first insert raises with a `message_bytes`-long message.
+- `make_native_subject`: brute force plus a C library with switchable memory bugs
+  (tests/native/subject.c; build it with `build_native_subject`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -337,3 +342,102 @@ def make_spawner(config: EngineConfig) -> Spawner:
 
 def make_huge_error(config: EngineConfig) -> HugeError:
     return HugeError(config)
+
+
+# -- native test subjects (issue 13: native stacks, hangs, sanitizers) ----------------------
+NATIVE_SOURCE = Path(__file__).parent / "native" / "subject.c"
+NATIVE_FAULTS = {
+    "clean": 0,
+    "segfault": 1,
+    "spin": 2,
+    "double-free": 3,
+    "use-after-free": 4,
+    "overflow": 5,
+    "invalid-free": 6,
+    "leak": 7,
+}
+
+
+def build_native_subject(out_dir: Path, sanitizer: str | None = None) -> Path:
+    """Compile tests/native/subject.c into a shared library (`-g -O0`, optionally sanitized)."""
+    flags = ["-g", "-O0", "-fno-omit-frame-pointer", "-shared", "-fPIC"]
+    if sanitizer == "asan":
+        flags.append("-fsanitize=address")
+    elif sanitizer == "ubsan":
+        flags.append("-fsanitize=undefined")
+    target = Path(out_dir) / f"libsubject{'-' + sanitizer if sanitizer else ''}.so"
+    subprocess.run(["gcc", *flags, str(NATIVE_SOURCE), "-o", str(target)], check=True)
+    return target
+
+
+class NativeSubject(BruteForce):
+    """Brute force in Python, plus a C library that owns a row buffer (tests/native/subject.c).
+
+    Options: `library` (path of the plain build), `library_asan` (the ASan build, loaded
+    when the child runs with MEMCYCLE_SANITIZER=asan, as the C twin does), `native_fault`
+    (a key of NATIVE_FAULTS). Every insert calls `subject_add`, every search
+    `subject_search`, every clear `subject_clear`.
+    """
+
+    name = "native-subject"
+    allocator = "native"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        sanitizer = os.environ.get("MEMCYCLE_SANITIZER")
+        path = self.options.get(f"library_{sanitizer}") if sanitizer else None
+        self.library_path = str(path or self.options["library"])
+        self.lib = ctypes.CDLL(self.library_path)
+        self.lib.subject_add.argtypes = [ctypes.c_size_t]
+        self.lib.subject_search.restype = ctypes.c_float
+        self.lib.subject_configure(NATIVE_FAULTS[str(self.options.get("native_fault", "clean"))])
+        self.capabilities = Capabilities(delete=False, metrics=("l2", "ip", "cosine"))
+
+    @property
+    def source_roots(self) -> list[str]:
+        return [self.library_path]
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        self.lib.subject_add(len(ids))
+        super().insert(ids, vectors, metadata)
+
+    def search(self, queries, k, filter=None):  # type: ignore[no-untyped-def]
+        self.lib.subject_search()
+        return super().search(queries, k, filter)
+
+    def clear(self) -> None:
+        self.lib.subject_clear()
+        super().clear()
+
+
+def make_native_subject(config: EngineConfig) -> NativeSubject:
+    return NativeSubject(config)
+
+
+def write_native_scenario(
+    path: Path,
+    fault: str,
+    library: Path,
+    *,
+    library_asan: Path | None = None,
+    expect: str = "clean",
+    repeat: int = 2,
+    top: str = "",
+    search_timeout: float | None = None,
+) -> Path:
+    """A scenario for NativeSubject: per cycle insert 50, search, clear, search again."""
+    lib_asan = f'library_asan = "{library_asan}"\n' if library_asan else ""
+    limit = f", timeout = {search_timeout}" if search_timeout else ""
+    path.write_text(
+        f'name = "native-{fault}"\ndimension = 8\n{top}\n'
+        'engines = ["tests.engines_for_tests:make_native_subject"]\n'
+        f'[engine]\nlibrary = "{library}"\n{lib_asan}native_fault = "{fault}"\n'
+        f"[[cycle]]\nrepeat = {repeat}\nsteps = [\n"
+        '  { op = "insert", count = 50 },\n'
+        '  { op = "search", queries = 5, k = 3, min_recall = 0.0 },\n'
+        '  { op = "clear" },\n'
+        f'  {{ op = "search", queries = 5, k = 3, min_recall = 0.0{limit} }},\n]\n'
+        f'[expect]\nverdict = "{expect}"\n',
+        encoding="utf-8",
+    )
+    return path

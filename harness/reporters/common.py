@@ -371,6 +371,15 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
             if _is_bytes_key(key):
                 return ", ".join(fmt_bytes(v) for v in value), False
             return ", ".join(str(v) for v in value), False
+        if _native_frames(value):
+            return format_native_frames(value), True
+        if all(isinstance(v, dict) and _native_frames(v.get("frames")) for v in value):
+            # native_threads: every thread's stack (a hang)
+            return "\n".join(
+                f"thread {t.get('num')} {t.get('name') or ''} (lwp {t.get('lwp')}):\n"
+                + format_native_frames(t["frames"], indent="  ")
+                for t in value
+            ), True
         if all(isinstance(v, str) for v in value):
             # a stack (list of frames) or a list of lines
             return "\n".join(v.rstrip("\n") for v in value) or "(empty)", True
@@ -403,6 +412,29 @@ def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
 
 
 _LEAD = ("cycle", "step", "op")
+NATIVE_FRAMES_SHOWN = 24
+
+
+def _native_frames(value: Any) -> bool:
+    """A native stack from gdb or a sanitizer: dicts with `function` and `origin`."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, dict) and "function" in v and "origin" in v for v in value)
+    )
+
+
+def format_native_frames(frames: list[dict[str, Any]], indent: str = "") -> str:
+    """One line per frame, innermost first; the engine's own frames marked with '=>'."""
+    from ..native_stack import format_frame
+
+    lines = [
+        f"{indent}{'=>' if f.get('engine') else '  '} {format_frame(f)}"
+        for f in frames[:NATIVE_FRAMES_SHOWN]
+    ]
+    if len(frames) > NATIVE_FRAMES_SHOWN:
+        lines.append(f"{indent}   ... {len(frames) - NATIVE_FRAMES_SHOWN} more frame(s)")
+    return "\n".join(lines)
 
 
 def _size(d: dict[str, Any]) -> float:
