@@ -268,3 +268,14 @@ steps = [ { op = "insert", count = 30 }, { op = "reopen" }, { op = "get", count 
 def test_bad_new_op_steps_are_refused_with_the_reason(step: str, needle: str) -> None:
     with pytest.raises(ScenarioError, match=needle):
         parse_scenario(f"dimension = 4\n[[cycle]]\nsteps = [ {step} ]", "bad.toml")
+
+
+def test_the_omendb_tables_are_bundled_valid_and_left_out_of_the_default_suite() -> None:
+    from memcycle.bundled import scenarios_dir
+    from memcycle.scenario import find_scenarios, load_scenario
+
+    own = find_scenarios([scenarios_dir() / "omendb"])
+    assert len(own) == 6
+    assert all(load_scenario(p).engines == ("omendb",) for p in own)
+    default = find_scenarios([scenarios_dir()])
+    assert default and not any("omendb" in p.parts for p in default)
