@@ -39,6 +39,10 @@ CAUGHT_BY = {
     "short_after_upsert": "omendb-upsert-live",
     "short_after_duplicate_batch": "omendb-duplicate-ids-batch",
     "duplicate_batch_counted_twice": "omendb-duplicate-ids-batch",
+    "duplicate_batch_unknown_id": "omendb-duplicate-ids-batch",
+    "replaced_row_old_vector_searched": "omendb-upsert-live",
+    "persistent_reopen_after_delete": "omendb-persistent-reopen",
+    "persistent_compact_reopen": "omendb-persistent-reopen",
 }
 
 

@@ -272,10 +272,23 @@ class OmenDBEngine(EngineBase):
         square = self.metric == "l2" and not self.squared_l2
         for row, hits in enumerate(answers):
             for j, hit in enumerate(hits[:k]):
-                out_i[row, j] = int(hit["id"])
+                out_i[row, j] = _harness_id(hit["id"])
                 d = float(hit["distance"])
                 out_d[row, j] = d * d if square else d
         return out_i, out_d
+
+
+NOT_OURS = np.iinfo(np.int64).max  # an id the harness never handed out
+
+
+def _harness_id(key: object) -> int:
+    """The int64 id behind an answer's str id; one that is not an integer the harness gave
+    (0.0.16 answers 'unknown' after a batch with a repeated id) becomes NOT_OURS, which the
+    oracle reports as a never-inserted id: a wrong result of the engine, not an adapter error."""
+    try:
+        return int(str(key))
+    except ValueError:
+        return int(NOT_OURS)
 
 
 _OPTIONAL = (
