@@ -44,6 +44,17 @@ CAUGHT_BY = {
     "persistent_reopen_after_delete": "omendb-persistent-reopen",
     "persistent_compact_reopen": "omendb-persistent-reopen",
 }
+# reproduction -> words of the memcycle finding that shows the same bug (first match is quoted)
+EVIDENCE = {
+    "short_after_delete": "short answers",
+    "short_after_upsert": "short answers",
+    "short_after_duplicate_batch": "short answers",
+    "duplicate_batch_counted_twice": "after insert",
+    "duplicate_batch_unknown_id": "never-inserted",
+    "replaced_row_old_vector_searched": "recall",
+    "persistent_reopen_after_delete": "search in cycle 1",
+    "persistent_compact_reopen": "after reopen",
+}
 
 
 def _run(cmd: list[str], timeout: float, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -100,20 +111,38 @@ def run_release(venv: Path, release: str, out: Path, general: bool, jobs: int) -
                 "verdict": r["verdict"],
                 "expected": r.get("expected_verdict"),
                 "first_finding": (findings or r.get("findings") or [{}])[0].get("summary", ""),
+                "findings": [f.get("summary", "") for f in findings],
             }
-    repros: dict[str, Any] = {}
-    for script in sorted(REPRO_DIR.glob("*.py")):
-        p = _run([str(venv / "bin" / "python"), str(script)], 600, cwd="/tmp")
-        line = (p.stdout.strip().splitlines() or [p.stderr.strip()[-200:]])[-1]
-        repros[script.stem] = {"exit": p.returncode, "output": line}
     return {
         "release": release,
         "memcycle_exit": proc.returncode,
         "memcycle_tail": proc.stderr.strip()[-500:] if proc.returncode not in (0, 1) else "",
         "runs": runs,
-        "repros": repros,
+        "repros": run_repros(venv),
         "seconds": round(time.time() - t0, 1),
     }
+
+
+def run_repros(venv: Path) -> dict[str, Any]:
+    """Every plain-Python reproduction with this venv's Python: exit code and last line."""
+    repros: dict[str, Any] = {}
+    for script in sorted(REPRO_DIR.glob("*.py")):
+        p = _run([str(venv / "bin" / "python"), str(script)], 600, cwd="/tmp")
+        line = (p.stdout.strip().splitlines() or [p.stderr.strip()[-200:]])[-1]
+        repros[script.stem] = {"exit": p.returncode, "output": line}
+    return repros
+
+
+def _spans(rels: list[str], shows: list[str]) -> str:
+    """'0.0.16 .. 0.0.24, 0.0.36 .. 0.0.37': the runs of consecutive releases showing it."""
+    spans: list[list[str]] = []
+    for r in rels:
+        if r in shows:
+            if spans and rels.index(spans[-1][-1]) == rels.index(r) - 1:
+                spans[-1].append(r)
+            else:
+                spans.append([r])
+    return ", ".join(f"{g[0]} .. {g[-1]}" if len(g) > 1 else g[0] for g in spans)
 
 
 def _vkey(release: str) -> tuple[int, ...]:
@@ -141,23 +170,30 @@ def render(results: dict[str, dict[str, Any]], not_run: list[str]) -> str:
     lines.append("|---|" + "---|" * (len(rels) + 1))
     for name in repros:
         shows = [r for r in rels if results[r]["repros"].get(name, {}).get("exit") == 1]
-        span = f"{shows[0]} .. {shows[-1]}" if shows else "none of these"
+        span = _spans(rels, shows) if shows else "none of these"
         cells = []
         for r in rels:
             code = results[r]["repros"].get(name, {}).get("exit")
             cells.append({1: "**bug**", 0: "ok"}.get(code, f"exit {code}"))
         lines.append(f"| `{name}.py` | " + " | ".join(cells) + f" | {span} |")
-    lines += ["", "### Evidence per finding and release", ""]
+    lines += ["", "### Evidence per finding, on the releases whose reproduction shows it", ""]
     for name in repros:
         scenario = CAUGHT_BY.get(name, "?")
         lines.append(f"- `{name}.py` (caught by `{scenario}`):")
         for r in rels:
             rp = results[r]["repros"].get(name, {})
+            if rp.get("exit") != 1:
+                continue
             run = results[r]["runs"].get(scenario, {})
+            word = EVIDENCE.get(name, "")
+            quoted = next(
+                (f for f in run.get("findings", [run.get("first_finding", "")]) if word in f),
+                "",
+            )
             lines.append(
                 f"  - {r}: reproduction: {rp.get('output', '')!s} — memcycle: "
                 f"{run.get('verdict', 'not run')}"
-                + (f" ({run['first_finding'][:200]})" if run.get("first_finding") else "")
+                + (f" ({quoted[:220]})" if quoted else " (no finding of this kind quoted)")
             )
     lines += ["", END]
     return "\n".join(lines)
@@ -180,12 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-general", action="store_true", help="OmenDB scenarios only")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--render-only", action="store_true", help="rewrite the doc from saved runs")
+    ap.add_argument(
+        "--repros-only", action="store_true", help="rerun only the reproductions (venvs must exist)"
+    )
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "sweep.json"
     results: dict[str, dict[str, Any]] = json.loads(saved.read_text()) if saved.exists() else {}
-    if not args.render_only:
+    if args.repros_only:
+        for release in args.releases:
+            if release in results:
+                results[release]["repros"] = run_repros(ensure_venv(Path(args.venv_root), release))
+                saved.write_text(json.dumps(results, indent=1))
+    elif not args.render_only:
         for release in args.releases:
             venv = ensure_venv(Path(args.venv_root), release)
             print(f"== omendb {release}", flush=True)
