@@ -569,14 +569,22 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
                         {"check": chk, "recall": ev.recall, "min_recall": ev.min_recall},
                     )
                 )
-        elif ev.op == "get" and chk.get("n_mismatched"):
+        elif ev.op in ("get", "insert") and (_row_problems(chk) or _accepted_refusal(chk)):
+            problems = _row_problems(chk)
+            if _accepted_refusal(chk):
+                problems.insert(
+                    0,
+                    f"a batch with {chk['duplicates']} duplicate id(s) was accepted, but the "
+                    "adapter declares duplicate_ids = 'refuse'",
+                )
+            what = "get" if ev.op == "get" else "insert with duplicate ids"
             out.append(
                 Finding(
                     "wrong-result",
                     ev.cycle,
                     ev.step,
                     ev.op,
-                    f"get in cycle {ev.cycle}: {chk['n_mismatched']} row(s) differ from what was inserted",
+                    f"{what} in cycle {ev.cycle}: {'; '.join(problems)}"[:300],
                     {"check": chk},
                 )
             )
@@ -587,6 +595,24 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
             span = f"{cycles[0]}..{cycles[-1]}" if contiguous else ", ".join(map(str, cycles[:20]))
             f.summary = f"{f.summary[:220]} [in {len(cycles)} cycles: {span}]"[:300]
     return out
+
+
+def _row_problems(chk: dict[str, Any]) -> list[str]:
+    """What a get check found: lost rows (live ids the engine does not return) and rows
+    whose vector differs from the one inserted (after an upsert: the old one survived)."""
+    out = []
+    if chk.get("n_missing"):
+        out.append(f"{chk['n_missing']} live row(s) lost, ids {chk.get('missing_ids', [])[:5]}")
+    if chk.get("n_mismatched"):
+        out.append(
+            f"{chk['n_mismatched']} row(s) differ from what was inserted, "
+            f"ids {chk.get('mismatched_ids', [])[:5]}"
+        )
+    return out
+
+
+def _accepted_refusal(chk: dict[str, Any]) -> bool:
+    return bool(chk.get("duplicates")) and chk.get("policy") == "refuse" and not chk["refused"]
 
 
 def _reset_points(steps: list[StepEvent], ops: tuple[str, ...] = RESET_OPS) -> dict[int, StepEvent]:

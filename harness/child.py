@@ -45,7 +45,7 @@ from .datagen import DataGen
 from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
 from .hangs import install_child_hooks
-from .oracle import Oracle
+from .oracle import Oracle, dedupe
 from .recording import Recorder
 from .records import StepEvent
 from .scenario import (
@@ -170,6 +170,10 @@ class _Events:
         self.stream.flush()
 
 
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, np.integer):
         return int(x)
@@ -292,6 +296,9 @@ class Replayer:
     def op_insert(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
         self.ensure_open(pc.dimension)
         n = int(step.count or 0)
+        if step.duplicates:
+            self._insert_duplicates(pc, si, step, ev)
+            return
         if step.reuse_deleted:
             reuse = np.asarray(self.oracle.deleted[:n], dtype=np.int64)
             ids = np.concatenate([reuse, self.data.next_ids(n - len(reuse))])
@@ -305,6 +312,81 @@ class Replayer:
             m = meta[lo:hi] if meta is not None else None
             self.engine.insert(ids[lo:hi], vectors[lo:hi], m)
             self.oracle.insert(ids[lo:hi], vectors[lo:hi], m)
+
+    def _insert_duplicates(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        """One batch whose last `duplicates` rows repeat ids of its earlier rows (with other
+        vectors). Refusing the whole batch is always acceptable, and must leave the engine as
+        it was (the count and later searches say whether it did); accepting it must keep one
+        row per id, the one the adapter's `duplicate_ids` policy names, checked at once with
+        `get` when the engine has it. Accepting under a declared "refuse" is a wrong-result."""
+        n, m = int(step.count or 0), int(step.duplicates or 0)
+        fresh = self.data.next_ids(n - m)
+        repeated = self.data.pick(fresh, m, pc.index, si)
+        ids = np.concatenate([fresh, repeated])
+        vectors = self.data.vectors(n, pc.dimension, pc.index, si)
+        meta = self.data.metadata(ids, pc.index) if step.metadata else None
+        policy = str(getattr(self.engine.capabilities, "duplicate_ids", "refuse"))
+        check: dict[str, Any] = {"duplicates": m, "policy": policy, "refused": False}
+        try:
+            self.engine.insert(ids, vectors, meta)
+        except Exception as exc:
+            if getattr(exc, "verdict", None):  # a memory fault is not a refusal
+                raise
+            check["refused"] = True
+            check["refusal"] = f"{type(exc).__name__}: {_first_line(str(exc))}"[:300]
+            ev.check = check
+            return
+        keep = dedupe(ids, "first-wins" if policy == "first-wins" else "last-wins")
+        self.oracle.insert(
+            ids[keep], vectors[keep], [meta[j] for j in keep.tolist()] if meta else None
+        )
+        get = getattr(self.engine, "get", None)
+        if get is not None:
+            rows = self._get_rows(get, repeated)
+            check.update(self.oracle.check_get(repeated, rows))
+        ev.check = check
+
+    def op_upsert(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        """Re-insert live ids with new vectors: the new row must win, the old one be gone."""
+        if not getattr(self.engine.capabilities, "upsert", False):
+            ev.skipped = f"{self.engine.name} cannot upsert"
+            return
+        ids = self.data.pick(self.oracle.live_ids(), int(step.count or 0), pc.index, si)
+        dim = self.open_dim or pc.dimension
+        vectors = self.data.vectors(len(ids), dim, pc.index, si)
+        meta = self.data.metadata(ids, pc.index) if step.metadata else None
+        if len(ids):
+            self.engine.upsert(ids, vectors, meta)
+            self.oracle.insert(ids, vectors, meta)
+        ev.check = {"upserted": len(ids)}
+
+    def op_reopen(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        """Close and open the same store: every row must still be there."""
+        if not getattr(self.engine.capabilities, "reopen", False):
+            ev.skipped = f"{self.engine.name} cannot reopen a store keeping its rows"
+            return
+        self.engine.reopen()
+
+    def op_compact(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        if not getattr(self.engine.capabilities, "compact", False):
+            ev.skipped = f"{self.engine.name} has no compact"
+            return
+        self.engine.compact()
+
+    def op_flush(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        if not getattr(self.engine.capabilities, "flush", False):
+            ev.skipped = f"{self.engine.name} has no flush"
+            return
+        self.engine.flush()
+
+    def op_delete_filter(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
+        """Delete by metadata filter: the oracle deletes the live rows that match."""
+        if not getattr(self.engine.capabilities, "delete_filter", False):
+            ev.skipped = f"{self.engine.name} cannot delete by filter"
+            return
+        flt = step.filter_dict() or {}
+        self.engine.delete_filter(flt)
+        ev.check = {"deleted": len(self.oracle.delete_filter(flt)), "filter": flt}
 
     def op_search(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
         flt = step.filter_dict()
@@ -320,8 +402,31 @@ class Replayer:
     def op_get(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
         get = self.engine.get  # type: ignore[attr-defined]  # present: step_skip_reason
         ids = self.data.pick(self.oracle.live_ids(), int(step.count or 10), pc.index, si)
-        vectors = np.asarray(get(ids)) if len(ids) else np.empty((0, 0), np.float32)
-        ev.check = self.oracle.check_get(ids, vectors)
+        ev.check = self.oracle.check_get(ids, self._get_rows(get, ids))
+
+    @staticmethod
+    def _get_rows(get: Any, ids: np.ndarray) -> list[Any]:
+        """One row (or None: not held) per live id. An adapter may return None rows or raise
+        KeyError; on KeyError each id is asked alone, so the lost rows are named, and a lost
+        row is a wrong-result, not an error of the step."""
+        if not len(ids):
+            return []
+        try:
+            rows = get(ids)
+        except KeyError:
+            rows = []
+            for i in ids:
+                try:
+                    rows.append(get(np.array([i], dtype=np.int64))[0])
+                except KeyError:
+                    rows.append(None)
+            return rows
+        if isinstance(rows, np.ndarray):
+            return list(rows)
+        rows = list(rows)
+        if len(rows) != len(ids):
+            raise ValueError(f"get returned {len(rows)} rows for {len(ids)} ids")
+        return rows
 
     def op_delete(self, pc: PlannedCycle, si: int, step: Step, ev: StepEvent) -> None:
         live = self.oracle.live_ids()

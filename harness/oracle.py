@@ -118,6 +118,12 @@ class Oracle:
                 self.deleted.append(i)
         self._cache = None
 
+    def delete_filter(self, flt: dict[str, Any]) -> np.ndarray:
+        """Delete every live row whose metadata matches `flt`; returns their ids."""
+        ids = np.array([i for i in self._rows if _matches(self._meta.get(i), flt)], dtype=np.int64)
+        self.delete(ids)
+        return ids
+
     def clear(self) -> None:
         self._rows.clear()
         self._meta.clear()
@@ -248,11 +254,16 @@ class Oracle:
             "protocol": protocol,
         }
 
-    def check_get(self, ids: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
-        """Rows the engine returns for `ids` must be the vectors inserted (normalised for cosine)."""
+    def check_get(self, ids: np.ndarray, vectors: Any) -> dict[str, Any]:
+        """Rows the engine returns for live `ids` must be the vectors inserted (normalised for
+        cosine); a None row is a live row the engine lost."""
         bad: list[int] = []
+        missing: list[int] = []
         for j, i in enumerate(ids.tolist()):
             want = np.asarray(self._rows[i], dtype=np.float64)
+            if vectors[j] is None:
+                missing.append(i)
+                continue
             got = np.asarray(vectors[j], dtype=np.float64)
             if got.shape != want.shape:
                 bad.append(i)
@@ -263,4 +274,20 @@ class Oracle:
                 ok = np.allclose(got, wn, rtol=1e-5, atol=1e-5)
             if not ok:
                 bad.append(i)
-        return {"checked": len(ids), "mismatched_ids": bad[:20], "n_mismatched": len(bad)}
+        return {
+            "checked": len(ids),
+            "mismatched_ids": bad[:20],
+            "n_mismatched": len(bad),
+            "missing_ids": missing[:20],
+            "n_missing": len(missing),
+        }
+
+
+def dedupe(ids: np.ndarray, policy: str) -> np.ndarray:
+    """Positions of the rows kept from one batch with repeated ids: the last (or first) of
+    each id, in batch order. What an engine declaring that `duplicate_ids` policy holds."""
+    order = range(len(ids) - 1, -1, -1) if policy == "last-wins" else range(len(ids))
+    seen: dict[int, int] = {}
+    for j in order:
+        seen.setdefault(int(ids[j]), j)
+    return np.array(sorted(seen.values()), dtype=np.int64)

@@ -26,6 +26,11 @@ OPS: tuple[str, ...] = (
     "destroy",
     "reload",
     "checkpoint",
+    "upsert",
+    "reopen",
+    "compact",
+    "flush",
+    "delete_filter",
 )
 METRICS: tuple[str, ...] = ("l2", "ip", "cosine")
 # capabilities a scenario may name in `requires` (fields of engines.base.Capabilities; `clear`
@@ -37,6 +42,11 @@ CAPABILITY_NAMES: tuple[str, ...] = (
     "ledger",
     "reload",
     "clear",
+    "upsert",
+    "reopen",
+    "compact",
+    "flush",
+    "delete_filter",
 )
 ALLOCATORS: tuple[str, ...] = ("numpy", "checked", "raw", "native")
 
@@ -61,7 +71,7 @@ EXPECT_KEYS = {"verdict", "note"}
 # op -> allowed keys (besides "op")
 STEP_KEYS: dict[str, set[str]] = {
     "open": set(),
-    "insert": {"count", "batch", "metadata", "reuse_deleted"},
+    "insert": {"count", "batch", "metadata", "reuse_deleted", "duplicates"},
     "search": {"queries", "k", "min_recall", "filter"},
     "get": {"count"},
     "delete": {"count", "fraction"},
@@ -69,11 +79,18 @@ STEP_KEYS: dict[str, set[str]] = {
     "destroy": set(),
     "reload": set(),
     "checkpoint": set(),
+    "upsert": {"count", "metadata"},
+    "reopen": set(),
+    "compact": set(),
+    "flush": set(),
+    "delete_filter": {"filter"},
 }
 DEFAULT_MIN_RECALL = 0.9
 # every op may carry its own time limit (seconds), enforced by the parent (harness.hangs)
 for _keys in STEP_KEYS.values():
     _keys.add("timeout")
+# bundled sub-directories a plain `memcycle run` leaves out: fault tables, one engine's own
+OPTIONAL_SUBDIRS: tuple[str, ...] = ("faults", "omendb")
 
 
 class ScenarioError(ValueError):
@@ -95,6 +112,7 @@ class Step:
     filter: tuple[tuple[str, Any], ...] | None = None  # frozen form of the filter table
     fraction: float | None = None
     timeout: float | None = None  # seconds this step may take (harness.hangs.Watchdog)
+    duplicates: int | None = None  # insert: ids repeated within the one batch
 
     def filter_dict(self) -> dict[str, Any] | None:
         return dict(self.filter) if self.filter is not None else None
@@ -106,12 +124,16 @@ class Step:
             parts.append(str(self.count))
             if self.batch:
                 parts.append(f"(batch {self.batch})")
+            if self.duplicates:
+                parts.append(f"({self.duplicates} duplicate ids)")
         elif self.op == "search":
             parts.append(f"{self.queries}q k={self.k}")
         elif self.op == "delete":
             parts.append(str(self.count) if self.count is not None else f"{self.fraction:.0%}")
-        elif self.op == "get":
+        elif self.op in ("get", "upsert"):
             parts.append(str(self.count))
+        elif self.op == "delete_filter":
+            parts.append(str(self.filter_dict()))
         return " ".join(parts)
 
 
@@ -324,6 +346,37 @@ def _step(w: _Where, raw: Any, cycle: int, index: int) -> Step:
             kw["metadata"] = _bool(w, raw["metadata"], "metadata", **loc)
         if "reuse_deleted" in raw:
             kw["reuse_deleted"] = _bool(w, raw["reuse_deleted"], "reuse_deleted", **loc)
+        if "duplicates" in raw:
+            dup = _int(w, raw["duplicates"], "duplicates", **loc)
+            if 2 * dup > kw["count"]:
+                raise w.err(
+                    f"duplicates ({dup}) repeat ids of the same batch, so at most half of "
+                    f"count ({kw['count']})",
+                    key="duplicates",
+                    **loc,
+                )
+            if kw.get("reuse_deleted") or kw.get("batch", kw["count"]) < kw["count"]:
+                raise w.err(
+                    "duplicates need one batch of fresh ids: no 'batch' smaller than count "
+                    "and no 'reuse_deleted'",
+                    key="duplicates",
+                    **loc,
+                )
+            kw["duplicates"] = dup
+    elif op == "upsert":
+        if "count" not in raw:
+            raise w.err("an upsert needs 'count' (live ids to re-insert)", key="count", **loc)
+        kw["count"] = _int(w, raw["count"], "count", **loc)
+        if "metadata" in raw:
+            kw["metadata"] = _bool(w, raw["metadata"], "metadata", **loc)
+    elif op == "delete_filter":
+        if "filter" not in raw:
+            raise w.err("a delete_filter needs 'filter' (a metadata table)", key="filter", **loc)
+        kw["filter"] = _scalar_table(w, raw["filter"], "filter", **loc)
+        if not kw["filter"]:
+            raise w.err(
+                "an empty filter would delete every row; use clear for that", key="filter", **loc
+            )
     elif op == "search":
         kw["queries"] = _int(w, raw.get("queries", 10), "queries", **loc)
         kw["k"] = _int(w, raw.get("k", 10), "k", **loc)
@@ -605,14 +658,15 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def find_scenarios(paths: list[str | Path], *, include_faults: bool = False) -> list[Path]:
     """Scenario files under the given files/directories, sorted; directories are searched
-    recursively, skipping a `faults/` sub-directory unless asked for (or named directly)."""
+    recursively, skipping a `faults/` or engine-specific (`omendb/`) sub-directory unless asked
+    for (or named directly): the default suite stays the one every engine can run."""
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             for f in sorted(p.rglob("*.toml")):
                 rel = f.relative_to(p).parts
-                if not include_faults and "faults" in rel[:-1]:
+                if not include_faults and set(rel[:-1]) & set(OPTIONAL_SUBDIRS):
                     continue
                 found.append(f)
         elif p.exists():

@@ -29,6 +29,13 @@ class Capabilities:
     reload: bool = False  # can re-import its module between cycles
     metrics: tuple[str, ...] = ("l2",)
     note: str = ""
+    upsert: bool = False  # `upsert(ids, vectors, metadata)` replaces live rows
+    reopen: bool = False  # `reopen()` closes and opens the same store, keeping its rows
+    compact: bool = False  # `compact()`: an engine's own maintenance call, rows unchanged
+    flush: bool = False  # `flush()`: write buffered state out, rows unchanged
+    delete_filter: bool = False  # `delete_filter(filter)` removes the rows matching it
+    # what one insert batch holding an id twice does: refused whole, or one row per id kept
+    duplicate_ids: Literal["refuse", "last-wins", "first-wins"] = "refuse"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,8 +47,12 @@ class Engine(Protocol):
 
     Required: `open`, `insert`, `search`, `count`, `clear`, `close`. Optional:
     `delete` (called only when `capabilities.delete`), `ledger` (None = no allocator
-    ledger), `reload` (only when `capabilities.reload`) and `get(ids) -> vectors`,
+    ledger), `reload` (only when `capabilities.reload`) and `get(ids) -> rows`,
     which is not part of the protocol at all: without it `get` steps are skipped.
+    `get` returns one row per id: the vector, or None for an id the engine does not
+    hold (raising KeyError is accepted too); a live id without a row is a lost row,
+    judged `wrong-result`. `upsert`, `reopen`, `compact`, `flush` and `delete_filter`
+    are called only when the capability of that name is on.
     """
 
     name: str
@@ -97,7 +108,8 @@ class EngineConfig:
     options: dict[str, Any] | None = None
 
 
-_DERIVED = ("delete", "ledger", "reload")  # capabilities that follow from an overridden method
+# capabilities that follow from an overridden method
+_DERIVED = ("delete", "ledger", "reload", "upsert", "reopen", "compact", "flush", "delete_filter")
 
 
 class EngineBase:
@@ -110,15 +122,19 @@ class EngineBase:
     - `delete`: on only when `delete` is overridden (otherwise delete steps are skipped).
     - `reload`: on only when `reload` is overridden; the default raises.
     - `ledger`: on only when `ledger` is overridden; the default returns None.
-    - `get`: EngineBase has none; define `get(ids) -> float32 (n, dimension)` to have
-      `get` steps checked, leave it out to have them skipped.
+    - `get`: EngineBase has none; define `get(ids) -> rows` (float32 `(n, dimension)`,
+      or a list with None for an id not held) to have `get` steps checked, leave it out
+      to have them skipped.
     - `clear`: the default calls `close()` and the next `open` builds a new index
       (capability `clear = "recreate"`); override it for an in-place reset
       (`"native"`, or set `clear_mode = "recreate"` when your clear drops the index).
     - `close`: the default calls your `clear()`; either way it must be safe to call twice.
 
     Declare the rest as class attributes: `name` (default: the class name),
-    `metadata_filter`, `dimension_change`, `metrics`, `note`; `allocator` is
+    `metadata_filter`, `dimension_change`, `metrics`, `note`, `duplicate_ids`
+    ("refuse", "last-wins" or "first-wins": what one insert batch holding an id twice
+    does); `upsert`, `reopen`, `compact`, `flush` and `delete_filter` are on only when the
+    method of that name is overridden, like `delete`; `allocator` is
     "native" (what the run records instead of refimpl's allocators) and
     `source_roots` lists files or folders whose frames count as engine code in
     memray's attribution (your native library, for instance). Setting
@@ -133,6 +149,7 @@ class EngineBase:
     metrics: tuple[str, ...] = ("l2",)
     note: str = ""
     clear_mode: Literal["native", "recreate"] = "native"  # used when clear is overridden
+    duplicate_ids: Literal["refuse", "last-wins", "first-wins"] = "refuse"
     source_roots: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -177,6 +194,12 @@ class EngineBase:
             reload=cls._overrides("reload"),
             metrics=tuple(self.metrics),
             note=self.note,
+            upsert=cls._overrides("upsert"),
+            reopen=cls._overrides("reopen"),
+            compact=cls._overrides("compact"),
+            flush=cls._overrides("flush"),
+            delete_filter=cls._overrides("delete_filter"),
+            duplicate_ids=self.duplicate_ids,
         )
 
     # -- required: no defaults --------------------------------------------------------
@@ -216,3 +239,27 @@ class EngineBase:
     def reload(self) -> None:
         """Not supported unless overridden (capability off, so the harness never calls it)."""
         raise NotImplementedError(f"{self.name} cannot reload (capabilities.reload is off)")
+
+    def upsert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Not supported unless overridden: replace live rows (and add new ones)."""
+        raise NotImplementedError(f"{self.name} cannot upsert (capabilities.upsert is off)")
+
+    def reopen(self) -> None:
+        """Not supported unless overridden: close and open the same store, rows kept."""
+        raise NotImplementedError(f"{self.name} cannot reopen (capabilities.reopen is off)")
+
+    def compact(self) -> None:
+        """Not supported unless overridden: the engine's own compaction."""
+        raise NotImplementedError(f"{self.name} cannot compact (capabilities.compact is off)")
+
+    def flush(self) -> None:
+        """Not supported unless overridden: write buffered state out."""
+        raise NotImplementedError(f"{self.name} cannot flush (capabilities.flush is off)")
+
+    def delete_filter(self, filter: dict[str, Any]) -> None:
+        """Not supported unless overridden: delete every row whose metadata matches."""
+        raise NotImplementedError(
+            f"{self.name} cannot delete by filter (capabilities.delete_filter is off)"
+        )

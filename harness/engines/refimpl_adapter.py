@@ -58,6 +58,27 @@ def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((q, k), -1, np.int64), np.full((q, k), np.inf, np.float32)
 
 
+def _get_rows(db: Any, ids: np.ndarray) -> list[np.ndarray | None]:
+    """One vector per id, None for an id the database does not hold (a lost row)."""
+    from memcycle.refimpl.errors import IdNotFoundError
+
+    rows: list[np.ndarray | None] = []
+    for i in ids.tolist():
+        try:
+            rows.append(db.get(int(i))[0])
+        except IdNotFoundError:
+            rows.append(None)
+    return rows
+
+
+def _delete_matching(db: Any, filter: dict[str, Any]) -> int:
+    """refimpl has no delete-by-filter call: the rows its metadata index matches, by id."""
+    if db.count() == 0:
+        return 0
+    slots = db._meta.match(filter)
+    return int(db.delete_batch([db._id_at(int(s)) for s in slots.tolist()]))
+
+
 def _fill(results: list[Any], row: int, ids: np.ndarray, dists: np.ndarray) -> None:
     for j, r in enumerate(results[: ids.shape[1]]):
         ids[row, j] = -1 if r.id is None else int(r.id)
@@ -73,7 +94,11 @@ class _RefimplBase:
         ledger=True,
         reload=True,
         metrics=METRICS,
-        note="reference engine (Python + Numba) over an explicit allocator",
+        note="reference engine (Python + Numba) over an explicit allocator; in memory only, "
+        "so reopen (close and open the same store) is skipped",
+        upsert=True,
+        delete_filter=True,
+        duplicate_ids="refuse",
     )
 
     def __init__(self, config: EngineConfig) -> None:
@@ -144,8 +169,17 @@ class RefimplEngine(_RefimplBase):
             _fill(self.db.search(q, limit=k, filter=filter), row, out_i, out_d)
         return out_i, out_d
 
-    def get(self, ids: np.ndarray) -> np.ndarray:
-        return np.stack([self.db.get(int(i))[0] for i in ids])
+    def get(self, ids: np.ndarray) -> list[np.ndarray | None]:
+        return _get_rows(self.db, ids)
+
+    def upsert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        self.db.upsert_batch(vectors, ids=ids.tolist(), metadata=metadata)
+
+    def delete_filter(self, filter: dict[str, Any]) -> None:
+        if self.db is not None:
+            _delete_matching(self.db, filter)
 
     def delete(self, ids: np.ndarray) -> None:
         self.db.delete_batch(ids.tolist())
@@ -181,6 +215,9 @@ class RefimplGlobalEngine(_RefimplBase):
         reload=True,
         metrics=METRICS,
         note="refimpl singleton functions: get_global_db / add_vector_batch / clear_database",
+        upsert=True,
+        delete_filter=True,
+        duplicate_ids="refuse",
     )
 
     def __init__(self, config: EngineConfig) -> None:
@@ -212,9 +249,16 @@ class RefimplGlobalEngine(_RefimplBase):
             _fill(res, row, out_i, out_d)
         return out_i, out_d
 
-    def get(self, ids: np.ndarray) -> np.ndarray:
-        db = self._db()
-        return np.stack([db.get(int(i))[0] for i in ids])
+    def get(self, ids: np.ndarray) -> list[np.ndarray | None]:
+        return _get_rows(self._db(), ids)
+
+    def upsert(
+        self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
+    ) -> None:
+        self._db().upsert_batch(vectors, ids=ids.tolist(), metadata=metadata)
+
+    def delete_filter(self, filter: dict[str, Any]) -> None:
+        _delete_matching(self._db(), filter)
 
     def delete(self, ids: np.ndarray) -> None:
         self._db().delete_batch(ids.tolist())

@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "hnswlib": "memcycle.engines.hnswlib_adapter:make_hnswlib",
     "faiss": "memcycle.engines.faiss_adapter:make_faiss",
     "usearch": "memcycle.engines.usearch_adapter:make_usearch",
+    "omendb": "memcycle.engines.omendb_adapter:make_omendb",
 }
 
 ENGINE_NAMES: tuple[str, ...] = tuple(BUILTIN)
