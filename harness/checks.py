@@ -248,6 +248,19 @@ def _sanitizer_findings(
     return out
 
 
+def _setup_error_finding(setup_error: dict[str, Any], ex: dict[str, Any]) -> Finding:
+    """The engine could not be set up (the module, the factory, its capabilities): `error`."""
+    return Finding(
+        "error",
+        None,
+        None,
+        "setup",
+        f"engine setup failed: {str(setup_error.get('type', '')).rsplit('.', 1)[-1]}: "
+        f"{_first_line(setup_error.get('message', ''))}"[:300],
+        {"error": setup_error, "stderr_tail": _tail(ex.get("stderr_tail"))},
+    )
+
+
 def _exit_findings(
     record: RunRecord,
     plan: tuple[PlannedCycle, ...],
@@ -285,17 +298,7 @@ def _exit_findings(
                 )
             ]
         if setup_error is not None:
-            return [
-                Finding(
-                    "error",
-                    None,
-                    None,
-                    "setup",
-                    f"engine setup failed: {str(setup_error.get('type', '')).rsplit('.', 1)[-1]}: "
-                    f"{_first_line(setup_error.get('message', ''))}"[:300],
-                    {"error": setup_error, "stderr_tail": _tail(ex.get("stderr_tail"))},
-                )
-            ]
+            return [_setup_error_finding(setup_error, ex)]
         if kind in ("exit", "exception", "clean", None):
             cause = _last_error_line(ex.get("stderr_tail")) or "no output on stderr"
             return [
@@ -310,17 +313,7 @@ def _exit_findings(
             ]
         return []
     if setup_error is not None:  # built, but the adapter is unusable (malformed capabilities)
-        return [
-            Finding(
-                "error",
-                None,
-                None,
-                "setup",
-                f"engine setup failed: {str(setup_error.get('type', '')).rsplit('.', 1)[-1]}: "
-                f"{_first_line(setup_error.get('message', ''))}"[:300],
-                {"error": setup_error, "stderr_tail": _tail(ex.get("stderr_tail"))},
-            )
-        ]
+        return [_setup_error_finding(setup_error, ex)]
     cycle, step, op = _next_position(plan, record.steps)
     forged = int(ex.get("forged_events") or 0)
     forged_evidence = {"forged_events": forged, "forged_sample": ex.get("forged_sample")}

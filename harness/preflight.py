@@ -94,14 +94,32 @@ def clear_earlier_run(out: Path) -> list[str]:
     return removed
 
 
-def _positive_ints(engine: str, options: dict[str, Any], names: Sequence[str]) -> None:
-    for key in names:
-        if key in options:
-            v = options[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise PreflightError(
-                    f"[engine] {key} = {v!r} for {engine}: expected a positive integer"
-                )
+def _check_options(
+    where: str,
+    options: dict[str, Any],
+    label: str,
+    known: Sequence[str],
+    positive_ints: Sequence[str],
+) -> None:
+    """Option names the engine knows, and positive integers where it needs them."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise PreflightError(
+            f"{where}: unknown {label} option(s) {', '.join(unknown)} in [engine]; "
+            f"expected from {', '.join(known)}"
+        )
+    for key in positive_ints:
+        v = options.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise PreflightError(f"{where}: [engine] {key} = {v!r}: expected a positive integer")
+
+
+def _check_faults(where: str, faults: Sequence[str], known: Sequence[str], whose: str) -> None:
+    bad = [f for f in faults if f not in known]
+    if bad:
+        raise PreflightError(
+            f"{where}: unknown fault {bad[0]!r}{whose}; expected one of {', '.join(known)}"
+        )
 
 
 def check_run(scenario: Scenario, engine: str, allocator: str, faults: Sequence[str]) -> None:
@@ -115,38 +133,16 @@ def check_run(scenario: Scenario, engine: str, allocator: str, faults: Sequence[
         from .engines.refimpl_adapter import DB_OPTIONS
         from .refimpl.faults import FAULT_NAMES
 
-        options = scenario.options(engine)
-        unknown = sorted(set(options) - set(DB_OPTIONS))
-        if unknown:
-            raise PreflightError(
-                f"{where}: unknown refimpl option(s) {', '.join(unknown)} in [engine]; "
-                f"expected from {', '.join(DB_OPTIONS)}"
-            )
-        _positive_ints(engine, options, DB_OPTIONS)
-        bad = [f for f in faults if f not in FAULT_NAMES]
-        if bad:
-            raise PreflightError(
-                f"{where}: unknown fault {bad[0]!r}; expected one of {', '.join(FAULT_NAMES)}"
-            )
+        _check_options(where, scenario.options(engine), "refimpl", DB_OPTIONS, DB_OPTIONS)
+        _check_faults(where, faults, FAULT_NAMES, "")
         return
     if engine in TWIN_ENGINES:
         from .engines.refimpl_c_adapter import IGNORED_OPTIONS, SIZE_OPTIONS
         from .refimpl.native.faults import FAULT_NAMES as TWIN_FAULTS
 
-        options = scenario.options(engine)
-        unknown = sorted(set(options) - set(SIZE_OPTIONS) - set(IGNORED_OPTIONS))
-        if unknown:
-            raise PreflightError(
-                f"{where}: unknown refimpl-c option(s) {', '.join(unknown)} in [engine]; "
-                f"expected from {', '.join(SIZE_OPTIONS)}"
-            )
-        _positive_ints(engine, options, SIZE_OPTIONS)
-        bad = [f for f in faults if f not in TWIN_FAULTS]
-        if bad:
-            raise PreflightError(
-                f"{where}: fault {bad[0]!r} is not in the C twin's catalogue; expected one of "
-                f"{', '.join(TWIN_FAULTS)}"
-            )
+        known = (*SIZE_OPTIONS, *IGNORED_OPTIONS)
+        _check_options(where, scenario.options(engine), "refimpl-c", known, SIZE_OPTIONS)
+        _check_faults(where, faults, TWIN_FAULTS, " (the C twin's catalogue)")
         if allocator not in ("numpy", "native"):
             raise PreflightError(
                 f"{where}: --allocator {allocator} applies to refimpl only (the C twin uses malloc)"

@@ -194,6 +194,8 @@ class Report:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Report:
+        if not isinstance(d, dict):
+            raise ValueError(f"report.json holds a JSON {type(d).__name__}, not an object")
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(

@@ -220,12 +220,59 @@ class _Where:
         return ScenarioError(f"{': '.join(where)}: {msg}")
 
 
-def _int(w: _Where, v: Any, key: str, *, minimum: int = 1, **loc: Any) -> int:
+def _int(
+    w: _Where, v: Any, key: str, *, minimum: int = 1, maximum: int | None = None, **loc: Any
+) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise w.err(f"expected an integer, got {type(v).__name__} {v!r}", key=key, **loc)
     if v < minimum:
         raise w.err(f"must be >= {minimum}, got {v}", key=key, **loc)
+    if maximum is not None and v > maximum:
+        raise w.err(f"must be <= {maximum:,}, got {v:,}", key=key, **loc)
     return v
+
+
+# Sizes a scenario may ask for. The plan is expanded up front (cycle numbers are stable), so
+# `repeat` is bounded by the total number of cycles; a step's rows must fit in memory (half of
+# this machine's RAM for the float32 vectors of one batch, which the harness itself generates).
+MAX_PLANNED_CYCLES = 100_000
+MAX_DIMENSION = 1 << 16
+
+
+def _memory_budget() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total) // 2
+    except Exception:  # no psutil or no /proc: a fixed 4 GiB
+        return 4 << 30
+
+
+def _check_sizes(w: _Where, cycles: list[Cycle], dimension: int | None) -> None:
+    """Refuse a plan this machine cannot hold, naming the cycle, step and field."""
+    total = sum(c.repeat for c in cycles)
+    if total > MAX_PLANNED_CYCLES:
+        worst = max(range(len(cycles)), key=lambda i: cycles[i].repeat)
+        raise w.err(
+            f"the plan has {total:,} cycles (at most {MAX_PLANNED_CYCLES:,}); lower 'repeat'",
+            cycle=worst + 1,
+            key="repeat",
+        )
+    budget = _memory_budget()
+    for ci, c in enumerate(cycles, start=1):
+        dim = c.dimension or dimension or 1
+        for si, st in enumerate(c.steps):
+            rows = {"insert": st.count, "upsert": st.count, "search": st.queries}.get(st.op)
+            if rows and rows * dim * 4 > budget:
+                key = "queries" if st.op == "search" else "count"
+                raise w.err(
+                    f"{rows:,} rows x dimension {dim} is {rows * dim * 4 / (1 << 30):.1f} GiB of "
+                    f"float32 for one step; this machine holds at most {budget / (1 << 30):.1f} "
+                    "GiB for it",
+                    cycle=ci,
+                    step=si,
+                    key=key,
+                )
 
 
 def _bool(w: _Where, v: Any, key: str, **loc: Any) -> bool:
@@ -410,7 +457,11 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         raise w.err(f"not valid TOML: {exc}") from None
     _unknown(w, data, TOP_KEYS, "the scenario")
     name = _str(w, data.get("name", Path(path).stem), "name")
-    dimension = _int(w, data["dimension"], "dimension") if "dimension" in data else None
+    dimension = (
+        _int(w, data["dimension"], "dimension", maximum=MAX_DIMENSION)
+        if "dimension" in data
+        else None
+    )
     metric = _str(w, data.get("metric", "l2"), "metric")
     if metric not in METRICS:
         raise w.err(
@@ -419,6 +470,8 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     seed = _int(w, data.get("seed", 0), "seed", minimum=0)
     tags = _strlist(w, data.get("tags", []), "tags")
     engines = _strlist(w, data.get("engines", []), "engines")
+    for locked in engines:  # a typo would lock every engine out, silently
+        _engine_spec(w, locked, "engines")
     requires = _strlist(w, data.get("requires", []), "requires", CAPABILITY_NAMES)
     faults = _strlist(w, data.get("faults", []), "faults")
     options, scoped = _engine_tables(w, data.get("engine", {}))
@@ -461,8 +514,12 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         if not isinstance(steps_raw, list) or not steps_raw:
             raise w.err("needs a non-empty 'steps' list", cycle=ci, key="steps")
         steps = tuple(_step(w, s, ci, si) for si, s in enumerate(steps_raw))
-        repeat = _int(w, rc.get("repeat", 1), "repeat", cycle=ci)
-        cdim = _int(w, rc["dimension"], "dimension", cycle=ci) if "dimension" in rc else None
+        repeat = _int(w, rc.get("repeat", 1), "repeat", maximum=MAX_PLANNED_CYCLES, cycle=ci)
+        cdim = (
+            _int(w, rc["dimension"], "dimension", maximum=MAX_DIMENSION, cycle=ci)
+            if "dimension" in rc
+            else None
+        )
         if cdim is None and dimension is None:
             raise w.err(
                 "no dimension: set 'dimension' at the top or in this cycle",
@@ -472,6 +529,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         label = _str(w, rc["label"], "label", cycle=ci) if "label" in rc else None
         cycles.append(Cycle(steps=steps, repeat=repeat, dimension=cdim, label=label))
 
+    _check_sizes(w, cycles, dimension)
     plan: list[PlannedCycle] = []
     for ti, c in enumerate(cycles, start=1):
         dim = c.dimension or dimension
@@ -653,6 +711,11 @@ def load_scenario(path: str | Path) -> Scenario:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{p}: cannot read scenario: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{p}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "a scenario file must be UTF-8 TOML"
+        ) from None
     return parse_scenario(text, str(p))
 
 

@@ -7,9 +7,11 @@ matters when that engine is asked for, and the error says which extra to install
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 from .base import Engine, EngineConfig, EngineError
@@ -101,9 +103,10 @@ def make_engine(spec: str, config: EngineConfig | None = None) -> Engine:
 def check_engine_spec(spec: str) -> None:
     """Fail fast (EngineError, one line) on an engine spec that names nothing: an unknown
     built-in name, a malformed spec, a module or file that does not exist, a factory the
-    module does not have. A module that exists but cannot be imported (a dependency of it is
-    missing, it raises on import) passes: that is the run's `error`, with the traceback, from
-    the child, and never a reason to refuse the other runs."""
+    module does not define. The module is found, never executed: the user's code runs only in
+    the child, under the timeout (an import that sleeps, raises or calls os._exit must not take
+    memcycle with it). A module that exists but cannot be imported is the run's `error`, with
+    the traceback, from the child."""
     if spec in BUILTIN:
         return
     module_name, sep, attr = spec.partition(":")
@@ -117,19 +120,86 @@ def check_engine_spec(spec: str) -> None:
             raise EngineError(
                 f"engine module file {module_name!r} does not exist (engine {spec!r})"
             )
-        return
+        origin: str | None = module_name
+    else:
+        origin = _module_origin(module_name, spec)
+    if origin is not None and origin.endswith(".py") and not _defines(origin, attr):
+        raise EngineError(
+            f"engine {spec!r}: {origin} has no factory {attr!r} (no top-level def, class, "
+            "assignment or import binds it); expected the factory function the spec names"
+        )
+
+
+def _module_origin(module_name: str, spec: str) -> str | None:
+    """The file a module would be imported from, found without running it (only the packages
+    above it are imported, as `importlib.util.find_spec` must); None when it has no source."""
+    parts = module_name.split(".")
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:  # the child resolves a user's module against the working directory too
+        sys.path.append(cwd)
     try:
-        load_factory(spec)
-    except EngineError as exc:
-        cause = exc.__cause__
-        if isinstance(cause, ModuleNotFoundError) and cause.name is not None:
-            parts = module_name.split(".")
-            named = {".".join(parts[: i + 1]) for i in range(len(parts))}
-            if cause.name in named:
-                raise  # the spec's own module (or a package of it) does not exist: a typo
-            return  # the module exists, a dependency of it is missing: the run's error
-        if isinstance(cause, ImportError):
-            return
-        raise  # no such factory in the module, or not callable
+        return _find_origin(module_name, spec, parts)
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def _find_origin(module_name: str, spec: str, parts: list[str]) -> str | None:
+    try:
+        found = importlib.util.find_spec(module_name)
+    except ModuleNotFoundError as exc:
+        named = {".".join(parts[: i + 1]) for i in range(len(parts))}
+        if exc.name in named:
+            raise EngineError(
+                f"cannot import {module_name!r} for engine {spec!r}: no module named {exc.name!r}"
+            ) from None
+        return None  # a parent package imports something missing: the child reports it
     except Exception:
-        return  # importing the module raised: the child reports it as the run's error
+        return None  # a parent package raised on import: the child reports it
+    if found is None:
+        raise EngineError(
+            f"cannot import {module_name!r} for engine {spec!r}: no module named {module_name!r}"
+        )
+    return found.origin
+
+
+def _defines(path: str, name: str) -> bool:
+    """Might the module provide `name`? No only when its source surely does not: no top-level
+    def, class, assignment or import binds it, it has no `__getattr__` or star import, every
+    module it imports exists, and nothing else runs at its top level. Anything the source alone
+    cannot settle (a missing dependency, a raise, a conditional definition) is the child's to
+    report, with the real error."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return True  # unreadable or a syntax error: the child reports it as the run's error
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name in (name, "__getattr__"):
+                return True
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(t)):
+                    return True
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name:
+                    return True
+            tops = (
+                [a.name.split(".")[0] for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module.split(".")[0]]
+                if node.module and not node.level
+                else []
+            )
+            if any(importlib.util.find_spec(top) is None for top in tops):
+                return True  # a dependency is missing: the import error comes first
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring
+        else:
+            return True  # code that runs at import (a raise, an if): leave it to the child
+    return False
