@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, worst
+from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, verdict_set, worst
 from .scenario import PlannedCycle
 
 RESET_OPS = ("clear", "destroy", "reload", "close")
+# the label of the cycles the child added to confirm a rising series (runner.py, child.py)
+CONFIRM_LABEL = "confirmation repeat"
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,12 @@ GROWTH_RULES: dict[str, GrowthRule] = {
     "rss": GrowthRule("RSS", 1 << 20, 16 << 20, 0.75),
     # Numba NRT: allocations made by jitted code and not freed (alloc - free counters)
     "nrt": GrowthRule("Numba NRT live allocations", 0.5, 4, 0.6, unit="allocations"),
+    # pymalloc blocks in use (sys.getallocatedblocks, after a collection): Python objects
+    # that memray without trace_python_allocators sees only as 1 MiB arenas
+    "py_blocks": GrowthRule("Python allocated blocks", 1000, 3000, 0.6, unit="blocks"),
 }
+# the types named as evidence of a Python-object leak: the top few that grow per cycle
+TOP_GROWING_TYPES = 5
 MIN_GROWTH_POINTS = 4
 
 
@@ -341,8 +348,13 @@ def _ledger_findings(steps: list[StepEvent]) -> list[Finding]:
 
 
 def _growth_findings(
-    steps: list[StepEvent], markers: list[dict[str, Any]], analysis: dict[str, Any] | None
+    steps: list[StepEvent],
+    markers: list[dict[str, Any]],
+    analysis: dict[str, Any] | None,
+    planned: int = 0,
 ) -> list[Finding]:
+    """Growth across cycles; `planned` is the number of cycles the table has (later ones are
+    the child's confirmation repeats)."""
     points = _reset_points(steps, ("clear", "destroy", "reload"))
     cycles = sorted(points)
 
@@ -370,6 +382,8 @@ def _growth_findings(
     series["tracemalloc"] = (tm, [points[c].memory["tracemalloc"] - cached(c) for c in tm])
     rs = [c for c in cycles if "rss" in points[c].memory]
     series["rss"] = (rs, [points[c].memory["rss"] - cached(c) for c in rs])
+    pb = [c for c in cycles if "py_blocks" in points[c].memory]
+    series["py_blocks"] = (pb, [points[c].memory["py_blocks"] for c in pb])
     nr = [c for c in cycles if "nrt" in points[c].memory]
     series["nrt"] = (
         nr,
@@ -398,25 +412,60 @@ def _growth_findings(
         rate = f"{ev['slope_per_cycle'] / 1024:.1f} KiB per cycle"
         rise = f"+{ev['rise_bytes'] / 1024:.0f} KiB"
     else:
-        rate = f"{ev['slope_per_cycle']:.1f} {ev['unit']} per cycle"
-        rise = f"+{ev['rise_bytes']:.0f} {ev['unit']}"
+        rate = f"{ev['slope_per_cycle']:,.0f} {ev['unit']} per cycle"
+        rise = f"+{ev['rise_bytes']:,.0f} {ev['unit']}"
+    types = growing_types(points, cs, ev["warmup_cycles"])
+    type_text = (
+        "; " + ", ".join(f"+{t['per_cycle']:,.0f} {t['type']} objects per cycle" for t in types[:3])
+        if types
+        else ""
+    )
+    confirmed = [c for c in cs if c > planned] if planned else []
+    judged = (
+        f" (judged over {len(cs)} cycles, {len(confirmed)} of them extra repeats to confirm)"
+        if confirmed
+        else ""
+    )
     return [
         Finding(
             "leak",
             cycle,
             step.step,
             step.op,
-            f"{ev['source']} grow {rate} after {step.op} (cycles {cs[0]}..{cs[-1]}, {rise})",
+            f"{ev['source']} grow {rate} after {step.op} (cycles {cs[0]}..{cs[-1]}, {rise})"
+            f"{type_text}{judged}"[:400],
             {
                 **ev,
                 "cycles_sampled": cs,
                 "also": {k: e for k, _c, e in found[1:]},
                 "cycles": [c for c in cs if c >= cycle],
+                "growing_types": types,
+                "confirmation_cycles": len(confirmed),
                 "top_growth": (analysis or {}).get("top_growth", [])[:5],
                 "top_live": (analysis or {}).get("top_live", [])[:5],
             },
         )
     ]
+
+
+def growing_types(
+    points: dict[int, StepEvent], cycles: list[int], warmup: int
+) -> list[dict[str, Any]]:
+    """Python object types whose count rises from the first cycle after warm-up to the last
+    (objgraph's growth view), most objects per cycle first."""
+    have = [c for c in cycles if (points[c].memory or {}).get("py_objects")]
+    if len(have) < 2:
+        return []
+    start = have[min(warmup, len(have) - 2)]
+    first, last = points[start].memory["py_objects"], points[have[-1]].memory["py_objects"]
+    span = have[-1] - start
+    out = []
+    for name, n in last.items():
+        delta = n - int(first.get(name, 0))
+        if delta > 0:
+            out.append({"type": name, "per_cycle": delta / span, "count": n, "delta": delta})
+    out.sort(key=lambda t: -t["per_cycle"])
+    return [t for t in out[:TOP_GROWING_TYPES] if t["per_cycle"] >= 1]
 
 
 def _skip_findings(steps: list[StepEvent]) -> list[Finding]:
@@ -502,12 +551,14 @@ def judge(
     findings = _exit_findings(record, plan, setup_error)
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
-    findings += _growth_findings(record.steps, markers or [], analysis)
+    planned = sum(1 for pc in plan if pc.label != CONFIRM_LABEL)
+    findings += _growth_findings(record.steps, markers or [], analysis, planned)
     if not findings:
         # nothing wrong, but a step the engine could not run was not tested: not a pass
         findings = _skip_findings(record.steps)
     record.findings = findings
     record.verdict = worst([f.verdict for f in findings]) if findings else "clean"
+    record.verdicts = verdict_set([f.verdict for f in findings])
     record.cycles = summarize_cycles(record, plan, markers or [], analysis)
     return record
 

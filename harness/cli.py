@@ -81,7 +81,7 @@ def format_run(rec: RunRecord) -> str:
     faults = "+".join(rec.faults) or "-"
     lines = [
         f"{rec.scenario}  engine={rec.engine} allocator={rec.allocator} faults={faults}  "
-        f"verdict={rec.verdict} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
+        f"verdict={rec.verdict_text} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
     ]
     if rec.verdict == "skipped":
         # the whole scenario (a requirement the engine lacks) or some of its steps
@@ -89,14 +89,21 @@ def format_run(rec: RunRecord) -> str:
         lines.append(f"  skipped: {reason}")
         if not rec.steps:
             return "\n".join(lines)
-    for f in [f for f in rec.findings if f.verdict != "skipped"][:3]:
+    real = [f for f in rec.findings if f.verdict != "skipped"]
+    # the first finding of every verdict class, then the others, so a leak found next to a
+    # dozen wrong results is on screen too
+    firsts = [
+        next(f for f in real if f.verdict == v) for v in dict.fromkeys(f.verdict for f in real)
+    ]
+    shown = firsts + [f for f in real if f not in firsts][: max(0, 3 - len(firsts))]
+    for f in shown:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
         if growth and growth[0].get("stack"):
             where = " <- ".join(growth[0]["stack"][:3])
             lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
-    if len(rec.findings) > 3:
-        lines.append(f"  - ... {len(rec.findings) - 3} more finding(s)")
+    if len(real) > len(shown):
+        lines.append(f"  - ... {len(real) - len(shown)} more finding(s)")
     lines.append(
         "| Cycle | Dim | Live blocks after clear | Engine live KiB (memray) | RSS MiB | Status |"
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import RunRecord
-from .runner import run_one
+from .runner import run_one, slug
 from .scenario import STEP_KEYS, load_scenario
 from .scenario_toml import scenario_toml
 
@@ -234,7 +234,7 @@ def fuzz(
     n = 0
     while time.perf_counter() - t0 < budget and (max_tries is None or n < max_tries):
         n += 1
-        data = gen.table(n)
+        data = gen.table(n, name=f"fuzz-{'+'.join(faults) or slug(engine)}-s{seed}-t{n}")
         path = tries_dir / f"try-{n:04d}.toml"
         path.write_text(scenario_toml(data), encoding="utf-8")
         rec = run_one(

@@ -8,6 +8,7 @@ is given, and applies `harness.checks`. `run_many` runs several in parallel
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import analysis as _analysis
-from .checks import judge
+from .checks import CONFIRM_LABEL, judge
 from .isolation import run_child
 from .records import Report, RunRecord, StepEvent
 from .scenario import Scenario, load_scenario
@@ -50,6 +51,8 @@ class RunSpec:
     expected: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # extra engine options
     flamegraphs: str = "all"  # "all" | "failed" (verdict differs from expected) | "none"
+    trace_python_allocators: bool = False  # memray traces pymalloc too (Python object stacks)
+    confirm: bool = True  # extra repeats of the last cycle while a series rises (child.py)
 
 
 def slug(text: str) -> str:
@@ -83,6 +86,8 @@ def run_one(
     expected: str | None = None,
     options: dict[str, Any] | None = None,
     flamegraphs: str = "all",
+    trace_python_allocators: bool = False,
+    confirm: bool = True,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
@@ -127,6 +132,8 @@ def run_one(
         # capture (5x slower); memray sees everything tracemalloc would, so one or the other
         "tracemalloc": not memray,
         "options": dict(options or {}),
+        "trace_python_allocators": trace_python_allocators,
+        "confirm": confirm,
     }
     t0 = time.perf_counter()
     try:
@@ -136,6 +143,7 @@ def run_one(
         markers: list[dict[str, Any]] = []
         setup_error = None
         child_compile: float | None = None
+        plan = sc.plan
         for raw in res.events:
             ev = dict(raw)
             kind = ev.pop("kind", None)
@@ -152,6 +160,11 @@ def run_one(
                     if expected is None:
                         record.expected_verdict = sc.expected(own)
                 roots = ev.get("source_roots", [])
+            elif kind == "confirm":
+                # the child repeats the last cycle to confirm a rising series: judge those too
+                last = plan[-1]
+                extra = dataclasses.replace(last, index=int(ev["cycle"]), label=CONFIRM_LABEL)
+                plan = (*plan, extra)
             elif kind == "error":
                 setup_error = ev.get("error")
             elif kind == "skip":
@@ -194,7 +207,7 @@ def run_one(
         if record.peak_bytes is None:
             rss = [s.memory.get("rss", 0) for s in record.steps if s.memory]
             record.peak_bytes = max(rss) if rss else None
-        judge(record, sc.plan, markers=markers, analysis=result, setup_error=setup_error)
+        judge(record, plan, markers=markers, analysis=result, setup_error=setup_error)
         render = flamegraphs == "all" or (flamegraphs == "failed" and not record.passed)
         if render and record.memray is not None and run_dir is not None and capture:
             made = _analysis.flamegraphs(capture, run_dir)
@@ -232,6 +245,8 @@ def run_many(
             expected=spec.expected,
             options=spec.options,
             flamegraphs=spec.flamegraphs,
+            trace_python_allocators=spec.trace_python_allocators,
+            confirm=spec.confirm,
         )
         if progress is not None:
             progress(rec)
