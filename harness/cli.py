@@ -211,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             native=args.native,
             timeout=args.timeout,
             flamegraphs=args.flamegraphs,
+            trace_python_allocators=args.trace_python_allocators,
         )
         for sc in scenarios
         for eng in engines
@@ -617,6 +618,12 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         help="record allocations with memray (default on; off uses tracemalloc instead)",
     )
     run.add_argument("--native", action="store_true", help="memray native stack traces")
+    run.add_argument(
+        "--trace-python-allocators",
+        action="store_true",
+        help="memray traces the Python allocators too, so a leak of Python objects shows "
+        "with its stack (without it they are 1 MiB arena blocks); slower, bigger captures",
+    )
     run.add_argument(
         "--flamegraphs",
         choices=("all", "failed", "none"),
