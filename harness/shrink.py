@@ -14,6 +14,7 @@ ordered to remove the most with the fewest replays:
    then a bisection between the largest failing candidate and the value, only where no
    threshold lies between them;
 5. lower the dimension (all cycles at once, then one by one);
+6. make neighbouring cycles identical (merge repeats), so they become one `[[cycle]]`;
 
 repeated until a whole round changes nothing or the replay budget is spent. Identical
 consecutive cycles are merged into one `[[cycle]]` with `repeat` when the file is written.
@@ -93,8 +94,21 @@ def size_text(plan: Plan) -> str:
     """'5 cycles x 3 steps x 10,000 rows' (steps of the longest cycle, the largest insert)."""
     steps = max((len(s) for _d, s in plan), default=0)
     rows = max((st.count or 0 for _d, s in plan for st in s if st.op == "insert"), default=0)
-    n = len(plan)
-    return f"{n} cycle{'s' if n != 1 else ''} x {steps} steps x {rows:,} rows"
+    n, tables = len(plan), len(merged_cycles(plan))
+    in_tables = f" ({tables} table{'s' if tables != 1 else ''})" if tables != n else ""
+    return f"{n} cycle{'s' if n != 1 else ''}{in_tables} x {steps} steps x {rows:,} rows"
+
+
+def cost(plan: Plan) -> tuple[int, ...]:
+    """How big a table is, compared in this order: cycles run, steps run, [[cycle]] tables
+    written, row counts (inserts, deletes, gets, queries, k, batches), flags set, dimension."""
+    steps = [st for _d, ss in plan for st in ss]
+    numbers = sum(int(getattr(st, f, None) or 0) for st in steps for f in NUMERIC_FIELDS)
+    flags = sum(
+        bool(st.batch) + st.metadata + st.reuse_deleted + (st.filter is not None) for st in steps
+    )
+    tables = len(merged_cycles(plan))
+    return (len(plan), len(steps), tables, numbers, flags, sum(d for d, _s in plan))
 
 
 def merged_cycles(plan: Plan) -> list[Cycle]:
@@ -216,6 +230,10 @@ class Shrinker:
     def out_of_budget(self) -> bool:
         return self.replays >= self.max_replays or time.perf_counter() - self._t0 > self.budget
 
+    def accept(self, cand: Plan, plan: Plan) -> bool:
+        """Take `cand` when it is smaller (see `cost`) and still shows the target."""
+        return cost(cand) < cost(plan) and self.fails(cand)
+
     def fails(self, plan: Plan) -> bool:
         """Whether the candidate still shows the target (cached; False once out of budget)."""
         if not plan or any(not steps for _d, steps in plan):
@@ -239,19 +257,19 @@ class Shrinker:
     def _drop_cycles(self, plan: Plan, first_cycle: int | None) -> Plan:
         if first_cycle is not None and first_cycle < len(plan):
             cand = plan[:first_cycle]
-            if self.fails(cand):
+            if self.accept(cand, plan):
                 plan = cand
         n = len(plan)
         if n > 2:
             half = n // 2
             for cand in (plan[half:], plan[:half]):
-                if self.fails(cand):
+                if self.accept(cand, plan):
                     plan = cand
                     break
         i = 0
         while i < len(plan) and len(plan) > 1:
             cand = plan[:i] + plan[i + 1 :]
-            if self.fails(cand):
+            if self.accept(cand, plan):
                 plan = cand
             else:
                 i += 1
@@ -268,7 +286,7 @@ class Shrinker:
             si = 0
             while si < len(plan[ci][1]):
                 cand = self._replace_step(plan, ci, si, None)
-                if len(plan[ci][1]) > 1 and self.fails(cand):
+                if len(plan[ci][1]) > 1 and self.accept(cand, plan):
                     plan = cand
                 else:
                     si += 1
@@ -290,7 +308,7 @@ class Shrinker:
                         continue
                     new = dataclasses.replace(step, **change)
                     cand = self._replace_step(plan, ci, si, new)
-                    if self.fails(cand):
+                    if self.accept(cand, plan):
                         plan, step = cand, new
         return plan
 
@@ -336,13 +354,29 @@ class Shrinker:
                         )
         return plan
 
+    def _unify_cycles(self, plan: Plan) -> Plan:
+        """Make neighbouring cycles identical (one copied over the other) so they merge into
+        one table with `repeat`."""
+        i = 0
+        while i + 1 < len(plan):
+            if plan[i] != plan[i + 1]:
+                for cand in (
+                    (*plan[:i], plan[i + 1], *plan[i + 1 :]),
+                    (*plan[: i + 1], plan[i], *plan[i + 2 :]),
+                ):
+                    if self.accept(cand, plan):
+                        plan = cand
+                        break
+            i += 1
+        return plan
+
     def _lower_dimension(self, plan: Plan) -> Plan:
         dims = sorted({d for d, _s in plan})
         # every distinct dimension to a smaller one, kept distinct (a change may matter)
         lower = dict(zip(dims, DIMENSION_CANDIDATES, strict=False))
         if len(lower) == len(dims) and any(lower[d] < d for d in dims):
             cand = tuple((min(lower[d], d), s) for d, s in plan)
-            if self.fails(cand):
+            if self.accept(cand, plan):
                 plan = cand
         for ci in range(len(plan)):
             dim, steps = plan[ci]
@@ -350,7 +384,7 @@ class Shrinker:
                 if d >= dim:
                     break
                 cand = (*plan[:ci], (d, steps), *plan[ci + 1 :])
-                if self.fails(cand):
+                if self.accept(cand, plan):
                     plan = cand
                     break
         return plan
@@ -378,6 +412,7 @@ class Shrinker:
             plan = self._simplify_steps(plan)
             plan = self._lower_numbers(plan)
             plan = self._lower_dimension(plan)
+            plan = self._unify_cycles(plan)
             if plan == before:
                 break
         return plan, rec
