@@ -151,7 +151,7 @@ class Progress:
     def __call__(self, rec: RunRecord) -> None:
         self.done += 1
         mark = "ok" if rec.passed else ("skip" if rec.verdict == "skipped" else "FAIL")
-        label = f"{rec.scenario} [{rec.engine}/{rec.allocator}] {rec.verdict} ({mark})"
+        label = f"{rec.scenario} [{rec.engine}/{rec.allocator}] {rec.verdict_text} ({mark})"
         if self.tty:
             width = 24
             filled = int(width * self.done / max(self.total, 1))
