@@ -16,7 +16,11 @@ ordered to remove the most with the fewest replays:
 5. lower the dimension (all cycles at once, then one by one);
 6. make neighbouring cycles identical (merge repeats), so they become one `[[cycle]]`;
 
-repeated until a whole round changes nothing or the replay budget is spent. Identical
+repeated until a whole round changes nothing or the replay budget is spent. A candidate is
+taken only when it is smaller by `cost` and still fails the same way; a dimension may change
+only after a reset (as generated); and when refimpl faults are on, the same candidate with the
+faults off must not fail the same way (one more replay per kept candidate), so the table
+written shows the fault and not a misuse any engine would refuse. Identical
 consecutive cycles are merged into one `[[cycle]]` with `repeat` when the file is written.
 The candidate order depends only on the table, so shrinking is deterministic (as far as the
 engine's failure is).
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,6 +102,15 @@ def size_text(plan: Plan) -> str:
     n, tables = len(plan), len(merged_cycles(plan))
     in_tables = f" ({tables} table{'s' if tables != 1 else ''})" if tables != n else ""
     return f"{n} cycle{'s' if n != 1 else ''}{in_tables} x {steps} steps x {rows:,} rows"
+
+
+def valid(plan: Plan) -> bool:
+    """The generator's invariant: a cycle changes dimension only after a reset, since an
+    open engine at another dimension is an error on any engine, not a finding."""
+    for (d0, steps0), (d1, _s1) in itertools.pairwise(plan):
+        if d0 != d1 and steps0[-1].op not in ("clear", "destroy", "reload"):
+            return False
+    return True
 
 
 def cost(plan: Plan) -> tuple[int, ...]:
@@ -201,7 +215,7 @@ class Shrinker:
         self.target: Target | None = None
 
     # -- replay ---------------------------------------------------------------------
-    def _write(self, plan: Plan, path: Path) -> Path:
+    def _write(self, plan: Plan, path: Path, *, control: bool = False) -> Path:
         data = scenario_dict(
             self.base,
             plan,
@@ -210,12 +224,20 @@ class Shrinker:
             allocator=self.allocator,
             faults=self.faults,
         )
+        if control:
+            data.pop("faults", None)
         path.write_text(scenario_toml(data), encoding="utf-8")
         return path
 
-    def replay(self, plan: Plan) -> RunRecord:
+    @property
+    def all_faults(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*self.base.faults, *self.faults]))
+
+    def replay(self, plan: Plan, *, control: bool = False) -> RunRecord:
+        """Run the candidate; with `control`, the same table with every fault off."""
         key = hashlib.sha1(repr(plan).encode()).hexdigest()[:12]
-        path = self._write(plan, self.work / f"candidate-{key}.toml")
+        name = f"control-{key}.toml" if control else f"candidate-{key}.toml"
+        path = self._write(plan, self.work / name, control=control)
         self.replays += 1
         return run_one(
             load_scenario(path),
@@ -244,12 +266,22 @@ class Shrinker:
         if self.out_of_budget():
             return False
         assert self.target is not None
+        if not valid(plan):
+            self._cache[key] = False
+            return False
         rec = self.replay(plan)
         ok = self.target.matches(rec)
+        why = ""
+        if ok and self.all_faults and not self.out_of_budget():
+            # with faults on, the failure must be the fault's: the same table with the faults
+            # off must not fail the same way (a dimension change without a reset fails anyway)
+            control = self.replay(plan, control=True)
+            if self.target.matches(control):
+                ok, why = False, " (fails without the fault too)"
         self._cache[key] = ok
         self.log(
             f"  replay {self.replays}: {size_text(plan)} -> {rec.verdict}"
-            + (" (kept)" if ok else "")
+            + (" (kept)" if ok else why)
         )
         return ok
 
