@@ -24,7 +24,7 @@ def _clean(text: str) -> str:
 
 
 def _failure_message(run: RunRecord) -> str:
-    head = f"verdict {run.verdict}, expected {run.expected_verdict}"
+    head = f"verdict {run.verdict_text}, expected {run.expected_verdict}"
     relevant = [f for f in run.findings if f.verdict == run.verdict] or run.findings
     if relevant:
         head += ": " + finding_headline(relevant[0])
