@@ -412,7 +412,8 @@ def _growth_findings(
         rate = f"{ev['slope_per_cycle'] / 1024:.1f} KiB per cycle"
         rise = f"+{ev['rise_bytes'] / 1024:.0f} KiB"
     else:
-        rate = f"{ev['slope_per_cycle']:,.0f} {ev['unit']} per cycle"
+        digits = 0 if ev["unit"] == "blocks" else 1  # thousands of blocks; NRT counts are small
+        rate = f"{ev['slope_per_cycle']:,.{digits}f} {ev['unit']} per cycle"
         rise = f"+{ev['rise_bytes']:,.0f} {ev['unit']}"
     types = growing_types(points, cs, ev["warmup_cycles"])
     type_text = (
