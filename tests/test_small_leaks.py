@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from memcycle import gate
 from memcycle.baseline import make_baseline
 from memcycle.checks import CONFIRM_LABEL, GROWTH_RULES, judge
@@ -144,3 +145,23 @@ def test_the_gate_calls_a_new_verdict_class_next_to_the_same_headline_a_regressi
     assert [c.metric for c in regressions] == ["verdicts"]
     assert "new verdict class leak" in regressions[0].message
     assert gate.compare(baseline, _report(_record(["wrong-result"]))) == []
+
+
+@pytest.mark.slow
+def test_trace_python_allocators_gives_memray_the_stack_of_a_python_list_leak(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "table.toml"
+    path.write_text(FIVE_CYCLES, encoding="utf-8")
+    rec = run_one(
+        path,
+        "tests.engines_for_tests:make_pylist_leak",
+        options={"leak_kib": 128},
+        flamegraphs="none",
+        trace_python_allocators=True,
+    )
+    leak = next(f for f in rec.findings if f.verdict == "leak")
+    assert leak.evidence["source"] == "memray engine-attributed live bytes"
+    assert 100 * 1024 <= leak.evidence["slope_per_cycle"] <= 160 * 1024
+    stack = " ".join(leak.evidence["top_growth"][0]["stack"])
+    assert "_python_lists" in stack and "engines_for_tests.py" in stack
