@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .bundled import scenarios_dir
 from .engines.base import EngineError
 from .engines.registry import BUILTIN, ENGINE_NAMES, load_factory
-from .records import Report, RunRecord
+from .records import VERDICTS, Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from .shard import Shard, ShardError, parse_shard, select
@@ -432,6 +432,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         thresholds=args.threshold or (),
         memray=args.memray,
         timeout=args.timeout,
+        want=args.want,
         progress=line,
     )
     if res.found is None:
@@ -721,6 +722,13 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="a row count that matters to the engine (default: the integer options)",
+    )
+    fz.add_argument(
+        "--want",
+        choices=[v for v in VERDICTS if v not in ("clean", "skipped")],
+        metavar="VERDICT",
+        help="go on until a try's verdict is this one (e.g. the verdict a fault should give); "
+        "other failing tries are shown and passed over",
     )
     fz.add_argument("--no-shrink", action="store_true", help="do not shrink what is found")
     _shrink_options(fz)

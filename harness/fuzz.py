@@ -220,9 +220,11 @@ def fuzz(
     memray: bool = True,
     timeout: float = 120.0,
     max_tries: int | None = None,
+    want: str | None = None,
     progress: Callable[[Try], None] | None = None,
 ) -> FuzzResult:
-    """Generate and replay tables until one gives a failing verdict or the budget is spent.
+    """Generate and replay tables until one gives a failing verdict (with `want`: that
+    verdict as the run's verdict) or the budget is spent.
 
     A try that starts before the budget ends is finished (a try is one child run)."""
     out = Path(out)
@@ -253,6 +255,6 @@ def fuzz(
             progress(t)
         if rec.verdict == "error":
             return FuzzResult(tries, t, time.perf_counter() - t0, "error")
-        if rec.verdict not in NOT_FAILING:
+        if rec.verdict not in NOT_FAILING and (want is None or rec.verdict == want):
             return FuzzResult(tries, t, time.perf_counter() - t0, "found")
     return FuzzResult(tries, None, time.perf_counter() - t0, "budget")
