@@ -120,3 +120,34 @@ def test_fuzz_finds_a_catalogue_fault_and_shrinks_it_to_at_most_3_cycles(tmp_pat
     assert len(sc.plan) <= 3
     assert sc.expected("checked") == "double-free"
     assert sc.faults == ("flat-buffer-double-free",)
+
+
+MINIMAL = sorted((REPO / "scenarios" / "faults" / "minimal").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", MINIMAL, ids=[p.name for p in MINIMAL])
+def test_a_committed_minimal_table_is_at_most_3_cycles_for_one_fault(path: Path) -> None:
+    from memcycle.refimpl.faults import CATALOGUE
+
+    sc = load_scenario(path)
+    assert len(sc.plan) <= 3
+    [fault] = sc.faults
+    assert fault in CATALOGUE
+    assert sc.expected("checked") not in ("clean", "skipped")
+    assert sc.name == f"min-{fault}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", MINIMAL, ids=[p.name for p in MINIMAL])
+def test_a_committed_minimal_table_replays_its_verdict_and_is_clean_without_the_fault(
+    path: Path,
+) -> None:
+    import dataclasses
+
+    from memcycle.runner import run_one
+
+    sc = load_scenario(path)
+    on = run_one(sc, None, "checked", flamegraphs="none")
+    assert on.verdict == sc.expected("checked"), on.findings[:1]
+    off = run_one(dataclasses.replace(sc, faults=()), None, "checked", flamegraphs="none")
+    assert off.verdict == "clean", off.findings[:1]
