@@ -283,7 +283,7 @@ class Replayer:
             if step.op in FULL_MEASURE_OPS:
                 self.mark(pc.index, si, step.op)
             if ev.op in RESET_OPS and ev.ok and not ev.skipped:
-                self.reset_memory[pc.index] = ev.memory
+                self.reset_memory[pc.index] = {**ev.memory, "op": ev.op}
             if not ev.ok:
                 return False
         self.mark(pc.index, len(pc.steps), "end-of-cycle")
@@ -307,7 +307,10 @@ class Replayer:
         if len(cycles) < 2 or len(cycles) >= CONFIRM_CYCLES:
             return None
         for key in CONFIRM_SIGNALS:
-            vals = [self.reset_memory[c].get(key) for c in cycles[-2:]]
+            last = [self.reset_memory[c] for c in cycles[-2:]]
+            if key == "py_blocks" and any(m["op"] == "reload" for m in last):
+                continue  # not judged after a reload (checks.py)
+            vals = [m.get(key) for m in last]
             if None in vals:
                 continue
             if vals[1] - vals[0] >= GROWTH_RULES[key].slope_min:
