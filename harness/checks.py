@@ -352,9 +352,10 @@ def _growth_findings(
     markers: list[dict[str, Any]],
     analysis: dict[str, Any] | None,
     planned: int = 0,
+    tables: dict[int, int] | None = None,
 ) -> list[Finding]:
     """Growth across cycles; `planned` is the number of cycles the table has (later ones are
-    the child's confirmation repeats)."""
+    the child's confirmation repeats); `tables` maps each cycle to its [[cycle]] table."""
     points = _reset_points(steps, ("clear", "destroy", "reload"))
     cycles = sorted(points)
 
@@ -385,7 +386,12 @@ def _growth_findings(
     # not after a reload: re-importing a module makes new function objects, and whatever
     # holds the old ones (Numba's dispatcher registry, inspect caches) keeps them, in any
     # engine; a reload's native memory is still judged by memray, RSS and the ledger
+    # and only across the cycles of one [[cycle]] table (the last one's, which confirmation
+    # repeats extend): a cycle that takes new code paths loads new Numba specialisations and
+    # other one-off Python objects, so different tables are not the same point of a lifecycle
     pb = [c for c in cycles if "py_blocks" in points[c].memory and points[c].op != "reload"]
+    if pb and tables:
+        pb = [c for c in pb if tables.get(c) == tables.get(pb[-1])]
     series["py_blocks"] = (pb, [points[c].memory["py_blocks"] for c in pb])
     nr = [c for c in cycles if "nrt" in points[c].memory]
     series["nrt"] = (
@@ -556,7 +562,8 @@ def judge(
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
     planned = sum(1 for pc in plan if pc.label != CONFIRM_LABEL)
-    findings += _growth_findings(record.steps, markers or [], analysis, planned)
+    tables = {pc.index: pc.table for pc in plan}
+    findings += _growth_findings(record.steps, markers or [], analysis, planned, tables)
     if not findings:
         # nothing wrong, but a step the engine could not run was not tested: not a pass
         findings = _skip_findings(record.steps)
