@@ -379,7 +379,8 @@ def _growth_findings(
                 at[(mk["cycle"], mk["step"])] = m["engine_live_bytes"]
         cs = [c for c in cycles if (c, points[c].step) in at]
         series["memray"] = (cs, [at[(c, points[c].step)] - cached(c) for c in cs])
-    tm = [c for c in cycles if "tracemalloc" in points[c].memory]
+    # tracemalloc traces Python objects too: not after a reload either (see py_blocks below)
+    tm = [c for c in cycles if "tracemalloc" in points[c].memory and points[c].op != "reload"]
     series["tracemalloc"] = (tm, [points[c].memory["tracemalloc"] - cached(c) for c in tm])
     rs = [c for c in cycles if "rss" in points[c].memory]
     series["rss"] = (rs, [points[c].memory["rss"] - cached(c) for c in rs])

@@ -308,8 +308,8 @@ class Replayer:
             return None
         for key in CONFIRM_SIGNALS:
             last = [self.reset_memory[c] for c in cycles[-2:]]
-            if key == "py_blocks" and any(m["op"] == "reload" for m in last):
-                continue  # not judged after a reload (checks.py)
+            if any(m["op"] == "reload" for m in last):
+                continue  # Python-object series are not judged after a reload (checks.py)
             vals = [m.get(key) for m in last]
             if None in vals:
                 continue
