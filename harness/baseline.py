@@ -98,6 +98,8 @@ def baseline_entry(run: RunRecord) -> dict[str, Any]:
     peak, source = gated_peak(run)
     return {
         "verdict": run.verdict,
+        # every verdict class found (the gate compares the set: a new class is a regression)
+        "verdicts": list(getattr(run, "verdicts", None) or []),
         "expected": run.expected_verdict,
         "leaked_bytes_per_cycle": None if leak is None else round(leak),
         "peak_bytes": peak,
@@ -156,6 +158,11 @@ def _validate_entry(key: str, entry: Any) -> None:
             raise GateInputError(
                 f'{where}: "{name}" is {value!r}; expected one of {", ".join(GATE_VERDICTS)}'
             )
+    verdicts = entry.get("verdicts", [])  # absent in baselines written before the set
+    if not isinstance(verdicts, list) or any(v not in GATE_VERDICTS for v in verdicts):
+        raise GateInputError(
+            f'{where}: "verdicts" is {verdicts!r}; expected a list of {", ".join(GATE_VERDICTS)}'
+        )
     for name, (nullable, unit) in _NUMBER_FIELDS.items():
         if name not in entry and nullable:
             continue

@@ -50,10 +50,12 @@ from typing import Any
 import numpy as np
 
 from .native_messages import find_native_message
-from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, worst
+from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, verdict_set, worst
 from .scenario import PlannedCycle
 
 RESET_OPS = ("clear", "destroy", "reload", "close")
+# the label of the cycles the child added to confirm a rising series (runner.py, child.py)
+CONFIRM_LABEL = "confirmation repeat"
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,12 @@ GROWTH_RULES: dict[str, GrowthRule] = {
     "rss": GrowthRule("RSS", 1 << 20, 16 << 20, 0.75),
     # Numba NRT: allocations made by jitted code and not freed (alloc - free counters)
     "nrt": GrowthRule("Numba NRT live allocations", 0.5, 4, 0.6, unit="allocations"),
+    # pymalloc blocks in use (sys.getallocatedblocks, after a collection): Python objects
+    # that memray without trace_python_allocators sees only as 1 MiB arenas
+    "py_blocks": GrowthRule("Python allocated blocks", 1000, 3000, 0.6, unit="blocks"),
 }
+# the types named as evidence of a Python-object leak: the top few that grow per cycle
+TOP_GROWING_TYPES = 5
 MIN_GROWTH_POINTS = 4
 
 
@@ -676,7 +683,11 @@ def _growth_findings(
     markers: list[dict[str, Any]],
     analysis: dict[str, Any] | None,
     tool: str | None = None,
+    planned: int = 0,
+    tables: dict[int, int] | None = None,
 ) -> list[Finding]:
+    """Growth across cycles; `planned` is the number of cycles the table has (later ones are
+    the child's confirmation repeats); `tables` maps each cycle to its [[cycle]] table."""
     points = _reset_points(steps, ("clear", "destroy", "reload"))
     cycles = sorted(points)
 
@@ -700,12 +711,23 @@ def _growth_findings(
                 at[(mk["cycle"], mk["step"])] = m["engine_live_bytes"]
         cs = [c for c in cycles if (c, points[c].step) in at]
         series["memray"] = (cs, [at[(c, points[c].step)] - cached(c) for c in cs])
-    tm = [c for c in cycles if "tracemalloc" in points[c].memory]
+    # tracemalloc traces Python objects too: not after a reload either (see py_blocks below)
+    tm = [c for c in cycles if "tracemalloc" in points[c].memory and points[c].op != "reload"]
     series["tracemalloc"] = (tm, [points[c].memory["tracemalloc"] - cached(c) for c in tm])
     # under ASan (its quarantine holds freed blocks) or valgrind (its own heap) RSS grows by
     # design; the tool's leak check judges the engine's leaks there
     rs = [c for c in cycles if "rss" in points[c].memory] if tool is None else []
     series["rss"] = (rs, [points[c].memory["rss"] - cached(c) for c in rs])
+    # not after a reload: re-importing a module makes new function objects, and whatever
+    # holds the old ones (Numba's dispatcher registry, inspect caches) keeps them, in any
+    # engine; a reload's native memory is still judged by memray, RSS and the ledger
+    # and only across the cycles of one [[cycle]] table (the last one's, which confirmation
+    # repeats extend): a cycle that takes new code paths loads new Numba specialisations and
+    # other one-off Python objects, so different tables are not the same point of a lifecycle
+    pb = [c for c in cycles if "py_blocks" in points[c].memory and points[c].op != "reload"]
+    if pb and tables:
+        pb = [c for c in pb if tables.get(c) == tables.get(pb[-1])]
+    series["py_blocks"] = (pb, [points[c].memory["py_blocks"] for c in pb])
     nr = [c for c in cycles if "nrt" in points[c].memory]
     series["nrt"] = (
         nr,
@@ -734,20 +756,36 @@ def _growth_findings(
         rate = f"{ev['slope_per_cycle'] / 1024:.1f} KiB per cycle"
         rise = f"+{ev['rise_bytes'] / 1024:.0f} KiB"
     else:
-        rate = f"{ev['slope_per_cycle']:.1f} {ev['unit']} per cycle"
-        rise = f"+{ev['rise_bytes']:.0f} {ev['unit']}"
+        digits = 0 if ev["unit"] == "blocks" else 1  # thousands of blocks; NRT counts are small
+        rate = f"{ev['slope_per_cycle']:,.{digits}f} {ev['unit']} per cycle"
+        rise = f"+{ev['rise_bytes']:,.0f} {ev['unit']}"
+    types = growing_types(points, cs, ev["warmup_cycles"])
+    type_text = (
+        "; " + ", ".join(f"+{t['per_cycle']:,.0f} {t['type']} objects per cycle" for t in types[:3])
+        if types
+        else ""
+    )
+    confirmed = [c for c in cs if c > planned] if planned else []
+    judged = (
+        f" (judged over {len(cs)} cycles, {len(confirmed)} of them extra repeats to confirm)"
+        if confirmed
+        else ""
+    )
     return [
         Finding(
             "leak",
             cycle,
             step.step,
             step.op,
-            f"{ev['source']} grow {rate} after {step.op} (cycles {cs[0]}..{cs[-1]}, {rise})",
+            f"{ev['source']} grow {rate} after {step.op} (cycles {cs[0]}..{cs[-1]}, {rise})"
+            f"{type_text}{judged}"[:400],
             {
                 **ev,
                 "cycles_sampled": cs,
                 "also": {k: e for k, _c, e in found[1:]},
                 "cycles": [c for c in cs if c >= cycle],
+                "growing_types": types,
+                "confirmation_cycles": len(confirmed),
                 "top_growth": (analysis or {}).get("top_growth", [])[:5],
                 "top_live": (analysis or {}).get("top_live", [])[:5],
                 **_memray_native_note(analysis),
@@ -767,6 +805,26 @@ def _memray_native_note(analysis: dict[str, Any] | None) -> dict[str, Any]:
         "memray_native_note": "memray native traces off: stacks name Python frames only; "
         "run with --native to name the C/C++/Rust frames that allocated",
     }
+
+
+def growing_types(
+    points: dict[int, StepEvent], cycles: list[int], warmup: int
+) -> list[dict[str, Any]]:
+    """Python object types whose count rises from the first cycle after warm-up to the last
+    (objgraph's growth view), most objects per cycle first."""
+    have = [c for c in cycles if (points[c].memory or {}).get("py_objects")]
+    if len(have) < 2:
+        return []
+    start = have[min(warmup, len(have) - 2)]
+    first, last = points[start].memory["py_objects"], points[have[-1]].memory["py_objects"]
+    span = have[-1] - start
+    out = []
+    for name, n in last.items():
+        delta = n - int(first.get(name, 0))
+        if delta > 0:
+            out.append({"type": name, "per_cycle": delta / span, "count": n, "delta": delta})
+    out.sort(key=lambda t: -t["per_cycle"])
+    return [t for t in out[:TOP_GROWING_TYPES] if t["per_cycle"] >= 1]
 
 
 def _skip_findings(steps: list[StepEvent]) -> list[Finding]:
@@ -888,8 +946,15 @@ def judge(
     findings = _exit_findings(record, plan, setup_error, started)
     findings += _cap(_step_findings(record.steps))
     findings += _ledger_findings(record.steps)
+    planned = sum(1 for pc in plan if pc.label != CONFIRM_LABEL)
+    tables = {pc.index: pc.table for pc in plan}
     findings += _growth_findings(
-        record.steps, markers or [], analysis, (record.exit.get("sanitizer") or {}).get("tool")
+        record.steps,
+        markers or [],
+        analysis,
+        (record.exit.get("sanitizer") or {}).get("tool"),
+        planned,
+        tables,
     )
     skips = _skip_findings(record.steps)
     if findings:
@@ -900,6 +965,7 @@ def judge(
         verdict = "clean"  # judged on the steps that ran; the skipped ones are listed
     record.findings = findings + skips
     record.verdict = verdict
+    record.verdicts = verdict_set([f.verdict for f in findings])
     record.cycles = summarize_cycles(record, plan, markers or [], analysis)
     return record
 

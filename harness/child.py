@@ -7,7 +7,8 @@ crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
 of an abort also lands on stderr for the parent to classify.
 
 Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
-`marker` (a memray boundary), `error` (setup failed, or malformed capabilities),
+`marker` (a memray boundary), `confirm` (an extra cycle follows: a repeat of the last
+one, see `Replayer.confirm`), `error` (setup failed, or malformed capabilities),
 `skip` (the scenario needs, as a whole, what the engine lacks: `scenario.unmet_needs`),
 `end`. A step whose capability is missing (`scenario.step_skip_reason`) is a `step`
 event with `skipped` set.
@@ -60,6 +61,16 @@ from .scenario import (
 
 RESET_OPS = ("clear", "destroy", "reload")
 FULL_MEASURE_OPS = (*RESET_OPS, "checkpoint")
+
+# Adaptive confirmation (scenarios/SCHEMA.md "Leak judgement"): when a cheap per-cycle series
+# (pymalloc blocks, tracemalloc) still rose by at least its rule's slope in the last cycle,
+# and fewer than CONFIRM_CYCLES cycles have run, the child repeats the last cycle until the
+# series stops rising (a plateau: a cache that filled up) or CONFIRM_CYCLES points exist,
+# at most CONFIRM_MAX_EXTRA extra cycles and CONFIRM_SECONDS (or 3x the table's own time).
+CONFIRM_CYCLES = 8
+CONFIRM_MAX_EXTRA = 6
+CONFIRM_SECONDS = 60.0
+CONFIRM_SIGNALS = ("py_blocks", "tracemalloc")
 
 EXIT_OK = 0
 EXIT_STEP_ERROR = 3
@@ -233,6 +244,9 @@ class Replayer:
         self.oracle = Oracle(scenario.metric)
         self.open_dim: int | None = None
         self.last_dim: int | None = None
+        self.confirm_enabled = True
+        self.last_pc: PlannedCycle | None = None
+        self.reset_memory: dict[int, dict[str, Any]] = {}  # cycle -> memory at its last reset
 
     # -- helpers --------------------------------------------------------------
     def ensure_open(self, dim: int) -> None:
@@ -283,8 +297,11 @@ class Replayer:
         ev.seconds = time.perf_counter() - t0
         ev.compile_seconds = self._compiled_since(c0)
         ev.dimension = self.open_dim if self.open_dim is not None else pc.dimension
-        # NumPy's tracemalloc domain needs a snapshot (~1 s with many traces): checkpoints only
-        ev.memory = self.recorder.measure(full=step.op == "checkpoint")
+        # NumPy's tracemalloc domain needs a snapshot (~1 s with many traces): checkpoints only;
+        # Python objects by type at every reset point (a collection and one heap walk)
+        ev.memory = self.recorder.measure(
+            full=step.op == "checkpoint", objects=step.op in FULL_MEASURE_OPS
+        )
         led = self.ledger()
         if led is not None:
             ev.memory["ledger"] = led
@@ -456,22 +473,71 @@ class Replayer:
         gc.collect()
 
     # -- the whole plan -------------------------------------------------------
+    def run_cycle(self, pc: PlannedCycle) -> bool:
+        """Run one cycle; False when a step raised (the replay stops there)."""
+        for si, step in enumerate(pc.steps):
+            ev = self.run_step(pc, si, step)
+            self.events.emit("step", **asdict(ev))
+            if step.op in FULL_MEASURE_OPS:
+                self.mark(pc.index, si, step.op)
+            if ev.op in RESET_OPS and ev.ok and not ev.skipped:
+                self.reset_memory[pc.index] = {**ev.memory, "op": ev.op}
+            if not ev.ok:
+                return False
+        self.mark(pc.index, len(pc.steps), "end-of-cycle")
+        self.last_pc = pc
+        return True
+
     def replay(self) -> bool:
-        """Run every cycle; stop at the first step that raised. True when all ran."""
+        """Run every cycle, then confirm a rising series; stop at the first step that raised.
+        True when all ran."""
+        t0 = time.perf_counter()
         for pc in self.scenario.plan:
-            for si, step in enumerate(pc.steps):
-                ev = self.run_step(pc, si, step)
-                self.events.emit("step", **asdict(ev))
-                if step.op in FULL_MEASURE_OPS:
-                    self.mark(pc.index, si, step.op)
-                if not ev.ok:
-                    return False
-            self.mark(pc.index, len(pc.steps), "end-of-cycle")
+            if not self.run_cycle(pc):
+                return False
+        return self.confirm(time.perf_counter() - t0)
+
+    def still_rising(self) -> str | None:
+        """The cheap series that rose by at least its rule's slope in the last cycle."""
+        from .checks import GROWTH_RULES
+
+        cycles = sorted(self.reset_memory)
+        if len(cycles) < 2 or len(cycles) >= CONFIRM_CYCLES:
+            return None
+        for key in CONFIRM_SIGNALS:
+            last = [self.reset_memory[c] for c in cycles[-2:]]
+            if any(m["op"] == "reload" for m in last):
+                continue  # Python-object series are not judged after a reload (checks.py)
+            vals = [m.get(key) for m in last]
+            if None in vals:
+                continue
+            if vals[1] - vals[0] >= GROWTH_RULES[key].slope_min:
+                return key
+        return None
+
+    def confirm(self, table_seconds: float) -> bool:
+        """Repeat the last cycle while a series still rises (see CONFIRM_CYCLES)."""
+        if not self.confirm_enabled or self.last_pc is None:
+            return True
+        budget = min(CONFIRM_SECONDS, max(3 * table_seconds, 5.0))
+        t0 = time.perf_counter()
+        extra = 0
+        while extra < CONFIRM_MAX_EXTRA and time.perf_counter() - t0 < budget:
+            signal = self.still_rising()
+            if signal is None:
+                break
+            last = self.last_pc
+            pc = PlannedCycle(last.index + 1, last.dimension, last.steps, last.table, last.label)
+            # announced first: the parent extends its plan even if this cycle crashes
+            self.events.emit("confirm", cycle=pc.index, repeats=last.index, signal=signal)
+            extra += 1
+            if not self.run_cycle(pc):
+                return False
         return True
 
     def teardown(self) -> StepEvent:
         """Close the engine after the last cycle: nothing may stay allocated."""
-        last = self.scenario.plan[-1]
+        last = self.last_pc or self.scenario.plan[-1]
         ev = StepEvent(
             cycle=last.index,
             step=len(last.steps),
@@ -493,7 +559,7 @@ class Replayer:
             ev.error = describe_error(exc)
         ev.seconds = time.perf_counter() - t0
         ev.compile_seconds = self._compiled_since(c0)
-        ev.memory = self.recorder.measure(full=True)
+        ev.memory = self.recorder.measure(full=True, objects=True)
         led = self.ledger()
         if led is not None:
             ev.memory["ledger"] = led
@@ -523,6 +589,7 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
         config.get("memray_path"),
         native=bool(config.get("native")),
         use_tracemalloc=bool(config.get("tracemalloc", True)),
+        trace_python_allocators=bool(config.get("trace_python_allocators")),
     )
     recorder.start()
     code = EXIT_OK
@@ -574,6 +641,7 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
             events.emit("skip", reason="; ".join(unmet))
             return EXIT_OK
         rep = Replayer(scenario, engine, recorder, events, compile_clock)
+        rep.confirm_enabled = bool(config.get("confirm", True))
         if rep.replay():
             ev = rep.teardown()
             lsan_leak_check()  # under --sanitizer asan: the engine's leaks, after its last close

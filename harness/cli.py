@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .atomicfile import write_text_atomic
@@ -49,11 +49,14 @@ from .preflight import (
     unique_scenarios,
 )
 from .progress import Progress, close_all, compile_seconds, fancy_output, run_mark
-from .records import Report, RunRecord
+from .records import VERDICTS, Report, RunRecord
 from .runner import DEFAULT_TIMEOUT, Interrupted, RunInterrupted, RunSpec, new_run_id, run_many
 from .scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from .shard import Shard, ShardError, parse_shard, select
 from .warmup import warmup_specs
+
+if TYPE_CHECKING:
+    from .shrink import ShrinkResult
 
 BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
@@ -119,7 +122,7 @@ def format_run(rec: RunRecord) -> str:
     faults = "+".join(rec.faults) or "-"
     lines = [
         f"{rec.scenario}  engine={rec.engine} allocator={rec.allocator} faults={faults}  "
-        f"verdict={rec.verdict} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
+        f"verdict={rec.verdict_text} expected={rec.expected_verdict}  {mark}  ({rec.seconds:.1f} s)"
     ]
     skips = skip_findings(rec)
     if rec.verdict == "skipped" and not rec.steps:
@@ -137,14 +140,20 @@ def format_run(rec: RunRecord) -> str:
     # skipped steps are listed whatever the verdict: clean on what ran, or next to a leak
     lines.extend(f"  skipped: {f.summary}" for f in skips)
     real = [f for f in rec.findings if f.verdict != "skipped"]
-    for f in real[:3]:
+    # the first finding of every verdict class, then the others, so a leak found next to a
+    # dozen wrong results is on screen too
+    firsts = [
+        next(f for f in real if f.verdict == v) for v in dict.fromkeys(f.verdict for f in real)
+    ]
+    shown = firsts + [f for f in real if f not in firsts][: max(0, 3 - len(firsts))]
+    for f in shown:
         lines.append(f"  - {f.verdict}: {f.summary}")
         growth = f.evidence.get("top_growth") or []
         if growth and growth[0].get("stack"):
             where = " <- ".join(growth[0]["stack"][:3])
             lines.append(f"      grew {growth[0]['bytes'] / 1024:.0f} KiB at {where}")
-    if len(real) > 3:
-        lines.append(f"  - ... {len(real) - 3} more finding(s)")
+    if len(real) > len(shown):
+        lines.append(f"  - ... {len(real) - len(shown)} more finding(s)")
     from .reporters.common import engine_live_per_cycle, quarantine_per_cycle
 
     # the checked allocator's quarantine of freed blocks: its own column, never in engine live
@@ -375,6 +384,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             flamegraphs=args.flamegraphs,
             sanitizer=args.sanitizer,
             valgrind=args.valgrind,
+            trace_python_allocators=args.trace_python_allocators,
         )
         for sc in scenarios
         for eng in engines
@@ -616,6 +626,206 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     return 1 if bad or after.cold else 0
 
 
+# -- fuzz and shrink -----------------------------------------------------------------
+def parse_budget(text: str) -> float:
+    """'300s', '5m', '1h' or plain seconds."""
+    t = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:])
+    num = t[:-1] if scale is not None else t
+    try:
+        value = float(num) * (scale or 1.0)
+    except ValueError:
+        raise UsageError(
+            f"bad budget {text!r}; expected seconds like 300, 300s, 5m or 1h"
+        ) from None
+    if value <= 0:
+        raise UsageError(f"budget must be positive, got {text!r}")
+    return value
+
+
+def _parse_options(items: list[str] | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --option {item!r}; expected KEY=VALUE, e.g. buffer_size=16")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _check_faults(faults: list[str]) -> None:
+    if faults:
+        known = _fault_names()
+        bad = [f for f in faults if f not in known]
+        if bad:
+            raise UsageError(f"unknown fault {bad[0]!r}; expected one of {', '.join(known)}")
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """Generate cycle tables from the op grammar (sizes around the engine's thresholds), replay
+    each in an isolated child as `memcycle run` does, stop at the first failing verdict or at
+    the budget, and shrink what was found to `<out>/<name>.min.toml`."""
+    from .fuzz import Try, fuzz, table_size
+    from .shrink import ShrinkError, shrink
+
+    _check_engine(args.engine)
+    faults = list(args.fault or [])
+    _check_faults(faults)
+    budget = parse_budget(args.budget)
+    out = Path(args.out) if args.out else Path("reports") / f"fuzz-{new_run_id()}"
+    options = _parse_options(args.option)
+
+    def line(t: Try) -> None:
+        data_size = table_size(_toml_data(t.path))
+        print(
+            f"try {t.index}: {data_size}: {t.record.verdict} "
+            f"({t.record.seconds:.1f} s, elapsed {t.elapsed:.0f} s)",
+            flush=True,
+        )
+
+    res = fuzz(
+        args.engine,
+        allocator=args.allocator,
+        faults=faults,
+        budget=budget,
+        seed=args.seed,
+        out=out,
+        options=options,
+        thresholds=args.threshold or (),
+        memray=args.memray,
+        timeout=args.timeout,
+        want=args.want,
+        progress=line,
+    )
+    if res.found is None:
+        print(
+            f"fuzz: nothing found in {len(res.tries)} tries, {res.seconds:.0f} s "
+            f"(seed {args.seed}, budget {budget:.0f} s); tables in {out / 'tries'}"
+        )
+        return 0
+    rec = res.found.record
+    report = Report(
+        run_id=out.name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        runs=[rec],
+        command=["memcycle", *sys.argv[1:]],
+    )
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
+    print()
+    print(format_run(rec))
+    if res.stopped == "error":
+        print(f"fuzz: try {res.found.index} could not run (error); nothing to shrink")
+        return 3
+    print(
+        f"\nfuzz: try {res.found.index} fails ({rec.verdict}) after {res.found.elapsed:.0f} s: "
+        f"{res.found.path}"
+    )
+    if args.no_shrink:
+        return 1
+    try:
+        sr = shrink(
+            load_scenario(res.found.path),
+            engine=args.engine,
+            allocator=args.allocator,
+            faults=faults,
+            out=out,
+            memray=args.memray,
+            timeout=args.timeout,
+            max_replays=args.max_replays,
+            first=rec,
+            log=print if args.verbose else None,
+        )
+    except ShrinkError as exc:
+        print(f"shrink: {exc}")
+        return 1
+    _print_shrunk(sr)
+    return 1
+
+
+def _toml_data(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _print_shrunk(sr: ShrinkResult) -> None:
+    print(f"shrunk: {sr.line()}")
+    same = sr.target.matches(sr.record)
+    print(
+        f"wrote {sr.path} (replayed: {sr.record.verdict}"
+        + ("" if same else f", NOT the target {sr.target}: the failure is not deterministic")
+        + ")"
+    )
+
+
+def cmd_shrink(args: argparse.Namespace) -> int:
+    """The smallest cycle table that gives the same verdict class at the same kind of step,
+    from a failing run (its folder or report.json: the first failing run in it) or a scenario
+    file. Writes `<out>/<name>.min.toml` with [expect] set to the verdict found."""
+    from .shrink import NOT_FAILING, ShrinkError, shrink
+
+    target = Path(args.target)
+    first = None
+    engine, allocator, faults = args.engine, args.allocator, list(args.fault or [])
+    if target.is_dir() or target.suffix == ".json":
+        path = target / "report.json" if target.is_dir() else target
+        try:
+            report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read report: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}: not a memcycle report: {exc}") from None
+        failing = [r for r in report.runs if r.verdict not in NOT_FAILING]
+        if not failing:
+            raise UsageError(f"{path}: no failing run to shrink (every verdict is clean/skipped)")
+        run = failing[0]
+        try:
+            sc = load_scenario(run.scenario_path)
+        except ScenarioError as exc:
+            raise UsageError(f"the run's scenario cannot be read: {exc}") from None
+        engine = engine or run.engine
+        allocator = allocator or run.allocator
+        if not args.fault:
+            faults = [f for f in run.faults if f not in sc.faults]
+        out = Path(args.out) if args.out else path.parent
+    else:
+        try:
+            sc = load_scenario(target)
+        except ScenarioError as exc:
+            raise UsageError(str(exc)) from None
+        engine = engine or sc.default_engine()
+        allocator = allocator or "numpy"
+        out = Path(args.out) if args.out else Path(".")
+    _check_engine(engine)
+    _check_faults(faults)
+    print(
+        f"shrink: {sc.name} on {engine}/{allocator}"
+        + (f" faults={'+'.join(faults)}" if faults else ""),
+        flush=True,
+    )
+    try:
+        sr = shrink(
+            sc,
+            engine=engine,
+            allocator=allocator,
+            faults=faults,
+            out=out,
+            memray=args.memray,
+            timeout=args.timeout,
+            max_replays=args.max_replays,
+            budget=parse_budget(args.budget),
+            first=first,
+            log=print if args.verbose else None,
+        )
+    except ShrinkError as exc:
+        raise UsageError(str(exc)) from None
+    _print_shrunk(sr)
+    return 0 if sr.target.matches(sr.record) else 1
+
+
 _DELEGATES = {
     "gate": ("memcycle.gate", "compare a run with the baseline; non-zero exit on regression"),
     "faults": ("memcycle.faultmatrix", "run the fault matrix (every fault x allocator)"),
@@ -733,6 +943,20 @@ def _command(
     )
 
 
+def _shrink_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--memray",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record with memray (default on; off uses tracemalloc)",
+    )
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per replay")
+    p.add_argument(
+        "--max-replays", type=int, default=60, metavar="N", help="replays the shrinker may do"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per shrink replay")
+
+
 def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; `delegate` names a gate/faults subcommand to load."""
     ap = _Parser(
@@ -774,6 +998,12 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         help="record allocations with memray (default on; off uses tracemalloc instead)",
     )
     run.add_argument("--native", action="store_true", help="memray native stack traces")
+    run.add_argument(
+        "--trace-python-allocators",
+        action="store_true",
+        help="memray traces the Python allocators too, so a leak of Python objects shows "
+        "with its stack (without it they are 1 MiB arena blocks); slower, bigger captures",
+    )
     run.add_argument(
         "--flamegraphs",
         choices=("all", "failed", "none"),
@@ -878,6 +1108,73 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         help=f"seconds per warm-up run (default {DEFAULT_TIMEOUT:.0f})",
     )
     warm.set_defaults(func=cmd_warmup)
+
+    fz = sub.add_parser(
+        "fuzz",
+        help="generate cycle tables until one fails, then shrink it",
+        description=inspect.cleandoc(cmd_fuzz.__doc__ or ""),
+        epilog="examples:\n"
+        "  memcycle fuzz --engine refimpl --budget 300s --seed 1\n"
+        "  memcycle fuzz --engine refimpl --allocator checked --fault flat-buffer-double-free\n"
+        "  memcycle fuzz --engine mypkg.adapter:make_engine --option buffer_size=64\n"
+        "\nexit status:\n"
+        "  0  nothing found within the budget\n"
+        "  1  a failing table was found (and shrunk to <out>/<name>.min.toml)\n"
+        "  2  bad input\n"
+        "  3  a try could not run (error: the engine or memcycle could not do its job)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fz.add_argument("--engine", required=True, metavar="NAME", help="engine name or spec")
+    fz.add_argument("--allocator", choices=ALLOCATOR_CHOICES, default="numpy")
+    fz.add_argument("--fault", action="append", metavar="NAME", help="switch on a refimpl fault")
+    fz.add_argument("--budget", default="300s", help="time to search (default 300s)")
+    fz.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    fz.add_argument("--out", metavar="DIR", help="output folder (default reports/fuzz-<id>/)")
+    fz.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="engine option for every table (refimpl gets small thresholds of its own)",
+    )
+    fz.add_argument(
+        "--threshold",
+        action="append",
+        type=int,
+        metavar="N",
+        help="a row count that matters to the engine (default: the integer options)",
+    )
+    fz.add_argument(
+        "--want",
+        choices=[v for v in VERDICTS if v not in ("clean", "skipped")],
+        metavar="VERDICT",
+        help="go on until a try's verdict is this one (e.g. the verdict a fault should give); "
+        "other failing tries are shown and passed over",
+    )
+    fz.add_argument("--no-shrink", action="store_true", help="do not shrink what is found")
+    _shrink_options(fz)
+    fz.set_defaults(func=cmd_fuzz)
+
+    sh = sub.add_parser(
+        "shrink",
+        help="shrink a failing run or scenario to the smallest table that fails the same way",
+        description=inspect.cleandoc(cmd_shrink.__doc__ or ""),
+        epilog="examples:\n"
+        "  memcycle shrink reports/20260101-120000-abcdef\n"
+        "  memcycle shrink my-scenario.toml --engine refimpl --allocator checked\n"
+        "\nexit status:\n"
+        "  0  shrunk, and the written table replays with the same verdict\n"
+        "  1  the written table replayed differently (a failure that is not deterministic)\n"
+        "  2  bad input, or nothing to shrink (the run is clean)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sh.add_argument("target", metavar="RUN_DIR|SCENARIO", help="a run folder, report.json or .toml")
+    sh.add_argument("--engine", metavar="NAME", help="default: the run's or scenario's engine")
+    sh.add_argument("--allocator", choices=ALLOCATOR_CHOICES, help="default: the run's, or numpy")
+    sh.add_argument("--fault", action="append", metavar="NAME", help="switch on a refimpl fault")
+    sh.add_argument("--out", metavar="DIR", help="folder for <name>.min.toml")
+    sh.add_argument("--budget", default="900s", help="time to shrink (default 900s)")
+    _shrink_options(sh)
+    sh.set_defaults(func=cmd_shrink)
 
     ls = _command(sub, "list", "show bundled scenarios, engines and faults", DESCRIPTIONS["list"])
     ls.add_argument(

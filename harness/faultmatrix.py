@@ -90,11 +90,15 @@ def _for_subject(sc: Scenario, subject: str) -> bool:
 
 def load_fault_scenarios(fault_dir: Path | None = None, subject: str = "refimpl") -> list[Scenario]:
     """The fault scenarios of a subject: refimpl's under scenarios/faults/ (the C twin's
-    folder `native/` left out), the twin's under scenarios/faults/native/."""
+    folder `native/` left out), the twin's under scenarios/faults/native/. `minimal/` holds the
+    tables `memcycle fuzz` found and shrank (checked allocator only, replayed by
+    tests/test_fuzz.py), not matrix cases."""
     if fault_dir is None:
         fault_dir = NATIVE_FAULT_DIR if subject == "refimpl-c" else FAULT_DIR
     try:
-        found = [load_scenario(f) for f in find_scenarios([fault_dir], include_faults=True)]
+        files = find_scenarios([fault_dir], include_faults=True)
+        files = [f for f in files if "minimal" not in f.relative_to(fault_dir).parts[:-1]]
+        found = [load_scenario(f) for f in files]
     except ScenarioError as exc:
         raise MatrixError(str(exc)) from None
     return [sc for sc in found if _for_subject(sc, subject)]

@@ -224,6 +224,20 @@ def _verdict(key: str, old: dict[str, Any], run: RunRecord, res: GateResult) -> 
         res.regressions.append(Change(key, "passed", ov, nv, msg))
     elif _sev(nv) < _sev(ov) or (run.passed and not old_passed):
         res.improvements.append(Change(key, "verdict", ov, nv, f"verdict {ov} -> {nv}"))
+    _verdict_set(key, old, run, res)
+
+
+def _verdict_set(key: str, old: dict[str, Any], run: RunRecord, res: GateResult) -> None:
+    """A verdict class the baseline run did not have is a regression even when the headline
+    verdict is the same (a leak found next to an old wrong-result)."""
+    if "verdicts" not in old:  # a baseline from before the set: only its headline verdict
+        return
+    before = set(old["verdicts"]) | {old["verdict"]}
+    now = list(getattr(run, "verdicts", None) or [])
+    new = [v for v in now if v not in before and v not in ("clean", "skipped", run.verdict)]
+    if new:
+        msg = f"new verdict class {' + '.join(new)} next to {run.verdict}{_finding_text(run)}"
+        res.regressions.append(Change(key, "verdicts", sorted(before), now, msg))
 
 
 def _environment_notes(

@@ -248,7 +248,7 @@ class Progress:
             self.done += 1
             mark = run_mark(rec)
             label = f"{rec.scenario} [{rec.engine}/{rec.allocator}]"
-            tail = f"{rec.verdict} ({mark}) {rec.seconds:.1f}s"
+            tail = f"{rec.verdict_text} ({mark}) {rec.seconds:.1f}s"
             cause = next((f.summary for f in rec.findings if f.verdict == "error"), "")
             if cause:  # an error run says why in the same line
                 tail = f"{tail}: {cause}"

@@ -32,7 +32,6 @@ imported inside the functions that need it.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import platform
 import tomllib
@@ -42,6 +41,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+# the writer lives beside the parser; re-exported here for the fixture and its users
+from memcycle.scenario_toml import scenario_toml
 
 if TYPE_CHECKING:
     from memcycle.records import RunRecord
@@ -547,41 +549,6 @@ class RecordCollector:
 
 
 # --- the fixture -----------------------------------------------------------------
-def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, Sequence):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to a scenario TOML: {v!r}")
-
-
-def scenario_toml(data: Mapping[str, Any]) -> str:
-    """A scenario dict as TOML text: tables and arrays of tables for the top level
-    (`[expect]`, `[[cycle]]`), inline values below."""
-    head, tables = [], []
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            tables.append(f"\n[{_toml_key(key)}]")
-            tables.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
-        elif isinstance(value, Sequence) and value and all(isinstance(x, Mapping) for x in value):
-            for entry in value:
-                tables.append(f"\n[[{_toml_key(key)}]]")
-                tables.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in entry.items())
-        else:
-            head.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    return "\n".join(head + tables) + "\n"
-
-
 @pytest.fixture
 def memcycle_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., RunRecord]:
     """Run an inline scenario (TOML text, a dict, or a path) in a child process.

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import sys
 import tracemalloc
+from collections import Counter
 from typing import Any
 
 import psutil
@@ -23,6 +25,10 @@ NUMPY_TRACEMALLOC_DOMAIN = 389047
 MARKER_BASE = 3_141_593
 MARKER_STRIDE = 2
 MARKER_FUNCTION = "_memcycle_marker"
+# object counts by type at reset points: types with fewer objects are left out (they cannot
+# be a leak worth naming), and at most this many types are kept per point
+MIN_TYPE_COUNT = 20
+MAX_TYPES = 100
 
 _malloc = ctypes.pythonapi.PyMem_RawMalloc
 _malloc.restype = ctypes.c_void_p
@@ -68,10 +74,18 @@ class Recorder:
     """Owns the memray tracker and tracemalloc for one child run."""
 
     def __init__(
-        self, memray_path: str | None, *, native: bool = False, use_tracemalloc: bool = True
+        self,
+        memray_path: str | None,
+        *,
+        native: bool = False,
+        use_tracemalloc: bool = True,
+        trace_python_allocators: bool = False,
     ) -> None:
         self.memray_path = memray_path
         self.native = native
+        # memray sees Python objects only as pymalloc arenas (1 MiB blocks) unless it traces
+        # the Python allocators too: then a leak of Python objects shows with its stack
+        self.trace_python_allocators = trace_python_allocators
         self.use_tracemalloc = use_tracemalloc
         self._tracker: Any = None
         self._proc = psutil.Process()
@@ -90,6 +104,7 @@ class Recorder:
                 file_format=memray.FileFormat.ALL_ALLOCATIONS,
                 native_traces=self.native,
                 follow_fork=False,
+                trace_python_allocators=self.trace_python_allocators,
             )
             self._tracker.__enter__()
 
@@ -110,9 +125,17 @@ class Recorder:
         _memcycle_marker(index)
         return index
 
-    def measure(self, *, full: bool = False) -> dict[str, Any]:
-        """Cheap numbers every step; with `full`, also NumPy's tracemalloc domain."""
-        m: dict[str, Any] = {"rss": self._proc.memory_info().rss}
+    def measure(self, *, full: bool = False, objects: bool = False) -> dict[str, Any]:
+        """Cheap numbers every step; with `full`, also NumPy's tracemalloc domain; with
+        `objects` (reset points), a collection first and the Python objects by type."""
+        counts = python_objects() if objects else None
+        m: dict[str, Any] = {
+            "rss": self._proc.memory_info().rss,
+            # pymalloc blocks in use: every small Python object, no tracemalloc needed
+            "py_blocks": sys.getallocatedblocks(),
+        }
+        if counts is not None:
+            m["py_objects"] = counts
         if self.use_tracemalloc and tracemalloc.is_tracing():
             cur, peak = tracemalloc.get_traced_memory()
             m["tracemalloc"] = cur
@@ -126,3 +149,16 @@ class Recorder:
         if nrt is not None:
             m["nrt"] = nrt
         return m
+
+
+def python_objects() -> dict[str, int]:
+    """Objects tracked by the garbage collector, by type, after a collection (objgraph's
+    growth view): containers and instances; ints, floats and strs are not tracked."""
+    gc.collect()
+    counts = Counter(_type_name(type(o)) for o in gc.get_objects())
+    return {k: v for k, v in counts.most_common(MAX_TYPES) if v >= MIN_TYPE_COUNT}
+
+
+def _type_name(t: type) -> str:
+    mod = t.__module__
+    return t.__qualname__ if mod == "builtins" else f"{mod}.{t.__qualname__}"

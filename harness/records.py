@@ -139,6 +139,13 @@ class RunRecord:
     seconds: float = 0.0
     peak_bytes: int | None = None
     compile_seconds: float = 0.0  # Numba compile seconds of the whole child (cold cache)
+    # every verdict class found, most severe first (`verdict` is the first); [] when clean
+    verdicts: list[str] = field(default_factory=list)
+
+    @property
+    def verdict_text(self) -> str:
+        """The headline form: 'wrong-result + leak' when several classes were found."""
+        return " + ".join(self.verdicts) if len(self.verdicts) > 1 else self.verdict
 
     @property
     def passed(self) -> bool:
@@ -220,6 +227,15 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
     """
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in d.items() if k in names}
+
+
+def verdict_set(verdicts: list[str]) -> list[str]:
+    """The distinct verdict classes of findings, most severe first ('skipped' left out
+    unless it is all there is)."""
+    found = [v for v in dict.fromkeys(verdicts) if v not in ("clean", "skipped")]
+    if not found:
+        return ["skipped"] if "skipped" in verdicts else []
+    return sorted(found, key=lambda v: -SEVERITY.get(v, 0))
 
 
 def worst(verdicts: list[str]) -> str:

@@ -13,6 +13,7 @@ runs not done listed; the caller writes it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import analysis as _analysis
-from .checks import judge
+from .checks import CONFIRM_LABEL, judge
 from .hangs import Position, Watchdog, plan_positions
 from .isolation import Cancelled, ChildRegistry, run_child
 from .records import Finding, Report, RunRecord, StepEvent
@@ -86,6 +87,8 @@ class RunSpec:
     tracemalloc: bool | None = None  # None: on exactly when memray is off
     sanitizer: str | None = None  # "asan" | "ubsan" (harness.sanitizers)
     valgrind: bool = False
+    trace_python_allocators: bool = False  # memray traces pymalloc too (Python object stacks)
+    confirm: bool = True  # extra repeats of the last cycle while a series rises (child.py)
 
 
 def slug(text: str) -> str:
@@ -124,6 +127,8 @@ def run_one(
     tracemalloc: bool | None = None,
     sanitizer: str | None = None,
     valgrind: bool = False,
+    trace_python_allocators: bool = False,
+    confirm: bool = True,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
@@ -184,6 +189,8 @@ def run_one(
         # capture (5x slower); memray sees everything tracemalloc would, so one or the other
         "tracemalloc": (not memray) if tracemalloc is None else tracemalloc,
         "options": dict(options or {}),
+        "trace_python_allocators": trace_python_allocators,
+        "confirm": confirm,
     }
     t0 = time.perf_counter()
     try:
@@ -205,6 +212,7 @@ def run_one(
         markers: list[dict[str, Any]] = []
         setup_error = None
         child_compile: float | None = None
+        plan = sc.plan
         for raw in res.events:
             ev = dict(raw)
             kind = ev.pop("kind", None)
@@ -221,6 +229,11 @@ def run_one(
                     if expected is None:
                         record.expected_verdict = sc.expected(own)
                 roots = ev.get("source_roots", [])
+            elif kind == "confirm":
+                # the child repeats the last cycle to confirm a rising series: judge those too
+                last = plan[-1]
+                extra = dataclasses.replace(last, index=int(ev["cycle"]), label=CONFIRM_LABEL)
+                plan = (*plan, extra)
             elif kind == "error":
                 setup_error = ev.get("error")
             elif kind == "skip":
@@ -273,7 +286,7 @@ def run_one(
             record.peak_bytes = max(rss) if rss else None
         judge(
             record,
-            sc.plan,
+            plan,
             markers=markers,
             analysis=result,
             setup_error=setup_error,
@@ -367,6 +380,8 @@ def run_many(
             tracemalloc=spec.tracemalloc,
             sanitizer=spec.sanitizer,
             valgrind=spec.valgrind,
+            trace_python_allocators=spec.trace_python_allocators,
+            confirm=spec.confirm,
         )
 
     def worker() -> None:

@@ -441,3 +441,105 @@ def write_native_scenario(
         encoding="utf-8",
     )
     return path
+
+
+# -- engines for the small-leak, multi-verdict and shrinker tests (tests/test_small_leaks.py,
+# tests/test_shrink.py) ----------------------------------------------------------------------
+_PY_KEPT: list[list[float]] = []  # Python lists (not NumPy) the list-leaking engines keep
+_LIST_BYTES = 56 + 16 * 8 + 16 * 24  # one list of 16 floats: header, item array, the floats
+
+
+def _python_lists(kib: float) -> list[list[float]]:
+    """About `kib` KiB of Python lists of 16 distinct floats each."""
+    return [
+        [float(i * 16 + j) + 0.5 for j in range(16)] for i in range(int(kib * 1024 / _LIST_BYTES))
+    ]
+
+
+class PyListLeak(BruteForce):
+    """Every clear keeps `leak_kib` (default 128) KiB of Python lists: an annoy-sized leak."""
+
+    name = "pylist-leak"
+
+    def clear(self) -> None:
+        _PY_KEPT.extend(_python_lists(float(self.options.get("leak_kib", 128))))
+        super().clear()
+
+
+class BoundedCache(BruteForce):
+    """A cache of Python lists that grows at the first `cache_cycles` clears, then stays."""
+
+    name = "bounded-cache"
+
+    def clear(self) -> None:
+        if self.clears < int(self.options.get("cache_cycles", 3)):
+            _PY_KEPT.extend(_python_lists(float(self.options.get("leak_kib", 128))))
+        super().clear()
+
+
+class LateFree(BruteForce):
+    """Each clear frees the lists of the cycle before: one cycle late, never a leak."""
+
+    name = "late-free"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.previous: list[list[float]] = []
+
+    def clear(self) -> None:
+        self.previous = _python_lists(float(self.options.get("leak_kib", 128)))
+        super().clear()
+
+
+class WrongAndLeaky(PyListLeak):
+    """Leaks Python lists like PyListLeak and answers every search with its first rows
+    (recall far below any threshold)."""
+
+    name = "wrong-and-leaky"
+
+    def search(self, queries, k, filter=None):  # type: ignore[no-untyped-def]
+        ids, dists = super().search(queries, k, filter)
+        if len(self.ids) > k:
+            ids[:, :] = self.ids[-k:][None, :]
+        return ids, dists
+
+
+class ThresholdCrash(BruteForce):
+    """SIGSEGV when a clear follows an insert batch of exactly `buffer_size` rows, in the
+    third cycle (two clears before): a bug only a particular lifecycle reaches."""
+
+    name = "threshold-crash"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.last_batch = 0
+
+    def insert(self, ids, vectors, metadata=None):  # type: ignore[no-untyped-def]
+        self.last_batch = len(ids)
+        super().insert(ids, vectors, metadata)
+
+    def clear(self) -> None:
+        if self.clears == 2 and self.last_batch == int(self.options.get("buffer_size", 16)):
+            ctypes.string_at(0)
+        self.last_batch = 0
+        super().clear()
+
+
+def make_pylist_leak(config: EngineConfig) -> PyListLeak:
+    return PyListLeak(config)
+
+
+def make_bounded_cache(config: EngineConfig) -> BoundedCache:
+    return BoundedCache(config)
+
+
+def make_late_free(config: EngineConfig) -> LateFree:
+    return LateFree(config)
+
+
+def make_wrong_and_leaky(config: EngineConfig) -> WrongAndLeaky:
+    return WrongAndLeaky(config)
+
+
+def make_threshold_crash(config: EngineConfig) -> ThresholdCrash:
+    return ThresholdCrash(config)

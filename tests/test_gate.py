@@ -363,6 +363,7 @@ def test_update_then_gate_via_main(tmp_path: Path) -> None:
     entry = data["runs"]["repeated-clear-insert|refimpl|checked|sparse-map-recreate"]
     assert set(entry) == {
         "verdict",
+        "verdicts",
         "expected",
         "leaked_bytes_per_cycle",
         "peak_bytes",

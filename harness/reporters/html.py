@@ -238,7 +238,7 @@ def _run_html(
     parts = [
         f'<section class="run {result.lower()}" id="{_e(run_anchor(run, index))}">',
         f'<h3><span class="badge {result}">{result}</span> {_e(run_label(run))}</h3>',
-        f'<p class="meta">verdict <span class="verdict">{_e(run.verdict)}</span>, expected '
+        f'<p class="meta">verdict <span class="verdict">{_e(run.verdict_text)}</span>, expected '
         f"{_e(run.expected_verdict)}; {_e(fmt_seconds(run.seconds))}; peak "
         f"{_e(fmt_bytes(run.peak_bytes))}</p>",
     ]
@@ -314,7 +314,7 @@ def render_html(
                     _e(r.scenario),
                     f'<a href="#{_e(run_anchor(r, i))}">{_e(run_label(r))}</a>',
                     _e(r.expected_verdict),
-                    _e(r.verdict),
+                    _e(r.verdict_text),
                     f'<span class="badge {res}">{res}</span>',
                     _e(fmt_seconds(r.seconds)),
                     _e(fmt_bytes(r.peak_bytes)),

@@ -67,7 +67,7 @@ def render_run(
         lines.append("(no cycle was recorded)")
     lines.append("")
     lines.append(
-        f"**Verdict: {run.verdict}** (expected {run.expected_verdict}: {outcome(run)}) "
+        f"**Verdict: {run.verdict_text}** (expected {run.expected_verdict}: {outcome(run)}) "
         f"in {fmt_seconds(run.seconds)}, peak {fmt_bytes(run.peak_bytes)}"
     )
     findings, exit_part = run_evidence(run)
@@ -129,7 +129,7 @@ def render_markdown(report: Report, baseline: Report | None = None) -> str:
                     r.scenario,
                     run_label(r),
                     r.expected_verdict,
-                    r.verdict,
+                    r.verdict_text,
                     outcome(r),
                     fmt_seconds(r.seconds),
                     fmt_bytes(r.peak_bytes),
@@ -143,6 +143,6 @@ def render_markdown(report: Report, baseline: Report | None = None) -> str:
         if path:
             lines += ["", f"`{path}`"]
         for _, run in group:
-            lines += ["", f"### {run_label(run)}: {run.verdict} ({outcome(run)})", ""]
+            lines += ["", f"### {run_label(run)}: {run.verdict_text} ({outcome(run)})", ""]
             lines.append(render_run(run, report.runs, baseline))
     return "\n".join(lines) + "\n"

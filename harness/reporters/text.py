@@ -54,7 +54,7 @@ def headline(run: RunRecord) -> str:
         cause = first.summary if first is not None else "memcycle could not run the scenario"
         line = f"ERROR{place}: {cause}"
     else:
-        line = f"verdict {run.verdict} (expected {run.expected_verdict}){place}"
+        line = f"verdict {run.verdict_text} (expected {run.expected_verdict}){place}"
         if first is not None and first.summary:
             line += f": {first.summary}"
     return " ".join(plain(line).split())[:400]

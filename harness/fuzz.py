@@ -1,0 +1,260 @@
+"""`memcycle fuzz`: generate cycle tables, replay each in an isolated child, stop at a failure.
+
+Why not Hypothesis: one example here is a child process that imports the engine and replays
+a table (about 1 s on a quiet machine, 5 s on a busy one). Hypothesis' stateful testing
+expects cheap in-process examples: its default of 100 examples plus a shrink phase that
+replays hundreds of variants would spend the whole budget on one shrink, its database and
+health checks assume in-process tests, and it would become a runtime dependency of the CLI
+(it is only in the `test` extra). So memcycle uses its own generator, seeded per try
+(`random.Random(f"{seed}:{try}")`: try N is the same table for the same seed whatever ran
+before), biased towards what breaks lifecycles (sizes at and around the engine's thresholds,
+clear/destroy/reload followed by more inserts, dimension changes after a reset), and its own
+shrinker (`harness.shrink`), which knows the thresholds and replays only a few dozen
+variants.
+
+The op vocabulary is read from `harness.scenario.STEP_KEYS` at run time: `upsert` steps are
+generated only when the parser accepts them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .records import RunRecord
+from .runner import run_one, slug
+from .scenario import STEP_KEYS, load_scenario
+from .scenario_toml import scenario_toml
+
+# verdicts that are not a finding: the try goes on
+NOT_FAILING = ("clean", "skipped")
+# refimpl is run with small thresholds so a try stays fast and still crosses every path:
+# batches below buffer_size go to the flat buffer, up to segment_threshold into the main
+# graph, larger ones become a segment
+REFIMPL_OPTIONS: dict[str, Any] = {
+    "buffer_size": 16,
+    "segment_threshold": 64,
+    "M": 8,
+    "ef_construction": 40,
+}
+REFIMPL_ENGINES = ("refimpl", "refimpl-global")
+NOT_THRESHOLDS = ("M", "ef_construction", "ef_search", "num_threads")
+GENERIC_SIZES = (1, 2, 10, 100)
+DIMENSIONS = (8, 16)
+MIN_RECALL = 0.8
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the generator knows about the engine: options to pass and sizes that matter."""
+
+    options: dict[str, Any] = field(default_factory=dict)
+    thresholds: tuple[int, ...] = ()
+
+    def sizes(self) -> list[int]:
+        """Row counts worth trying: 1, each threshold and its neighbours, a few multiples."""
+        out = {1, 2}
+        for t in self.thresholds:
+            out |= {t - 1, t, t + 1, 2 * t, 3 * t + 1}
+        if not self.thresholds:
+            out |= set(GENERIC_SIZES)
+        return sorted(x for x in out if x >= 1)
+
+
+def profile_for(
+    engine: str, options: dict[str, Any] | None = None, thresholds: Sequence[int] = ()
+) -> Profile:
+    """refimpl gets small thresholds of its own; any engine may pass options and thresholds
+    (every integer option counts as a threshold unless thresholds are given)."""
+    opts = dict(REFIMPL_OPTIONS) if engine in REFIMPL_ENGINES else {}
+    opts.update(options or {})
+    ts = tuple(sorted({int(t) for t in thresholds})) if thresholds else option_thresholds(opts)
+    return Profile(opts, ts)
+
+
+def option_thresholds(options: dict[str, Any]) -> tuple[int, ...]:
+    """Integer engine options that are row counts (graph parameters such as M are not)."""
+    return tuple(
+        sorted(
+            {
+                int(v)
+                for k, v in options.items()
+                if isinstance(v, int) and not isinstance(v, bool) and k not in NOT_THRESHOLDS
+            }
+        )
+    )
+
+
+def ops_supported() -> set[str]:
+    """The ops the installed scenario parser accepts (upsert arrives with another branch)."""
+    return set(STEP_KEYS)
+
+
+class Generator:
+    """Random cycle tables from the op grammar; `table(n)` is deterministic per (seed, n)."""
+
+    def __init__(self, seed: int, profile: Profile) -> None:
+        self.seed = seed
+        self.profile = profile
+        self.ops = ops_supported()
+
+    def table(self, n: int, name: str | None = None) -> dict[str, Any]:
+        rng = random.Random(f"{self.seed}:{n}")
+        sizes = self.profile.sizes()
+        dim = rng.choice(DIMENSIONS)
+        cycles: list[dict[str, Any]] = []
+        reset_before = True  # a dimension may change only when the engine was reset
+        for _ in range(rng.choice((1, 2, 3, 3, 4, 4, 5))):
+            cyc: dict[str, Any] = {}
+            if reset_before and cycles and rng.random() < 0.25:
+                dim = rng.choice([d for d in DIMENSIONS if d != dim])
+            cyc["dimension"] = dim
+            steps = self._steps(rng, sizes)
+            reset_before = steps[-1]["op"] in ("clear", "destroy", "reload")
+            cyc["steps"] = steps
+            cycles.append(cyc)
+        return {
+            "name": name or f"fuzz-{self.seed}-{n}",
+            "description": f"generated by memcycle fuzz, seed {self.seed}, try {n}",
+            "seed": n,
+            "engine": dict(self.profile.options),
+            "cycle": cycles,
+        }
+
+    def _insert(self, rng: random.Random, sizes: list[int], deleted: bool) -> dict[str, Any]:
+        count = rng.choice(sizes)
+        step: dict[str, Any] = {"op": "insert", "count": count}
+        if count > 1 and rng.random() < 0.3:
+            step["batch"] = rng.choice([s for s in sizes if s < count] or [1])
+        if rng.random() < 0.3:
+            step["metadata"] = True
+        if deleted and rng.random() < 0.5:
+            step["reuse_deleted"] = True
+        return step
+
+    def _steps(self, rng: random.Random, sizes: list[int]) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = []
+        if rng.random() < 0.1:
+            steps.append({"op": "open"})
+        deleted = False
+        metadata = False
+        steps.append(self._insert(rng, sizes, deleted))
+        for _ in range(rng.randint(0, 4)):
+            r = rng.random()
+            if r < 0.25:
+                steps.append(self._insert(rng, sizes, deleted))
+            elif r < 0.5:
+                s: dict[str, Any] = {
+                    "op": "search",
+                    "queries": rng.choice((1, 5, 10)),
+                    "k": rng.choice((1, 5, 10)),
+                    "min_recall": MIN_RECALL,
+                }
+                if metadata and rng.random() < 0.4:
+                    s["filter"] = {"tag": rng.randint(0, 3)}
+                steps.append(s)
+            elif r < 0.65:
+                if rng.random() < 0.5:
+                    steps.append({"op": "delete", "fraction": rng.choice((0.1, 0.5, 1.0))})
+                else:
+                    steps.append({"op": "delete", "count": rng.choice(sizes[:4])})
+                deleted = True
+            elif r < 0.75:
+                steps.append({"op": "get", "count": rng.choice((1, 5, 10))})
+            elif r < 0.85 and "upsert" in self.ops:
+                steps.append({"op": "upsert", "count": rng.choice(sizes[:4])})
+            else:
+                steps.append({"op": "checkpoint"})
+            metadata = metadata or any(x.get("metadata") for x in steps)
+        steps.append({"op": "search", "queries": 5, "k": 5, "min_recall": MIN_RECALL})
+        r = rng.random()
+        if r < 0.6:
+            steps.append({"op": "clear"})
+        elif r < 0.8:
+            steps.append({"op": "destroy"})
+        elif r < 0.9:
+            steps.append({"op": "reload"})
+        return steps
+
+
+@dataclass
+class Try:
+    index: int
+    path: Path
+    record: RunRecord
+    elapsed: float  # seconds since the fuzz run started
+
+
+@dataclass
+class FuzzResult:
+    tries: list[Try]
+    found: Try | None
+    seconds: float
+    stopped: str  # "found", "budget", "error"
+
+
+def table_size(data: dict[str, Any]) -> str:
+    cycles = data["cycle"]
+    n = sum(int(c.get("repeat", 1)) for c in cycles)
+    steps = max(len(c["steps"]) for c in cycles)
+    rows = max(
+        (s.get("count", 0) for c in cycles for s in c["steps"] if s["op"] == "insert"), default=0
+    )
+    return f"{n} cycles x {steps} steps x {rows:,} rows"
+
+
+def fuzz(
+    engine: str,
+    *,
+    allocator: str = "numpy",
+    faults: Sequence[str] = (),
+    budget: float = 300.0,
+    seed: int = 0,
+    out: Path,
+    options: dict[str, Any] | None = None,
+    thresholds: Sequence[int] = (),
+    memray: bool = True,
+    timeout: float = 120.0,
+    max_tries: int | None = None,
+    want: str | None = None,
+    progress: Callable[[Try], None] | None = None,
+) -> FuzzResult:
+    """Generate and replay tables until one gives a failing verdict (with `want`: that
+    verdict as the run's verdict) or the budget is spent.
+
+    A try that starts before the budget ends is finished (a try is one child run)."""
+    out = Path(out)
+    tries_dir = out / "tries"
+    tries_dir.mkdir(parents=True, exist_ok=True)
+    gen = Generator(seed, profile_for(engine, options, thresholds))
+    t0 = time.perf_counter()
+    tries: list[Try] = []
+    n = 0
+    while time.perf_counter() - t0 < budget and (max_tries is None or n < max_tries):
+        n += 1
+        data = gen.table(n, name=f"fuzz-{'+'.join(faults) or slug(engine)}-s{seed}-t{n}")
+        path = tries_dir / f"try-{n:04d}.toml"
+        path.write_text(scenario_toml(data), encoding="utf-8")
+        rec = run_one(
+            load_scenario(path),
+            engine,
+            allocator,
+            faults,
+            memray=memray,
+            timeout=timeout,
+            expected="clean",
+            flamegraphs="none",
+        )
+        t = Try(n, path, rec, time.perf_counter() - t0)
+        tries.append(t)
+        if progress is not None:
+            progress(t)
+        if rec.verdict == "error":
+            return FuzzResult(tries, t, time.perf_counter() - t0, "error")
+        if rec.verdict not in NOT_FAILING and (want is None or rec.verdict == want):
+            return FuzzResult(tries, t, time.perf_counter() - t0, "found")
+    return FuzzResult(tries, None, time.perf_counter() - t0, "budget")
