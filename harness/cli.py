@@ -296,8 +296,8 @@ def _summary_table(report: Report) -> None:
     table.add_column("s", justify="right", no_wrap=True)
     for rec in report.runs:
         mark = run_mark(rec)
-        style = {"ok": "green", "skip": "yellow", "FAIL": "bold red"}[mark]
-        result = {"ok": "PASS", "skip": "SKIP", "FAIL": "FAIL"}[mark]
+        style = {"ok": "green", "skip": "yellow", "FAIL": "bold red", "ERROR": "bold magenta"}[mark]
+        result = {"ok": "PASS", "skip": "SKIP", "FAIL": "FAIL", "ERROR": "ERROR"}[mark]
         table.add_row(  # Text, not markup: a label like "[refimpl/raw]" is not a style
             Text(f"{rec.scenario} [{rec.engine}/{rec.allocator}]"),
             Text(rec.verdict),
@@ -420,15 +420,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress.close()
         stop.finishing()
         written = _write_report(report, out)
+    errors = [r for r in report.runs if r.verdict == "error"]
+    failed = [r for r in report.runs if not r.passed and r.verdict not in ("skipped", "error")]
+    skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
+    partial = [r for r in report.runs if r.verdict != "skipped" and was_skipped(r)]
+    # the status is known before anything is printed: a closed stdout (`memcycle run | head`)
+    # must not turn a failing run into exit 0 (main returns this on BrokenPipeError)
+    args.exit_status = _run_status(args, stop.signum, errors, failed, skipped, partial)
     if cold:
         _after_cold_start(report, progress)
     for rec in report.runs:
         print()
         print(format_run(rec))
-    errors = [r for r in report.runs if r.verdict == "error"]
-    failed = [r for r in report.runs if not r.passed and r.verdict not in ("skipped", "error")]
-    skipped = [r for r in report.runs if not r.passed and r.verdict == "skipped"]
-    partial = [r for r in report.runs if r.verdict != "skipped" and was_skipped(r)]
     print()
     _summary_table(report)
     print(
@@ -437,18 +440,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{len(errors)} error(s) (could not run); report: {out / 'report.json'}"
         + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
     )
-    if stop.signum is not None:  # came after the last run: the report is whole, but say so
-        return 128 + stop.signum
-    if errors:
-        return 3
-    if failed:
-        return 1
-    if args.fail_on_skip and (skipped or partial):
+    if args.fail_on_skip and (skipped or partial) and args.exit_status == 1 and not failed:
         print(
             f"memcycle: --fail-on-skip: {len(skipped)} run(s) skipped, "
             f"{len(partial)} run(s) with skipped steps",
             file=sys.stderr,
         )
+    return int(args.exit_status)
+
+
+def _run_status(
+    args: argparse.Namespace,
+    signum: int | None,
+    errors: list[RunRecord],
+    failed: list[RunRecord],
+    skipped: list[RunRecord],
+    partial: list[RunRecord],
+) -> int:
+    """`memcycle run`'s exit status (see the module docstring)."""
+    if signum is not None:  # came after the last run: the report is whole, but say so
+        return 128 + signum
+    if errors:
+        return 3
+    if failed:
+        return 1
+    if args.fail_on_skip and (skipped or partial):
         return 1
     return 0
 
@@ -1205,6 +1221,7 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    args: argparse.Namespace | None = None
     delegate = next((a for a in argv if not a.startswith("-")), None)
     try:
         try:
@@ -1233,9 +1250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         close_all()
         print(f"memcycle: {exc}; every child was stopped", file=sys.stderr)
         return 128 + exc.signum
-    except BrokenPipeError:  # `memcycle list | head`
+    except BrokenPipeError:  # `memcycle list | head`: the status stays the command's own
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return int(getattr(args, "exit_status", 0))
 
 
 if __name__ == "__main__":
