@@ -278,6 +278,10 @@ def analyze(
         return out
     attr = _Attribution(roots)
     live: dict[int, tuple[int, Any, bool]] = {}  # address -> (size, stack key, engine)
+    # growth is measured at the last reset point (clear/destroy/reload), not after the final
+    # close: what an engine holds until close would otherwise name no site at all
+    op_at = {int(m["index"]): str(m.get("op", "")) for m in markers if "index" in m}
+    at_reset: dict[Any, list[int]] | None = None
     total = engine = engine_blocks = 0
     seg_peak = seg_engine_peak = 0
     last_index: int | None = None
@@ -317,6 +321,8 @@ def analyze(
                 last_index = idx
                 if idx == baseline_index:
                     baseline = _by_stack(live)
+                elif op_at.get(idx) not in ("close", None) and baseline is not None:
+                    at_reset = _by_stack(live)
                 # the marker's own free follows; it must not match a live block
                 live.pop(rec.address, None)
                 continue
@@ -354,7 +360,7 @@ def analyze(
         out.top_live.append({"bytes": nbytes, "blocks": count, "stack": attr.frames.get(sid, [])})
     if baseline is not None:
         growth = []
-        for sid, (nbytes, count) in by_stack.items():
+        for sid, (nbytes, count) in (at_reset if at_reset is not None else by_stack).items():
             before = baseline.get(sid, [0, 0])
             if nbytes > before[0]:
                 growth.append((nbytes - before[0], count - before[1], sid))
