@@ -354,6 +354,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     allocators = args.allocator or ["numpy"]
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("reports") / run_id
+    options = _parse_options(args.engine_option, "--engine-option")
     try:
         if args.timeout is not None:
             check_timeout(args.timeout)
@@ -361,7 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for sc in scenarios:
             for eng in engines:
                 for alloc in allocators:
-                    check_run(sc, eng or sc.default_engine(), alloc, args.fault or ())
+                    check_run(sc, eng or sc.default_engine(), alloc, args.fault or (), options)
         earlier = check_out_dir(out)
     except PreflightError as exc:
         raise UsageError(str(exc)) from None
@@ -381,6 +382,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             memray=args.memray,
             native=args.native,
             timeout=args.timeout,
+            options=options,
             flamegraphs=args.flamegraphs,
             sanitizer=args.sanitizer,
             valgrind=args.valgrind,
@@ -659,12 +661,13 @@ def parse_budget(text: str) -> float:
     return value
 
 
-def _parse_options(items: list[str] | None) -> dict[str, object]:
+def _parse_options(items: list[str] | None, flag: str = "--option") -> dict[str, object]:
+    """KEY=VALUE engine options; a VALUE that reads as JSON (16, 1.5, true, "x") is that."""
     out: dict[str, object] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"bad --option {item!r}; expected KEY=VALUE, e.g. buffer_size=16")
+            raise UsageError(f"bad {flag} {item!r}; expected KEY=VALUE, e.g. buffer_size=16")
         try:
             out[key] = json.loads(raw)
         except ValueError:
@@ -1027,6 +1030,13 @@ def build_parser(delegate: str | None = None) -> argparse.ArgumentParser:
         help="memray flamegraph HTML (self-contained, works offline) for runs with an "
         "unexpected verdict (default), every run, or none; each page is a few MB and takes "
         "a few seconds to render",
+    )
+    run.add_argument(
+        "--engine-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an engine option for every run (repeatable), over the scenario's [engine] table, "
+        "e.g. --engine-option mode=persistent or --engine-option M=32",
     )
     run.add_argument(
         "--out",

@@ -122,7 +122,13 @@ def _check_faults(where: str, faults: Sequence[str], known: Sequence[str], whose
         )
 
 
-def check_run(scenario: Scenario, engine: str, allocator: str, faults: Sequence[str]) -> None:
+def check_run(
+    scenario: Scenario,
+    engine: str,
+    allocator: str,
+    faults: Sequence[str],
+    extra_options: dict[str, Any] | None = None,
+) -> None:
     """What the parent can know about one run of a built-in engine without building it: its
     options, faults and allocator. A `module:factory` engine is checked by its own child."""
     if scenario.engines and engine not in scenario.engines:
@@ -133,7 +139,13 @@ def check_run(scenario: Scenario, engine: str, allocator: str, faults: Sequence[
         from .engines.refimpl_adapter import DB_OPTIONS
         from .refimpl.faults import FAULT_NAMES
 
-        _check_options(where, scenario.options(engine), "refimpl", DB_OPTIONS, DB_OPTIONS)
+        _check_options(
+            where,
+            {**scenario.options(engine), **(extra_options or {})},
+            "refimpl",
+            DB_OPTIONS,
+            DB_OPTIONS,
+        )
         _check_faults(where, faults, FAULT_NAMES, "")
         return
     if engine in TWIN_ENGINES:
@@ -141,7 +153,13 @@ def check_run(scenario: Scenario, engine: str, allocator: str, faults: Sequence[
         from .refimpl.native.faults import FAULT_NAMES as TWIN_FAULTS
 
         known = (*SIZE_OPTIONS, *IGNORED_OPTIONS)
-        _check_options(where, scenario.options(engine), "refimpl-c", known, SIZE_OPTIONS)
+        _check_options(
+            where,
+            {**scenario.options(engine), **(extra_options or {})},
+            "refimpl-c",
+            known,
+            SIZE_OPTIONS,
+        )
         _check_faults(where, faults, TWIN_FAULTS, " (the C twin's catalogue)")
         if allocator not in ("numpy", "native"):
             raise PreflightError(

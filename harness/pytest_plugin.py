@@ -32,6 +32,7 @@ imported inside the functions that need it.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import platform
 import tomllib
@@ -80,6 +81,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="DIR",
         help="write report.json, summary.md, index.html and junit.xml into DIR at the end",
+    )
+    group.addoption(
+        "--memcycle-engine-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an engine option for every scenario item (repeatable), over the scenario's "
+        "[engine] table; a VALUE that reads as JSON (16, true) is that",
     )
     group.addoption(
         "--memcycle-timeout",
@@ -131,6 +140,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(RecordCollector(Path(report_dir), config), _COLLECTOR_NAME)
 
 
+def engine_options(config: pytest.Config) -> dict[str, Any]:
+    """--memcycle-engine-option KEY=VALUE pairs (VALUE parsed as JSON when it is JSON)."""
+    out: dict[str, Any] = {}
+    for item in config.getoption("memcycle_engine_option", None) or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise pytest.UsageError(
+                f"--memcycle-engine-option: {item!r}; expected KEY=VALUE, e.g. buffer_size=16"
+            )
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
 def check_options(config: pytest.Config) -> None:
     """Every --memcycle-* value and memcycle_paths entry, before collection: a bad one is a
     pytest.UsageError, one line naming the value and what was expected."""
@@ -150,6 +175,7 @@ def check_options(config: pytest.Config) -> None:
                 f"--memcycle-allocator: unknown allocator {name!r}; expected one of "
                 f"{', '.join(ALLOCATOR_CHOICES)}"
             )
+    engine_options(config)  # a malformed KEY=VALUE is a usage error before collection
     timeout = config.getoption("memcycle_timeout")
     if timeout is not None and not timeout > 0:
         raise pytest.UsageError(
@@ -342,6 +368,7 @@ class ScenarioItem(pytest.Item):
             memray=not self.config.getoption("memcycle_no_memray"),
             timeout=self.config.getoption("memcycle_timeout"),
             out_dir=_report_dir(self.config),
+            options=engine_options(self.config),
         )
         self.record = record
         _remember(self, record)

@@ -264,3 +264,26 @@ def test_an_engine_that_forges_an_end_event_and_exits_0_is_not_clean(tmp_path: P
     summary = rec.findings[0].summary
     assert "exited with code 0" in summary and "not the child's" in summary
     assert rec.findings[0].evidence["forged_events"] == 1
+
+
+def test_engine_options_from_the_command_line_reach_the_engine(tmp_path: Path) -> None:
+    """`--engine-option KEY=VALUE` lands in EngineConfig.options (the strict test engine
+    refuses any option, so the run is an error naming it); without it the run is clean."""
+    sc = _write(tmp_path, "t.toml", TINY.format(name="t"))
+    strict = "tests.suite_engines:make_strict"
+    base = ["run", str(sc), "--engine", strict, "--no-memray"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--engine-option", "mode=persistent", "--out", str(tmp_path / "b")]) == 3
+    run = json.loads((tmp_path / "b" / "report.json").read_text())["runs"][0]
+    assert "strict takes no options, got ['mode']" in run["findings"][0]["summary"]
+
+
+def test_a_malformed_engine_option_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sc = _write(tmp_path, "t.toml", TINY.format(name="t"))
+    _usage_error(
+        capsys,
+        ["run", str(sc), "--engine-option", "novalue", "--out", str(tmp_path / "o")],
+        "bad --engine-option 'novalue'; expected KEY=VALUE",
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from pathlib import Path
 
 import memcycle.runner  # noqa: F401  (imports numpy here: in-process pytester runs cannot re-import it)
 import pytest
@@ -611,3 +612,24 @@ def test_scenario_toml_round_trips_through_the_parser() -> None:
     assert sc.options() == {"buffer_size": 100}
     assert len(sc.plan) == 3 and sc.plan[2].dimension == 4
     assert sc.expected("checked") == "leak" and sc.expected("numpy") == "clean"
+
+
+def test_memcycle_engine_option_reaches_every_item(project: pytest.Pytester) -> None:
+    """--memcycle-engine-option KEY=VALUE is passed to the engine (the strict engine of the
+    test suite refuses any option, so the item errors naming it); malformed is a usage error."""
+    strict = f"{Path(__file__).resolve().parent / 'suite_engines.py'}:make_strict"
+    bad = _run(project, "scenarios/alpha.toml", "--memcycle-engine-option", "novalue")
+    assert "--memcycle-engine-option: 'novalue'; expected KEY=VALUE" in bad.stderr.str()
+    ok = _run(project, "scenarios/alpha.toml", "--memcycle-engine", strict, "--memcycle-no-memray")
+    ok.assert_outcomes(passed=1)
+    refused = _run(
+        project,
+        "scenarios/alpha.toml",
+        "--memcycle-engine",
+        strict,
+        "--memcycle-no-memray",
+        "--memcycle-engine-option",
+        "mode=persistent",
+    )
+    refused.assert_outcomes(errors=1)
+    assert "strict takes no options, got ['mode']" in refused.stdout.str()
