@@ -474,7 +474,7 @@ def _run_status(
 def cmd_list(args: argparse.Namespace) -> int:
     what = args.what
     if what in ("all", "scenarios"):
-        print("Scenarios (bundled, scenarios/):")
+        print(f"Scenarios (bundled, in {BUNDLED}/; faults/ and omendb/ run when named):")
         for f in find_scenarios([BUNDLED], include_faults=True):
             try:
                 sc = load_scenario(f)
