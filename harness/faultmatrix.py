@@ -48,6 +48,27 @@ ALLOCATORS = ("checked", "raw")
 REFIMPL_ENGINES = ("refimpl", "refimpl-global")
 TWIN_ENGINES = ("refimpl-c", "refimpl-c-global")
 SUBJECTS = ("refimpl", "refimpl-c")
+# what the C twin's child runs under: nothing, AddressSanitizer (its asan build), memcheck
+MODES = ("plain", "asan", "valgrind")
+# the clean twin's scenarios under a tool (None: every one the plain matrix runs); see the
+# module doc for the choice
+TOOL_CLEAN_SCENARIOS: dict[str, frozenset[str] | None] = {
+    "plain": None,
+    "asan": None,
+    "valgrind": frozenset(
+        {"native-uninitialized-slot-assign", "native-migration-overflow", "clear-empty-and-twice"}
+    ),
+}
+# the stacks a tool's report must carry for each verdict, each with an engine frame that
+# names a C function and a line: the access (or second free), the free, the allocation
+REQUIRED_STACKS: dict[str, tuple[str, ...]] = {
+    "use-after-free": ("native_stack", "native_free_stack", "native_alloc_stack"),
+    "double-free": ("native_stack", "native_free_stack", "native_alloc_stack"),
+    "invalid-free": ("native_stack",),
+    "buffer-overflow": ("native_stack", "native_alloc_stack"),
+    "leak": ("native_alloc_stack",),
+    "crash": ("native_stack",),
+}
 # capabilities of the C twin a scenario's `requires` may name (it cannot reload its library)
 TWIN_CAPABILITIES = frozenset({"delete", "metadata_filter", "dimension_change"})
 # a verdict that only a dead child can give: such a fault must end with a signal
@@ -71,6 +92,7 @@ class Case:
     expected: str
     engine: str | None = None  # None: the scenario's own default engine
     subject: str = "refimpl"  # whose catalogue judges it: refimpl or its C twin
+    mode: str = "plain"  # plain | asan | valgrind: the tool the child runs under
 
     def scenario_to_run(self) -> Scenario:
         """The scenario as run: the clean engine runs a fault scenario with its faults off."""
@@ -110,23 +132,28 @@ def catalogue_names(subject: str = "refimpl") -> tuple[str, ...]:
     return FAULT_NAMES
 
 
-def catalogue_verdict(subject: str, fault: str, allocator: str) -> str | None:
+def catalogue_verdict(subject: str, fault: str, allocator: str, mode: str = "plain") -> str | None:
     """The verdict the subject's catalogue says a run of `fault` must reach (None: no
-    fixed outcome with that allocator)."""
+    fixed outcome with that allocator, or under that mode)."""
     if subject == "refimpl-c":
         from memcycle.refimpl.native.faults import CATALOGUE as NATIVE
 
-        return NATIVE[fault].verdict_plain
+        return NATIVE[fault].verdict(mode)
     from memcycle.refimpl.faults import CATALOGUE
 
     f = CATALOGUE[fault]
     return f.verdict_raw if allocator == "raw" else f.verdict_checked
 
 
-def must_kill(subject: str, fault: str, allocator: str) -> bool:
-    """Whether a run of `fault` must end with a signal (the native failure replayed)."""
+def must_kill(subject: str, fault: str, allocator: str, mode: str = "plain") -> bool:
+    """Whether a run of `fault` must end with a signal (the native failure replayed).
+
+    Under valgrind nothing must: memcheck reports a bad free or read and carries on (its
+    free does not unmap, its free of a wild pointer is refused, not followed)."""
     if subject == "refimpl-c":
-        return catalogue_verdict(subject, fault, allocator) in _SIGNAL_VERDICTS
+        if mode == "valgrind":
+            return False
+        return catalogue_verdict(subject, fault, allocator, mode) in _SIGNAL_VERDICTS
     from memcycle.refimpl.faults import CATALOGUE
 
     return allocator == "raw" and CATALOGUE[fault].abort_class
@@ -167,14 +194,25 @@ def plan(
     include_slow: bool = False,
     clean: bool = True,
     subject: str = "refimpl",
+    mode: str = "plain",
 ) -> tuple[list[Case], list[str]]:
     """The cases to run and the catalogue faults that have no scenario (misses).
 
     `subject` "refimpl-c" plans the C twin's matrix: its allocator axis is "native"
-    (malloc), whatever `allocators` says."""
+    (malloc), whatever `allocators` says. `mode` "asan" or "valgrind" (the twin only) runs
+    every fault whose catalogue gives a verdict under that tool, judged by that verdict
+    (the scenarios' `[expect.verdict] native` is a plain run's), and the clean twin over
+    `TOOL_CLEAN_SCENARIOS[mode]` (see the module doc for why those)."""
     if subject not in SUBJECTS:
         raise MatrixError(
             f"unknown engine {subject!r} for the fault matrix; expected one of {', '.join(SUBJECTS)}"
+        )
+    if mode not in MODES:
+        raise MatrixError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode != "plain" and subject != "refimpl-c":
+        raise MatrixError(
+            f"the {mode} fault matrix is the C twin's (--engine refimpl-c); refimpl is Python "
+            "and Numba, with no native build for a sanitizer or valgrind to judge"
         )
     names = catalogue_names(subject)
     if subject == "refimpl-c":
@@ -189,6 +227,11 @@ def plan(
     cases: list[Case] = []
     for name in wanted:
         for sc in index.get(name, []):
+            if mode != "plain":
+                expected = catalogue_verdict(subject, name, "native", mode)
+                if expected is not None:
+                    cases.append(Case(sc, "native", name, expected, subject=subject, mode=mode))
+                continue
             for alloc in allocators:
                 if alloc in explicit_allocators(sc):
                     cases.append(Case(sc, alloc, name, sc.expected(alloc), subject=subject))
@@ -204,6 +247,9 @@ def plan(
                     raise MatrixError(str(exc)) from None
                 clean_scs = [sc for sc in clean_scs if include_slow or not sc.slow]
             clean_scs += fault_scs
+            subset = TOOL_CLEAN_SCENARIOS.get(mode)
+            if subset is not None:
+                clean_scs = [sc for sc in clean_scs if sc.name in subset]
         seen: set[str] = set()
         for sc in clean_scs:
             if sc.path in seen:
@@ -217,7 +263,7 @@ def plan(
             elif not _for_subject(sc, subject):
                 continue
             cases.extend(
-                Case(sc, alloc, None, "clean", engine=engine, subject=subject)
+                Case(sc, alloc, None, "clean", engine=engine, subject=subject, mode=mode)
                 for alloc in allocators
             )
     return cases, missing
@@ -249,9 +295,49 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
         problems.append(
             f"scenario expects {case.expected} but the catalogue says {expected_by_catalogue}"
         )
-    if must_kill(case.subject, case.fault, case.allocator) and rec.exit.get("kind") != "signal":
+    if (
+        must_kill(case.subject, case.fault, case.allocator, case.mode)
+        and rec.exit.get("kind") != "signal"
+    ):
         problems.append(f"abort-class fault did not kill the child (exit {rec.exit.get('kind')})")
+    if case.subject == "refimpl-c" and rec.verdict == case.expected:
+        problems += native_evidence_problems(case, rec)
     return Outcome(case, rec, not problems, problems)
+
+
+def _engine_c_frame(frames: Sequence[dict[str, Any]] | None, need_line: bool) -> bool:
+    return any(
+        f.get("engine") and f.get("function") and (not need_line or f.get("line"))
+        for f in frames or ()
+    )
+
+
+def native_evidence_problems(case: Case, rec: RunRecord) -> list[str]:
+    """What the C twin's verdict lacks: under a tool, the tool's own report with every stack
+    of `REQUIRED_STACKS` naming a C function and line of the twin; plain, a crash-class
+    verdict's native stack naming the C function (the gdb replay). A plain leak is
+    memray's (no native stack to ask for)."""
+    tool_sources = {"asan": ("asan", "lsan"), "valgrind": ("valgrind",)}.get(case.mode)
+    found = [x for x in rec.findings if x.verdict == rec.verdict]
+    if tool_sources is not None:
+        found = [x for x in found if x.evidence.get("source") in tool_sources]
+        if not found:
+            return [f"no {case.mode} report gave the verdict {rec.verdict}"]
+        f = found[0]
+        return [
+            f"the {case.mode} report's {key} names no C function and line of the twin"
+            for key in REQUIRED_STACKS.get(rec.verdict, ())
+            if not _engine_c_frame(f.evidence.get(key), need_line=True)
+        ]
+    if rec.exit.get("kind") == "signal" and found:
+        ev = found[0].evidence
+        if not _engine_c_frame(ev.get("native_stack"), need_line=False):
+            why = ev.get("native_stack_absent") or rec.exit.get("native_stack_absent")
+            return [
+                "the crash's native stack names no C function of the twin"
+                + (f" ({str(why)[:200]})" if why else "")
+            ]
+    return []
 
 
 # -- evidence in one line ----------------------------------------------------------------
@@ -453,6 +539,11 @@ def verdict_finding_at(rec: RunRecord) -> str:
 
 
 # -- the matrix text ---------------------------------------------------------------------
+def axis(case: Case) -> str:
+    """The matrix's allocator column: the allocator, and the tool when there is one."""
+    return case.allocator if case.mode == "plain" else f"{case.allocator}+{case.mode}"
+
+
 def _row(cols: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)).rstrip()
 
@@ -465,7 +556,7 @@ def format_matrix(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> s
     rows = [
         (
             o.case.fault or "",
-            o.case.allocator,
+            axis(o.case),
             o.record.verdict,
             o.case.expected,
             "PASS" if o.ok else "FAIL",
@@ -485,7 +576,7 @@ def format_matrix(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> s
         crows = [
             (
                 o.case.scenario.name,
-                o.case.allocator,
+                axis(o.case),
                 o.record.verdict,
                 "PASS" if o.ok else "FAIL",
                 evidence_line(o.record) if o.ok else "; ".join(o.problems),
@@ -515,7 +606,7 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
             continue
         ev = evidence_line(o.record) + ("" if o.ok else " ← " + "; ".join(o.problems))
         lines.append(
-            f"| {o.case.fault} | {o.case.allocator} | {o.record.verdict} | {o.case.expected} | "
+            f"| {o.case.fault} | {axis(o.case)} | {o.record.verdict} | {o.case.expected} | "
             f"{'✅' if o.ok else '❌'} | {verdict_finding_at(o.record)} | {_md_escape(ev)} |"
         )
     for name in missing:
@@ -532,7 +623,7 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
         for o in clean:
             extra = "" if o.ok else " ← " + _md_escape("; ".join(o.problems))
             lines.append(
-                f"| {o.case.scenario.name} | {o.case.allocator} | {o.record.verdict}{extra} | "
+                f"| {o.case.scenario.name} | {axis(o.case)} | {o.record.verdict}{extra} | "
                 f"{'✅' if o.ok else '❌'} |"
             )
     return "\n".join(lines) + "\n"
@@ -558,6 +649,8 @@ def run_cases(
             memray=memray,
             timeout=timeout,
             expected=c.expected,
+            sanitizer="asan" if c.mode == "asan" else None,
+            valgrind=c.mode == "valgrind",
         )
         for c in cases
     ]
@@ -745,6 +838,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refimpl's allocator: checked, raw or both (default both); the C twin uses malloc",
     )
     parser.add_argument(
+        "--sanitizer",
+        choices=("asan",),
+        default=None,
+        help="--engine refimpl-c only: run the twin's asan build under AddressSanitizer; "
+        "verdicts from the catalogue's verdict_asan",
+    )
+    parser.add_argument(
+        "--valgrind",
+        action="store_true",
+        help="--engine refimpl-c only: run every child under valgrind memcheck; verdicts from "
+        "the catalogue's verdict_valgrind (slow: the clean twin on a few scenarios only)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -788,9 +894,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .cli import Progress, UsageError
+    from .cli import Progress, UsageError, _check_native_tool
 
     subject = getattr(args, "engine", "refimpl") or "refimpl"
+    sanitizer = getattr(args, "sanitizer", None)
+    valgrind = bool(getattr(args, "valgrind", False))
+    mode = "valgrind" if valgrind else (sanitizer or "plain")
+    if mode != "plain":
+        if subject != "refimpl-c":
+            raise UsageError(
+                f"--{'valgrind' if valgrind else 'sanitizer'} applies to --engine refimpl-c "
+                "(the C twin); refimpl has no native build to check"
+            )
+        _check_native_tool(sanitizer, valgrind)
     if subject == "refimpl-c":
         if args.allocator is not None:
             raise UsageError(
@@ -838,6 +954,7 @@ def main(args: argparse.Namespace) -> int:
             include_slow=args.all,
             clean=not args.no_clean,
             subject=subject,
+            mode=mode,
         )
     except MatrixError as exc:
         raise UsageError(str(exc)) from None
@@ -856,12 +973,12 @@ def main(args: argparse.Namespace) -> int:
     unrun = [
         n for n in (args.only or catalogue_names(subject)) if n not in ran and n not in missing
     ]
-    note = (
-        f"not run with {', '.join(allocators)} (no fixed outcome there; their scenarios name "
-        f"no such allocator in [expect.verdict]): {', '.join(unrun)}"
-        if unrun
-        else ""
-    )
+    if mode != "plain":
+        why = f"the catalogue gives no verdict_{mode}"
+    else:
+        why = "no fixed outcome there; their scenarios name no such allocator in [expect.verdict]"
+    where = ", ".join(allocators) + ("" if mode == "plain" else f" under {mode}")
+    note = f"not run with {where} ({why}): {', '.join(unrun)}" if unrun else ""
     write_reports(
         report, out, [matrix_markdown(outcomes, missing) + (f"\n{note}\n" if note else "")]
     )

@@ -20,6 +20,19 @@ class NativeFault:
     verdict_plain: str | None  # None: a plain run has no fixed outcome (not run plain)
     plain_outcome: str  # what glibc does, as measured
     verdict_asan: str
+    verdict_valgrind: str | None = None  # None: not run under valgrind
+    asan_outcome: str = ""  # what ASan reports, as measured
+    valgrind_outcome: str = ""  # what memcheck reports, as measured
+
+    def verdict(self, mode: str = "plain") -> str | None:
+        """The verdict a run under `mode` (plain, asan, valgrind) must reach."""
+        if mode == "plain":
+            return self.verdict_plain
+        if mode == "asan":
+            return self.verdict_asan
+        if mode == "valgrind":
+            return self.verdict_valgrind
+        raise ValueError(f"unknown mode {mode!r}; expected plain, asan or valgrind")
 
 
 CATALOGUE: dict[str, NativeFault] = {
@@ -32,6 +45,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "double-free",
             "SIGABRT: 'free(): double free detected in tcache 2' (flat.ids, 400 B, is freed first)",
             "double-free",
+            verdict_valgrind="double-free",
         ),
         NativeFault(
             "stale-segment-view",
@@ -41,6 +55,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGSEGV: the 1 MB segment blocks were mmapped and unmapped on free (the adapter "
             "pins glibc's mmap threshold); glibc has no message for a read",
             "use-after-free",
+            verdict_valgrind="use-after-free",
         ),
         NativeFault(
             "uninitialized-slot-assign",
@@ -50,6 +65,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGSEGV inside free(): glibc reads the chunk header below 0xa (an unmapped page) "
             "before its 'free(): invalid pointer' check can run",
             "crash",
+            verdict_valgrind="invalid-free",
         ),
         NativeFault(
             "sparse-map-recreate",
@@ -58,6 +74,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "double-free",
             "SIGABRT: 'double free or corruption (!prev)' (or '(top)'), in rc_clear",
             "double-free",
+            verdict_valgrind="double-free",
         ),
         NativeFault(
             "singleton-double-destroy",
@@ -66,6 +83,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "double-free",
             "SIGABRT: 'free(): double free detected in tcache 2' at the second cleanup",
             "double-free",
+            verdict_valgrind="double-free",
         ),
         NativeFault(
             "flat-buffer-leak",
@@ -74,6 +92,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "leak",
             "no signal: memray's engine-attributed live bytes grow by the buffer every cycle",
             "leak",
+            verdict_valgrind="leak",
         ),
         NativeFault(
             "migration-overflow",
@@ -85,6 +104,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "or corruption (!prev)', 'malloc(): invalid size (unsorted)', 'free(): invalid next "
             "size (normal)', SIGSEGV inside malloc)",
             "buffer-overflow",
+            verdict_valgrind="buffer-overflow",
         ),
     )
 }
