@@ -64,7 +64,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "crash",
             "SIGSEGV inside free(): glibc reads the chunk header below 0xa (an unmapped page) "
             "before its 'free(): invalid pointer' check can run",
-            "crash",
+            "invalid-free",
             verdict_valgrind="invalid-free",
         ),
         NativeFault(
