@@ -499,6 +499,45 @@ def _crash_line(rec: RunRecord) -> str:
     return f"{sig}{where}" + (f': {runtime}"{msg}"' if msg else "")
 
 
+TOOL_SOURCES = ("asan", "lsan", "ubsan", "valgrind")
+
+
+# the twin's counting malloc/free: the frame that matters is their caller
+_TWIN_ALLOC_WRAPPERS = frozenset({"rc_malloc", "rc_free"})
+
+
+def _c_frame(frames: Sequence[dict[str, Any]] | None) -> str:
+    """'seg_store (refimpl_c.c:424)': the innermost engine frame with a function (past the
+    twin's allocation wrappers)."""
+    own = [x for x in frames or () if x.get("engine") and x.get("function")]
+    f = next((x for x in own if x["function"] not in _TWIN_ALLOC_WRAPPERS), own[0] if own else None)
+    if f is None:
+        return ""
+    where = f" ({Path(f['file']).name}:{f['line']})" if f.get("file") and f.get("line") else ""
+    return f"{f['function']}{where}"
+
+
+def _tool_line(rec: RunRecord) -> str | None:
+    """A sanitizer's or memcheck's verdict: its summary, then where the block was allocated
+    and freed (the innermost engine frame of each stack)."""
+    f = next(
+        (
+            x
+            for x in rec.findings
+            if x.verdict == rec.verdict and x.evidence.get("source") in TOOL_SOURCES
+        ),
+        None,
+    )
+    if f is None:
+        return None
+    parts = [f.summary]
+    for key, label in (("native_alloc_stack", "allocated in"), ("native_free_stack", "freed in")):
+        where = _c_frame(f.evidence.get(key))
+        if where:
+            parts.append(f"{label} {where}")
+    return "; ".join(parts)
+
+
 def evidence_line(rec: RunRecord) -> str:
     """The evidence behind a run's verdict, in one line (block, cycles, bytes, signal)."""
     v = rec.verdict
@@ -507,6 +546,9 @@ def evidence_line(rec: RunRecord) -> str:
         return f"no finding in {len(rec.cycles)} cycles" + (
             f", {max(blocks)} live blocks after every clear" if blocks else ""
         )
+    tool = _tool_line(rec)
+    if tool:
+        return tool
     if v in ("crash", "timeout"):
         return _crash_line(rec)
     if any(x.verdict == v and x.evidence.get("signal_class") for x in rec.findings):
