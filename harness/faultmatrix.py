@@ -56,7 +56,11 @@ TOOL_CLEAN_SCENARIOS: dict[str, frozenset[str] | None] = {
     "plain": None,
     "asan": None,
     "valgrind": frozenset(
-        {"native-uninitialized-slot-assign", "native-migration-overflow", "clear-empty-and-twice"}
+        {
+            "clear-empty-and-twice",
+            "native-uninitialized-slot-assign",
+            "native-singleton-double-destroy",
+        }
     ),
 }
 # the stacks a tool's report must carry for each verdict, each with an engine frame that
