@@ -18,6 +18,26 @@ outcome is fixed. The matrix then checks, per run:
 of a plain run), its scenarios (`scenarios/faults/native/`, expectation key `native`),
 malloc as the allocator, and the clean twin over every bundled scenario it can run.
 
+`--engine refimpl-c --sanitizer asan` and `--valgrind` run that matrix with the child under
+the tool (the twin's asan build, or its plain build under memcheck; memray off, since the
+tool judges leaks and memray's hooks cut ASan's free stacks short). Every fault whose
+catalogue entry has a verdict for the tool runs (migration-overflow too: its heap overflow
+has no fixed plain outcome, a tool names it), judged by that verdict (`verdict_asan`,
+`verdict_valgrind`), and the verdict must come from the tool's own report, whose access,
+free and allocation stacks (as the verdict has them) must name a C function and line of
+the twin. Both tools cost a fixed price per child, whatever the scenario: LeakSanitizer's
+scan of the whole interpreter heap (~30-60 s) and memcheck's start of the interpreter and
+NumPy (~60 s and more), so the clean twin runs on a few scenarios chosen to reach every
+code path rather than on the whole bundle (`TOOL_CLEAN_SCENARIOS`):
+- ASan: segment-threshold (flat buffer, migration into the main tier, segments, delete),
+  dimension-change (clear back to uninitialized, three dimensions), delete-reinsert
+  (delete, get, filtered search, re-insert of deleted ids) and singleton-destroy-recreate
+  (the global database destroyed and rebuilt, through `refimpl-c-global`);
+- valgrind: clear-empty-and-twice (clear of an empty and of a cleared database, flat buffer
+  and migration), and the uninitialized-slot-assign and singleton-double-destroy scenarios
+  run clean (segments; the singleton's clear/cleanup).
+`--only NAME` still runs the clean twin on that fault's scenarios.
+
 `--story` replays the reference note's "Test Results" tables instead (see
 `STORY`). Reports go through `harness.reporters.write_all`; the matrix and the
 story tables are appended to summary.md.
@@ -54,7 +74,9 @@ MODES = ("plain", "asan", "valgrind")
 # module doc for the choice
 TOOL_CLEAN_SCENARIOS: dict[str, frozenset[str] | None] = {
     "plain": None,
-    "asan": None,
+    "asan": frozenset(
+        {"segment-threshold", "dimension-change", "delete-reinsert", "singleton-destroy-recreate"}
+    ),
     "valgrind": frozenset(
         {
             "clear-empty-and-twice",
