@@ -324,3 +324,33 @@ def test_a_tool_verdict_without_its_stacks_is_a_problem() -> None:
     assert judge_case(case, record({**evidence, "native_free_stack": [c_frame]})).ok
     # the verdict from glibc's abort instead of ASan's report does not count under asan
     assert not judge_case(case, record({**evidence, "source": "glibc"})).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["asan", "valgrind"])
+def test_free_of_0xa_is_an_invalid_free_named_in_c_under_each_tool(mode: str) -> None:
+    from memcycle.faultmatrix import Case
+    from memcycle.sanitizers import SanitizerUnavailable, check_available
+    from memcycle.scenario import load_scenario
+
+    try:
+        check_available(mode)
+    except SanitizerUnavailable as exc:  # the machines all have both: fail, not skip
+        pytest.fail(str(exc))
+    fault = "uninitialized-slot-assign"
+    sc = load_scenario(_scenario(fault))
+    rec = run_one(
+        sc,
+        allocator="native",
+        memray=False,
+        timeout=120,
+        sanitizer="asan" if mode == "asan" else None,
+        valgrind=mode == "valgrind",
+    )
+    assert rec.verdict == "invalid-free", [f.summary for f in rec.findings]
+    outcome = judge_case(
+        Case(sc, "native", fault, "invalid-free", subject="refimpl-c", mode=mode), rec
+    )
+    assert outcome.ok, outcome.problems
+    stack = rec.findings[0].evidence["native_stack"]
+    assert any(f["engine"] and f["function"] == "seg_store" for f in stack), stack
