@@ -87,6 +87,8 @@ def library_path(variant: str = "plain") -> Path:
     cc = find_compiler()
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
+    # the path too: the debug info names the source file, and frames should name this copy
+    key.update(str(SOURCE.resolve()).encode())
     key.update("\0".join([cc, *BASE_FLAGS, *VARIANT_FLAGS.get(variant, ())]).encode())
     return cache_dir() / f"librefimpl_c-{variant}-{key.hexdigest()[:16]}.so"
 

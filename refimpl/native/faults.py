@@ -46,6 +46,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGABRT: 'free(): double free detected in tcache 2' (flat.ids, 400 B, is freed first)",
             "double-free",
             verdict_valgrind="double-free",
+            asan_outcome="'attempting double-free' in rc_init's free; freed in rc_clear, allocated in tier_alloc",
         ),
         NativeFault(
             "stale-segment-view",
@@ -56,6 +57,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "pins glibc's mmap threshold); glibc has no message for a read",
             "use-after-free",
             verdict_valgrind="use-after-free",
+            asan_outcome="'heap-use-after-free' READ in scan; freed in tier_free, allocated in tier_alloc",
         ),
         NativeFault(
             "uninitialized-slot-assign",
@@ -66,6 +68,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "before its 'free(): invalid pointer' check can run",
             "invalid-free",
             verdict_valgrind="invalid-free",
+            asan_outcome="SEGV at 0xfffffffffffffffa inside ASan's free (its header read below 0xa) from seg_store: memcycle's parser calls a SEGV in free an invalid-free",
         ),
         NativeFault(
             "sparse-map-recreate",
@@ -75,6 +78,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGABRT: 'double free or corruption (!prev)' (or '(top)'), in rc_clear",
             "double-free",
             verdict_valgrind="double-free",
+            asan_outcome="'attempting double-free' in rc_clear; freed in idmap_free_blocks, allocated in idmap_init",
         ),
         NativeFault(
             "singleton-double-destroy",
@@ -84,6 +88,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGABRT: 'free(): double free detected in tcache 2' at the second cleanup",
             "double-free",
             verdict_valgrind="double-free",
+            asan_outcome="'attempting double-free' at the second cleanup; freed in destroy_in_place, allocated in tier_alloc",
         ),
         NativeFault(
             "flat-buffer-leak",
@@ -93,6 +98,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "no signal: memray's engine-attributed live bytes grow by the buffer every cycle",
             "leak",
             verdict_valgrind="leak",
+            asan_outcome="LeakSanitizer (after the last close): direct leak of 1,536,000 B in 6 objects from tier_alloc",
         ),
         NativeFault(
             "migration-overflow",
@@ -105,6 +111,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "size (normal)', SIGSEGV inside malloc)",
             "buffer-overflow",
             verdict_valgrind="buffer-overflow",
+            asan_outcome="'heap-buffer-overflow' WRITE of size 960 in to_flat; the block allocated in tier_alloc",
         ),
     )
 }
