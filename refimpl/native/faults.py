@@ -56,7 +56,11 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGSEGV: the 1 MB segment blocks were mmapped and unmapped on free (the adapter "
             "pins glibc's mmap threshold); glibc has no message for a read",
             "use-after-free",
-            verdict_valgrind="use-after-free",
+            verdict_valgrind=None,
+            valgrind_outcome="not run: under memcheck the child reports the reads of the freed "
+            "segment (InvalidRead, 0 bytes inside a block of 2,000 free'd) and then sleeps in a "
+            "futex for good (seen twice, 12:34 and 12:30 UTC runs; cause not found), and "
+            "valgrind's 100x timeout would hold CI for hours",
             asan_outcome="'heap-use-after-free' READ in scan; freed in tier_free, allocated in tier_alloc",
         ),
         NativeFault(
