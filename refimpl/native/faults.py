@@ -46,6 +46,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGABRT: 'free(): double free detected in tcache 2' (flat.ids, 400 B, is freed first)",
             "double-free",
             verdict_valgrind="double-free",
+            valgrind_outcome="InvalidFree: 'Address ... is 0 bytes inside a block of size 400 free'd' in rc_init, freed in rc_clear, allocated in tier_alloc",
             asan_outcome="'attempting double-free' in rc_init's free; freed in rc_clear, allocated in tier_alloc",
         ),
         NativeFault(
@@ -72,6 +73,7 @@ CATALOGUE: dict[str, NativeFault] = {
             "before its 'free(): invalid pointer' check can run",
             "invalid-free",
             verdict_valgrind="invalid-free",
+            valgrind_outcome="InvalidFree: 'Address 0xa is not stack'd, malloc'd or (recently) free'd' in seg_store (refimpl_c.c:424); memcheck refuses the free and the run goes on",
             asan_outcome="SEGV at 0xfffffffffffffffa inside ASan's free (its header read below 0xa) from seg_store: memcycle's parser calls a SEGV in free an invalid-free",
         ),
         NativeFault(
