@@ -266,7 +266,8 @@ def test_twin_plan_under_a_tool_judges_every_fault_by_that_tools_verdict(mode: s
     faulty = {c.fault: c.expected for c in cases if c.fault}
     # the plain matrix leaves migration-overflow out (no fixed outcome); a tool catches it
     assert faulty == {n: f.verdict(mode) for n, f in CATALOGUE.items() if f.verdict(mode)}
-    assert faulty["migration-overflow"] == "buffer-overflow"
+    if mode == "asan":
+        assert faulty["migration-overflow"] == "buffer-overflow"
     assert faulty["uninitialized-slot-assign"] == "invalid-free"  # free(0xa), not just crash
     assert all(c.mode == mode and c.allocator == "native" for c in cases)
     clean = {c.scenario.name for c in cases if c.fault is None}
