@@ -3,7 +3,8 @@
 Same names as refimpl's catalogue. Each entry says what the bug does in C and what a run
 must conclude: `verdict_plain` from a plain run (the signal and glibc's own message; a
 SIGSEGV carries no message, so it stays `crash`; None where the outcome is not fixed),
-`verdict_asan` from an AddressSanitizer build. Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
+`verdict_asan` from an AddressSanitizer build, `verdict_valgrind` from the plain build under
+memcheck (None: not run there, the reason in `valgrind_outcome`). Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
 in refimpl's Python object model (graph objects, visited-tag arrays) that the twin does
 not have.
 """
