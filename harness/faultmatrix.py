@@ -18,6 +18,30 @@ outcome is fixed. The matrix then checks, per run:
 of a plain run), its scenarios (`scenarios/faults/native/`, expectation key `native`),
 malloc as the allocator, and the clean twin over every bundled scenario it can run.
 
+`--engine refimpl-c --sanitizer asan` and `--valgrind` run that matrix with the child under
+the tool (the twin's asan build, or its plain build under memcheck; memray off, since the
+tool judges leaks and memray's hooks cut ASan's free stacks short). Every fault whose
+catalogue entry has a verdict for the tool runs (migration-overflow too: its heap overflow
+has no fixed plain outcome, a tool names it), judged by that verdict (`verdict_asan`,
+`verdict_valgrind`), and the verdict must come from the tool's own report, whose access,
+free and allocation stacks (as the verdict has them) must name a C function and line of
+the twin. Both tools cost a fixed price per child, whatever the scenario: LeakSanitizer's
+scan of the whole interpreter heap (~30-60 s) and memcheck's start of the interpreter and
+NumPy (~60 s and more), so the clean twin runs on a few scenarios chosen to reach every
+code path rather than on the whole bundle (`TOOL_CLEAN_SCENARIOS`):
+- ASan: segment-threshold (flat buffer, migration into the main tier, segments, delete),
+  dimension-change (clear back to uninitialized, three dimensions), delete-reinsert
+  (delete, get, filtered search, re-insert of deleted ids) and singleton-destroy-recreate
+  (the global database destroyed and rebuilt, through `refimpl-c-global`);
+- valgrind: clear-empty-and-twice (clear of an empty and of a cleared database, flat buffer
+  and migration), and the uninitialized-slot-assign and singleton-double-destroy scenarios
+  run clean (segments; the singleton's clear/cleanup).
+Under valgrind two faults have no verdict_valgrind and are listed as not run (see their
+catalogue entries): stale-segment-view (the child sleeps in a futex after memcheck's
+invalid reads) and migration-overflow (the overflow runs over valgrind's own heap
+metadata and valgrind aborts).
+`--only NAME` still runs the clean twin on that fault's scenarios.
+
 `--story` replays the reference note's "Test Results" tables instead (see
 `STORY`). Reports go through `harness.reporters.write_all`; the matrix and the
 story tables are appended to summary.md.
@@ -48,6 +72,33 @@ ALLOCATORS = ("checked", "raw")
 REFIMPL_ENGINES = ("refimpl", "refimpl-global")
 TWIN_ENGINES = ("refimpl-c", "refimpl-c-global")
 SUBJECTS = ("refimpl", "refimpl-c")
+# what the C twin's child runs under: nothing, AddressSanitizer (its asan build), memcheck
+MODES = ("plain", "asan", "valgrind")
+# the clean twin's scenarios under a tool (None: every one the plain matrix runs); see the
+# module doc for the choice
+TOOL_CLEAN_SCENARIOS: dict[str, frozenset[str] | None] = {
+    "plain": None,
+    "asan": frozenset(
+        {"segment-threshold", "dimension-change", "delete-reinsert", "singleton-destroy-recreate"}
+    ),
+    "valgrind": frozenset(
+        {
+            "clear-empty-and-twice",
+            "native-uninitialized-slot-assign",
+            "native-singleton-double-destroy",
+        }
+    ),
+}
+# the stacks a tool's report must carry for each verdict, each with an engine frame that
+# names a C function and a line: the access (or second free), the free, the allocation
+REQUIRED_STACKS: dict[str, tuple[str, ...]] = {
+    "use-after-free": ("native_stack", "native_free_stack", "native_alloc_stack"),
+    "double-free": ("native_stack", "native_free_stack", "native_alloc_stack"),
+    "invalid-free": ("native_stack",),
+    "buffer-overflow": ("native_stack", "native_alloc_stack"),
+    "leak": ("native_alloc_stack",),
+    "crash": ("native_stack",),
+}
 # capabilities of the C twin a scenario's `requires` may name (it cannot reload its library)
 TWIN_CAPABILITIES = frozenset({"delete", "metadata_filter", "dimension_change"})
 # a verdict that only a dead child can give: such a fault must end with a signal
@@ -71,6 +122,7 @@ class Case:
     expected: str
     engine: str | None = None  # None: the scenario's own default engine
     subject: str = "refimpl"  # whose catalogue judges it: refimpl or its C twin
+    mode: str = "plain"  # plain | asan | valgrind: the tool the child runs under
 
     def scenario_to_run(self) -> Scenario:
         """The scenario as run: the clean engine runs a fault scenario with its faults off."""
@@ -114,23 +166,28 @@ def catalogue_names(subject: str = "refimpl") -> tuple[str, ...]:
     return FAULT_NAMES
 
 
-def catalogue_verdict(subject: str, fault: str, allocator: str) -> str | None:
+def catalogue_verdict(subject: str, fault: str, allocator: str, mode: str = "plain") -> str | None:
     """The verdict the subject's catalogue says a run of `fault` must reach (None: no
-    fixed outcome with that allocator)."""
+    fixed outcome with that allocator, or under that mode)."""
     if subject == "refimpl-c":
         from memcycle.refimpl.native.faults import CATALOGUE as NATIVE
 
-        return NATIVE[fault].verdict_plain
+        return NATIVE[fault].verdict(mode)
     from memcycle.refimpl.faults import CATALOGUE
 
     f = CATALOGUE[fault]
     return f.verdict_raw if allocator == "raw" else f.verdict_checked
 
 
-def must_kill(subject: str, fault: str, allocator: str) -> bool:
-    """Whether a run of `fault` must end with a signal (the native failure replayed)."""
+def must_kill(subject: str, fault: str, allocator: str, mode: str = "plain") -> bool:
+    """Whether a run of `fault` must end with a signal (the native failure replayed).
+
+    Under valgrind nothing must: memcheck reports a bad free or read and carries on (its
+    free does not unmap, its free of a wild pointer is refused, not followed)."""
     if subject == "refimpl-c":
-        return catalogue_verdict(subject, fault, allocator) in _SIGNAL_VERDICTS
+        if mode == "valgrind":
+            return False
+        return catalogue_verdict(subject, fault, allocator, mode) in _SIGNAL_VERDICTS
     from memcycle.refimpl.faults import CATALOGUE
 
     return allocator == "raw" and CATALOGUE[fault].abort_class
@@ -171,14 +228,25 @@ def plan(
     include_slow: bool = False,
     clean: bool = True,
     subject: str = "refimpl",
+    mode: str = "plain",
 ) -> tuple[list[Case], list[str]]:
     """The cases to run and the catalogue faults that have no scenario (misses).
 
     `subject` "refimpl-c" plans the C twin's matrix: its allocator axis is "native"
-    (malloc), whatever `allocators` says."""
+    (malloc), whatever `allocators` says. `mode` "asan" or "valgrind" (the twin only) runs
+    every fault whose catalogue gives a verdict under that tool, judged by that verdict
+    (the scenarios' `[expect.verdict] native` is a plain run's), and the clean twin over
+    `TOOL_CLEAN_SCENARIOS[mode]` (see the module doc for why those)."""
     if subject not in SUBJECTS:
         raise MatrixError(
             f"unknown engine {subject!r} for the fault matrix; expected one of {', '.join(SUBJECTS)}"
+        )
+    if mode not in MODES:
+        raise MatrixError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode != "plain" and subject != "refimpl-c":
+        raise MatrixError(
+            f"the {mode} fault matrix is the C twin's (--engine refimpl-c); refimpl is Python "
+            "and Numba, with no native build for a sanitizer or valgrind to judge"
         )
     names = catalogue_names(subject)
     if subject == "refimpl-c":
@@ -193,6 +261,11 @@ def plan(
     cases: list[Case] = []
     for name in wanted:
         for sc in index.get(name, []):
+            if mode != "plain":
+                expected = catalogue_verdict(subject, name, "native", mode)
+                if expected is not None:
+                    cases.append(Case(sc, "native", name, expected, subject=subject, mode=mode))
+                continue
             for alloc in allocators:
                 if alloc in explicit_allocators(sc):
                     cases.append(Case(sc, alloc, name, sc.expected(alloc), subject=subject))
@@ -208,6 +281,9 @@ def plan(
                     raise MatrixError(str(exc)) from None
                 clean_scs = [sc for sc in clean_scs if include_slow or not sc.slow]
             clean_scs += fault_scs
+            subset = TOOL_CLEAN_SCENARIOS.get(mode)
+            if subset is not None:
+                clean_scs = [sc for sc in clean_scs if sc.name in subset]
         seen: set[str] = set()
         for sc in clean_scs:
             if sc.path in seen:
@@ -221,7 +297,7 @@ def plan(
             elif not _for_subject(sc, subject):
                 continue
             cases.extend(
-                Case(sc, alloc, None, "clean", engine=engine, subject=subject)
+                Case(sc, alloc, None, "clean", engine=engine, subject=subject, mode=mode)
                 for alloc in allocators
             )
     return cases, missing
@@ -244,7 +320,7 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
             first = rec.findings[0].summary if rec.findings else rec.verdict
             problems.append(f"clean engine got {rec.verdict}: {first}")
         return Outcome(case, rec, not problems, problems)
-    expected_by_catalogue = catalogue_verdict(case.subject, case.fault, case.allocator)
+    expected_by_catalogue = catalogue_verdict(case.subject, case.fault, case.allocator, case.mode)
     if rec.verdict == "clean":
         problems.append(f"missed: expected {case.expected}, nothing found")
     elif rec.verdict != case.expected:
@@ -253,9 +329,49 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
         problems.append(
             f"scenario expects {case.expected} but the catalogue says {expected_by_catalogue}"
         )
-    if must_kill(case.subject, case.fault, case.allocator) and rec.exit.get("kind") != "signal":
+    if (
+        must_kill(case.subject, case.fault, case.allocator, case.mode)
+        and rec.exit.get("kind") != "signal"
+    ):
         problems.append(f"abort-class fault did not kill the child (exit {rec.exit.get('kind')})")
+    if case.subject == "refimpl-c" and rec.verdict == case.expected:
+        problems += native_evidence_problems(case, rec)
     return Outcome(case, rec, not problems, problems)
+
+
+def _engine_c_frame(frames: Sequence[dict[str, Any]] | None, need_line: bool) -> bool:
+    return any(
+        f.get("engine") and f.get("function") and (not need_line or f.get("line"))
+        for f in frames or ()
+    )
+
+
+def native_evidence_problems(case: Case, rec: RunRecord) -> list[str]:
+    """What the C twin's verdict lacks: under a tool, the tool's own report with every stack
+    of `REQUIRED_STACKS` naming a C function and line of the twin; plain, a crash-class
+    verdict's native stack naming the C function (the gdb replay). A plain leak is
+    memray's (no native stack to ask for)."""
+    tool_sources = {"asan": ("asan", "lsan"), "valgrind": ("valgrind",)}.get(case.mode)
+    found = [x for x in rec.findings if x.verdict == rec.verdict]
+    if tool_sources is not None:
+        found = [x for x in found if x.evidence.get("source") in tool_sources]
+        if not found:
+            return [f"no {case.mode} report gave the verdict {rec.verdict}"]
+        f = found[0]
+        return [
+            f"the {case.mode} report's {key} names no C function and line of the twin"
+            for key in REQUIRED_STACKS.get(rec.verdict, ())
+            if not _engine_c_frame(f.evidence.get(key), need_line=True)
+        ]
+    if rec.exit.get("kind") == "signal" and found:
+        ev = found[0].evidence
+        if not _engine_c_frame(ev.get("native_stack"), need_line=False):
+            why = ev.get("native_stack_absent") or rec.exit.get("native_stack_absent")
+            return [
+                "the crash's native stack names no C function of the twin"
+                + (f" ({str(why)[:200]})" if why else "")
+            ]
+    return []
 
 
 # -- evidence in one line ----------------------------------------------------------------
@@ -417,6 +533,45 @@ def _crash_line(rec: RunRecord) -> str:
     return f"{sig}{where}" + (f': {runtime}"{msg}"' if msg else "")
 
 
+TOOL_SOURCES = ("asan", "lsan", "ubsan", "valgrind")
+
+
+# the twin's counting malloc/free: the frame that matters is their caller
+_TWIN_ALLOC_WRAPPERS = frozenset({"rc_malloc", "rc_free"})
+
+
+def _c_frame(frames: Sequence[dict[str, Any]] | None) -> str:
+    """'seg_store (refimpl_c.c:424)': the innermost engine frame with a function (past the
+    twin's allocation wrappers)."""
+    own = [x for x in frames or () if x.get("engine") and x.get("function")]
+    f = next((x for x in own if x["function"] not in _TWIN_ALLOC_WRAPPERS), own[0] if own else None)
+    if f is None:
+        return ""
+    where = f" ({Path(f['file']).name}:{f['line']})" if f.get("file") and f.get("line") else ""
+    return f"{f['function']}{where}"
+
+
+def _tool_line(rec: RunRecord) -> str | None:
+    """A sanitizer's or memcheck's verdict: its summary, then where the block was allocated
+    and freed (the innermost engine frame of each stack)."""
+    f = next(
+        (
+            x
+            for x in rec.findings
+            if x.verdict == rec.verdict and x.evidence.get("source") in TOOL_SOURCES
+        ),
+        None,
+    )
+    if f is None:
+        return None
+    parts = [f.summary]
+    for key, label in (("native_alloc_stack", "allocated in"), ("native_free_stack", "freed in")):
+        where = _c_frame(f.evidence.get(key))
+        if where:
+            parts.append(f"{label} {where}")
+    return "; ".join(parts)
+
+
 def evidence_line(rec: RunRecord) -> str:
     """The evidence behind a run's verdict, in one line (block, cycles, bytes, signal)."""
     v = rec.verdict
@@ -425,6 +580,9 @@ def evidence_line(rec: RunRecord) -> str:
         return f"no finding in {len(rec.cycles)} cycles" + (
             f", {max(blocks)} live blocks after every clear" if blocks else ""
         )
+    tool = _tool_line(rec)
+    if tool:
+        return tool
     if v in ("crash", "timeout"):
         return _crash_line(rec)
     if any(x.verdict == v and x.evidence.get("signal_class") for x in rec.findings):
@@ -457,6 +615,11 @@ def verdict_finding_at(rec: RunRecord) -> str:
 
 
 # -- the matrix text ---------------------------------------------------------------------
+def axis(case: Case) -> str:
+    """The matrix's allocator column: the allocator, and the tool when there is one."""
+    return case.allocator if case.mode == "plain" else f"{case.allocator}+{case.mode}"
+
+
 def _row(cols: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)).rstrip()
 
@@ -469,7 +632,7 @@ def format_matrix(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> s
     rows = [
         (
             o.case.fault or "",
-            o.case.allocator,
+            axis(o.case),
             o.record.verdict,
             o.case.expected,
             "PASS" if o.ok else "FAIL",
@@ -489,7 +652,7 @@ def format_matrix(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> s
         crows = [
             (
                 o.case.scenario.name,
-                o.case.allocator,
+                axis(o.case),
                 o.record.verdict,
                 "PASS" if o.ok else "FAIL",
                 evidence_line(o.record) if o.ok else "; ".join(o.problems),
@@ -519,7 +682,7 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
             continue
         ev = evidence_line(o.record) + ("" if o.ok else " ← " + "; ".join(o.problems))
         lines.append(
-            f"| {o.case.fault} | {o.case.allocator} | {o.record.verdict} | {o.case.expected} | "
+            f"| {o.case.fault} | {axis(o.case)} | {o.record.verdict} | {o.case.expected} | "
             f"{'✅' if o.ok else '❌'} | {verdict_finding_at(o.record)} | {_md_escape(ev)} |"
         )
     for name in missing:
@@ -536,7 +699,7 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
         for o in clean:
             extra = "" if o.ok else " ← " + _md_escape("; ".join(o.problems))
             lines.append(
-                f"| {o.case.scenario.name} | {o.case.allocator} | {o.record.verdict}{extra} | "
+                f"| {o.case.scenario.name} | {axis(o.case)} | {o.record.verdict}{extra} | "
                 f"{'✅' if o.ok else '❌'} |"
             )
     return "\n".join(lines) + "\n"
@@ -559,9 +722,12 @@ def run_cases(
             c.scenario_to_run(),
             engine=c.engine,
             allocator=c.allocator,
-            memray=memray,
+            # under a tool the tool judges leaks; memray would only slow it (valgrind: 3x)
+            memray=memray and c.mode == "plain",
             timeout=timeout,
             expected=c.expected,
+            sanitizer="asan" if c.mode == "asan" else None,
+            valgrind=c.mode == "valgrind",
         )
         for c in cases
     ]
@@ -749,6 +915,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refimpl's allocator: checked, raw or both (default both); the C twin uses malloc",
     )
     parser.add_argument(
+        "--sanitizer",
+        choices=("asan",),
+        default=None,
+        help="--engine refimpl-c only: run the twin's asan build under AddressSanitizer; "
+        "verdicts from the catalogue's verdict_asan",
+    )
+    parser.add_argument(
+        "--valgrind",
+        action="store_true",
+        help="--engine refimpl-c only: run every child under valgrind memcheck; verdicts from "
+        "the catalogue's verdict_valgrind (slow: the clean twin on a few scenarios only)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         default=[],
@@ -792,9 +971,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .cli import Progress, UsageError
+    from .cli import Progress, UsageError, _check_native_tool
 
     subject = getattr(args, "engine", "refimpl") or "refimpl"
+    sanitizer = getattr(args, "sanitizer", None)
+    valgrind = bool(getattr(args, "valgrind", False))
+    mode = "valgrind" if valgrind else (sanitizer or "plain")
+    if mode != "plain":
+        if subject != "refimpl-c":
+            raise UsageError(
+                f"--{'valgrind' if valgrind else 'sanitizer'} applies to --engine refimpl-c "
+                "(the C twin); refimpl has no native build to check"
+            )
+        _check_native_tool(sanitizer, valgrind)
     if subject == "refimpl-c":
         if args.allocator is not None:
             raise UsageError(
@@ -842,6 +1031,7 @@ def main(args: argparse.Namespace) -> int:
             include_slow=args.all,
             clean=not args.no_clean,
             subject=subject,
+            mode=mode,
         )
     except MatrixError as exc:
         raise UsageError(str(exc)) from None
@@ -860,12 +1050,12 @@ def main(args: argparse.Namespace) -> int:
     unrun = [
         n for n in (args.only or catalogue_names(subject)) if n not in ran and n not in missing
     ]
-    note = (
-        f"not run with {', '.join(allocators)} (no fixed outcome there; their scenarios name "
-        f"no such allocator in [expect.verdict]): {', '.join(unrun)}"
-        if unrun
-        else ""
-    )
+    if mode != "plain":
+        why = f"the catalogue gives no verdict_{mode}"
+    else:
+        why = "no fixed outcome there; their scenarios name no such allocator in [expect.verdict]"
+    where = ", ".join(allocators) + ("" if mode == "plain" else f" under {mode}")
+    note = f"not run with {where} ({why}): {', '.join(unrun)}" if unrun else ""
     write_reports(
         report, out, [matrix_markdown(outcomes, missing) + (f"\n{note}\n" if note else "")]
     )

@@ -65,6 +65,10 @@ ASAN_OPTIONS = {
     "leak_check_at_exit": "0",
     "allocator_may_return_null": "0",
     "handle_segv": "1",
+    # ASan's own alternate signal stack is replaced by the one faulthandler.enable() installs
+    # (a few KB): ASan's SEGV report overflowed it ("nested bug in the same thread", no
+    # stack; seen on free(0xa) in the C twin); on the thread's own stack it reports fully
+    "use_sigaltstack": "0",
     # faulthandler must not take SIGSEGV/SIGBUS from ASan: chained, ASan sees only the re-raise
     "allow_user_segv_handler": "0",
     "detect_odr_violation": "0",

@@ -255,3 +255,103 @@ def test_flat_buffer_double_free_is_a_double_free_from_glibcs_abort(tmp_path: Pa
 )
 def test_each_twin_fault_gives_its_verdict_in_a_child(fault: str, tmp_path: Path) -> None:
     _run_fault(fault, tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["asan", "valgrind"])
+def test_twin_plan_under_a_tool_judges_every_fault_by_that_tools_verdict(mode: str) -> None:
+    from memcycle.faultmatrix import TOOL_CLEAN_SCENARIOS
+
+    cases, missing = plan([], subject="refimpl-c", mode=mode)
+    assert missing == []
+    faulty = {c.fault: c.expected for c in cases if c.fault}
+    # the plain matrix leaves migration-overflow out (no fixed outcome); a tool catches it
+    assert faulty == {n: f.verdict(mode) for n, f in CATALOGUE.items() if f.verdict(mode)}
+    if mode == "asan":
+        assert faulty["migration-overflow"] == "buffer-overflow"
+    assert faulty["uninitialized-slot-assign"] == "invalid-free"  # free(0xa), not just crash
+    assert all(c.mode == mode and c.allocator == "native" for c in cases)
+    clean = {c.scenario.name for c in cases if c.fault is None}
+    plain_clean = {c.scenario.name for c in plan([], subject="refimpl-c")[0] if c.fault is None}
+    subset = TOOL_CLEAN_SCENARIOS[mode]
+    assert clean == (plain_clean if subset is None else plain_clean & subset)
+    assert clean and (subset is None or clean == subset)  # every chosen scenario exists
+
+
+def test_a_tool_matrix_is_the_twins_only() -> None:
+    from memcycle.faultmatrix import MatrixError
+
+    with pytest.raises(MatrixError, match="C twin"):
+        plan(["checked"], mode="asan")
+    with pytest.raises(MatrixError, match="unknown mode"):
+        plan([], subject="refimpl-c", mode="msan")
+
+
+def test_a_tool_verdict_without_its_stacks_is_a_problem() -> None:
+    from memcycle.faultmatrix import Case
+    from memcycle.records import Finding, RunRecord
+    from memcycle.scenario import load_scenario
+
+    sc = load_scenario(_scenario("stale-segment-view"))
+    case = Case(
+        sc, "native", "stale-segment-view", "use-after-free", subject="refimpl-c", mode="asan"
+    )
+    c_frame = {"function": "scan", "file": "refimpl_c.c", "line": 200, "engine": True}
+    py_frame = {"function": "free", "file": None, "line": None, "engine": False}
+    evidence = {
+        "source": "asan",
+        "native_stack": [c_frame],
+        "native_free_stack": [py_frame],
+        "native_alloc_stack": [c_frame],
+    }
+
+    def record(ev: dict) -> RunRecord:
+        rec = RunRecord(
+            sc.name,
+            sc.path,
+            "refimpl-c",
+            "native",
+            [case.fault or ""],
+            "use-after-free",
+            verdict="use-after-free",
+            exit={"kind": "signal", "signal_name": "SIGABRT"},
+        )
+        rec.findings = [Finding("use-after-free", 2, 1, "search", "heap-use-after-free", ev)]
+        return rec
+
+    out = judge_case(case, record(evidence))
+    assert not out.ok and out.problems == [
+        "the asan report's native_free_stack names no C function and line of the twin"
+    ]
+    assert judge_case(case, record({**evidence, "native_free_stack": [c_frame]})).ok
+    # the verdict from glibc's abort instead of ASan's report does not count under asan
+    assert not judge_case(case, record({**evidence, "source": "glibc"})).ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["asan", "valgrind"])
+def test_free_of_0xa_is_an_invalid_free_named_in_c_under_each_tool(mode: str) -> None:
+    from memcycle.faultmatrix import Case
+    from memcycle.sanitizers import SanitizerUnavailable, check_available
+    from memcycle.scenario import load_scenario
+
+    try:
+        check_available(mode)
+    except SanitizerUnavailable as exc:  # the machines all have both: fail, not skip
+        pytest.fail(str(exc))
+    fault = "uninitialized-slot-assign"
+    sc = load_scenario(_scenario(fault))
+    rec = run_one(
+        sc,
+        allocator="native",
+        memray=False,
+        timeout=120,
+        sanitizer="asan" if mode == "asan" else None,
+        valgrind=mode == "valgrind",
+    )
+    assert rec.verdict == "invalid-free", [f.summary for f in rec.findings]
+    outcome = judge_case(
+        Case(sc, "native", fault, "invalid-free", subject="refimpl-c", mode=mode), rec
+    )
+    assert outcome.ok, outcome.problems
+    stack = rec.findings[0].evidence["native_stack"]
+    assert any(f["engine"] and f["function"] == "seg_store" for f in stack), stack

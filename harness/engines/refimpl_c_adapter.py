@@ -4,7 +4,9 @@ functions the way the reference note's module was driven (`rc_get_global_db`,
 `rc_add_vector_batch`, `rc_clear_database`).
 
 The library variant follows the sanitizer mode: MEMCYCLE_SANITIZER=asan|ubsan loads the
-build with that sanitizer, unset the plain build (`-g -O1`). Faults come from
+build with that sanitizer, unset the plain build (`-g -O1`); under valgrind
+(MEMCYCLE_VALGRIND=1, no sanitizer) the plain build, since memcheck instruments it itself
+and an ASan build cannot run under valgrind. Faults come from
 `EngineConfig.faults`, checked against the twin's own catalogue. The twin allocates with
 malloc (allocator "native") and keeps no ledger the harness reads: a leak shows the way it
 does for any native engine, in memray's engine-attributed bytes.
@@ -125,9 +127,16 @@ class _TwinBase:
 
     @property
     def source_roots(self) -> list[str]:
+        """The twin's package, this adapter, and the loaded library: the .so lives in the
+        build cache (`builder.cache_dir()`), outside the package, and is what gdb, ASan and
+        valgrind frames name as their object."""
         from memcycle.refimpl import native
 
-        return [str(Path(native.__file__).resolve().parent), str(Path(__file__).resolve())]
+        roots = [str(Path(native.__file__).resolve().parent), str(Path(__file__).resolve())]
+        so = getattr(self.lib, "_name", None)
+        if so:
+            roots.append(str(Path(so).resolve()))
+        return roots
 
     def ledger(self) -> dict[str, Any] | None:
         return None

@@ -27,6 +27,7 @@ VARIANT_FLAGS: dict[str, tuple[str, ...]] = {
 }
 VARIANTS: tuple[str, ...] = tuple(VARIANT_FLAGS)
 SANITIZER_ENV = "MEMCYCLE_SANITIZER"
+VALGRIND_ENV = "MEMCYCLE_VALGRIND"
 CACHE_ENV = "MEMCYCLE_NATIVE_CACHE"
 
 
@@ -35,12 +36,19 @@ class NativeBuildError(RuntimeError):
 
 
 def variant_from_env(env: dict[str, str] | None = None) -> str:
-    """The variant the sanitizer mode asks for: MEMCYCLE_SANITIZER=asan|ubsan, else plain."""
-    value = (env if env is not None else os.environ).get(SANITIZER_ENV, "").strip().lower()
+    """The variant the sanitizer mode asks for: MEMCYCLE_SANITIZER=asan|ubsan, else plain
+    (also under valgrind, MEMCYCLE_VALGRIND=1: memcheck instruments the plain build)."""
+    env = env if env is not None else dict(os.environ)
+    value = env.get(SANITIZER_ENV, "").strip().lower()
     if not value:
         return "plain"
     if value not in ("asan", "ubsan"):
         raise NativeBuildError(f"{SANITIZER_ENV}={value!r}: expected 'asan' or 'ubsan' (or unset)")
+    if env.get(VALGRIND_ENV, "").strip() not in ("", "0"):
+        raise NativeBuildError(
+            f"{SANITIZER_ENV}={value} and {VALGRIND_ENV}=1 together: a sanitizer build cannot "
+            "run under valgrind; choose one"
+        )
     return value
 
 
@@ -79,6 +87,8 @@ def library_path(variant: str = "plain") -> Path:
     cc = find_compiler()
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
+    # the path too: the debug info names the source file, and frames should name this copy
+    key.update(str(SOURCE.resolve()).encode())
     key.update("\0".join([cc, *BASE_FLAGS, *VARIANT_FLAGS.get(variant, ())]).encode())
     return cache_dir() / f"librefimpl_c-{variant}-{key.hexdigest()[:16]}.so"
 

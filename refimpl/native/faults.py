@@ -3,7 +3,8 @@
 Same names as refimpl's catalogue. Each entry says what the bug does in C and what a run
 must conclude: `verdict_plain` from a plain run (the signal and glibc's own message; a
 SIGSEGV carries no message, so it stays `crash`; None where the outcome is not fixed),
-`verdict_asan` from an AddressSanitizer build. Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
+`verdict_asan` from an AddressSanitizer build, `verdict_valgrind` from the plain build under
+memcheck (None: not run there, the reason in `valgrind_outcome`). Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
 in refimpl's Python object model (graph objects, visited-tag arrays) that the twin does
 not have.
 """
@@ -20,6 +21,19 @@ class NativeFault:
     verdict_plain: str | None  # None: a plain run has no fixed outcome (not run plain)
     plain_outcome: str  # what glibc does, as measured
     verdict_asan: str
+    verdict_valgrind: str | None = None  # None: not run under valgrind
+    asan_outcome: str = ""  # what ASan reports, as measured
+    valgrind_outcome: str = ""  # what memcheck reports, as measured
+
+    def verdict(self, mode: str = "plain") -> str | None:
+        """The verdict a run under `mode` (plain, asan, valgrind) must reach."""
+        if mode == "plain":
+            return self.verdict_plain
+        if mode == "asan":
+            return self.verdict_asan
+        if mode == "valgrind":
+            return self.verdict_valgrind
+        raise ValueError(f"unknown mode {mode!r}; expected plain, asan or valgrind")
 
 
 CATALOGUE: dict[str, NativeFault] = {
@@ -32,6 +46,9 @@ CATALOGUE: dict[str, NativeFault] = {
             "double-free",
             "SIGABRT: 'free(): double free detected in tcache 2' (flat.ids, 400 B, is freed first)",
             "double-free",
+            verdict_valgrind="double-free",
+            valgrind_outcome="InvalidFree: 'Address ... is 0 bytes inside a block of size 400 free'd' in rc_init, freed in rc_clear, allocated in tier_alloc",
+            asan_outcome="'attempting double-free' in rc_init's free; freed in rc_clear, allocated in tier_alloc",
         ),
         NativeFault(
             "stale-segment-view",
@@ -41,6 +58,12 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGSEGV: the 1 MB segment blocks were mmapped and unmapped on free (the adapter "
             "pins glibc's mmap threshold); glibc has no message for a read",
             "use-after-free",
+            verdict_valgrind=None,
+            valgrind_outcome="not run: under memcheck the child reports the reads of the freed "
+            "segment (InvalidRead, 0 bytes inside a block of 2,000 free'd) and then sleeps in a "
+            "futex for good (seen twice, 12:34 and 12:30 UTC runs; cause not found), and "
+            "valgrind's 100x timeout would hold CI for hours",
+            asan_outcome="'heap-use-after-free' READ in scan; freed in tier_free, allocated in tier_alloc",
         ),
         NativeFault(
             "uninitialized-slot-assign",
@@ -49,7 +72,10 @@ CATALOGUE: dict[str, NativeFault] = {
             "crash",
             "SIGSEGV inside free(): glibc reads the chunk header below 0xa (an unmapped page) "
             "before its 'free(): invalid pointer' check can run",
-            "crash",
+            "invalid-free",
+            verdict_valgrind="invalid-free",
+            valgrind_outcome="InvalidFree: 'Address 0xa is not stack'd, malloc'd or (recently) free'd' in seg_store (refimpl_c.c:424); memcheck refuses the free and the run goes on",
+            asan_outcome="SEGV at 0xfffffffffffffffa inside ASan's free (its header read below 0xa) from seg_store: memcycle's parser calls a SEGV in free an invalid-free",
         ),
         NativeFault(
             "sparse-map-recreate",
@@ -58,6 +84,8 @@ CATALOGUE: dict[str, NativeFault] = {
             "double-free",
             "SIGABRT: 'double free or corruption (!prev)' (or '(top)'), in rc_clear",
             "double-free",
+            verdict_valgrind="double-free",
+            asan_outcome="'attempting double-free' in rc_clear; freed in idmap_free_blocks, allocated in idmap_init",
         ),
         NativeFault(
             "singleton-double-destroy",
@@ -66,6 +94,8 @@ CATALOGUE: dict[str, NativeFault] = {
             "double-free",
             "SIGABRT: 'free(): double free detected in tcache 2' at the second cleanup",
             "double-free",
+            verdict_valgrind="double-free",
+            asan_outcome="'attempting double-free' at the second cleanup; freed in destroy_in_place, allocated in tier_alloc",
         ),
         NativeFault(
             "flat-buffer-leak",
@@ -74,6 +104,8 @@ CATALOGUE: dict[str, NativeFault] = {
             "leak",
             "no signal: memray's engine-attributed live bytes grow by the buffer every cycle",
             "leak",
+            verdict_valgrind="leak",
+            asan_outcome="LeakSanitizer (after the last close): direct leak of 1,536,000 B in 6 objects from tier_alloc",
         ),
         NativeFault(
             "migration-overflow",
@@ -85,6 +117,13 @@ CATALOGUE: dict[str, NativeFault] = {
             "or corruption (!prev)', 'malloc(): invalid size (unsorted)', 'free(): invalid next "
             "size (normal)', SIGSEGV inside malloc)",
             "buffer-overflow",
+            verdict_valgrind=None,
+            valgrind_outcome="not run: memcheck reports the overflow (InvalidWrite, '0 bytes "
+            "after a block of size 1,600 alloc'd') and then valgrind aborts itself ('Heap block "
+            "lo/hi size mismatch': the 960-byte copy ran over its own heap metadata); memcycle "
+            "calls that run crash, since the reports of a valgrind that died are not yet "
+            "taken as the explanation of its death",
+            asan_outcome="'heap-buffer-overflow' WRITE of size 960 in to_flat; the block allocated in tier_alloc",
         ),
     )
 }
