@@ -287,3 +287,85 @@ def test_a_malformed_engine_option_is_a_usage_error(
         ["run", str(sc), "--engine-option", "novalue", "--out", str(tmp_path / "o")],
         "bad --engine-option 'novalue'; expected KEY=VALUE",
     )
+
+
+GARBAGE_ENGINE = """
+import os, sys
+from memcycle.examples.my_engine import MyEngine
+
+
+class Garbage(MyEngine):
+    name = "garbage"
+
+    def clear(self):
+        fd = int(sys.argv[sys.argv.index("--events-fd") + 1])
+        os.write(fd, b'{"kind": "step", "cycle": [1, 2], "op": {}}\\n{not json at all\\n')
+        self.index = None
+
+
+def make(config):
+    return Garbage(config)
+"""
+
+
+def test_malformed_lines_on_the_events_fd_cost_only_that_run_and_are_never_clean(
+    tmp_path: Path,
+) -> None:
+    """An engine writing malformed JSON (and JSON of the wrong shape) to the events fd: that
+    run is not clean, the report is written, and the other run of the batch is judged."""
+    engine = _write(tmp_path, "garbage.py", GARBAGE_ENGINE)
+    sc = _write(tmp_path, "t.toml", TINY.format(name="t"))
+    out = tmp_path / "o"
+    code = main(
+        [
+            "run",
+            str(sc),
+            "--engine",
+            f"{engine}:make",
+            "--engine",
+            ENG,
+            "--no-memray",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 1
+    runs = {r["engine"]: r for r in json.loads((out / "report.json").read_text())["runs"]}
+    assert runs[ENG]["verdict"] == "clean"
+    bad = runs[f"{engine}:make"]
+    assert bad["verdict"] == "crash" and "not the child's" in bad["findings"][0]["summary"]
+
+
+def test_a_run_folder_taken_by_a_file_is_that_runs_error_and_the_rest_go_on(
+    tmp_path: Path,
+) -> None:
+    a = _write(tmp_path, "a.toml", TINY.format(name="alpha"))
+    b = _write(tmp_path, "b.toml", TINY.format(name="beta"))
+    out = tmp_path / "o"
+    out.mkdir()
+    from memcycle.runner import slug
+
+    (out / slug(f"alpha|{ENG}|numpy|-")).write_text("in the way", encoding="utf-8")
+    code = main(["run", str(a), str(b), "--engine", ENG, "--no-memray", "--out", str(out)])
+    assert code == 3
+    runs = {r["scenario"]: r for r in json.loads((out / "report.json").read_text())["runs"]}
+    assert runs["beta"]["verdict"] == "clean"
+    assert runs["alpha"]["verdict"] == "error"
+    assert "memcycle could not finish this run" in runs["alpha"]["findings"][0]["summary"]
+
+
+def test_a_lone_surrogate_in_an_engine_message_does_not_break_the_report_writers(
+    tmp_path: Path,
+) -> None:
+    from factories import sample_report
+    from memcycle.records import Finding
+    from memcycle.reporters import write_all
+
+    report = sample_report()
+    report.runs[0].findings.append(
+        Finding("lifecycle-error", 1, 0, "insert", "bad file \udcff name", {"error": "x\udcffy"})
+    )
+    written = write_all(report, tmp_path)
+    for path in written.values():
+        text = Path(path).read_text(encoding="utf-8")  # every file is valid UTF-8
+        assert "bad file" in text
