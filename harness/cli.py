@@ -196,9 +196,10 @@ def format_run(rec: RunRecord) -> str:
     return "\n".join(lines)
 
 
-def _write_report(report: Report, out: Path) -> list[str]:
+def _write_report(report: Report, out: Path, quick: bool = False) -> list[str]:
     """report.json first (atomically: it is what the gate and `memcycle report` read), then
-    every format through the reporters (each file atomic, no temporary left behind)."""
+    every format through the reporters (each file atomic, no temporary left behind); `quick`
+    (an interrupt) leaves out index.html, whose plots take seconds (`memcycle report` makes it)."""
     out.mkdir(parents=True, exist_ok=True)
     try:
         from .reporters import write_all
@@ -207,7 +208,8 @@ def _write_report(report: Report, out: Path) -> list[str]:
         write_text_atomic(out / "report.json", json.dumps(report.to_dict(), indent=1) + "\n")
         return [str(out / "report.json")]
     write_text_atomic(out / "report.json", render_json(report))
-    return [str(p) for p in write_all(report, out).values()]
+    formats = ("json", "markdown", "junit") if quick else None
+    return [str(p) for p in write_all(report, out, formats=formats).values()]
 
 
 class StopSignals:
@@ -233,7 +235,9 @@ class StopSignals:
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._saved.items():
-            signal.signal(sig, old)
+            # once stopped, the process is on its way out with 130/143: a Ctrl-C more must not
+            # turn that into a KeyboardInterrupt traceback (or a death by SIGINT)
+            signal.signal(sig, signal.SIG_IGN if self.signum is not None else old)
 
     def finishing(self) -> None:
         self._raise = False
@@ -309,7 +313,7 @@ def _summary_table(report: Report) -> None:
 
 
 def _finish_interrupted(report: Report, out: Path, signum: int, t0: float) -> int:
-    written = _write_report(report, out)
+    written = _write_report(report, out, quick=True)
     for rec in report.runs:
         print()
         print(format_run(rec))
@@ -318,7 +322,8 @@ def _finish_interrupted(report: Report, out: Path, signum: int, t0: float) -> in
         f"memcycle: interrupted by {name} after {time.perf_counter() - t0:.1f} s: "
         f"{len(report.runs)} run(s) finished, {len(report.not_done)} not done; "
         f"report (marked interrupted): {out / 'report.json'}"
-        + (f" (+{len(written) - 1} more)" if len(written) > 1 else ""),
+        + (f" (+{len(written) - 1} more)" if len(written) > 1 else "")
+        + f"; 'memcycle report {out}' renders index.html",
         file=sys.stderr,
     )
     return 128 + signum

@@ -7,7 +7,7 @@ RUN_DIR` re-renders everything from report.json through `write_all`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from memcycle.atomicfile import write_text_atomic, write_texts_atomic
@@ -60,7 +60,10 @@ def _mark_interrupted(report: Report, markdown: str) -> str:
 
 
 def write_all(
-    report: Report, out_dir: Path | str, baseline: Report | None = None
+    report: Report,
+    out_dir: Path | str,
+    baseline: Report | None = None,
+    formats: Sequence[str] | None = None,
 ) -> dict[str, Path]:
     """Write every format into `out_dir` (created if needed); returns format -> path.
 
@@ -77,6 +80,8 @@ def write_all(
         "html": lambda: render_html(report, out.resolve(), baseline),
         "junit": lambda: render_junit(report, baseline),
     }
+    if formats is not None:  # e.g. an interrupted run: the quick formats, no plots
+        renderers = {fmt: r for fmt, r in renderers.items() if fmt in formats}
     paths = {fmt: out / FILENAMES[fmt] for fmt in renderers}
     write_texts_atomic({paths[fmt]: render() for fmt, render in renderers.items()})
     return paths
