@@ -312,6 +312,21 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
 
 
+def _signal_without_message(case: Case, rec: RunRecord) -> bool:
+    """A raw-allocator run of refimpl killed by a signal with no runtime message: the precise
+    verdict (double-free, ...) needs glibc's message, and whether glibc aborts with one or the
+    process faults first inside free depends on the heap layout of that run (seen: the
+    reinit-without-destroy double free aborted with 'double free or corruption' in 4 runs, and
+    died of SIGSEGV without a word in a fifth). `crash` is then the most a run can say."""
+    return (
+        case.subject == "refimpl"
+        and case.allocator == "raw"
+        and rec.verdict == "crash"
+        and rec.exit.get("kind") == "signal"
+        and not rec.exit.get("native_message")
+    )
+
+
 def judge_case(case: Case, rec: RunRecord) -> Outcome:
     """Whether one run did what the matrix requires (see module doc)."""
     problems: list[str] = []
@@ -323,7 +338,7 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
     expected_by_catalogue = catalogue_verdict(case.subject, case.fault, case.allocator, case.mode)
     if rec.verdict == "clean":
         problems.append(f"missed: expected {case.expected}, nothing found")
-    elif rec.verdict != case.expected:
+    elif rec.verdict != case.expected and not _signal_without_message(case, rec):
         problems.append(f"misclassified: {rec.verdict}, expected {case.expected}")
     if case.expected != expected_by_catalogue:
         problems.append(

@@ -206,3 +206,27 @@ def test_whole_checked_matrix(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for name in FAULT_NAMES:
         assert f"\n{name} " in out
     assert "FAIL" not in out
+
+
+def test_a_raw_run_killed_without_a_runtime_message_is_accepted_as_crash_but_a_wrong_one_is_not() -> (
+    None
+):
+    """reinit-without-destroy under raw aborts with glibc's double-free message on most heap
+    layouts and dies of a bare SIGSEGV on others: a bare signal is `crash`, accepted; a crash
+    with a message that says otherwise, or a clean run, is still a problem."""
+    cases, _ = plan(["raw"])
+    case = next(c for c in cases if c.fault == "reinit-without-destroy")
+    assert isinstance(case, Case) and case.expected == "double-free"
+
+    def rec(verdict: str, exit: dict) -> RunRecord:
+        r = RunRecord("s", "s.toml", "refimpl", "raw", ["reinit-without-destroy"], "double-free")
+        r.verdict, r.exit = verdict, exit
+        return r
+
+    bare = judge_case(case, rec("crash", {"kind": "signal", "signal_name": "SIGSEGV"}))
+    assert bare.ok, bare.problems
+    said = judge_case(
+        case, rec("crash", {"kind": "signal", "native_message": "free(): invalid pointer"})
+    )
+    assert not said.ok
+    assert not judge_case(case, rec("clean", {"kind": "clean"})).ok
