@@ -36,7 +36,7 @@ from . import __version__
 from .atomicfile import write_text_atomic
 from .bundled import scenarios_dir
 from .checks import skip_findings, was_skipped
-from .engines.base import EngineError
+from .engines.base import EngineError, parse_engine_options
 from .engines.registry import BUILTIN, ENGINE_NAMES, check_engine_spec
 from .isolation import ChildRegistry
 from .kernelcache import KernelCache, kernel_cache
@@ -667,17 +667,13 @@ def parse_budget(text: str) -> float:
 
 
 def _parse_options(items: list[str] | None, flag: str = "--option") -> dict[str, object]:
-    """KEY=VALUE engine options; a VALUE that reads as JSON (16, 1.5, true, "x") is that."""
-    out: dict[str, object] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"bad {flag} {item!r}; expected KEY=VALUE, e.g. buffer_size=16")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
+    """KEY=VALUE engine options (`engines.base.parse_engine_options`); a bad one is exit 2."""
+    try:
+        return parse_engine_options(items or [])
+    except ValueError as exc:
+        raise UsageError(
+            f"bad {flag} {exc.args[0]!r}; expected KEY=VALUE, e.g. buffer_size=16"
+        ) from None
 
 
 def _check_faults(faults: list[str]) -> None:

@@ -32,7 +32,6 @@ imported inside the functions that need it.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import platform
 import tomllib
@@ -141,19 +140,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def engine_options(config: pytest.Config) -> dict[str, Any]:
-    """--memcycle-engine-option KEY=VALUE pairs (VALUE parsed as JSON when it is JSON)."""
-    out: dict[str, Any] = {}
-    for item in config.getoption("memcycle_engine_option", None) or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise pytest.UsageError(
-                f"--memcycle-engine-option: {item!r}; expected KEY=VALUE, e.g. buffer_size=16"
-            )
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
+    """--memcycle-engine-option KEY=VALUE pairs (`engines.base.parse_engine_options`)."""
+    from memcycle.engines.base import parse_engine_options
+
+    try:
+        return parse_engine_options(config.getoption("memcycle_engine_option", None) or [])
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"--memcycle-engine-option: {exc.args[0]!r}; expected KEY=VALUE, e.g. buffer_size=16"
+        ) from None
 
 
 def check_options(config: pytest.Config) -> None:

@@ -11,6 +11,8 @@ engine really does, and the optional parts get safe defaults (see its docstring)
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
@@ -263,3 +265,19 @@ class EngineBase:
         raise NotImplementedError(
             f"{self.name} cannot delete by filter (capabilities.delete_filter is off)"
         )
+
+
+def parse_engine_options(items: Sequence[str]) -> dict[str, Any]:
+    """KEY=VALUE engine options from a command line (`--engine-option`,
+    `--memcycle-engine-option`, `memcycle fuzz --option`); a VALUE that reads as JSON (16, 1.5,
+    true, "x") is that, anything else the string. A malformed item raises ValueError(item)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(item)
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
