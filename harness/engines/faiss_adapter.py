@@ -12,41 +12,33 @@ and cosine (cosine vectors are normalised before they reach faiss).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .base import Capabilities, EngineConfig, EngineError
-from .peer_common import empty_result, ignored_note, matches, peer_options
-
-_METRICS = ("l2", "ip", "cosine")
-_KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "num_threads")
+from .base import Capabilities, EngineConfig
+from .peer_common import NativePeer, empty_result, matches
 
 
-class FaissEngine:
+class FaissEngine(NativePeer):
     """One `IndexIDMap2(IndexHNSWFlat)`; reset in place by clear."""
 
     name = "faiss"
-    allocator = "native"
+    package = "faiss"
 
     def __init__(self, config: EngineConfig) -> None:
-        opts = peer_options(self.name, config, _KNOWN_OPTIONS)
-        self.M: int = opts["M"]
-        self.ef_construction: int = opts["ef_construction"]
-        self.ef_search: int = opts["ef_search"]
-        # one thread by default, like the other peers: deterministic graphs, and OpenMP's
-        # spinning workers do not fight other processes for shared cores
-        self.num_threads: int = opts["num_threads"]
-        ignored = ignored_note(opts)
-        self.capabilities = Capabilities(
+        super().__init__(config)
+        self._metadata: dict[int, dict[str, Any]] = {}
+
+    def describe(self, ignored: str) -> Capabilities:
+        return Capabilities(
             delete=False,
             metadata_filter=True,
             clear="native",
             dimension_change=True,
             ledger=False,
             reload=False,
-            metrics=_METRICS,
+            metrics=self.metrics,
             note=(
                 "clear: IndexIDMap2.reset() (native; the index object is reused, a new one is "
                 "built only when the dimension or metric changes); delete: not supported, "
@@ -54,16 +46,10 @@ class FaissEngine:
                 "over ids whose adapter-held metadata matches" + ignored
             ),
         )
-        self._index: Any = None
-        self._dimension: int | None = None
-        self._metric = "l2"
-        self._metadata: dict[int, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self, dimension: int, metric: str = "l2") -> None:
-        if metric not in _METRICS:
-            raise ValueError(f"faiss: unknown metric {metric!r}; expected one of {_METRICS}")
-        if self._index is not None and (dimension, metric) == (self._dimension, self._metric):
+        if self._is_open_for(dimension, metric):
             return
         import faiss
 
@@ -81,12 +67,8 @@ class FaissEngine:
             self._index.reset()
         self._metadata = {}
 
-    def close(self) -> None:
-        self._drop()
-
     def _drop(self) -> None:
-        self._index = None
-        self._dimension = None
+        super()._drop()
         self._metadata = {}
 
     # -- data --------------------------------------------------------------------------------
@@ -101,9 +83,7 @@ class FaissEngine:
         self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
     ) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        dimension = np.atleast_2d(vectors).shape[1]
-        if self._index is None or (dimension != self._dimension and self.count() == 0):
-            self.open(dimension, self._metric)  # first insert, or first after clear: like refimpl
+        self._open_for_insert(np.atleast_2d(vectors).shape[1])
         self._index.add_with_ids(self._prepare(vectors), ids)
         if metadata is not None:
             for label, meta in zip(ids.tolist(), metadata, strict=True):
@@ -153,25 +133,5 @@ class FaissEngine:
         dists[ids < 0] = np.inf  # faiss pads with +-FLT_MAX
         return ids, dists
 
-    # -- introspection -----------------------------------------------------------------------
-    def ledger(self) -> dict[str, Any] | None:
-        return None
 
-    @property
-    def source_roots(self) -> list[str]:
-        """The faiss package (Python wrapper and its native library)."""
-        import faiss
-
-        return [str(Path(faiss.__file__).parent)]
-
-    def reload(self) -> None:
-        raise NotImplementedError("faiss is a native extension; it cannot be re-imported")
-
-
-def make_faiss(config: EngineConfig) -> FaissEngine:
-    """Factory for `--engine faiss`."""
-    try:
-        import faiss  # noqa: F401
-    except ImportError as exc:
-        raise EngineError(f"faiss is not installed ({exc}); pip install 'memcycle[peers]'") from exc
-    return FaissEngine(config)
+make_faiss = FaissEngine.factory  # `--engine faiss`

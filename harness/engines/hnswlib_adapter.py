@@ -13,36 +13,36 @@ from typing import Any
 
 import numpy as np
 
-from .base import Capabilities, EngineConfig, EngineError
-from .peer_common import empty_result, ignored_note, matches, peer_options
+from .base import Capabilities, EngineConfig
+from .peer_common import NativePeer, empty_result, matches
 
 _SPACES: dict[str, str] = {"l2": "l2", "ip": "ip", "cosine": "cosine"}
-_KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "capacity", "num_threads", "seed")
 
 
-class HnswlibEngine:
+class HnswlibEngine(NativePeer):
     """One hnswlib `Index`; re-created on clear and on a dimension or metric change."""
 
     name = "hnswlib"
-    allocator = "native"
+    package = "hnswlib"
+    metrics = tuple(_SPACES)
+    known_options = ("M", "ef_construction", "ef_search", "capacity", "num_threads", "seed")
 
     def __init__(self, config: EngineConfig) -> None:
-        opts = peer_options(self.name, config, _KNOWN_OPTIONS)
-        self.M: int = opts["M"]
-        self.ef_construction: int = opts["ef_construction"]
-        self.ef_search: int = opts["ef_search"]
-        self.initial_capacity: int = opts["capacity"]
-        self.num_threads: int = opts["num_threads"]
-        self.seed: int = opts["seed"]
-        ignored = ignored_note(opts)
-        self.capabilities = Capabilities(
+        super().__init__(config)
+        self.initial_capacity: int = self.options["capacity"]
+        self.seed: int = self.options["seed"]
+        self._deleted: set[int] = set()
+        self._metadata: dict[int, dict[str, Any]] = {}
+
+    def describe(self, ignored: str) -> Capabilities:
+        return Capabilities(
             delete=True,
             metadata_filter=True,
             clear="recreate",
             dimension_change=True,
             ledger=False,
             reload=False,
-            metrics=tuple(_SPACES),
+            metrics=self.metrics,
             note=(
                 "clear: no native reset, the hnswlib.Index is dropped and rebuilt on the next open; "
                 "delete: mark_deleted tombstones (memory kept until clear); "
@@ -50,19 +50,10 @@ class HnswlibEngine:
                 + ignored
             ),
         )
-        self._index: Any = None
-        self._dimension: int | None = None
-        self._metric = "l2"
-        self._deleted: set[int] = set()
-        self._metadata: dict[int, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self, dimension: int, metric: str = "l2") -> None:
-        if metric not in _SPACES:
-            raise ValueError(
-                f"hnswlib: unknown metric {metric!r}; expected one of {tuple(_SPACES)}"
-            )
-        if self._index is not None and (dimension, metric) == (self._dimension, self._metric):
+        if self._is_open_for(dimension, metric):
             return
         import hnswlib
 
@@ -81,12 +72,8 @@ class HnswlibEngine:
     def clear(self) -> None:
         self._drop()
 
-    def close(self) -> None:
-        self._drop()
-
     def _drop(self) -> None:
-        self._index = None
-        self._dimension = None
+        super()._drop()
         self._deleted = set()
         self._metadata = {}
 
@@ -183,26 +170,12 @@ class HnswlibEngine:
             return
 
     # -- introspection -----------------------------------------------------------------------
-    def ledger(self) -> dict[str, Any] | None:
-        return None
-
     @property
     def source_roots(self) -> list[str]:
-        """The native module: memray attributes allocations under it to the engine."""
+        """The native module itself (hnswlib is one extension file, not a package folder)."""
         import hnswlib
 
         return [hnswlib.__file__]
 
-    def reload(self) -> None:
-        raise NotImplementedError("hnswlib is a native extension; it cannot be re-imported")
 
-
-def make_hnswlib(config: EngineConfig) -> HnswlibEngine:
-    """Factory for `--engine hnswlib`."""
-    try:
-        import hnswlib  # noqa: F401
-    except ImportError as exc:
-        raise EngineError(
-            f"hnswlib is not installed ({exc}); pip install 'memcycle[peers]'"
-        ) from exc
-    return HnswlibEngine(config)
+make_hnswlib = HnswlibEngine.factory  # `--engine hnswlib`

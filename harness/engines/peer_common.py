@@ -1,12 +1,15 @@
-"""What the peer adapters (hnswlib, faiss, usearch) share: option checks and result shapes."""
+"""What the peer adapters (hnswlib, faiss, usearch) share: option checks, result shapes and
+`NativePeer`, the lifecycle frame of an engine that owns its memory natively."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 
-from .base import EngineConfig, EngineError
+from .base import Capabilities, EngineConfig, EngineError
 
 # refimpl's HNSW defaults, so every engine builds the same graph shape; one thread keeps the
 # peers' graphs deterministic and their workers off the other jobs' cores
@@ -62,3 +65,90 @@ def empty_result(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 def ignored_note(opts: dict[str, Any]) -> str:
     """The capabilities-note suffix naming the scenario options this peer does not use."""
     return f"; ignored options: {', '.join(opts['ignored'])}" if opts["ignored"] else ""
+
+
+class NativePeer:
+    """The frame every native peer shares, so each adapter writes only what its library does.
+
+    A subclass names its library (`name`, `package`: the import name), the metrics it takes,
+    the options it reads, and builds its `Capabilities` in `describe`. What is the same for
+    all three lives here: validated options, one index per (dimension, metric) kept until
+    either changes, no allocator ledger, no re-import, the engine's source root for memray's
+    attribution, and a factory that turns a missing package into an `EngineError` naming the
+    extra to install.
+    """
+
+    name: str = "peer"
+    package: str = ""
+    allocator = "native"
+    metrics: tuple[str, ...] = ("l2", "ip", "cosine")
+    known_options: tuple[str, ...] = ("M", "ef_construction", "ef_search", "num_threads")
+
+    def __init__(self, config: EngineConfig) -> None:
+        opts = peer_options(self.name, config, self.known_options)
+        self.M: int = opts["M"]
+        self.ef_construction: int = opts["ef_construction"]
+        self.ef_search: int = opts["ef_search"]
+        # one thread by default: deterministic graphs, and native worker pools (OpenMP's
+        # spinning threads) do not fight other processes for shared cores
+        self.num_threads: int = opts["num_threads"]
+        self.options = opts
+        self.capabilities = self.describe(ignored_note(opts))
+        self._index: Any = None
+        self._dimension: int | None = None
+        self._metric = "l2"
+
+    def describe(self, ignored: str) -> Capabilities:
+        """The adapter's capabilities; `ignored` is the note suffix for unused options."""
+        raise NotImplementedError
+
+    # -- lifecycle frame ---------------------------------------------------------------------
+    def _is_open_for(self, dimension: int, metric: str) -> bool:
+        """Whether the current index serves (dimension, metric); an unknown metric is refused."""
+        if metric not in self.metrics:
+            raise ValueError(
+                f"{self.name}: unknown metric {metric!r}; expected one of {self.metrics}"
+            )
+        return self._index is not None and (dimension, metric) == (self._dimension, self._metric)
+
+    def _open_for_insert(self, dimension: int) -> None:
+        """Open on the first insert, or on the first after clear with a new dimension (as refimpl)."""
+        if self._index is None or (dimension != self._dimension and self.count() == 0):
+            self.open(dimension, self._metric)
+
+    def open(self, dimension: int, metric: str = "l2") -> None:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        self._index = None
+        self._dimension = None
+
+    def close(self) -> None:
+        self._drop()
+
+    # -- introspection -----------------------------------------------------------------------
+    def ledger(self) -> dict[str, Any] | None:
+        return None
+
+    @property
+    def source_roots(self) -> list[str]:
+        """The package's folder (Python wrapper and native library): memray's engine frames."""
+        module = importlib.import_module(self.package)
+        return [str(Path(module.__file__ or "").parent)]
+
+    def reload(self) -> None:
+        raise NotImplementedError(f"{self.name} is a native extension; it cannot be re-imported")
+
+    @classmethod
+    def factory(cls, config: EngineConfig) -> Self:
+        """Build the adapter, or say which package is missing and which extra brings it."""
+        try:
+            importlib.import_module(cls.package)
+        except ImportError as exc:
+            raise EngineError(
+                f"{cls.name} is not installed ({exc}); pip install 'memcycle[peers]'"
+            ) from exc
+        return cls(config)

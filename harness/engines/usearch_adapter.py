@@ -10,56 +10,42 @@ for l2, `1 - dot` for ip, `1 - cos` for cosine.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .base import Capabilities, EngineConfig, EngineError
-from .peer_common import empty_result, ignored_note, peer_options
+from .base import Capabilities
+from .peer_common import NativePeer, empty_result
 
 _METRICS: dict[str, str] = {"l2": "l2sq", "ip": "ip", "cosine": "cos"}
-_KNOWN_OPTIONS = ("M", "ef_construction", "ef_search", "num_threads")
 
 
-class UsearchEngine:
+class UsearchEngine(NativePeer):
     """One `usearch.index.Index` with f32 storage; reset in place by clear."""
 
     name = "usearch"
-    allocator = "native"
+    package = "usearch"
+    metrics = tuple(_METRICS)
 
-    def __init__(self, config: EngineConfig) -> None:
-        opts = peer_options(self.name, config, _KNOWN_OPTIONS)
-        self.M: int = opts["M"]
-        self.ef_construction: int = opts["ef_construction"]
-        self.ef_search: int = opts["ef_search"]
-        self.num_threads: int = opts["num_threads"]
-        ignored = ignored_note(opts)
-        self.capabilities = Capabilities(
+    def describe(self, ignored: str) -> Capabilities:
+        return Capabilities(
             delete=True,
             metadata_filter=False,
             clear="native",
             dimension_change=True,
             ledger=False,
             reload=False,
-            metrics=tuple(_METRICS),
+            metrics=self.metrics,
             note=(
                 "clear: Index.reset() (native, returns memory to the OS; the object is reused, a "
                 "new one is built only when the dimension or metric changes); delete: "
                 "Index.remove; filter: not supported (Index.search takes no predicate)" + ignored
             ),
         )
-        self._index: Any = None
-        self._dimension: int | None = None
-        self._metric = "l2"
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self, dimension: int, metric: str = "l2") -> None:
-        if metric not in _METRICS:
-            raise ValueError(
-                f"usearch: unknown metric {metric!r}; expected one of {tuple(_METRICS)}"
-            )
-        if self._index is not None and (dimension, metric) == (self._dimension, self._metric):
+        if self._is_open_for(dimension, metric):
             return
         from usearch.index import Index
 
@@ -78,22 +64,17 @@ class UsearchEngine:
         if self._index is not None:
             self._index.reset()
 
-    def close(self) -> None:
-        self._drop()
-
     def _drop(self) -> None:
         if self._index is not None:
             self._index.reset()
-        self._index = None
-        self._dimension = None
+        super()._drop()
 
     # -- data --------------------------------------------------------------------------------
     def insert(
         self, ids: np.ndarray, vectors: np.ndarray, metadata: list[dict[str, Any]] | None = None
     ) -> None:
         vectors = np.ascontiguousarray(np.atleast_2d(vectors), dtype=np.float32)
-        if self._index is None or (vectors.shape[1] != self._dimension and self.count() == 0):
-            self.open(vectors.shape[1], self._metric)  # first insert, or first after clear
+        self._open_for_insert(vectors.shape[1])
         keys = np.ascontiguousarray(ids, dtype=np.int64)
         if (keys < 0).any():
             raise ValueError("usearch keys are unsigned: ids must be >= 0")
@@ -141,27 +122,5 @@ class UsearchEngine:
             dists[row, :n] = distances[row, :n]
         return ids, dists
 
-    # -- introspection -----------------------------------------------------------------------
-    def ledger(self) -> dict[str, Any] | None:
-        return None
 
-    @property
-    def source_roots(self) -> list[str]:
-        """The usearch package (Python wrapper and its native library)."""
-        import usearch
-
-        return [str(Path(usearch.__file__).parent)]
-
-    def reload(self) -> None:
-        raise NotImplementedError("usearch is a native extension; it cannot be re-imported")
-
-
-def make_usearch(config: EngineConfig) -> UsearchEngine:
-    """Factory for `--engine usearch`."""
-    try:
-        import usearch.index  # noqa: F401
-    except ImportError as exc:
-        raise EngineError(
-            f"usearch is not installed ({exc}); pip install 'memcycle[peers]'"
-        ) from exc
-    return UsearchEngine(config)
+make_usearch = UsearchEngine.factory  # `--engine usearch`
