@@ -89,8 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.func is None:
             raise UsageError(f"'memcycle {args.command}' is not available")
         return int(args.func(args) or 0)
-    except CommandError as exc:
+    except CommandError as exc:  # the one place a command's error is printed
         print(f"memcycle: error: {exc}", file=sys.stderr)
+        for line in exc.details:
+            print(f"  {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         close_all()

@@ -8,6 +8,8 @@ an exit status for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 EXIT_USAGE = 2  # bad input, before anything runs
 EXIT_ERROR = 3  # memcycle or the adapter could not do its job
 
@@ -17,10 +19,13 @@ class CommandError(Exception):
 
     exit_code: int = EXIT_USAGE
 
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, exit_code: int | None = None, details: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+        self.details = tuple(details)  # lines printed under the message (e.g. the runs it means)
 
 
 class UsageError(CommandError):

@@ -39,7 +39,6 @@ from memcycle.baseline import (
     is_number,
     leaked_bytes_per_cycle,
     load_baseline,
-    load_report,
     make_baseline,
     numba_cache,
     validate_baseline,
@@ -47,6 +46,7 @@ from memcycle.baseline import (
 )
 from memcycle.environment import environment, host_differences, version_differences
 from memcycle.records import SEVERITY, Report, RunRecord
+from memcycle.report_files import load_report
 from memcycle.reporters.common import fmt_bytes
 
 __all__ = [  # the baseline's names stay reachable here, where callers had them

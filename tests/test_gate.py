@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from factories import MiB, double_free_finding, make_run
 from memcycle import gate
+from memcycle.cli import main as cli_main
 from memcycle.commands import gate as gate_command
 from memcycle.records import Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import render_json
@@ -63,11 +64,21 @@ def _faulty(**kw: Any) -> RunRecord:
     )
 
 
+def _argv(run_dir: Path, baseline: Path | None, *extra: str) -> list[str]:
+    flags = ["--baseline", str(baseline)] if baseline is not None else []
+    return [str(run_dir), *flags, *extra]
+
+
 def _args(run_dir: Path, baseline: Path | None, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     gate_command.prepare_parser(parser)
-    flags = ["--baseline", str(baseline)] if baseline is not None else []
-    return parser.parse_args([str(run_dir), *flags, *extra])
+    return parser.parse_args(_argv(run_dir, baseline, *extra))
+
+
+def _gate(run_dir: Path, baseline: Path | None, *extra: str) -> int:
+    """`memcycle gate ...` through the dispatcher, which prints a command's error and maps it
+    to its exit status (the gate itself raises)."""
+    return cli_main(["gate", *_argv(run_dir, baseline, *extra)])
 
 
 def _write_report(path: Path, report: Report) -> Path:
@@ -334,7 +345,7 @@ def test_update_refuses_failing_runs_and_accepts_them_with_accept_failures(
     errored = make_run(scenario="broken", verdict="error")
     run_dir = _write_report(tmp_path / "run", _report(make_run(scenario="ok"), leaking, errored))
     baseline = tmp_path / "baseline.json"
-    assert gate_command.main(_args(run_dir, baseline, "--update")) == 1
+    assert _gate(run_dir, baseline, "--update") == 1
     err = capsys.readouterr().err
     assert err.startswith("memcycle: error: refusing to write the baseline: 2 run(s) fail")
     assert "--accept-failures" in err
@@ -401,9 +412,9 @@ def test_baseline_flag_is_required_with_a_usage_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
-    assert gate_command.main(_args(run_dir, None)) == 2
+    assert _gate(run_dir, None) == 2
     assert "--baseline FILE is required" in _error_line(capsys)
-    assert gate_command.main(_args(run_dir, tmp_path / "nope.json")) == 2
+    assert _gate(run_dir, tmp_path / "nope.json") == 2
     line = _error_line(capsys)
     assert "baseline not found" in line and "--baseline" in line and "--update" in line
 
@@ -431,7 +442,7 @@ def test_an_invalid_baseline_value_is_a_one_line_error_naming_the_field(
 
     baseline = _write_baseline(tmp_path / "b.json", _report(run), spoil)
     run_dir = _write_report(tmp_path / "run", _report(run))
-    assert gate_command.main(_args(run_dir, baseline)) == 2
+    assert _gate(run_dir, baseline) == 2
     line = _error_line(capsys)
     assert f"baseline {baseline}: run '{run.key}': " in line
     assert expected in line
@@ -454,7 +465,7 @@ def test_an_invalid_tolerance_is_a_one_line_error_naming_the_flag(
 ) -> None:
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
     baseline = _write_baseline(tmp_path / "b.json", _report(make_run()))
-    assert gate_command.main(_args(run_dir, baseline, f"{flag}={value}")) == 2
+    assert _gate(run_dir, baseline, f"{flag}={value}") == 2
     line = _error_line(capsys)
     assert f"{flag} is '{value}'; {expected}" in line
 
@@ -480,7 +491,7 @@ def test_an_old_baseline_format_says_to_rerun_with_update(
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(old))
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
-    assert gate_command.main(_args(run_dir, baseline)) == 2
+    assert _gate(run_dir, baseline) == 2
     assert "baseline format 1 is old (this memcycle reads 2); rerun with --update" in (
         _error_line(capsys)
     )
@@ -510,16 +521,16 @@ def test_missing_or_invalid_files_exit_2(
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert gate_command.main(_args(run_dir, bad)) == 2
+    assert _gate(run_dir, bad) == 2
     assert "not valid JSON" in _error_line(capsys)
     bad.write_text(json.dumps({"runs": {}}))
-    assert gate_command.main(_args(run_dir, bad)) == 2
+    assert _gate(run_dir, bad) == 2
     assert "not a memcycle baseline" in _error_line(capsys)
-    assert gate_command.main(_args(tmp_path / "empty", bad)) == 2
+    assert _gate(tmp_path / "empty", bad) == 2
     assert "report not found" in _error_line(capsys)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "report.json").write_text(json.dumps({"schema_version": 0}))
-    assert gate_command.main(_args(tmp_path / "old", bad)) == 2
+    assert _gate(tmp_path / "old", bad) == 2
     assert "report.json has schema_version 0; this memcycle reads 1" in _error_line(capsys)
 
 
@@ -535,8 +546,6 @@ def test_memcycle_gate_and_report_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CLI's `gate` and `report` subcommands reach this module and the reporters."""
-    from memcycle.cli import main as cli_main
-
     run_dir = _write_report(tmp_path / "run", _report(make_run(), _faulty()))
     baseline = tmp_path / "baseline.json"
     assert cli_main(["gate", str(run_dir)]) == 2

@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from memcycle.engines.base import EngineError, parse_engine_options
 from memcycle.engines.registry import check_engine_spec
 from memcycle.errors import UsageError
 from memcycle.isolation import ChildRegistry
+from memcycle.preflight import check_faults
 from memcycle.runner import Interrupted
 
 if TYPE_CHECKING:
@@ -29,10 +31,13 @@ BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
 
 
-def fault_names() -> tuple[str, ...]:
-    from memcycle.refimpl.faults import FAULT_NAMES
+def check_fault_names(faults: Sequence[str]) -> None:
+    """Each is a refimpl catalogue fault (`preflight.check_faults`); refimpl, whose import
+    compiles nothing but takes a second, is only imported when a fault is named."""
+    if faults:
+        from memcycle.refimpl.faults import FAULT_NAMES
 
-    return FAULT_NAMES
+        check_faults(faults, FAULT_NAMES)
 
 
 def check_engine(spec: str) -> None:
@@ -59,12 +64,26 @@ def check_native_tool(sanitizer: str | None, valgrind: bool) -> None:
         raise UsageError(str(exc)) from None
 
 
-def check_faults(faults: list[str]) -> None:
-    if faults:
-        known = fault_names()
-        bad = [f for f in faults if f not in known]
-        if bad:
-            raise UsageError(f"unknown fault {bad[0]!r}; expected one of {', '.join(known)}")
+def command_line() -> list[str]:
+    """The command as typed, for the report's `command` field."""
+    return ["memcycle", *sys.argv[1:]]
+
+
+def add_fault_option(parser: argparse.ArgumentParser) -> None:
+    """--fault NAME (repeatable), as run, fuzz and shrink take it."""
+    parser.add_argument(
+        "--fault", action="append", metavar="NAME", help="switch on a refimpl fault"
+    )
+
+
+def add_jobs_option(parser: argparse.ArgumentParser) -> None:
+    """--jobs N (children at once), as run and faults take it; `check_jobs` checks it."""
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
+
+
+def check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
 
 
 def parse_options(items: list[str] | None, flag: str = "--option") -> dict[str, object]:

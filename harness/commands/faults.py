@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from memcycle.faultmatrix.plan import (
     FAULT_DIR,
     NATIVE_FAULT_DIR,
     SUBJECTS,
-    MatrixError,
     catalogue_names,
     plan,
 )
@@ -29,15 +27,10 @@ from memcycle.progress import Progress
 from memcycle.runner import DEFAULT_TIMEOUT
 
 from .base import INTERRUPT_CODES, Command, HelpFormatter
-from .common import check_native_tool
+from .common import add_jobs_option, check_jobs, check_native_tool, command_line
 
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Run every catalogue fault under its scenarios (scenarios/faults/) and the clean "
-        "engine under every bundled scenario; print fault x allocator -> verdict. Exit 1 when "
-        "a fault is missed or misclassified or the clean engine gets any finding."
-    )
     parser.add_argument(
         "--engine",
         choices=SUBJECTS,
@@ -70,7 +63,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="only this fault (repeatable); the clean runs then cover only its scenarios",
     )
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
+    add_jobs_option(parser)
     parser.add_argument(
         "--out", metavar="DIR", help="output folder (default reports/faults-<timestamp>/)"
     )
@@ -129,46 +122,43 @@ def main(args: argparse.Namespace) -> int:
     else:
         choice = args.allocator or "both"
         allocators = list(ALLOCATORS) if choice == "both" else [choice]
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
+    check_jobs(args.jobs)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     if args.faults_dir:
         fault_dir = Path(args.faults_dir)
     else:
         fault_dir = NATIVE_FAULT_DIR if subject == "refimpl-c" else FAULT_DIR
-    command = ["memcycle", *sys.argv[1:]]
+    command = command_line()
     t0 = time.perf_counter()
-    try:
-        if args.story:
-            out = Path(args.out) if args.out else Path("reports") / f"story-{stamp}"
-            n = len(allocators) * 3
-            report, text = run_story(
-                allocators,
-                out,
-                jobs=args.jobs,
-                memray=args.memray,
-                timeout=args.timeout,
-                fault_dir=fault_dir,
-                progress=Progress(n),
-                command=command,
-            )
-            write_reports(report, out, [text])
-            print(text)
-            print(f"report: {out / 'summary.md'} ({time.perf_counter() - t0:.0f} s)")
-            broken = [r for r in report.runs if r.exit.get("kind") == "skipped"]
-            return 1 if broken else 0
-        out = Path(args.out) if args.out else Path("reports") / f"faults-{stamp}"
-        cases, missing = plan(
+    # a MatrixError (bad fault name, malformed fault scenario) is a UsageError: exit 2
+    if args.story:
+        out = Path(args.out) if args.out else Path("reports") / f"story-{stamp}"
+        n = len(allocators) * 3
+        report, text = run_story(
             allocators,
-            only=args.only,
+            out,
+            jobs=args.jobs,
+            memray=args.memray,
+            timeout=args.timeout,
             fault_dir=fault_dir,
-            include_slow=args.all,
-            clean=not args.no_clean,
-            subject=subject,
-            mode=mode,
+            progress=Progress(n),
+            command=command,
         )
-    except MatrixError as exc:
-        raise UsageError(str(exc)) from None
+        write_reports(report, out, [text])
+        print(text)
+        print(f"report: {out / 'summary.md'} ({time.perf_counter() - t0:.0f} s)")
+        broken = [r for r in report.runs if r.exit.get("kind") == "skipped"]
+        return 1 if broken else 0
+    out = Path(args.out) if args.out else Path("reports") / f"faults-{stamp}"
+    cases, missing = plan(
+        allocators,
+        only=args.only,
+        fault_dir=fault_dir,
+        include_slow=args.all,
+        clean=not args.no_clean,
+        subject=subject,
+        mode=mode,
+    )
     if not cases and not missing:
         raise UsageError("nothing to run")
     report, outcomes = run_cases(
@@ -207,6 +197,12 @@ def main(args: argparse.Namespace) -> int:
     return 1 if bad or missing else 0
 
 
+DESCRIPTION = (
+    "Run every catalogue fault under its scenarios (scenarios/faults/) and the clean "
+    "engine under every bundled scenario; print fault x allocator -> verdict. Exit 1 when "
+    "a fault is missed or misclassified or the clean engine gets any finding."
+)
+
 EPILOG = """examples:
   memcycle faults --jobs 2
   memcycle faults --allocator checked --only flat-buffer-double-free
@@ -219,5 +215,9 @@ exit status:
 """ + INTERRUPT_CODES.rstrip("\n")
 
 COMMAND = Command(
-    prepare_parser=prepare_parser, run=main, epilog=EPILOG, formatter_class=HelpFormatter
+    prepare_parser=prepare_parser,
+    run=main,
+    description=DESCRIPTION,
+    epilog=EPILOG,
+    formatter_class=HelpFormatter,
 )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memcycle.records import VERDICTS, Report
+from memcycle.report_files import write_report
 from memcycle.reporters.console import format_run
 from memcycle.runner import (
     new_run_id,
@@ -20,16 +19,15 @@ from memcycle.scenario import load_scenario
 from .base import Command
 from .common import (
     ALLOCATOR_CHOICES,
+    add_fault_option,
     check_engine,
-    check_faults,
+    check_fault_names,
+    command_line,
     parse_budget,
     parse_options,
     print_shrunk,
     shrink_options,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -41,7 +39,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     check_engine(args.engine)
     faults = list(args.fault or [])
-    check_faults(faults)
+    check_fault_names(faults)
     budget = parse_budget(args.budget)
     out = Path(args.out) if args.out else Path("reports") / f"fuzz-{new_run_id()}"
     options = parse_options(args.option)
@@ -79,9 +77,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         run_id=out.name,
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         runs=[rec],
-        command=["memcycle", *sys.argv[1:]],
+        command=command_line(),
     )
-    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
+    write_report(report, out, formats=("json",))
     print()
     print(format_run(rec))
     if res.stopped == "error":
@@ -136,9 +134,7 @@ EPILOG = (
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", required=True, metavar="NAME", help="engine name or spec")
     parser.add_argument("--allocator", choices=ALLOCATOR_CHOICES, default="numpy")
-    parser.add_argument(
-        "--fault", action="append", metavar="NAME", help="switch on a refimpl fault"
-    )
+    add_fault_option(parser)
     parser.add_argument("--budget", default="300s", help="time to search (default 300s)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default reports/fuzz-<id>/)")

@@ -18,12 +18,13 @@ from typing import Any, TextIO
 from memcycle.baseline import (
     GateInputError,
     load_baseline,
-    load_report,
     numba_cache,
     write_baseline,
 )
+from memcycle.errors import CommandError
 from memcycle.gate import GateResult, Tolerances, diff, failing_runs
 from memcycle.records import Report
+from memcycle.report_files import load_report
 from memcycle.reporters.common import fmt_bytes
 
 from .base import Command
@@ -94,14 +95,6 @@ exit status:
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
     d = Tolerances()
-    parser.description = (
-        "Compare a run's report.json with a baseline and exit non-zero on a regression:\n"
-        "a worse verdict, a run that no longer passes, more leaked bytes per cycle, a higher\n"
-        "peak, a slow-down. It also fails when nothing was compared and when baseline runs\n"
-        "are missing from the run."
-    )
-    parser.epilog = HELP_EPILOG
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "run_dir", type=Path, help="a run directory holding report.json (or the file)"
     )
@@ -213,18 +206,17 @@ def print_result(res: GateResult, out: TextIO) -> None:
 
 def _update(args: argparse.Namespace, report: Report, out: TextIO) -> int:
     if not report.runs:
-        print("memcycle: error: the report has no runs; nothing to record", file=sys.stderr)
-        return 1
+        raise CommandError("the report has no runs; nothing to record", exit_code=1)
     failing = failing_runs(report)
     if failing and not args.accept_failures:
-        print(
-            f"memcycle: error: refusing to write the baseline: {len(failing)} run(s) fail their "
+        raise CommandError(
+            f"refusing to write the baseline: {len(failing)} run(s) fail their "
             "expectation or could not run (fix them, or record them with --accept-failures)",
-            file=sys.stderr,
+            exit_code=1,
+            details=[
+                f"{r.key}: verdict {r.verdict}, expected {r.expected_verdict}" for r in failing
+            ],
         )
-        for r in failing:
-            print(f"  {r.key}: verdict {r.verdict}, expected {r.expected_verdict}", file=sys.stderr)
-        return 1
     path = write_baseline(report, args.baseline)
     print(
         f"baseline written: {path} ({len(report.runs)} runs, "
@@ -249,23 +241,20 @@ def _update(args: argparse.Namespace, report: Report, out: TextIO) -> int:
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Compare (or, with --update, write the baseline); bad input is a GateInputError (exit 2),
+    a refused --update a CommandError with exit status 1, both printed by the dispatcher."""
     out = out or sys.stdout
-    try:
-        if args.baseline is None:
-            raise GateInputError(
-                "--baseline FILE is required: the baseline to compare with (or to write, "
-                "with --update)"
-            )
-        if getattr(args, "accept_failures", False) and not args.update:
-            raise GateInputError("--accept-failures only applies with --update")
-        tol = tolerances_from(args)
-        report = load_report(args.run_dir)
-        if args.update:
-            return _update(args, report, out)
-        baseline = load_baseline(args.baseline)
-    except GateInputError as exc:
-        print(f"memcycle: error: {exc}", file=sys.stderr)
-        return 2
+    if args.baseline is None:
+        raise GateInputError(
+            "--baseline FILE is required: the baseline to compare with (or to write, with --update)"
+        )
+    if getattr(args, "accept_failures", False) and not args.update:
+        raise GateInputError("--accept-failures only applies with --update")
+    tol = tolerances_from(args)
+    report = load_report(args.run_dir)
+    if args.update:
+        return _update(args, report, out)
+    baseline = load_baseline(args.baseline)
     res = diff(
         baseline,
         report,
@@ -277,4 +266,17 @@ def main(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 1 if res.failed else 0
 
 
-COMMAND = Command(prepare_parser=prepare_parser, run=main)
+DESCRIPTION = (
+    "Compare a run's report.json with a baseline and exit non-zero on a regression:\n"
+    "a worse verdict, a run that no longer passes, more leaked bytes per cycle, a higher\n"
+    "peak, a slow-down. It also fails when nothing was compared and when baseline runs\n"
+    "are missing from the run."
+)
+
+COMMAND = Command(
+    prepare_parser=prepare_parser,
+    run=main,
+    description=DESCRIPTION,
+    epilog=HELP_EPILOG,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)

@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from memcycle.errors import UsageError
 
 from .base import Command
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from memcycle.engines.registry import BUILTIN
 from memcycle.scenario import ScenarioError, find_scenarios, load_scenario
@@ -12,9 +11,6 @@ from .base import Command, HelpFormatter
 from .common import (
     BUNDLED,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from memcycle.errors import UsageError
 from memcycle.report_files import write_report
@@ -15,9 +13,7 @@ from memcycle.runner import (
 )
 
 from .base import Command
-
-if TYPE_CHECKING:
-    pass
+from .common import command_line
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -31,7 +27,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
             args.dirs,
             out,
             run_id=new_run_id(),
-            command=["memcycle", *sys.argv[1:]],
+            command=command_line(),
             allow_partial=args.allow_partial,
         )
     except MergeError as exc:

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from memcycle.errors import UsageError
-from memcycle.records import Report
+from memcycle.report_files import load_report, write_report
 
 from .base import Command, HelpFormatter
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    try:
-        report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read report: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{path}: not a memcycle report: {exc}") from None
-    try:
-        from memcycle.reporters import write_all  # type: ignore[attr-defined]
-    except ImportError:
-        raise UsageError("the reporters (harness.reporters.write_all) are not installed") from None
-    for fmt, p in write_all(report, path.parent).items():
+    report = load_report(path)
+    for fmt, p in write_report(report, path.parent).items():
         print(f"{fmt}: {p}")
     return 0
 

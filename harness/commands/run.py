@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from memcycle.checks import was_skipped
 from memcycle.engines.registry import ENGINE_NAMES
@@ -18,7 +17,6 @@ from memcycle.errors import UsageError
 from memcycle.isolation import ChildRegistry
 from memcycle.kernelcache import KernelCache, kernel_cache
 from memcycle.preflight import (
-    PreflightError,
     check_out_dir,
     check_run,
     check_timeout,
@@ -27,7 +25,7 @@ from memcycle.preflight import (
 )
 from memcycle.progress import Progress, compile_seconds, fancy_output, run_mark
 from memcycle.records import Report, RunRecord
-from memcycle.report_files import write_report
+from memcycle.report_files import QUICK_FORMATS, write_report
 from memcycle.reporters.console import format_run
 from memcycle.runner import (
     DEFAULT_TIMEOUT,
@@ -44,14 +42,15 @@ from .common import (
     ALLOCATOR_CHOICES,
     BUNDLED,
     StopSignals,
+    add_fault_option,
+    add_jobs_option,
     check_engine,
+    check_fault_names,
+    check_jobs,
     check_native_tool,
-    fault_names,
+    command_line,
     parse_options,
 )
-
-if TYPE_CHECKING:
-    pass
 
 # engines that run refimpl's Numba kernels (the cold-start notice is about them)
 NUMBA_ENGINES = ("refimpl", "refimpl-global")
@@ -117,7 +116,7 @@ def _summary_table(report: Report) -> None:
 
 
 def _finish_interrupted(report: Report, out: Path, signum: int, t0: float) -> int:
-    written = write_report(report, out, quick=True)
+    written = write_report(report, out, QUICK_FORMATS)
     for rec in report.runs:
         print()
         print(format_run(rec))
@@ -149,31 +148,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"no scenario files (*.toml) under {', '.join(map(str, paths))}")
     for e in args.engine or []:
         check_engine(e)
-    wanted = list(args.fault or []) + [f for sc in scenarios for f in sc.faults]
-    if wanted:
-        known = fault_names()
-        bad = [f for f in wanted if f not in known]
-        if bad:
-            raise UsageError(f"unknown fault {bad[0]!r}; expected one of {', '.join(known)}")
-    if args.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
+    check_fault_names(list(args.fault or []) + [f for sc in scenarios for f in sc.faults])
+    check_jobs(args.jobs)
     check_native_tool(args.sanitizer, args.valgrind)
     engines: list[str | None] = list(args.engine) if args.engine else [None]
     allocators = args.allocator or ["numpy"]
     run_id = new_run_id()
     out = Path(args.out) if args.out else Path("reports") / run_id
     options = parse_options(args.engine_option, "--engine-option")
-    try:
-        if args.timeout is not None:
-            check_timeout(args.timeout)
-        scenarios = unique_scenarios(scenarios)
-        for sc in scenarios:
-            for eng in engines:
-                for alloc in allocators:
-                    check_run(sc, eng or sc.default_engine(), alloc, args.fault or (), options)
-        earlier = check_out_dir(out)
-    except PreflightError as exc:
-        raise UsageError(str(exc)) from None
+    # a PreflightError is a UsageError: one line, exit 2
+    if args.timeout is not None:
+        check_timeout(args.timeout)
+    scenarios = unique_scenarios(scenarios)
+    for sc in scenarios:
+        for eng in engines:
+            for alloc in allocators:
+                check_run(sc, eng or sc.default_engine(), alloc, args.fault or (), options)
+    earlier = check_out_dir(out)
     if earlier:  # replaced whole, and said so: the folder never mixes two runs
         removed = clear_earlier_run(out)
         print(
@@ -219,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 jobs=args.jobs,
                 progress=progress,
                 on_event=progress.on_event,
-                command=["memcycle", *sys.argv[1:]],
+                command=command_line(),
                 run_id=run_id,
                 registry=registry,
             )
@@ -337,9 +328,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         choices=ALLOCATOR_CHOICES,
         help="refimpl allocator (repeatable; default numpy)",
     )
-    parser.add_argument(
-        "--fault", action="append", metavar="NAME", help="switch on a refimpl fault"
-    )
+    add_fault_option(parser)
     parser.add_argument(
         "--memray",
         action=argparse.BooleanOptionalAction,
@@ -374,7 +363,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         help="output folder (default reports/<run-id>/); an earlier run in it is replaced "
         "whole (its report files and run folders removed first, and said so)",
     )
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
+    add_jobs_option(parser)
     parser.add_argument(
         "--timeout",
         type=float,

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from memcycle.errors import UsageError
-from memcycle.records import Report
+from memcycle.report_files import load_report
 from memcycle.scenario import ScenarioError, load_scenario
 
 from .base import Command
 from .common import (
     ALLOCATOR_CHOICES,
+    add_fault_option,
     check_engine,
-    check_faults,
+    check_fault_names,
     parse_budget,
     print_shrunk,
     shrink_options,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:
@@ -37,12 +33,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     engine, allocator, faults = args.engine, args.allocator, list(args.fault or [])
     if target.is_dir() or target.suffix == ".json":
         path = target / "report.json" if target.is_dir() else target
-        try:
-            report = Report.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read report: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{path}: not a memcycle report: {exc}") from None
+        report = load_report(path)
         failing = [r for r in report.runs if r.verdict not in NOT_FAILING]
         if not failing:
             raise UsageError(f"{path}: no failing run to shrink (every verdict is clean/skipped)")
@@ -65,7 +56,7 @@ def cmd_shrink(args: argparse.Namespace) -> int:
         allocator = allocator or "numpy"
         out = Path(args.out) if args.out else Path(".")
     check_engine(engine)
-    check_faults(faults)
+    check_fault_names(faults)
     print(
         f"shrink: {sc.name} on {engine}/{allocator}"
         + (f" faults={'+'.join(faults)}" if faults else ""),
@@ -111,9 +102,7 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allocator", choices=ALLOCATOR_CHOICES, help="default: the run's, or numpy"
     )
-    parser.add_argument(
-        "--fault", action="append", metavar="NAME", help="switch on a refimpl fault"
-    )
+    add_fault_option(parser)
     parser.add_argument("--out", metavar="DIR", help="folder for <name>.min.toml")
     parser.add_argument("--budget", default="900s", help="time to shrink (default 900s)")
     shrink_options(parser)

@@ -9,9 +9,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from memcycle.errors import UsageError
+from memcycle.errors import CommandError, UsageError
 from memcycle.isolation import ChildRegistry
 from memcycle.kernelcache import kernel_cache
 from memcycle.progress import Progress, compile_seconds
@@ -27,10 +26,8 @@ from .base import INTERRUPT_CODES, Command, HelpFormatter
 from .common import (
     ALLOCATOR_CHOICES,
     StopSignals,
+    command_line,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_warmup(args: argparse.Namespace) -> int:
@@ -58,7 +55,7 @@ def cmd_warmup(args: argparse.Namespace) -> int:
                     jobs=1,  # children compiling at once would compile the same kernels twice
                     progress=progress,
                     on_event=progress.on_event,
-                    command=["memcycle", *sys.argv[1:]],
+                    command=command_line(),
                     registry=registry,
                 )
             except RunInterrupted as exc:
@@ -83,12 +80,11 @@ def cmd_warmup(args: argparse.Namespace) -> int:
         f"kernel cache {after.directory} is {state}"
     )
     if bad:
-        print(
-            f"memcycle: error: {len(bad)} warm-up run(s) did not come back clean; the cache may "
-            "be incomplete",
-            file=sys.stderr,
+        raise CommandError(
+            f"{len(bad)} warm-up run(s) did not come back clean; the cache may be incomplete",
+            exit_code=1,
         )
-    return 1 if bad or after.cold else 0
+    return 1 if after.cold else 0
 
 
 EPILOG = """examples:
