@@ -13,6 +13,11 @@ Exit status of `memcycle run`:
 
 Every error is one line, `memcycle: error: ...`, never a traceback; each command's help
 lists its exit statuses.
+
+This module is only the dispatcher: it builds the parser from `memcycle.commands.REGISTRY`
+(importing just the command being run), calls it, and is the one place that turns a
+`memcycle.errors.CommandError` or an interrupt into a message and an exit status. The
+commands live in `memcycle.commands.*` and never import it.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser
             p = sub.add_parser(
                 name,
                 help=help_text,
-                description=command.description,
+                description=command.help_description(),
                 epilog=command.epilog,
                 formatter_class=command.formatter_class,
             )

@@ -8,6 +8,7 @@ stops it (the dispatcher prints it and exits with its status).
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,12 @@ class Command:
 
     prepare_parser: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
-    description: str | None = None
+    description: str | None = None  # default: the docstring of `run`
     epilog: str | None = None
     formatter_class: type[argparse.HelpFormatter] = HelpFormatter
+
+    def help_description(self) -> str | None:
+        """What `memcycle COMMAND --help` says above the flags."""
+        if self.description is not None:
+            return self.description
+        return inspect.cleandoc(self.run.__doc__) if self.run.__doc__ else None

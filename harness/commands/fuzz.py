@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import time
 from pathlib import Path
 from typing import Any
@@ -165,7 +164,6 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
 COMMAND = Command(
     prepare_parser=prepare_parser,
     run=cmd_fuzz,
-    description=inspect.cleandoc(cmd_fuzz.__doc__ or ""),
     epilog=EPILOG,
     formatter_class=argparse.RawDescriptionHelpFormatter,
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 from memcycle.errors import UsageError
@@ -50,7 +49,6 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
 COMMAND = Command(
     prepare_parser=prepare_parser,
     run=cmd_init,
-    description=inspect.cleandoc(cmd_init.__doc__ or ""),
     epilog=EPILOG,
     formatter_class=argparse.RawDescriptionHelpFormatter,
 )

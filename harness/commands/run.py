@@ -4,7 +4,6 @@ and judge every cycle; the report goes to --out."""
 from __future__ import annotations
 
 import argparse
-import inspect
 import signal
 import sys
 import time
@@ -401,7 +400,6 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
 COMMAND = Command(
     prepare_parser=prepare_parser,
     run=cmd_run,
-    description=inspect.cleandoc(cmd_run.__doc__) if cmd_run.__doc__ else None,
     epilog=EPILOG,
     formatter_class=HelpFormatter,
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import signal
 import sys
 import tempfile
@@ -120,7 +119,6 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
 COMMAND = Command(
     prepare_parser=prepare_parser,
     run=cmd_warmup,
-    description=inspect.cleandoc(cmd_warmup.__doc__) if cmd_warmup.__doc__ else None,
     epilog=EPILOG,
     formatter_class=HelpFormatter,
 )
