@@ -26,7 +26,7 @@ from memcycle.faultmatrix.text import format_matrix, matrix_markdown
 from memcycle.progress import Progress
 from memcycle.runner import DEFAULT_TIMEOUT
 
-from .base import INTERRUPT_CODES, Command, HelpFormatter
+from .base import INTERRUPT_CODES, Command
 from .common import add_jobs_option, check_jobs, check_native_tool, command_line
 
 
@@ -219,5 +219,4 @@ COMMAND = Command(
     run=main,
     description=DESCRIPTION,
     epilog=EPILOG,
-    formatter_class=HelpFormatter,
 )

@@ -7,7 +7,7 @@ import argparse
 from memcycle.engines.registry import BUILTIN
 from memcycle.scenario import ScenarioError, find_scenarios, load_scenario
 
-from .base import Command, HelpFormatter
+from .base import Command
 from .common import (
     BUNDLED,
 )
@@ -72,5 +72,4 @@ COMMAND = Command(
     run=cmd_list,
     description=DESCRIPTION,
     epilog=EPILOG,
-    formatter_class=HelpFormatter,
 )

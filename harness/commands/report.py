@@ -7,7 +7,7 @@ from pathlib import Path
 
 from memcycle.report_files import load_report, write_report
 
-from .base import Command, HelpFormatter
+from .base import Command
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -42,5 +42,4 @@ COMMAND = Command(
     run=cmd_report,
     description=DESCRIPTION,
     epilog=EPILOG,
-    formatter_class=HelpFormatter,
 )
