@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from memcycle.environment import environment
+from memcycle.errors import UsageError
 from memcycle.records import VERDICTS, Report, RunRecord
+from memcycle.report_files import load_json
 
 BASELINE_VERSION = 2
 BASELINE_KIND = "memcycle-baseline"
@@ -28,7 +30,7 @@ GATE_VERDICTS: tuple[str, ...] = tuple(dict.fromkeys([*VERDICTS, "error"]))
 COLD_COMPILE_SECONDS = 0.1
 
 
-class GateInputError(Exception):
+class GateInputError(UsageError):
     """A flag, report or baseline is missing or not what the gate reads (exit 2)."""
 
 
@@ -211,29 +213,8 @@ def validate_baseline(data: Any) -> dict[str, dict[str, Any]]:
 
 
 # --- files ----------------------------------------------------------------------
-def _load_json(path: Path, what: str, hint: str = "") -> Any:
-    if not path.is_file():
-        raise GateInputError(f"{what} not found: {path}{hint}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GateInputError(f"{what} {path} is not valid JSON: {exc}") from exc
-
-
-def load_report(run_dir: Path) -> Report:
-    """The report of a run directory (or a report.json path)."""
-    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
-    data = _load_json(path, "report")
-    if not isinstance(data, dict):
-        raise GateInputError(f"report {path} is not a memcycle report.json (not an object)")
-    try:
-        return Report.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise GateInputError(f"report {path} is not a memcycle report.json: {exc}") from exc
-
-
 def load_baseline(path: Path) -> dict[str, Any]:
-    data = _load_json(path, "baseline", " (--baseline; write one with --update)")
+    data = load_json(path, "baseline", " (--baseline; write one with --update)")
     try:
         validate_baseline(data)
     except GateInputError as exc:

@@ -173,9 +173,10 @@ def merge(
     command: list[str],
     allow_partial: bool = False,
 ) -> tuple[Report, list[ShardReport]]:
-    """Check the inputs, then write the merged report.json and the shards' run folders.
+    """Check the inputs, then copy the shards' run folders into `out`.
 
-    Returns the merged report (not yet rendered to md/html/junit) and the shards."""
+    Returns the merged report and the shards; the caller writes its files once
+    (`report_files.write_report`: report.json first, then md/html/junit)."""
     out = Path(out).resolve()
     shards = load_shards(paths)
     if not allow_partial:
@@ -187,7 +188,4 @@ def merge(
     out.mkdir(parents=True, exist_ok=True)
     for src, dst in plan.items():
         shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
-    tmp = out / f".report.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
-    os.replace(tmp, out / "report.json")
     return report, shards

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .scenario import Scenario
 
 REFIMPL_ENGINES = ("refimpl", "refimpl-global")
@@ -22,7 +23,7 @@ TWIN_ENGINES = ("refimpl-c", "refimpl-c-global")
 PEER_ENGINES = ("hnswlib", "faiss", "usearch", "omendb")
 
 
-class PreflightError(Exception):
+class PreflightError(UsageError):
     """A bad input found before anything ran (the CLI prints it as a usage error)."""
 
 
@@ -114,11 +115,16 @@ def _check_options(
             raise PreflightError(f"{where}: [engine] {key} = {v!r}: expected a positive integer")
 
 
-def _check_faults(where: str, faults: Sequence[str], known: Sequence[str], whose: str) -> None:
+def check_faults(
+    faults: Sequence[str], known: Sequence[str], where: str = "", whose: str = ""
+) -> None:
+    """Every fault name is one of `known` (the one check of fault names: `memcycle run`, fuzz,
+    shrink and the preflight of each run); `where` names the scenario, `whose` the catalogue."""
     bad = [f for f in faults if f not in known]
     if bad:
         raise PreflightError(
-            f"{where}: unknown fault {bad[0]!r}{whose}; expected one of {', '.join(known)}"
+            f"{where + ': ' if where else ''}unknown fault {bad[0]!r}{whose}; "
+            f"expected one of {', '.join(known)}"
         )
 
 
@@ -146,7 +152,7 @@ def check_run(
             DB_OPTIONS,
             DB_OPTIONS,
         )
-        _check_faults(where, faults, FAULT_NAMES, "")
+        check_faults(faults, FAULT_NAMES, where)
         return
     if engine in TWIN_ENGINES:
         from .engines.refimpl_c_adapter import IGNORED_OPTIONS, SIZE_OPTIONS
@@ -160,7 +166,7 @@ def check_run(
             known,
             SIZE_OPTIONS,
         )
-        _check_faults(where, faults, TWIN_FAULTS, " (the C twin's catalogue)")
+        check_faults(faults, TWIN_FAULTS, where, " (the C twin's catalogue)")
         if allocator not in ("numpy", "native"):
             raise PreflightError(
                 f"{where}: --allocator {allocator} applies to refimpl only (the C twin uses malloc)"

@@ -1,0 +1,45 @@
+"""`memcycle report RUN_DIR`: re-render a run folder's formats from its report.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from memcycle.report_files import load_report, write_report
+
+from .base import Command
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    path = run_dir / "report.json" if run_dir.is_dir() else run_dir
+    report = load_report(path)
+    for fmt, p in write_report(report, path.parent).items():
+        print(f"{fmt}: {p}")
+    return 0
+
+
+DESCRIPTION = (
+    "Re-render summary.md, index.html and junit.xml of a run folder from its "
+    "report.json (after an upgrade, or for a report copied from CI)."
+)
+
+EPILOG = """examples:
+  memcycle report reports/20260101-120000-abc123/
+  memcycle report reports/ci/report.json
+
+exit status:
+  0    summary.md, index.html, junit.xml written
+  2    the folder or file is not readable or not a memcycle report.json"""
+
+
+def prepare_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="reports/<run-id>/ or its report.json")
+
+
+COMMAND = Command(
+    prepare_parser=prepare_parser,
+    run=cmd_report,
+    description=DESCRIPTION,
+    epilog=EPILOG,
+)
