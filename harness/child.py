@@ -50,8 +50,10 @@ from .protocol import (
     EXIT_SETUP_ERROR,
     EXIT_STEP_ERROR,
     MEASURED_OPS,
+    PARENT_ENV,
     RESET_OPS,
     TEARDOWN_OP,
+    TOKEN_ENV,
     ChildConfig,
     EventKind,
     ProtocolError,
@@ -88,7 +90,7 @@ PR_SET_PDEATHSIG = 1
 # starts in milliseconds and does not import memcycle.
 _LIFELINE = """
 import os, select, signal, sys
-pgid, needle = int(sys.argv[1]), ("MEMCYCLE_RUN_TOKEN=" + sys.argv[2]).encode()
+pgid, needle = int(sys.argv[1]), (sys.argv[3] + "=" + sys.argv[2]).encode()
 child = os.getppid()
 while os.getppid() == child:  # reparented: the child is gone (a fork may still hold the pipe)
     try:
@@ -114,7 +116,7 @@ def die_with_parent() -> None:
 
     The parent pid from the environment closes the race of a parent that died before this
     call: then the child is already orphaned and leaves at once."""
-    parent = os.environ.get("MEMCYCLE_PARENT_PID")
+    parent = os.environ.get(PARENT_ENV)
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -128,13 +130,13 @@ def die_with_parent() -> None:
 
 def start_lifeline() -> int | None:
     """Start the lifeline (see `_LIFELINE`); returns the pipe end this process keeps open."""
-    token = os.environ.get("MEMCYCLE_RUN_TOKEN", "")
+    token = os.environ.get(TOKEN_ENV, "")
     if not os.path.isdir("/proc") or os.getpgrp() != os.getpid():
         return None  # not a run's own process group (a test calling run() directly)
     rfd, wfd = os.pipe()
     try:
         subprocess.Popen(
-            [sys.executable, "-S", "-I", "-c", _LIFELINE, str(os.getpgrp()), token],
+            [sys.executable, "-S", "-I", "-c", _LIFELINE, str(os.getpgrp()), token, TOKEN_ENV],
             stdin=rfd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

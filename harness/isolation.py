@@ -34,7 +34,15 @@ from typing import Any
 from .hangs import Watchdog
 from .native_extras import NativeExtras as _NativeExtras
 from .native_messages import find_native_message, native_message  # noqa: F401 (re-exported)
-from .protocol import ChildConfig, ChildStream, EventKind, bound_text, fold_events
+from .protocol import (
+    PARENT_ENV,
+    TOKEN_ENV,
+    ChildConfig,
+    ChildStream,
+    EventKind,
+    bound_text,
+    fold_events,
+)
 from .sanitizers import Mode
 
 STDERR_TAIL = 16_384
@@ -43,8 +51,6 @@ MAX_EVENT_LINE = 4 * 1024 * 1024  # the longest events line read whole
 # the child's own deadline is the parent's timeout plus this grace, so a live parent always
 # classifies the timeout itself and the child's deadline only matters when the parent is gone
 CHILD_DEADLINE_GRACE = 10.0
-TOKEN_ENV = "MEMCYCLE_RUN_TOKEN"
-PARENT_ENV = "MEMCYCLE_PARENT_PID"
 
 _FATAL = re.compile(r"Fatal Python error: [^\n]*")
 

@@ -28,7 +28,7 @@ from typing import Any
 from . import native_stack as _ns
 from . import sanitizers as _san
 from .hangs import STACK_DUMP_ENV, Watchdog, dump_hung_child
-from .protocol import ChildConfig
+from .protocol import ChildConfig, EventKind
 
 CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
 POLL_SECONDS = 0.2
@@ -65,9 +65,9 @@ class NativeExtras:
         if self.watchdog is not None:
             self.watchdog.on_event(ev)
         kind = ev.get("kind")
-        if kind == "start":
+        if kind == EventKind.START:
             self.roots = [str(r) for r in ev.get("source_roots") or []]
-        elif kind == "step":
+        elif kind == EventKind.STEP:
             xml = self._xml_path()
             if xml is not None:
                 with contextlib.suppress(OSError):

@@ -64,6 +64,11 @@ EXIT_STEP_ERROR = 3  # a step raised (its event says which and why)
 EXIT_SETUP_ERROR = 4  # the engine could not be built, or its capabilities are malformed
 EXIT_ORPHANED = 5  # the parent was gone before the child could tie itself to it
 
+# the child's environment: the run's token (every process of the run carries it, so none
+# outlives the run) and the parent's pid (a child whose parent is already gone leaves at once)
+TOKEN_ENV = "MEMCYCLE_RUN_TOKEN"
+PARENT_ENV = "MEMCYCLE_PARENT_PID"
+
 # what is kept of an engine's free text (an exception message): a 50 MB message must not become
 # a timeout or a 50 MB report.json
 MAX_MESSAGE = 64 * 1024
