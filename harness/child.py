@@ -24,7 +24,6 @@ import ctypes
 import faulthandler
 import gc
 import importlib.util
-import json
 import math
 import os
 import signal
@@ -34,7 +33,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +55,7 @@ from .protocol import (
     TOKEN_ENV,
     ChildConfig,
     EventKind,
+    EventWriter,
     ProtocolError,
     bound_text,
 )
@@ -161,40 +161,8 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
-class _Events:
-    """One JSON line per event on the events fd, each stamped with the run's token and a
-    sequence number, so the parent can tell the child's events from a line an engine wrote to
-    the same fd (a forged `end` must not make an unfinished run look finished)."""
-
-    def __init__(self, stream: TextIO, token: str | None = None) -> None:
-        self.stream = stream
-        self.token = token
-        self.seq = 0
-
-    def emit(self, kind: EventKind, **payload: Any) -> None:
-        payload["kind"] = kind
-        if self.token is not None:
-            payload["tok"] = self.token
-            payload["seq"] = self.seq
-            self.seq += 1
-        self.stream.write(json.dumps(payload, default=_jsonable) + "\n")
-        self.stream.flush()
-
-
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, tuple | set | frozenset):
-        return list(x)
-    return repr(x)
 
 
 def _resolve_spec(spec: str) -> str:
@@ -232,7 +200,7 @@ class Replayer:
         scenario: Scenario,
         engine: Engine,
         recorder: Recorder,
-        events: _Events,
+        events: EventWriter,
         compile_clock: CompileClock | None = None,
     ):
         self.scenario = scenario
@@ -587,7 +555,7 @@ def lsan_leak_check() -> None:
         fn()
 
 
-def run(config: ChildConfig, events: _Events, compile_clock: CompileClock | None = None) -> int:
+def run(config: ChildConfig, events: EventWriter, compile_clock: CompileClock | None = None) -> int:
     """The child's work; returns the exit code."""
     # before the engine is built: its imports may bring numba, its factory may compile
     compile_clock = compile_clock or install_compile_clock()
@@ -679,7 +647,7 @@ def main(argv: list[str] | None = None) -> None:
         faulthandler.dump_traceback_later(config.deadline, exit=True)
     install_child_hooks()  # all Python stacks on SIGUSR1, gdb may attach (harness.hangs)
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
-    events = _Events(stream, config.event_token)
+    events = EventWriter(stream, config.event_token)
     t0 = time.perf_counter()
     compile_clock = install_compile_clock()
     code = run(config, events, compile_clock)

@@ -40,6 +40,7 @@ from .protocol import (
     ChildConfig,
     ChildStream,
     EventKind,
+    EventReader,
     bound_text,
     fold_events,
 )
@@ -173,7 +174,8 @@ def classify(
     events: ChildStream | Sequence[dict[str, Any]],
     stderr: str,
 ) -> dict[str, Any]:
-    """How the child ended: clean, exception, signal, exit or timeout."""
+    """How the child ended: clean, exception, signal, exit or timeout. `events` is the folded
+    stream (`ChildResult.stream`), or the events as read (folded here)."""
     stream = events if isinstance(events, ChildStream) else fold_events(events)
     out: dict[str, Any] = {"code": returncode, "stderr_tail": stderr[-4000:]}
     fatal = _FATAL.search(stderr)
@@ -246,17 +248,12 @@ def run_child(
     # the user's engine module resolves against the working directory, added by the child only
     # after memcycle itself is imported (and `-P` keeps the cwd off sys.path until then), so a
     # folder of the user's can never shadow memcycle
-    config = replace(
-        config,
-        sys_path=config.sys_path or (os.getcwd(),),
-        deadline=(
-            timeout + CHILD_DEADLINE_GRACE
-            if config.deadline is None and timeout is not None
-            else config.deadline
-        ),
-        event_token=config.event_token or uuid.uuid4().hex[:16],
-    )
-    event_token = config.event_token
+    event_token = config.event_token or uuid.uuid4().hex[:16]
+    deadline = config.deadline
+    if deadline is None and timeout is not None:
+        deadline = timeout + CHILD_DEADLINE_GRACE
+    sys_path = config.sys_path or (os.getcwd(),)
+    config = replace(config, sys_path=sys_path, deadline=deadline, event_token=event_token)
     token = uuid.uuid4().hex
     extra = {**(env or {}), TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
     if config.allocator == "raw":
@@ -290,29 +287,13 @@ def run_child(
         raise Cancelled("stopped while the child started")
     events: list[dict[str, Any]] = []
     lock = threading.Lock()
-    sequence = [0]
+    reader = EventReader(event_token)
 
     def on_line(line: str) -> None:
-        line = line.strip()
-        if not line:
+        read = reader.read(line)  # one reader thread: the lines come in order
+        if read is None:
             return
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            ev = {"kind": EventKind.GARBAGE, "text": line[:500]}
-        if not isinstance(ev, dict):
-            ev = {"kind": EventKind.GARBAGE, "text": line[:500]}
-        elif ev.get("kind") != EventKind.GARBAGE:
-            # the child stamps every event; a line without the token or out of sequence was
-            # written by someone else (the engine) and is kept only as evidence
-            with lock:
-                expected_seq = sequence[0]
-            if ev.pop("tok", None) != event_token or ev.pop("seq", None) != expected_seq:
-                ev = {"kind": EventKind.FORGED, "text": line[:500]}
-            else:
-                with lock:
-                    sequence[0] += 1
-        ev = _bound_event(ev)
+        ev = _bound_event(read)
         with lock:
             events.append(ev)
         extras.on_event(ev)

@@ -4,7 +4,9 @@
   the parent already parsed (serialised), so the child never reads the scenario file again.
 - `EventKind`: the kinds of the JSON lines the child writes on its events fd.
 - The ops that name reset points (`RESET_OPS`, `EMPTYING_OPS`, `MEASURED_OPS`).
-- The child's exit codes and the memray marker encoding (child writes, analysis reads).
+- The child's exit codes, its environment names, and the memray marker encoding.
+- The event lines: `EventWriter` (child) stamps each with the run's token and a sequence
+  number, `EventReader` (parent) tells them from lines the engine wrote.
 - `fold_events`: the one reading of the event stream (`ChildStream`), for `isolation.classify`
   (how the child ended) and `runner` (the record).
 """
@@ -12,13 +14,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TextIO
 
 from .records import StepEvent
 from .scenario import Cycle, Scenario, ScenarioError, Step, expand_plan
@@ -144,6 +147,7 @@ _DERIVED: dict[type, tuple[str, ...]] = {Scenario: ("plan",)}
 _NESTED: tuple[type, ...] = (Scenario, Cycle, Step)
 
 
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
@@ -293,6 +297,66 @@ def _jsonable(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+# -- the event lines ---------------------------------------------------------------------------
+class EventWriter:
+    """The child's side: one JSON line per event on the events fd, flushed at once (all up to a
+    crash is kept), each stamped with the run's token and a sequence number, so the parent can
+    tell the child's events from a line an engine wrote to the same fd (a forged `end` must not
+    make an unfinished run look finished)."""
+
+    def __init__(self, stream: TextIO, token: str | None = None) -> None:
+        self.stream = stream
+        self.token = token
+        self.seq = 0
+
+    def emit(self, kind: EventKind, **payload: Any) -> None:
+        payload["kind"] = kind
+        if self.token is not None:
+            payload["tok"] = self.token
+            payload["seq"] = self.seq
+            self.seq += 1
+        self.stream.write(json.dumps(payload, default=_event_value) + "\n")
+        self.stream.flush()
+
+
+def _event_value(x: Any) -> Any:
+    """JSON for what json cannot write itself: NumPy scalars and arrays, sets; else the repr."""
+    tolist = getattr(x, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    if isinstance(x, set | frozenset):
+        return list(x)
+    return repr(x)
+
+
+class EventReader:
+    """The parent's side: each line read from the events fd as an event. A line that is no
+    JSON object is a `garbage` event; one without the run's token, or out of sequence, was
+    written by someone else (the engine) and is a `forged` event, kept only as evidence."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.seq = 0
+
+    def read(self, line: str) -> dict[str, Any] | None:
+        """The event of one line (None for an empty line); call it in the order of the lines."""
+        line = line.strip()
+        if not line:
+            return None
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            ev = None
+        if not isinstance(ev, dict):
+            return {"kind": EventKind.GARBAGE, "text": line[:500]}
+        if ev.get("kind") == EventKind.GARBAGE:
+            return ev
+        if ev.pop("tok", None) != self.token or ev.pop("seq", None) != self.seq:
+            return {"kind": EventKind.FORGED, "text": line[:500]}
+        self.seq += 1
+        return ev
 
 
 # -- the fold of the event stream -------------------------------------------------------------------

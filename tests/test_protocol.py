@@ -3,6 +3,7 @@ what it does not know, the event stream folds into one outcome, no allocator vio
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,10 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from memcycle.bundled import scenarios_dir
 from memcycle.isolation import classify
-from memcycle.protocol import ChildConfig, ChildStream, EventKind, ProtocolError, fold_events
+from memcycle.protocol import (
+    ChildConfig,
+    ChildStream,
+    EventKind,
+    EventReader,
+    EventWriter,
+    ProtocolError,
+    fold_events,
+)
 from memcycle.records import LEDGER_VIOLATION_COUNT, StepEvent, new_violations
 from memcycle.runner import run_one
 from memcycle.scenario import load_scenario
@@ -158,6 +168,22 @@ def test_the_child_refuses_a_config_it_cannot_read_before_any_event() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""  # the events fd: nothing was emitted
     assert "child config: missing field 'scenario'" in proc.stderr
+
+
+# -- the event lines ----------------------------------------------------------------------------
+def test_the_childs_lines_are_read_back_and_anyone_elses_are_forged_or_garbage() -> None:
+    out = io.StringIO()
+    writer = EventWriter(out, "tok1")
+    writer.emit(EventKind.START, pid=np.int64(7), dims=np.arange(3), labels={"a"})
+    writer.emit(EventKind.STEP, cycle=1)
+    first, second = out.getvalue().splitlines()
+    reader = EventReader("tok1")
+    assert reader.read(first) == {"kind": "start", "pid": 7, "dims": [0, 1, 2], "labels": ["a"]}
+    assert reader.read("  ") is None
+    assert reader.read(first)["kind"] == EventKind.FORGED  # a replay: out of sequence
+    assert reader.read('{"kind": "end", "tok": "other", "seq": 1}')["kind"] == EventKind.FORGED
+    assert reader.read("hello")["kind"] == EventKind.GARBAGE
+    assert reader.read(second) == {"kind": "step", "cycle": 1}  # the child's sequence goes on
 
 
 # -- the fold ----------------------------------------------------------------------------------
