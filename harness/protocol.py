@@ -51,14 +51,15 @@ class EventKind(StrEnum):
 
 # -- reset points --------------------------------------------------------------------------------
 # Scenario ops after which the engine holds no rows: the points where growth is compared from
-# cycle to cycle, after which a new dimension may be opened, and where the child measures
-# Python objects by type. (`close` is not among them: it is the child's own last step.)
+# cycle to cycle and after which a new dimension may be opened. (`close` is not among them: it
+# is the child's own last step, after the last cycle.)
 RESET_OPS: tuple[str, ...] = ("clear", "destroy", "reload")
 # the step the child adds after the last cycle: close the engine, nothing may stay allocated
 TEARDOWN_OP = "close"
 # ops after which the allocator ledger must hold no engine block (a block live there leaked)
 EMPTYING_OPS: tuple[str, ...] = (*RESET_OPS, TEARDOWN_OP)
-# ops after which the child measures objects by type and puts a memray marker in the capture
+# ops after which the child measures Python objects by type and puts a memray marker in the
+# capture (as it does at the end of every cycle and after the teardown)
 MEASURED_OPS: tuple[str, ...] = (*RESET_OPS, "checkpoint")
 
 # -- the child's exit codes -----------------------------------------------------------------------
