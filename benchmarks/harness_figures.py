@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 from memcycle.isolation import run_child
+from memcycle.protocol import ChildConfig
+from memcycle.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIO = REPO / "scenarios" / "repeated-clear-insert.toml"
@@ -37,13 +39,9 @@ def timed_child(scenario: Path, memray: bool) -> tuple[float, float, float]:
         if ev.get("kind") == "start":
             started.append(time.perf_counter() - t0)
 
+    config = ChildConfig(load_scenario(scenario), "refimpl", memray_path=capture, tracemalloc=False)
     result = run_child(
-        {
-            "scenario": str(scenario),
-            "engine": "refimpl",
-            "memray_path": capture,
-            "tracemalloc": False,
-        },
+        config,
         timeout=600,
         on_event=on_event,
     )

@@ -50,10 +50,19 @@ from typing import Any
 import numpy as np
 
 from .native_messages import find_native_message
-from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, verdict_set, worst
+from .protocol import EMPTYING_OPS, RESET_OPS
+from .records import (
+    VERDICTS,
+    CycleSummary,
+    Finding,
+    RunRecord,
+    StepEvent,
+    new_violations,
+    verdict_set,
+    worst,
+)
 from .scenario import PlannedCycle
 
-RESET_OPS = ("clear", "destroy", "reload", "close")
 # the label of the cycles the child added to confirm a rising series (runner.py, child.py)
 CONFIRM_LABEL = "confirmation repeat"
 
@@ -478,12 +487,11 @@ def _native_evidence(native: dict[str, Any] | None) -> dict[str, Any]:
 
 def _step_findings(steps: list[StepEvent]) -> list[Finding]:
     out: list[Finding] = []
-    seen_violations = 0
     # one Finding per (verdict, block label), listing every cycle it happened in, so a
     # double free in every cycle marks every cycle without one Finding per occurrence
     by_kind: dict[tuple[str, str], Finding] = {}
     worked: set[str] = set()  # ops that ran without an exception earlier in the run
-    for ev in steps:
+    for ev, violations in zip(steps, new_violations(steps), strict=True):
         if ev.error:
             verdict = _error_verdict(ev.error, first_time=ev.op not in worked)
             what = f"{ev.error.get('type', '').rsplit('.', 1)[-1]} in cycle {ev.cycle} at {ev.op}"
@@ -501,28 +509,24 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
             )
         elif not ev.skipped:
             worked.add(ev.op)
-        led = (ev.memory or {}).get("ledger") or {}
-        nv = int(led.get("n_violations", len(led.get("violations") or [])))
-        if nv > seen_violations:
-            for v in (led.get("violations") or [])[-(nv - seen_violations) :]:
-                verdict = v.get("verdict") if v.get("verdict") in VERDICTS else "lifecycle-error"
-                kind = (verdict, str(v.get("label")))
-                found = by_kind.get(kind)
-                if found is None:
-                    by_kind[kind] = found = Finding(
-                        verdict,
-                        ev.cycle,
-                        ev.step,
-                        ev.op,
-                        f"allocator recorded {verdict} of '{v.get('label')}' by cycle {ev.cycle} "
-                        f"({ev.op}): {_first_line(v.get('message', ''))}"[:300],
-                        {"violation": v, "cycles": [], "occurrences": 0},
-                    )
-                    out.append(found)
-                found.evidence["occurrences"] += 1
-                if ev.cycle not in found.evidence["cycles"]:
-                    found.evidence["cycles"].append(ev.cycle)
-            seen_violations = nv
+        for v in violations:
+            verdict = v.get("verdict") if v.get("verdict") in VERDICTS else "lifecycle-error"
+            kind = (verdict, str(v.get("label")))
+            found = by_kind.get(kind)
+            if found is None:
+                by_kind[kind] = found = Finding(
+                    verdict,
+                    ev.cycle,
+                    ev.step,
+                    ev.op,
+                    f"allocator recorded {verdict} of '{v.get('label')}' by cycle {ev.cycle} "
+                    f"({ev.op}): {_first_line(v.get('message', ''))}"[:300],
+                    {"violation": v, "cycles": [], "occurrences": 0},
+                )
+                out.append(found)
+            found.evidence["occurrences"] += 1
+            if ev.cycle not in found.evidence["cycles"]:
+                found.evidence["cycles"].append(ev.cycle)
         if ev.skipped or not ev.ok:
             continue
         if ev.count is not None and ev.expected_count is not None and ev.count != ev.expected_count:
@@ -615,8 +619,10 @@ def _accepted_refusal(chk: dict[str, Any]) -> bool:
     return bool(chk.get("duplicates")) and chk.get("policy") == "refuse" and not chk["refused"]
 
 
-def _reset_points(steps: list[StepEvent], ops: tuple[str, ...] = RESET_OPS) -> dict[int, StepEvent]:
-    """Per cycle, the last successful reset step (clear/destroy/reload/close)."""
+def _reset_points(
+    steps: list[StepEvent], ops: tuple[str, ...] = EMPTYING_OPS
+) -> dict[int, StepEvent]:
+    """Per cycle, the last successful step of `ops` (a reset, or the teardown's close)."""
     out: dict[int, StepEvent] = {}
     for ev in steps:
         if ev.op in ops and ev.ok and not ev.skipped:
@@ -627,7 +633,7 @@ def _reset_points(steps: list[StepEvent], ops: tuple[str, ...] = RESET_OPS) -> d
 def _ledger_findings(steps: list[StepEvent]) -> list[Finding]:
     leaks = []
     for ev in steps:
-        if ev.op not in RESET_OPS or not ev.ok or ev.skipped:
+        if ev.op not in EMPTYING_OPS or not ev.ok or ev.skipped:
             continue
         led = (ev.memory or {}).get("ledger")
         if led and led.get("live_blocks", 0) > 0:
@@ -688,7 +694,7 @@ def _growth_findings(
 ) -> list[Finding]:
     """Growth across cycles; `planned` is the number of cycles the table has (later ones are
     the child's confirmation repeats); `tables` maps each cycle to its [[cycle]] table."""
-    points = _reset_points(steps, ("clear", "destroy", "reload"))
+    points = _reset_points(steps, RESET_OPS)
     cycles = sorted(points)
 
     def cached(c: int) -> int:

@@ -1,20 +1,17 @@
 """Runs inside the child process: build the engine, replay the plan, emit events.
 
 Invoked as `python -m memcycle.child --events-fd N --config JSON` by
-`harness.isolation`. Every step produces one JSON line on the events fd (not
-stdout, which the engine may write to), flushed at once, so everything up to a
-crash is kept. faulthandler prints a traceback on a fatal signal; the glibc text
-of an abort also lands on stderr for the parent to classify.
+`harness.isolation`; the config is a `protocol.ChildConfig`, the scenario in it. Every
+step produces one JSON line on the events fd (not stdout, which the engine may write to),
+flushed at once, so everything up to a crash is kept. faulthandler prints a traceback on a
+fatal signal; the glibc text of an abort also lands on stderr for the parent to classify.
 
-Event kinds: `start` (capabilities, source roots), `step` (a `StepEvent`),
-`marker` (a memray boundary), `confirm` (an extra cycle follows: a repeat of the last
-one, see `Replayer.confirm`), `error` (setup failed, or malformed capabilities),
-`skip` (the scenario needs, as a whole, what the engine lacks: `scenario.unmet_needs`),
-`end`. A step whose capability is missing (`scenario.step_skip_reason`) is a `step`
-event with `skipped` set.
+The event kinds are `protocol.EventKind`. A step whose capability is missing
+(`scenario.step_skip_reason`) is a `step` event with `skipped` set; a scenario that needs,
+as a whole, what the engine lacks (`scenario.unmet_needs`) is one `skip` event.
 
 The child never outlives its run: it dies with its parent (`PR_SET_PDEATHSIG`),
-stops itself at its own deadline (`config["deadline"]`, the parent's timeout plus
+stops itself at its own deadline (`ChildConfig.deadline`, the parent's timeout plus
 a grace; faulthandler's watchdog is a C thread, so it fires even while an engine
 holds the GIL), and a lifeline process kills the child's process group and every
 process carrying the run's token once the child is gone, however it went.
@@ -27,7 +24,6 @@ import ctypes
 import faulthandler
 import gc
 import importlib.util
-import json
 import math
 import os
 import signal
@@ -37,7 +33,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -47,20 +43,32 @@ from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
 from .hangs import install_child_hooks
 from .oracle import Oracle, dedupe
+from .protocol import (
+    EXIT_OK,
+    EXIT_ORPHANED,
+    EXIT_SETUP_ERROR,
+    EXIT_STEP_ERROR,
+    MEASURED_OPS,
+    PARENT_ENV,
+    RESET_OPS,
+    TEARDOWN_OP,
+    TOKEN_ENV,
+    ChildConfig,
+    EventKind,
+    EventWriter,
+    ProtocolError,
+    bound_text,
+)
 from .recording import Recorder
-from .records import StepEvent
+from .records import LEDGER_NEW_VIOLATIONS, LEDGER_VIOLATION_COUNT, StepEvent
 from .scenario import (
     PlannedCycle,
     Scenario,
     Step,
     capability_problems,
-    load_scenario,
     step_skip_reason,
     unmet_needs,
 )
-
-RESET_OPS = ("clear", "destroy", "reload")
-FULL_MEASURE_OPS = (*RESET_OPS, "checkpoint")
 
 # Adaptive confirmation (scenarios/SCHEMA.md "Leak judgement"): when a cheap per-cycle series
 # (pymalloc blocks, tracemalloc) still rose by at least its rule's slope in the last cycle,
@@ -72,12 +80,9 @@ CONFIRM_MAX_EXTRA = 6
 CONFIRM_SECONDS = 60.0
 CONFIRM_SIGNALS = ("py_blocks", "tracemalloc")
 
-EXIT_OK = 0
-EXIT_STEP_ERROR = 3
-EXIT_SETUP_ERROR = 4
-EXIT_ORPHANED = 5  # the parent was gone before the child could tie itself to it
-
-MAX_MESSAGE = 64 * 1024  # what is kept of an exception message (see harness.isolation)
+# the new violations one step reports in full (each carries its stacks): the events line must
+# stay far below what the parent reads whole (isolation.MAX_EVENT_LINE)
+MAX_NEW_VIOLATIONS = 256
 PR_SET_PDEATHSIG = 1
 
 # The lifeline: started first, holds the read end of a pipe the child keeps open; EOF (or being
@@ -85,7 +90,7 @@ PR_SET_PDEATHSIG = 1
 # starts in milliseconds and does not import memcycle.
 _LIFELINE = """
 import os, select, signal, sys
-pgid, needle = int(sys.argv[1]), ("MEMCYCLE_RUN_TOKEN=" + sys.argv[2]).encode()
+pgid, needle = int(sys.argv[1]), (sys.argv[3] + "=" + sys.argv[2]).encode()
 child = os.getppid()
 while os.getppid() == child:  # reparented: the child is gone (a fork may still hold the pipe)
     try:
@@ -111,7 +116,7 @@ def die_with_parent() -> None:
 
     The parent pid from the environment closes the race of a parent that died before this
     call: then the child is already orphaned and leaves at once."""
-    parent = os.environ.get("MEMCYCLE_PARENT_PID")
+    parent = os.environ.get(PARENT_ENV)
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -125,13 +130,13 @@ def die_with_parent() -> None:
 
 def start_lifeline() -> int | None:
     """Start the lifeline (see `_LIFELINE`); returns the pipe end this process keeps open."""
-    token = os.environ.get("MEMCYCLE_RUN_TOKEN", "")
+    token = os.environ.get(TOKEN_ENV, "")
     if not os.path.isdir("/proc") or os.getpgrp() != os.getpid():
         return None  # not a run's own process group (a test calling run() directly)
     rfd, wfd = os.pipe()
     try:
         subprocess.Popen(
-            [sys.executable, "-S", "-I", "-c", _LIFELINE, str(os.getpgrp()), token],
+            [sys.executable, "-S", "-I", "-c", _LIFELINE, str(os.getpgrp()), token, TOKEN_ENV],
             stdin=rfd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -148,53 +153,16 @@ def start_lifeline() -> int | None:
 def describe_error(exc: BaseException) -> dict[str, Any]:
     """Type, message, traceback and (for MemoryFault) the verdict class."""
     t = type(exc)
-    message = str(exc)
-    if len(message) > MAX_MESSAGE:
-        message = (
-            f"{message[:MAX_MESSAGE]}... [{len(message) - MAX_MESSAGE} more characters not kept]"
-        )
     return {
         "type": f"{t.__module__}.{t.__qualname__}",
-        "message": message,
+        "message": bound_text(str(exc)),
         "traceback": "".join(traceback.format_exception(exc))[-8000:],
         "verdict": getattr(exc, "verdict", None),
     }
 
 
-class _Events:
-    """One JSON line per event on the events fd, each stamped with the run's token and a
-    sequence number, so the parent can tell the child's events from a line an engine wrote to
-    the same fd (a forged `end` must not make an unfinished run look finished)."""
-
-    def __init__(self, stream: TextIO, token: str | None = None) -> None:
-        self.stream = stream
-        self.token = token
-        self.seq = 0
-
-    def emit(self, kind: str, **payload: Any) -> None:
-        payload["kind"] = kind
-        if self.token is not None:
-            payload["tok"] = self.token
-            payload["seq"] = self.seq
-            self.seq += 1
-        self.stream.write(json.dumps(payload, default=_jsonable) + "\n")
-        self.stream.flush()
-
-
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, tuple | set | frozenset):
-        return list(x)
-    return repr(x)
 
 
 def _resolve_spec(spec: str) -> str:
@@ -232,7 +200,7 @@ class Replayer:
         scenario: Scenario,
         engine: Engine,
         recorder: Recorder,
-        events: _Events,
+        events: EventWriter,
         compile_clock: CompileClock | None = None,
     ):
         self.scenario = scenario
@@ -247,6 +215,7 @@ class Replayer:
         self.confirm_enabled = True
         self.last_pc: PlannedCycle | None = None
         self.reset_memory: dict[int, dict[str, Any]] = {}  # cycle -> memory at its last reset
+        self.violations_reported = 0  # of the allocator's list, how many steps already sent
 
     # -- helpers --------------------------------------------------------------
     def ensure_open(self, dim: int) -> None:
@@ -263,10 +232,17 @@ class Replayer:
         if snap is None:
             return None
         snap = dict(snap)
-        # keep events small: violations carry stacks, only the newest few are needed
-        viol = snap.get("violations") or []
-        snap["n_violations"] = len(viol)
-        snap["violations"] = viol[-5:]
+        # each step sends the violations recorded since the last one (the allocator's list only
+        # grows; shorter means a new allocator), not the whole list again: each carries stacks
+        viol = list(snap.pop("violations", None) or [])
+        if len(viol) < self.violations_reported:
+            self.violations_reported = 0
+        new = viol[self.violations_reported :]
+        self.violations_reported = len(viol)
+        snap[LEDGER_VIOLATION_COUNT] = len(viol)
+        snap[LEDGER_NEW_VIOLATIONS] = new[:MAX_NEW_VIOLATIONS]
+        if len(new) > MAX_NEW_VIOLATIONS:
+            snap["new_violations_not_sent"] = len(new) - MAX_NEW_VIOLATIONS
         return snap
 
     def _compiled_since(self, before: float | None) -> float | None:
@@ -277,7 +253,9 @@ class Replayer:
     def mark(self, cycle: int, step: int, op: str) -> None:
         idx = self.recorder.mark()
         if idx is not None:
-            self.events.emit("marker", index=idx, cycle=cycle, step=step, op=op, t=time.time())
+            self.events.emit(
+                EventKind.MARKER, index=idx, cycle=cycle, step=step, op=op, t=time.time()
+            )
 
     # -- one step -------------------------------------------------------------
     def run_step(self, pc: PlannedCycle, si: int, step: Step) -> StepEvent:
@@ -300,7 +278,7 @@ class Replayer:
         # NumPy's tracemalloc domain needs a snapshot (~1 s with many traces): checkpoints only;
         # Python objects by type at every reset point (a collection and one heap walk)
         ev.memory = self.recorder.measure(
-            full=step.op == "checkpoint", objects=step.op in FULL_MEASURE_OPS
+            full=step.op == "checkpoint", objects=step.op in MEASURED_OPS
         )
         led = self.ledger()
         if led is not None:
@@ -477,8 +455,8 @@ class Replayer:
         """Run one cycle; False when a step raised (the replay stops there)."""
         for si, step in enumerate(pc.steps):
             ev = self.run_step(pc, si, step)
-            self.events.emit("step", **asdict(ev))
-            if step.op in FULL_MEASURE_OPS:
+            self.events.emit(EventKind.STEP, **asdict(ev))
+            if step.op in MEASURED_OPS:
                 self.mark(pc.index, si, step.op)
             if ev.op in RESET_OPS and ev.ok and not ev.skipped:
                 self.reset_memory[pc.index] = {**ev.memory, "op": ev.op}
@@ -529,7 +507,7 @@ class Replayer:
             last = self.last_pc
             pc = PlannedCycle(last.index + 1, last.dimension, last.steps, last.table, last.label)
             # announced first: the parent extends its plan even if this cycle crashes
-            self.events.emit("confirm", cycle=pc.index, repeats=last.index, signal=signal)
+            self.events.emit(EventKind.CONFIRM, cycle=pc.index, repeats=last.index, signal=signal)
             extra += 1
             if not self.run_cycle(pc):
                 return False
@@ -541,7 +519,7 @@ class Replayer:
         ev = StepEvent(
             cycle=last.index,
             step=len(last.steps),
-            op="close",
+            op=TEARDOWN_OP,
             ok=True,
             seconds=0.0,
             dimension=self.last_dim or last.dimension,
@@ -577,44 +555,40 @@ def lsan_leak_check() -> None:
         fn()
 
 
-def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | None = None) -> int:
+def run(config: ChildConfig, events: EventWriter, compile_clock: CompileClock | None = None) -> int:
     """The child's work; returns the exit code."""
     # before the engine is built: its imports may bring numba, its factory may compile
     compile_clock = compile_clock or install_compile_clock()
-    for p in reversed(config.get("sys_path", [])):
+    for p in reversed(config.sys_path):
         if p not in sys.path:
             sys.path.insert(0, p)
-    scenario = load_scenario(config["scenario"])
+    scenario = config.scenario
     recorder = Recorder(
-        config.get("memray_path"),
-        native=bool(config.get("native")),
-        use_tracemalloc=bool(config.get("tracemalloc", True)),
-        trace_python_allocators=bool(config.get("trace_python_allocators")),
+        config.memray_path,
+        native=config.native,
+        use_tracemalloc=config.tracemalloc,
+        trace_python_allocators=config.trace_python_allocators,
     )
     recorder.start()
     code = EXIT_OK
     try:
         try:
-            spec = _resolve_spec(config["engine"])
+            spec = _resolve_spec(config.engine)
             # [engine] scalars, then [engine.<spec>] for exactly this spec, then the caller's
-            options = {**scenario.options(config["engine"]), **(config.get("options") or {})}
+            options = {**scenario.options(config.engine), **config.options}
             engine = make_engine(
                 spec,
-                EngineConfig(
-                    allocator=config.get("allocator", "numpy"),
-                    faults=tuple(config.get("faults", ())),
-                    options=options,
-                ),
+                EngineConfig(allocator=config.allocator, faults=config.faults, options=options),
             )
         except Exception as exc:
-            events.emit("error", phase="setup", error=describe_error(exc))
+            events.emit(EventKind.ERROR, phase="setup", error=describe_error(exc))
             return EXIT_SETUP_ERROR
         caps = engine.capabilities
         # a peer engine allocates with its own allocator and says so ("native")
         own_allocator = getattr(engine, "allocator", None)
         events.emit(
-            "start",
-            engine=getattr(engine, "name", config["engine"]),
+            EventKind.START,
+            engine=getattr(engine, "name", config.engine),
             allocator=own_allocator if isinstance(own_allocator, str) else None,
             capabilities=caps.to_dict() if hasattr(caps, "to_dict") else {},
             source_roots=_source_roots(engine, spec),
@@ -624,11 +598,11 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
         problems = capability_problems(engine)
         if problems:  # enforced capabilities must be well-formed: an adapter error
             events.emit(
-                "error",
+                EventKind.ERROR,
                 phase="setup",
                 error={
                     "type": "memcycle.engines.base.EngineError",
-                    "message": f"engine {config['engine']!r} declares bad capabilities: "
+                    "message": f"engine {config.engine!r} declares bad capabilities: "
                     + "; ".join(problems),
                     "traceback": "",
                     "verdict": None,
@@ -638,15 +612,15 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
         # what the plan needs as a whole (requires, metric, a dimension change): else skip
         unmet = unmet_needs(scenario, engine)
         if unmet:
-            events.emit("skip", reason="; ".join(unmet))
+            events.emit(EventKind.SKIP, reason="; ".join(unmet))
             return EXIT_OK
         rep = Replayer(scenario, engine, recorder, events, compile_clock)
-        rep.confirm_enabled = bool(config.get("confirm", True))
+        rep.confirm_enabled = config.confirm
         if rep.replay():
             ev = rep.teardown()
             lsan_leak_check()  # under --sanitizer asan: the engine's leaks, after its last close
-            events.emit("step", **asdict(ev))
-            rep.mark(ev.cycle, ev.step, "close")
+            events.emit(EventKind.STEP, **asdict(ev))
+            rep.mark(ev.cycle, ev.step, TEARDOWN_OP)
             if not ev.ok:
                 code = EXIT_STEP_ERROR
         else:
@@ -659,25 +633,27 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m memcycle.child", description=__doc__)
     ap.add_argument("--events-fd", type=int, required=True)
-    ap.add_argument("--config", required=True, help="JSON object (see harness.isolation)")
+    ap.add_argument("--config", required=True, help="a protocol.ChildConfig as JSON")
     args = ap.parse_args(argv)
     die_with_parent()
     lifeline = start_lifeline()
     faulthandler.enable(file=sys.stderr, all_threads=True)
-    config = json.loads(args.config)
-    deadline = config.get("deadline")
-    if isinstance(deadline, int | float) and deadline > 0:
+    try:
+        config = ChildConfig.from_json(args.config)
+    except ProtocolError as exc:
+        ap.error(str(exc))  # exit 2, before any event: the parent reports the stderr line
+    if config.deadline is not None and config.deadline > 0:
         # the C watchdog dumps every thread's stack to stderr and _exit(1)s the child
-        faulthandler.dump_traceback_later(float(deadline), exit=True)
+        faulthandler.dump_traceback_later(config.deadline, exit=True)
     install_child_hooks()  # all Python stacks on SIGUSR1, gdb may attach (harness.hangs)
     stream = os.fdopen(args.events_fd, "w", buffering=1, encoding="utf-8")
-    events = _Events(stream, config.get("event_token"))
+    events = EventWriter(stream, config.event_token)
     t0 = time.perf_counter()
     compile_clock = install_compile_clock()
     code = run(config, events, compile_clock)
     # the whole child's compile seconds, the engine's setup included (steps count their own)
     events.emit(
-        "end",
+        EventKind.END,
         code=code,
         seconds=time.perf_counter() - t0,
         compile_seconds=compile_clock.seconds(),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .protocol import RESET_OPS
 from .records import RunRecord
 from .runner import run_one, slug
 from .scenario import STEP_KEYS, load_scenario
@@ -114,7 +115,7 @@ class Generator:
                 dim = rng.choice([d for d in DIMENSIONS if d != dim])
             cyc["dimension"] = dim
             steps = self._steps(rng, sizes)
-            reset_before = steps[-1]["op"] in ("clear", "destroy", "reload")
+            reset_before = steps[-1]["op"] in RESET_OPS
             cyc["steps"] = steps
             cycles.append(cyc)
         return {

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .native_stack import GdbLookup, attach_all_threads, find_gdb
+from .protocol import TEARDOWN_OP, EventKind
 
 STACK_DUMP_ENV = "MEMCYCLE_STACK_DUMP"
 STACK_DUMP_SIGNAL = signal.SIGUSR1
@@ -76,9 +77,9 @@ class Watchdog:
     def on_event(self, ev: dict[str, Any], now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         kind = ev.get("kind")
-        if kind == "start":
+        if kind == EventKind.START:
             self.setup_done = self.step_started = now
-        elif kind == "step":
+        elif kind == EventKind.STEP:
             i = self._index.get((ev.get("cycle"), ev.get("step")))  # type: ignore[arg-type]
             if i is not None:
                 self.next_index = i + 1
@@ -100,7 +101,7 @@ class Watchdog:
                 "seconds": now - since,
                 "step_timeout": p.timeout,
             }
-        return {"phase": "finish", "op": "close", "seconds": now - since}
+        return {"phase": "finish", "op": TEARDOWN_OP, "seconds": now - since}
 
     def expired(self, now: float | None = None) -> dict[str, Any] | None:
         """None, or what ran out: {'limit': 'run'|'step', 'timeout': s, 'running': {...}}."""
@@ -121,7 +122,7 @@ def plan_positions(plan: Sequence[Any]) -> list[Position]:
         for si, step in enumerate(pc.steps):
             out.append(Position(pc.index, si, step.op, getattr(step, "timeout", None)))
     if plan:
-        out.append(Position(plan[-1].index, len(plan[-1].steps), "close", None))
+        out.append(Position(plan[-1].index, len(plan[-1].steps), TEARDOWN_OP, None))
     return out
 
 

@@ -27,33 +27,39 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .hangs import Watchdog
 from .native_extras import NativeExtras as _NativeExtras
 from .native_messages import find_native_message, native_message  # noqa: F401 (re-exported)
+from .protocol import (
+    PARENT_ENV,
+    TOKEN_ENV,
+    ChildConfig,
+    ChildStream,
+    EventKind,
+    EventReader,
+    bound_text,
+    fold_events,
+)
 from .sanitizers import Mode
 
 STDERR_TAIL = 16_384
 STDOUT_TAIL = 4_096
-# what is kept of an engine's error message (a 50 MB message must not become a timeout or a
-# 50 MB report.json), and the longest events line read whole
-MAX_MESSAGE = 64 * 1024
-MAX_EVENT_LINE = 4 * 1024 * 1024
+MAX_EVENT_LINE = 4 * 1024 * 1024  # the longest events line read whole
 # the child's own deadline is the parent's timeout plus this grace, so a live parent always
 # classifies the timeout itself and the child's deadline only matters when the parent is gone
 CHILD_DEADLINE_GRACE = 10.0
-TOKEN_ENV = "MEMCYCLE_RUN_TOKEN"
-PARENT_ENV = "MEMCYCLE_PARENT_PID"
 
 _FATAL = re.compile(r"Fatal Python error: [^\n]*")
 
 
 @dataclass
 class ChildResult:
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # as read (events.jsonl)
+    stream: ChildStream = field(default_factory=ChildStream)  # the events, folded
     exit: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -126,13 +132,6 @@ def kill_run(pgid: int, token: str | None = None) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def bound_text(text: str, limit: int = MAX_MESSAGE) -> str:
-    """`text` cut to `limit` characters, saying how much was dropped."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... [{len(text) - limit} more characters not kept]"
-
-
 def _bound_event(ev: dict[str, Any]) -> dict[str, Any]:
     """Bound the free text an engine controls (its exception message, traceback)."""
     err = ev.get("error")
@@ -152,7 +151,8 @@ def _drain_lines(stream: Any, sink: Callable[[str], None]) -> None:
             while raw and not raw.endswith(b"\n"):
                 raw = stream.readline(MAX_EVENT_LINE)
                 dropped += len(raw)
-            sink(json.dumps({"kind": "garbage", "text": f"events line of {dropped} bytes dropped"}))
+            text = f"events line of {dropped} bytes dropped"
+            sink(json.dumps({"kind": EventKind.GARBAGE, "text": text}))
             continue
         sink(raw.decode("utf-8", "replace"))
     stream.close()
@@ -169,9 +169,14 @@ def _drain_tail(stream: Any, buf: deque[bytes], limit: int) -> None:
 
 
 def classify(
-    returncode: int | None, timed_out: bool, events: list[dict[str, Any]], stderr: str
+    returncode: int | None,
+    timed_out: bool,
+    events: ChildStream | Sequence[dict[str, Any]],
+    stderr: str,
 ) -> dict[str, Any]:
-    """How the child ended: clean, exception, signal, exit or timeout."""
+    """How the child ended: clean, exception, signal, exit or timeout. `events` is the folded
+    stream (`ChildResult.stream`), or the events as read (folded here)."""
+    stream = events if isinstance(events, ChildStream) else fold_events(events)
     out: dict[str, Any] = {"code": returncode, "stderr_tail": stderr[-4000:]}
     fatal = _FATAL.search(stderr)
     native = find_native_message(stderr)
@@ -181,19 +186,9 @@ def classify(
     if native:
         out["native_message"] = native.message
         out["native"] = native.to_dict()  # runtime, verdict it supports, meaning, details
-    has_end = any(e.get("kind") == "end" for e in events)
-    forged = [e.get("text", "") for e in events if e.get("kind") == "forged"]
-    if forged:
-        out["forged_events"] = len(forged)
-        out["forged_sample"] = forged[:3]
-    error = next(
-        (
-            e
-            for e in events
-            if e.get("kind") == "error" or (e.get("kind") == "step" and e.get("error"))
-        ),
-        None,
-    )
+    if stream.forged:
+        out["forged_events"] = len(stream.forged)
+        out["forged_sample"] = stream.forged[:3]
     if timed_out:
         out["kind"] = "timeout"
     elif returncode is not None and returncode < 0:
@@ -203,10 +198,10 @@ def classify(
             out["signal_name"] = signal.Signals(-returncode).name
         except ValueError:
             out["signal_name"] = f"signal {-returncode}"
-    elif error is not None:
+    elif stream.first_error is not None:
         out["kind"] = "exception"
-        out["error"] = error.get("error")
-    elif returncode == 0 and has_end:
+        out["error"] = stream.first_error
+    elif returncode == 0 and stream.ended:
         out["kind"] = "clean"
     else:
         out["kind"] = "exit"
@@ -233,7 +228,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_child(
-    config: dict[str, Any],
+    config: ChildConfig,
     *,
     timeout: float | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -250,17 +245,18 @@ def run_child(
     `watchdog` adds per-step time limits and, with `timeout`, dumps the hung child's
     stacks before it is killed; `mode` runs it under a sanitizer or valgrind
     (`harness.sanitizers`). A crash gets a native stack (`harness.native_stack`)."""
-    config = dict(config)
     # the user's engine module resolves against the working directory, added by the child only
     # after memcycle itself is imported (and `-P` keeps the cwd off sys.path until then), so a
     # folder of the user's can never shadow memcycle
-    config.setdefault("sys_path", [os.getcwd()])
-    if timeout is not None:
-        config.setdefault("deadline", timeout + CHILD_DEADLINE_GRACE)
-    event_token = config.setdefault("event_token", uuid.uuid4().hex[:16])
+    event_token = config.event_token or uuid.uuid4().hex[:16]
+    deadline = config.deadline
+    if deadline is None and timeout is not None:
+        deadline = timeout + CHILD_DEADLINE_GRACE
+    sys_path = config.sys_path or (os.getcwd(),)
+    config = replace(config, sys_path=sys_path, deadline=deadline, event_token=event_token)
     token = uuid.uuid4().hex
     extra = {**(env or {}), TOKEN_ENV: token, PARENT_ENV: str(os.getpid())}
-    if config.get("allocator") == "raw":
+    if config.allocator == "raw":
         extra = {**RAW_ALLOCATOR_ENV, **extra}
     if registry is not None and registry.stopped:
         raise Cancelled("stopped before the child started")
@@ -291,29 +287,13 @@ def run_child(
         raise Cancelled("stopped while the child started")
     events: list[dict[str, Any]] = []
     lock = threading.Lock()
-    sequence = [0]
+    reader = EventReader(event_token)
 
     def on_line(line: str) -> None:
-        line = line.strip()
-        if not line:
+        read = reader.read(line)  # one reader thread: the lines come in order
+        if read is None:
             return
-        try:
-            ev = json.loads(line)
-        except json.JSONDecodeError:
-            ev = {"kind": "garbage", "text": line[:500]}
-        if not isinstance(ev, dict):
-            ev = {"kind": "garbage", "text": line[:500]}
-        elif ev.get("kind") != "garbage":
-            # the child stamps every event; a line without the token or out of sequence was
-            # written by someone else (the engine) and is kept only as evidence
-            with lock:
-                expected_seq = sequence[0]
-            if ev.pop("tok", None) != event_token or ev.pop("seq", None) != expected_seq:
-                ev = {"kind": "forged", "text": line[:500]}
-            else:
-                with lock:
-                    sequence[0] += 1
-        ev = _bound_event(ev)
+        ev = _bound_event(read)
         with lock:
             events.append(ev)
         extras.on_event(ev)
@@ -347,8 +327,10 @@ def run_child(
     if registry is not None and registry.stopped:
         raise Cancelled("stopped while the child ran")
     stderr = b"".join(err_buf).decode("utf-8", "replace")[-STDERR_TAIL:]
-    result = ChildResult(events=events, seconds=time.perf_counter() - t0)
-    result.exit = classify(proc.returncode, timed_out, events, stderr)
+    result = ChildResult(
+        events=events, stream=fold_events(events), seconds=time.perf_counter() - t0
+    )
+    result.exit = classify(proc.returncode, timed_out, result.stream, stderr)
     result.exit["stdout_tail"] = b"".join(out_buf).decode("utf-8", "replace")[-STDOUT_TAIL:]
     result.exit["seconds"] = result.seconds
     if timed_out:
@@ -357,7 +339,7 @@ def run_child(
     return result
 
 
-def child_command(config: dict[str, Any], events_fd: int) -> list[str]:
+def child_command(config: ChildConfig, events_fd: int) -> list[str]:
     """The child's command line (also replayed under gdb after a crash)."""
     return [
         sys.executable,
@@ -367,5 +349,5 @@ def child_command(config: dict[str, Any], events_fd: int) -> list[str]:
         "--events-fd",
         str(events_fd),
         "--config",
-        json.dumps(config),
+        config.to_json(),
     ]

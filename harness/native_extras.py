@@ -21,12 +21,14 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import native_stack as _ns
 from . import sanitizers as _san
 from .hangs import STACK_DUMP_ENV, Watchdog, dump_hung_child
+from .protocol import ChildConfig, EventKind
 
 CRASH_SIGNALS = {signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
 POLL_SECONDS = 0.2
@@ -34,7 +36,7 @@ POLL_SECONDS = 0.2
 
 class NativeExtras:
     def __init__(
-        self, config: dict[str, Any], mode: _san.Mode | None, watchdog: Watchdog | None
+        self, config: ChildConfig, mode: _san.Mode | None, watchdog: Watchdog | None
     ) -> None:
         self.config = config
         self.mode = mode
@@ -63,9 +65,9 @@ class NativeExtras:
         if self.watchdog is not None:
             self.watchdog.on_event(ev)
         kind = ev.get("kind")
-        if kind == "start":
+        if kind == EventKind.START:
             self.roots = [str(r) for r in ev.get("source_roots") or []]
-        elif kind == "step":
+        elif kind == EventKind.STEP:
             xml = self._xml_path()
             if xml is not None:
                 with contextlib.suppress(OSError):
@@ -157,12 +159,12 @@ class NativeExtras:
             )
             return
         fd = os.open(os.devnull, os.O_WRONLY)
-        capture = self.tmp / "replay-capture.bin" if self.config.get("memray_path") else None
+        capture = self.tmp / "replay-capture.bin" if self.config.memray_path else None
         replay_env = {k: v for k, v in env.items() if k != STACK_DUMP_ENV}
         try:
             from .isolation import child_command
 
-            cfg = {**self.config, "memray_path": str(capture) if capture else None}
+            cfg = replace(self.config, memray_path=str(capture) if capture else None)
             stacks = _ns.replay_crash(
                 child_command(cfg, fd),
                 env=replay_env,

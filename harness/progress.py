@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from rich.text import Text
 
+from .protocol import TEARDOWN_OP, EventKind
 from .records import RunRecord
 
 PLAIN_HEARTBEAT = 10.0
@@ -196,7 +197,7 @@ class Progress:
     def on_event(self, index: int, ev: dict[str, Any]) -> None:
         kind = ev.get("kind")
         with self._lock:
-            if kind == "plan":
+            if kind == EventKind.PLAN:
                 label = f"{ev.get('scenario')} [{ev.get('engine')}/{ev.get('allocator')}]"
                 now = self.clock()
                 cycles = int(ev.get("cycles") or 0)
@@ -213,12 +214,12 @@ class Progress:
             if run is None:
                 return
             cycles_done = None
-            if kind == "start":
+            if kind == EventKind.START:
                 run.where = run.running(1, 0)
-            elif kind == "step":
+            elif kind == EventKind.STEP:
                 cycle, step = ev.get("cycle"), ev.get("step")
                 if isinstance(cycle, int) and isinstance(step, int):
-                    cycles_done = cycle if ev.get("op") == "close" else cycle - 1
+                    cycles_done = cycle if ev.get("op") == TEARDOWN_OP else cycle - 1
                     run.where = run.running(cycle, step + 1)
                 else:
                     run.where = f"cycle {cycle} {ev.get('op')}"

@@ -2,8 +2,8 @@
 
 memray writes the ALL_ALLOCATIONS file format (an aggregated capture is empty
 after a crash). Cycle boundaries are put into the capture as *markers*: a
-malloc/free of a reserved size (`MARKER_BASE + index`) from a function named
-`_memcycle_marker`, so `harness.analysis` can split the allocation stream per
+malloc/free of a reserved size from a function named `_memcycle_marker` (the
+encoding is `protocol.marker_size`), so `harness.analysis` can split the allocation stream per
 cycle without any clock. Nothing here reads a capture back.
 """
 
@@ -20,11 +20,14 @@ from typing import Any
 
 import psutil
 
+# the marker encoding is the protocol's; re-exported while `analysis` still imports it from here
+from .protocol import MARKER_BASE as MARKER_BASE
+from .protocol import MARKER_FUNCTION as MARKER_FUNCTION
+from .protocol import MARKER_STRIDE as MARKER_STRIDE
+from .protocol import marker_index as marker_index
+from .protocol import marker_size
+
 NUMPY_TRACEMALLOC_DOMAIN = 389047
-# reserved marker sizes (odd, ~3 MB; analysis also checks the allocating function name)
-MARKER_BASE = 3_141_593
-MARKER_STRIDE = 2
-MARKER_FUNCTION = "_memcycle_marker"
 # object counts by type at reset points: types with fewer objects are left out (they cannot
 # be a leak worth naming), and at most this many types are kept per point
 MIN_TYPE_COUNT = 20
@@ -36,18 +39,6 @@ _malloc.argtypes = [ctypes.c_size_t]
 _free = ctypes.pythonapi.PyMem_RawFree
 _free.restype = None
 _free.argtypes = [ctypes.c_void_p]
-
-
-def marker_size(index: int) -> int:
-    return MARKER_BASE + MARKER_STRIDE * index
-
-
-def marker_index(size: int) -> int | None:
-    """The marker index a reserved size encodes, or None."""
-    off = size - MARKER_BASE
-    if off < 0 or off % MARKER_STRIDE or off // MARKER_STRIDE > 10_000_000:
-        return None
-    return off // MARKER_STRIDE
 
 
 def _memcycle_marker(index: int) -> None:

@@ -8,10 +8,16 @@ gate read only these records (never files, never engines). `report.json` is a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SCHEMA_VERSION = 1
+
+# In a step's `memory["ledger"]` (the engine's allocator snapshot, as the child sends it): how
+# many violations the allocator has recorded so far, and the ones first recorded at this step.
+LEDGER_VIOLATION_COUNT = "n_violations"
+LEDGER_NEW_VIOLATIONS = "new_violations"
 
 VERDICTS: tuple[str, ...] = (
     "clean",
@@ -227,6 +233,25 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
     """
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in d.items() if k in names}
+
+
+def new_violations(steps: Sequence[StepEvent]) -> list[list[dict[str, Any]]]:
+    """Per step (in order), the allocator violations first recorded at it.
+
+    A report.json written before the child sent `new_violations` carries, per step, the
+    running count and the newest five of the whole list: its new ones are read from those
+    (one past the fifth new in a step was not kept then)."""
+    out: list[list[dict[str, Any]]] = []
+    seen = 0  # the running count, for the older form only
+    for ev in steps:
+        led = (ev.memory or {}).get("ledger") or {}
+        if LEDGER_NEW_VIOLATIONS in led:
+            out.append(list(led[LEDGER_NEW_VIOLATIONS] or []))
+            continue
+        n = int(led.get(LEDGER_VIOLATION_COUNT, len(led.get("violations") or [])))
+        out.append(list((led.get("violations") or [])[-(n - seen) :]) if n > seen else [])
+        seen = max(seen, n)
+    return out
 
 
 def verdict_set(verdicts: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import inspect
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import traceback
+import typing
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +39,8 @@ from . import analysis as _analysis
 from .checks import CONFIRM_LABEL, judge
 from .hangs import Position, Watchdog, plan_positions
 from .isolation import Cancelled, ChildRegistry, run_child
-from .records import Finding, Report, RunRecord, StepEvent
+from .protocol import ChildConfig, EventKind, ProtocolError
+from .records import Finding, Report, RunRecord
 from .sanitizers import TIMEOUT_FACTOR, Mode
 from .scenario import Scenario, ScenarioError, load_scenario
 
@@ -67,7 +70,8 @@ class RunInterrupted(Exception):
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to do; `engine=None` means the scenario's own default engine.
+    """One run to do, with every run option (the one list of them: `run_one` takes the same
+    names). `engine=None` means the scenario's own default engine.
 
     `scenario` is a file or an already-built `Scenario` (the fault matrix runs fault
     scenarios with their `faults` key emptied)."""
@@ -75,7 +79,7 @@ class RunSpec:
     scenario: str | Path | Scenario
     engine: str | None = None
     allocator: str = "numpy"
-    faults: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()  # after the scenario's own
     memray: bool = True
     native: bool = False
     timeout: float | None = None
@@ -89,6 +93,11 @@ class RunSpec:
     valgrind: bool = False
     trace_python_allocators: bool = False  # memray traces pymalloc too (Python object stacks)
     confirm: bool = True  # extra repeats of the last cycle while a series rises (child.py)
+
+
+# the fields of RunSpec that run_one takes by position; the rest it takes by name (`_OPTIONS`)
+_POSITIONAL = ("scenario", "engine", "allocator", "faults")
+_OPTIONS = tuple(f for f in dataclasses.fields(RunSpec) if f.name not in _POSITIONAL)
 
 
 def slug(text: str) -> str:
@@ -115,52 +124,87 @@ def run_one(
     allocator: str = "numpy",
     faults: Sequence[str] = (),
     *,
-    memray: bool = True,
-    native: bool = False,
-    timeout: float | None = None,
     out_dir: Path | None = None,
-    expected: str | None = None,
-    options: dict[str, Any] | None = None,
-    flamegraphs: str = "failed",
     on_event: EventSink | None = None,
     registry: ChildRegistry | None = None,
-    tracemalloc: bool | None = None,
-    sanitizer: str | None = None,
-    valgrind: bool = False,
-    trace_python_allocators: bool = False,
-    confirm: bool = True,
+    **options: Any,
 ) -> RunRecord:
     """Run one scenario in one child process and judge it (see module doc).
 
+    `options` are the other fields of `RunSpec` (memray, native, timeout, expected, options,
+    flamegraphs, tracemalloc, sanitizer, valgrind, trace_python_allocators, confirm); an
+    unknown one is a TypeError naming it. See `run_spec` for `out_dir`, `on_event`, `registry`.
+    """
+    names = [f.name for f in _OPTIONS]
+    unknown = [k for k in options if k not in names]
+    if unknown:
+        raise TypeError(
+            f"run_one: unknown option {unknown[0]!r}; expected one of {', '.join(names)}"
+        )
+    spec = RunSpec(scenario, engine, allocator, tuple(faults), **options)
+    return run_spec(spec, out_dir=out_dir, on_event=on_event, registry=registry)
+
+
+def _spelled_out(fn: Callable[..., Any]) -> inspect.Signature:
+    """`fn`'s signature with its `**options` spelled out as RunSpec's fields (help() shows
+    them; the pytest plugin's `memcycle_run` takes run_one's parameters as its options)."""
+    params = list(inspect.signature(fn).parameters.values())
+    hints = typing.get_type_hints(RunSpec)
+    named = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=f.default if f.default is not dataclasses.MISSING else f.default_factory(),  # type: ignore[misc]
+            annotation=hints[f.name],
+        )
+        for f in _OPTIONS
+    ]
+    fixed = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return inspect.Signature([*fixed, *named], return_annotation=RunRecord)
+
+
+run_one.__signature__ = _spelled_out(run_one)  # type: ignore[attr-defined]
+
+
+def run_spec(
+    spec: RunSpec,
+    *,
+    out_dir: Path | None = None,
+    on_event: EventSink | None = None,
+    registry: ChildRegistry | None = None,
+) -> RunRecord:
+    """Run one spec in one child process and judge it (see module doc).
+
     With `out_dir`, the memray capture, events.jsonl, stderr.txt and (per
-    `flamegraphs`: "all", "failed" or "none") memray's flamegraph HTML are kept
+    `spec.flamegraphs`: "all", "failed" or "none") memray's flamegraph HTML are kept
     under `out_dir/<run-key-slug>/`. `on_event` sees a `plan` event (scenario, engine,
     allocator, cycles, each cycle's ops) before the child starts, then every event of the child as it
     arrives (from a reader thread). Raises `isolation.Cancelled` when `registry` is stopped.
     `tracemalloc=False` with `memray=False` records nothing but RSS (the warm-up: both tools
     slow a cold Numba compile several times over).
     """
-    if flamegraphs not in ("all", "failed", "none"):
-        raise ValueError(f"flamegraphs must be 'all', 'failed' or 'none', got {flamegraphs!r}")
-    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    engine_name = engine or sc.default_engine()
-    faults = list(dict.fromkeys([*sc.faults, *faults]))  # the scenario's own, then the caller's
+    if spec.flamegraphs not in ("all", "failed", "none"):
+        raise ValueError(f"flamegraphs must be 'all', 'failed' or 'none', got {spec.flamegraphs!r}")
+    sc = spec.scenario if isinstance(spec.scenario, Scenario) else load_scenario(spec.scenario)
+    engine_name = spec.engine or sc.default_engine()
+    # the scenario's own faults, then the caller's
+    faults = list(dict.fromkeys([*sc.faults, *spec.faults]))
     record = RunRecord(
         scenario=sc.name,
         scenario_path=sc.path,
         engine=engine_name,
-        allocator=allocator,
+        allocator=spec.allocator,
         faults=faults,
-        expected_verdict=expected or sc.expected(allocator),
+        expected_verdict=spec.expected or sc.expected(spec.allocator),
     )
     if on_event is not None:
         on_event(
             {
-                "kind": "plan",
+                "kind": EventKind.PLAN,
                 "key": record.key,
                 "scenario": sc.name,
                 "engine": engine_name,
-                "allocator": allocator,
+                "allocator": spec.allocator,
                 "cycles": len(sc.plan),
                 "ops": [[st.op for st in pc.steps] for pc in sc.plan],  # what runs next
             }
@@ -175,30 +219,30 @@ def run_one(
     if out_dir is not None:
         run_dir = Path(out_dir) / slug(record.key)
         run_dir.mkdir(parents=True, exist_ok=True)
-    elif memray:
+    elif spec.memray:
         tmp = tempfile.mkdtemp(prefix="memcycle-")
-    capture = str((run_dir or Path(tmp or ".")) / "capture.bin") if memray else None
-    config = {
-        "scenario": str(Path(sc.path).resolve()),
-        "engine": engine_name,
-        "allocator": allocator,
-        "faults": list(faults),
-        "memray_path": capture,
-        "native": native,
+    capture = str((run_dir or Path(tmp or ".")) / "capture.bin") if spec.memray else None
+    config = ChildConfig(
+        scenario=sc,
+        engine=engine_name,
+        allocator=spec.allocator,
+        faults=tuple(faults),
+        options=dict(spec.options),
+        memray_path=capture,
+        native=spec.native,
         # tracemalloc's own bookkeeping goes through malloc and would flood the memray
         # capture (5x slower); memray sees everything tracemalloc would, so one or the other
-        "tracemalloc": (not memray) if tracemalloc is None else tracemalloc,
-        "options": dict(options or {}),
-        "trace_python_allocators": trace_python_allocators,
-        "confirm": confirm,
-    }
+        tracemalloc=(not spec.memray) if spec.tracemalloc is None else spec.tracemalloc,
+        trace_python_allocators=spec.trace_python_allocators,
+        confirm=spec.confirm,
+    )
     t0 = time.perf_counter()
     try:
-        tool = "valgrind" if valgrind else sanitizer
+        tool = "valgrind" if spec.valgrind else spec.sanitizer
         mode = _native_mode(tool, run_dir, tmp) if tool else None
         if mode is not None and tmp is None and run_dir is None:
             tmp = str(mode.workdir.parent)
-        watchdog, run_timeout = _watchdog(sc, timeout, tool)
+        watchdog, run_timeout = _watchdog(sc, spec.timeout, tool)
         res = run_child(
             config,
             timeout=run_timeout,
@@ -208,45 +252,38 @@ def run_one(
             registry=registry,
         )
         record.exit = res.exit
+        stream = res.stream
+        if stream.malformed:
+            raise ProtocolError(f"the child's event stream: {stream.malformed[0]}")
+        record.steps = list(stream.steps)
         roots: list[str] = []
-        markers: list[dict[str, Any]] = []
-        setup_error = None
-        child_compile: float | None = None
-        plan = sc.plan
-        for raw in res.events:
-            ev = dict(raw)
-            kind = ev.pop("kind", None)
-            if kind == "step":
-                record.steps.append(StepEvent.from_dict(ev))
-            elif kind == "marker":
-                markers.append(ev)
-            elif kind == "start":
-                record.capabilities = ev.get("capabilities", {})
-                own = ev.get("allocator")
-                if isinstance(own, str) and own and own != record.allocator:
-                    # the engine's own allocator ("native"), as the pytest plugin records it
-                    record.allocator = own
-                    if expected is None:
-                        record.expected_verdict = sc.expected(own)
-                roots = ev.get("source_roots", [])
-            elif kind == "confirm":
-                # the child repeats the last cycle to confirm a rising series: judge those too
-                last = plan[-1]
-                extra = dataclasses.replace(last, index=int(ev["cycle"]), label=CONFIRM_LABEL)
-                plan = (*plan, extra)
-            elif kind == "error":
-                setup_error = ev.get("error")
-            elif kind == "skip":
-                record.verdict = "skipped"
-                record.exit = {**record.exit, "kind": "skipped", "reason": ev.get("reason")}
-            elif kind == "end" and isinstance(ev.get("compile_seconds"), int | float):
-                child_compile = float(ev["compile_seconds"])
+        if stream.start is not None:
+            record.capabilities = stream.start.get("capabilities", {})
+            own = stream.start.get("allocator")
+            if isinstance(own, str) and own and own != record.allocator:
+                # the engine's own allocator ("native"), as the pytest plugin records it
+                record.allocator = own
+                if spec.expected is None:
+                    record.expected_verdict = sc.expected(own)
+            roots = stream.start.get("source_roots", [])
+        # the child repeats the last cycle to confirm a rising series: judge those too
+        plan = (
+            *sc.plan,
+            *(
+                dataclasses.replace(sc.plan[-1], index=c, label=CONFIRM_LABEL)
+                for c in stream.confirmed
+            ),
+        )
+        if stream.skip_reason is not None:
+            record.verdict = "skipped"
+            record.exit = {**record.exit, "kind": "skipped", "reason": stream.skip_reason}
         # the child's total includes the engine's setup; after a crash only the steps are known
         record.compile_seconds = (
-            child_compile
-            if child_compile is not None
+            stream.compile_seconds
+            if stream.compile_seconds is not None
             else sum(s.compile_seconds or 0.0 for s in record.steps)
         )
+        markers = stream.markers
         if run_dir is not None:
             (run_dir / "stderr.txt").write_text(res.exit.get("stderr_tail", ""), encoding="utf-8")
             with open(run_dir / "events.jsonl", "w", encoding="utf-8") as fh:
@@ -289,10 +326,10 @@ def run_one(
             plan,
             markers=markers,
             analysis=result,
-            setup_error=setup_error,
-            started=any(e.get("kind") == "start" for e in res.events),
+            setup_error=stream.setup_error,
+            started=stream.started,
         )
-        render = flamegraphs == "all" or (flamegraphs == "failed" and not record.passed)
+        render = spec.flamegraphs == "all" or (spec.flamegraphs == "failed" and not record.passed)
         if render and record.memray is not None and run_dir is not None and capture:
             made = _analysis.flamegraphs(capture, run_dir)
             record.memray.update({k: os.path.relpath(v, out_dir) for k, v in made.items()})
@@ -361,28 +398,8 @@ def run_many(
     failures: list[BaseException] = []
 
     def one(i: int) -> RunRecord:
-        spec = items[i]
         sink = None if on_event is None else (lambda ev: on_event(i, ev))
-        return run_one(
-            spec.scenario,
-            spec.engine,
-            spec.allocator,
-            spec.faults,
-            memray=spec.memray,
-            native=spec.native,
-            timeout=spec.timeout,
-            out_dir=out_dir,
-            expected=spec.expected,
-            options=spec.options,
-            flamegraphs=spec.flamegraphs,
-            on_event=sink,
-            registry=registry,
-            tracemalloc=spec.tracemalloc,
-            sanitizer=spec.sanitizer,
-            valgrind=spec.valgrind,
-            trace_python_allocators=spec.trace_python_allocators,
-            confirm=spec.confirm,
-        )
+        return run_spec(items[i], out_dir=out_dir, on_event=sink, registry=registry)
 
     def worker() -> None:
         while not registry.stopped and not failures:

@@ -9,7 +9,7 @@ a check off. Every error names the file, the cycle table, the step and the field
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -530,13 +530,6 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         cycles.append(Cycle(steps=steps, repeat=repeat, dimension=cdim, label=label))
 
     _check_sizes(w, cycles, dimension)
-    plan: list[PlannedCycle] = []
-    for ti, c in enumerate(cycles, start=1):
-        dim = c.dimension or dimension
-        assert dim is not None
-        for _ in range(c.repeat):
-            plan.append(PlannedCycle(len(plan) + 1, dim, c.steps, ti, c.label))
-
     return Scenario(
         name=name,
         path=path,
@@ -555,8 +548,22 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         expect=expect,
         expect_note=note,
         timeout=timeout,
-        plan=tuple(plan),
+        plan=expand_plan(cycles, dimension),
     )
+
+
+def expand_plan(cycles: Sequence[Cycle], dimension: int | None) -> tuple[PlannedCycle, ...]:
+    """The cycles as they run: `repeat` expanded, each with its dimension (its own, else the
+    scenario's) and the 1-based [[cycle]] table it came from. Also how the child rebuilds
+    the plan of the scenario it was sent (`memcycle.protocol`)."""
+    plan: list[PlannedCycle] = []
+    for ti, c in enumerate(cycles, start=1):
+        dim = c.dimension or dimension
+        if dim is None:
+            raise ScenarioError(f"[[cycle]] table {ti} has no dimension, nor has the scenario")
+        for _ in range(c.repeat):
+            plan.append(PlannedCycle(len(plan) + 1, dim, c.steps, ti, c.label))
+    return tuple(plan)
 
 
 # -- what a plan needs from an engine -------------------------------------------------

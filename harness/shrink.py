@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from .fuzz import option_thresholds
+from .protocol import RESET_OPS
 from .records import RunRecord
 from .runner import run_one
 from .scenario import Cycle, Scenario, Step, load_scenario
@@ -108,7 +109,7 @@ def valid(plan: Plan) -> bool:
     """The generator's invariant: a cycle changes dimension only after a reset, since an
     open engine at another dimension is an error on any engine, not a finding."""
     for (d0, steps0), (d1, _s1) in itertools.pairwise(plan):
-        if d0 != d1 and steps0[-1].op not in ("clear", "destroy", "reload"):
+        if d0 != d1 and steps0[-1].op not in RESET_OPS:
             return False
     return True
 

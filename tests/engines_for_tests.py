@@ -22,6 +22,8 @@ the child's sys.path). Options come from the scenario's `[engine]` table:
 - `make_huge_error`: the first insert raises with a `message_bytes`-long message.
 - `make_native_subject`: brute force plus a C library with switchable memory bugs
   (tests/native/subject.c; build it with `build_native_subject`).
+- `make_many_violations`: brute force with a ledger whose allocator records
+  `violations_per_clear` (default 7) double frees, each of its own block, at every clear.
 """
 
 from __future__ import annotations
@@ -543,3 +545,39 @@ def make_wrong_and_leaky(config: EngineConfig) -> WrongAndLeaky:
 
 def make_threshold_crash(config: EngineConfig) -> ThresholdCrash:
     return ThresholdCrash(config)
+
+
+class ManyViolations(BruteForce):
+    """Every clear records `violations_per_clear` double frees at once, one per block label
+    (`block-<clear>-<i>`), in a ledger that only grows, as refimpl's checked allocator's does."""
+
+    name = "many-violations"
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.capabilities = Capabilities(delete=True, metadata_filter=True, ledger=True)
+        self.violations: list[dict[str, Any]] = []
+
+    def clear(self) -> None:
+        for i in range(int(self.options.get("violations_per_clear", 7))):
+            label = f"block-{self.clears + 1}-{i}"
+            self.violations.append(
+                {"verdict": "double-free", "label": label, "message": f"double free of {label}"}
+            )
+        super().clear()
+
+    def close(self) -> None:
+        BruteForce.clear(self)
+
+    def ledger(self) -> dict[str, Any] | None:
+        return {
+            "allocator": "test",
+            "live_blocks": 0,
+            "live_bytes": 0,
+            "by_label": {},
+            "violations": list(self.violations),
+        }
+
+
+def make_many_violations(config: EngineConfig) -> ManyViolations:
+    return ManyViolations(config)

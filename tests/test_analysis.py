@@ -10,6 +10,7 @@ import memray
 import pytest
 from memcycle.analysis import analyze, external_assets, flamegraphs, ledgers_at_markers
 from memcycle.isolation import run_child
+from memcycle.protocol import ChildConfig
 from memcycle.recording import MARKER_BASE, marker_index, marker_size
 from memcycle.records import RunRecord, StepEvent
 from memcycle.runner import run_one
@@ -29,15 +30,13 @@ steps = [ {{ op = "insert", count = 100 }}, {{ op = "clear" }} ]
 """
     )
     cap = str(tmp_path / "capture.bin")
-    res = run_child(
-        {
-            "scenario": str(scen),
-            "engine": f"tests.engines_for_tests:{engine}",
-            "memray_path": cap,
-            "tracemalloc": False,
-        },
-        timeout=60,
+    config = ChildConfig(
+        load_scenario(scen),
+        f"tests.engines_for_tests:{engine}",
+        memray_path=cap,
+        tracemalloc=False,
     )
+    res = run_child(config, timeout=60)
     assert res.exit["kind"] == "clean", res.exit
     start = next(e for e in res.events if e["kind"] == "start")
     return cap, {"roots": start["source_roots"], "events": res.events}

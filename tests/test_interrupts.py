@@ -299,9 +299,11 @@ def test_the_child_stops_itself_at_its_deadline_when_no_parent_enforces_one(
     tmp_path: Path,
 ) -> None:
     from memcycle.isolation import run_child
+    from memcycle.protocol import ChildConfig
+    from memcycle.scenario import load_scenario
 
     sc = _scenario(tmp_path, "stuck", "sleep_seconds = 600")
-    config = {"scenario": str(sc), "engine": f"{ENG}:make_step_sleeper", "deadline": 3.0}
+    config = ChildConfig(load_scenario(sc), f"{ENG}:make_step_sleeper", deadline=3.0)
     box: dict[str, object] = {}
     worker = threading.Thread(target=lambda: box.update(res=run_child(config, timeout=None)))
     worker.start()

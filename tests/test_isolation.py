@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from memcycle.isolation import classify, native_message, run_child
+from memcycle.protocol import ChildConfig
+from memcycle.scenario import load_scenario
 
 ENGINES = "tests.engines_for_tests"
 
@@ -28,8 +30,8 @@ steps = [ {{ op = "insert", count = 50 }}, {{ op = "search", queries = 3, k = 3 
     return str(p)
 
 
-def _config(path: str, engine: str, **extra: object) -> dict[str, object]:
-    return {"scenario": path, "engine": f"{ENGINES}:{engine}", "tracemalloc": False, **extra}
+def _config(path: str, engine: str) -> ChildConfig:
+    return ChildConfig(load_scenario(path), f"{ENGINES}:{engine}", tracemalloc=False)
 
 
 def test_clean_child_streams_every_step(tmp_path: Path) -> None:
@@ -86,7 +88,7 @@ def test_engine_stdout_does_not_pollute_events(tmp_path: Path) -> None:
 
 def test_engine_module_given_as_a_file(tmp_path: Path) -> None:
     here = Path(__file__).resolve().parent / "engines_for_tests.py"
-    cfg = {"scenario": _scenario(tmp_path, repeat=1), "engine": f"{here}:make_bruteforce"}
+    cfg = ChildConfig(load_scenario(_scenario(tmp_path, repeat=1)), f"{here}:make_bruteforce")
     res = run_child(cfg, timeout=60)
     assert res.exit["kind"] == "clean"
 

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 from memcycle.checks import judge
-from memcycle.child import Replayer, _Events
+from memcycle.child import Replayer
 from memcycle.engines.base import EngineBase, EngineConfig
 from memcycle.engines.refimpl_adapter import make_refimpl
+from memcycle.protocol import EventWriter
 from memcycle.recording import Recorder
 from memcycle.records import RunRecord, StepEvent
 from memcycle.scenario import ScenarioError, parse_scenario
@@ -26,7 +27,7 @@ def _replay(text: str, engine: Any) -> RunRecord:
     """Run a scenario in this process (no memray) and judge it like the parent does."""
     sc = parse_scenario("dimension = 8\nseed = 3\n" + text, "ops.toml")
     stream = io.StringIO()
-    rep = Replayer(sc, engine, Recorder(None, use_tracemalloc=False), _Events(stream))
+    rep = Replayer(sc, engine, Recorder(None, use_tracemalloc=False), EventWriter(stream))
     ran = rep.replay()
     record = RunRecord("ops", "ops.toml", engine.name, "numpy", [], "clean")
     record.steps = [

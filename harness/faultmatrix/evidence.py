@@ -7,22 +7,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memcycle.records import RunRecord, StepEvent
+from memcycle.protocol import RESET_OPS
+from memcycle.records import RunRecord, StepEvent, new_violations
 
 _CHILD_OP = re.compile(r"(?:harness|memcycle)/child\.py:\d+ in (op_\w+|teardown)")
 
 
 def _violations(steps: Sequence[StepEvent]) -> list[tuple[int, dict[str, Any]]]:
     """(step index, violation) for every allocator violation, in the order recorded."""
-    out: list[tuple[int, dict[str, Any]]] = []
-    seen = 0
-    for i, ev in enumerate(steps):
-        led = (ev.memory or {}).get("ledger") or {}
-        n = int(led.get("n_violations", len(led.get("violations") or [])))
-        if n > seen:
-            out.extend((i, v) for v in (led.get("violations") or [])[-(n - seen) :])
-            seen = n
-    return out
+    return [(i, v) for i, new in enumerate(new_violations(steps)) for v in new]
 
 
 def _where(ev: StepEvent, stack: Sequence[str] | None = None) -> str:
@@ -125,7 +118,7 @@ def _leak_line(rec: RunRecord) -> str | None:
     points: dict[int, dict[str, int]] = {}
     for ev in rec.steps:
         led = (ev.memory or {}).get("ledger")
-        if ev.op in ("clear", "destroy", "reload") and ev.ok and led is not None:
+        if ev.op in RESET_OPS and ev.ok and led is not None:
             points[ev.cycle] = {k: int(x["bytes"]) for k, x in led.get("by_label", {}).items()}
     cycles = sorted(points)
     if len(cycles) < 2:

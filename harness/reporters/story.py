@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memcycle.records import RunRecord, worst
+from memcycle.records import RunRecord, new_violations, worst
 
 from .common import CRASH, FAIL, NOT_REACHED, OK, signal_name
 
@@ -79,15 +79,10 @@ def cycle_cells(run: RunRecord) -> list[CycleCell]:
     freed a block twice, as the note's table would have.
     """
     per_cycle: dict[int, list[tuple[str, str]]] = {}
-    seen = 0
-    for ev in run.steps:
-        led = (ev.memory or {}).get("ledger") or {}
-        n = int(led.get("n_violations", len(led.get("violations") or [])))
-        if n > seen:
-            for v in (led.get("violations") or [])[-(n - seen) :]:
-                label = v.get("label") or _address(v.get("message", ""))
-                per_cycle.setdefault(ev.cycle, []).append((str(v.get("verdict")), label))
-            seen = n
+    for ev, violations in zip(run.steps, new_violations(run.steps), strict=True):
+        for v in violations:
+            label = v.get("label") or _address(v.get("message", ""))
+            per_cycle.setdefault(ev.cycle, []).append((str(v.get("verdict")), label))
         if ev.error:
             verdict = ev.error.get("verdict") or "lifecycle-error"
             detail = _address(ev.error.get("message", "")) if verdict == "invalid-free" else ""
