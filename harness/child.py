@@ -630,17 +630,26 @@ def run(config: ChildConfig, events: EventWriter, compile_clock: CompileClock | 
     return code
 
 
+def _config_text(value: str) -> str:
+    """`--config` is the JSON itself or, for one too long for argv, `@path` of a file holding it."""
+    if value.startswith("@"):
+        return Path(value[1:]).read_text(encoding="utf-8")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m memcycle.child", description=__doc__)
     ap.add_argument("--events-fd", type=int, required=True)
-    ap.add_argument("--config", required=True, help="a protocol.ChildConfig as JSON")
+    ap.add_argument(
+        "--config", required=True, help="a protocol.ChildConfig as JSON, or @FILE holding it"
+    )
     args = ap.parse_args(argv)
     die_with_parent()
     lifeline = start_lifeline()
     faulthandler.enable(file=sys.stderr, all_threads=True)
     try:
-        config = ChildConfig.from_json(args.config)
-    except ProtocolError as exc:
+        config = ChildConfig.from_json(_config_text(args.config))
+    except (ProtocolError, OSError) as exc:
         ap.error(str(exc))  # exit 2, before any event: the parent reports the stderr line
     if config.deadline is not None and config.deadline > 0:
         # the C watchdog dumps every thread's stack to stderr and _exit(1)s the child

@@ -16,19 +16,24 @@ one batch lets an interrupt kill every live child at once.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .hangs import Watchdog
@@ -339,6 +344,28 @@ def run_child(
     return result
 
 
+# Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN) and the config carries the whole
+# scenario: a larger one goes through a file, named `@path` on the command line (JSON never starts
+# with "@"). The file lives until this process ends, so a replay under gdb still finds it.
+CONFIG_ARG_LIMIT = 64 * 1024
+_spill_dir: Path | None = None
+
+
+def config_argument(config: ChildConfig) -> str:
+    """The child's `--config` value: the JSON itself, or `@file` when it is too long for argv."""
+    text = config.to_json()
+    if len(text.encode("utf-8")) <= CONFIG_ARG_LIMIT:
+        return text
+    global _spill_dir
+    if _spill_dir is None:
+        _spill_dir = Path(tempfile.mkdtemp(prefix="memcycle-config-"))
+        atexit.register(shutil.rmtree, _spill_dir, True)
+    path = _spill_dir / f"{hashlib.sha256(text.encode('utf-8')).hexdigest()[:20]}.json"
+    if not path.exists():
+        path.write_text(text, encoding="utf-8")
+    return f"@{path}"
+
+
 def child_command(config: ChildConfig, events_fd: int) -> list[str]:
     """The child's command line (also replayed under gdb after a crash)."""
     return [
@@ -349,5 +376,5 @@ def child_command(config: ChildConfig, events_fd: int) -> list[str]:
         "--events-fd",
         str(events_fd),
         "--config",
-        config.to_json(),
+        config_argument(config),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from memcycle.bundled import scenarios_dir
-from memcycle.isolation import classify
+from memcycle.isolation import CONFIG_ARG_LIMIT, classify, config_argument
 from memcycle.protocol import (
     ChildConfig,
     ChildStream,
@@ -320,3 +320,33 @@ def test_a_report_written_with_the_cumulative_list_reads_the_same_new_violations
         StepEvent(1, i, "clear", True, 0.0, memory={"ledger": led}) for i, led in enumerate(ledgers)
     ]
     assert new_violations(steps) == [[], [a], [b, c], []]
+
+
+def test_a_config_too_long_for_one_argument_reaches_the_child_through_a_file(
+    tmp_path: Path,
+) -> None:
+    """Linux refuses one argv string over 128 KiB: a scenario that large still runs."""
+    description = "x" * (3 * CONFIG_ARG_LIMIT)  # the config carries the scenario, text and all
+    path = _file(
+        tmp_path,
+        f"""
+description = "{description}"
+dimension = 8
+[[cycle]]
+steps = [ {{ op = "insert", count = 20 }}, {{ op = "clear" }} ]
+""",
+    )
+    config = ChildConfig(scenario=load_scenario(path), engine=f"{ENGINES}:make_many_violations")
+    argument = config_argument(config)
+    assert argument.startswith("@") and len(argument) < 4096
+    assert ChildConfig.from_json(Path(argument[1:]).read_text()) == config
+    rec = run_one(
+        path, f"{ENGINES}:make_many_violations", memray=False, tracemalloc=False, confirm=False
+    )
+    assert [ev.op for ev in rec.steps][:2] == ["insert", "clear"]
+    assert rec.verdict != "error", rec.findings
+
+
+def test_a_config_that_fits_in_one_argument_is_passed_as_json_itself(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    assert config_argument(config) == config.to_json()
