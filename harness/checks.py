@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .evidence import engine_function, new_violations
 from .native_messages import find_native_message
 from .records import VERDICTS, CycleSummary, Finding, RunRecord, StepEvent, verdict_set, worst
 from .scenario import PlannedCycle
@@ -203,12 +204,6 @@ def _stack_evidence(ex: dict[str, Any], kind: str | None) -> dict[str, Any]:
     return out
 
 
-def _engine_function(frames: list[dict[str, Any]] | None) -> str | None:
-    return next(
-        (f.get("function") for f in frames or [] if f.get("engine") and f.get("function")), None
-    )
-
-
 def _sanitizer_findings(
     record: RunRecord, plan: tuple[PlannedCycle, ...], cycle: int, step: int, op: str
 ) -> list[Finding]:
@@ -228,7 +223,7 @@ def _sanitizer_findings(
         frames = (rep.get("frames") or {}).get("stack") or (rep.get("frames") or {}).get(
             "alloc_stack"
         )
-        fn = _engine_function(frames)
+        fn = engine_function(frames)
         evidence: dict[str, Any] = {
             "source": rep["tool"],
             "violation": {k: v for k, v in rep.items() if k not in ("frames",)},
@@ -364,7 +359,7 @@ def _exit_findings(
     if kind == "signal" and not explained:
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
         stack = _stack_evidence(ex, kind)
-        fn = _engine_function(stack.get("native_stack"))
+        fn = engine_function(stack.get("native_stack"))
         return [
             Finding(
                 native["verdict"] if native else "crash",
@@ -392,7 +387,7 @@ def _exit_findings(
         if run.get("phase") == "step":
             cycle, step, op = run["cycle"], run["step"], run["op"]
         stack = _stack_evidence(ex, kind)
-        fn = _engine_function(stack.get("native_stack"))
+        fn = engine_function(stack.get("native_stack"))
         limit = "step limit" if ex.get("timeout_limit") == "step" else "run limit"
         where = (
             f"cycle {cycle} step {step} ({op})" if run.get("phase") == "step" else run.get("op", op)
@@ -478,12 +473,14 @@ def _native_evidence(native: dict[str, Any] | None) -> dict[str, Any]:
 
 def _step_findings(steps: list[StepEvent]) -> list[Finding]:
     out: list[Finding] = []
-    seen_violations = 0
+    violations: dict[int, list[dict[str, Any]]] = {}
+    for i, v in new_violations(steps):
+        violations.setdefault(i, []).append(v)
     # one Finding per (verdict, block label), listing every cycle it happened in, so a
     # double free in every cycle marks every cycle without one Finding per occurrence
     by_kind: dict[tuple[str, str], Finding] = {}
     worked: set[str] = set()  # ops that ran without an exception earlier in the run
-    for ev in steps:
+    for i, ev in enumerate(steps):
         if ev.error:
             verdict = _error_verdict(ev.error, first_time=ev.op not in worked)
             what = f"{ev.error.get('type', '').rsplit('.', 1)[-1]} in cycle {ev.cycle} at {ev.op}"
@@ -501,28 +498,24 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
             )
         elif not ev.skipped:
             worked.add(ev.op)
-        led = (ev.memory or {}).get("ledger") or {}
-        nv = int(led.get("n_violations", len(led.get("violations") or [])))
-        if nv > seen_violations:
-            for v in (led.get("violations") or [])[-(nv - seen_violations) :]:
-                verdict = v.get("verdict") if v.get("verdict") in VERDICTS else "lifecycle-error"
-                kind = (verdict, str(v.get("label")))
-                found = by_kind.get(kind)
-                if found is None:
-                    by_kind[kind] = found = Finding(
-                        verdict,
-                        ev.cycle,
-                        ev.step,
-                        ev.op,
-                        f"allocator recorded {verdict} of '{v.get('label')}' by cycle {ev.cycle} "
-                        f"({ev.op}): {_first_line(v.get('message', ''))}"[:300],
-                        {"violation": v, "cycles": [], "occurrences": 0},
-                    )
-                    out.append(found)
-                found.evidence["occurrences"] += 1
-                if ev.cycle not in found.evidence["cycles"]:
-                    found.evidence["cycles"].append(ev.cycle)
-            seen_violations = nv
+        for v in violations.get(i, ()):
+            verdict = v.get("verdict") if v.get("verdict") in VERDICTS else "lifecycle-error"
+            kind = (verdict, str(v.get("label")))
+            found = by_kind.get(kind)
+            if found is None:
+                by_kind[kind] = found = Finding(
+                    verdict,
+                    ev.cycle,
+                    ev.step,
+                    ev.op,
+                    f"allocator recorded {verdict} of '{v.get('label')}' by cycle {ev.cycle} "
+                    f"({ev.op}): {_first_line(v.get('message', ''))}"[:300],
+                    {"violation": v, "cycles": [], "occurrences": 0},
+                )
+                out.append(found)
+            found.evidence["occurrences"] += 1
+            if ev.cycle not in found.evidence["cycles"]:
+                found.evidence["cycles"].append(ev.cycle)
         if ev.skipped or not ev.ok:
             continue
         if ev.count is not None and ev.expected_count is not None and ev.count != ev.expected_count:

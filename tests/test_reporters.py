@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from factories import MiB, crash_run, double_free_finding, make_run, sample_report
 from memcycle.cli import build_parser, format_run
+from memcycle.evidence import evidence_items
 from memcycle.records import CycleSummary, Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
 from memcycle.reporters.common import (
@@ -19,7 +20,6 @@ from memcycle.reporters.common import (
     QUARANTINE_NOTE,
     cell,
     cycle_table,
-    evidence_items,
     fmt_bytes,
     memory_rows,
     quarantine_note,

@@ -11,15 +11,13 @@ records, like every reporter; `memcycle faults --story` runs the code paths.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memcycle.records import RunRecord, worst
+from memcycle.evidence import invalid_free_address, new_violations, signal_name
+from memcycle.records import CRASH_VERDICTS, RunRecord, worst
 
-from .common import CRASH, FAIL, NOT_REACHED, OK, signal_name
-
-_MEMORY_FAULTS = ("double-free", "invalid-free", "use-after-free", "buffer-overflow")
+from .common import CRASH, FAIL, NOT_REACHED, OK
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class CycleCell:
             return OK
         if self.status == "-":
             return NOT_REACHED
-        mark = CRASH if self.status in ("crash", "timeout") else FAIL
+        mark = CRASH if self.status in CRASH_VERDICTS else FAIL
         inner = self.status if not self.detail else f"{self.status}: {self.detail}"
         if self.status == "crash" and self.detail:
             inner = self.detail
@@ -56,12 +54,6 @@ class CycleCell:
 def _short(text: str, limit: int = 48) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _address(message: str) -> str:
-    """The pointer of an invalid free ('0xa'), the note's way of naming the failure."""
-    m = re.search(r"free of (0x[0-9a-f]+)", message or "")
-    return m.group(1) if m else ""
 
 
 def _crash_detail(run: RunRecord) -> str:
@@ -79,19 +71,16 @@ def cycle_cells(run: RunRecord) -> list[CycleCell]:
     freed a block twice, as the note's table would have.
     """
     per_cycle: dict[int, list[tuple[str, str]]] = {}
-    seen = 0
+    for i, v in new_violations(run.steps):
+        # the note names an invalid free by its pointer ('0xa'), any other fault by its block
+        label = (invalid_free_address(v) if v.get("verdict") == "invalid-free" else "") or str(
+            v.get("label") or ""
+        )
+        per_cycle.setdefault(run.steps[i].cycle, []).append((str(v.get("verdict")), label))
     for ev in run.steps:
-        led = (ev.memory or {}).get("ledger") or {}
-        n = int(led.get("n_violations", len(led.get("violations") or [])))
-        if n > seen:
-            for v in (led.get("violations") or [])[-(n - seen) :]:
-                label = v.get("label") or _address(v.get("message", ""))
-                per_cycle.setdefault(ev.cycle, []).append((str(v.get("verdict")), label))
-            seen = n
-        if ev.error:
+        if ev.error:  # the allocator's record of a fault (above) names its block
             verdict = ev.error.get("verdict") or "lifecycle-error"
-            detail = _address(ev.error.get("message", "")) if verdict == "invalid-free" else ""
-            per_cycle.setdefault(ev.cycle, []).append((str(verdict), detail))
+            per_cycle.setdefault(ev.cycle, []).append((str(verdict), ""))
     cells: list[CycleCell] = []
     for c in run.cycles:
         found = [(c.status, "")] if c.status not in ("ok", "-") else []
