@@ -288,6 +288,8 @@ def crash_line(run: RunRecord) -> str:
     msg = ex.get("native_message") or ex.get("fatal_error") or ""
     runtime = f"{ex['native']['runtime']}: " if isinstance(ex.get("native"), dict) else ""
     where = f" in cycle {f.cycle} at {f.op}" if f else ""
+    frame = engine_native_frame(f.evidence.get("native_stack")) if f else ""
+    where += f", in {frame}" if frame else ""
     return f"{sig}{where}" + (f': {runtime}"{msg}"' if msg else "")
 
 
@@ -318,6 +320,36 @@ def tool_line(run: RunRecord) -> str | None:
         if where:
             parts.append(f"{label} {where}")
     return "; ".join(parts)
+
+
+def finding_sites(f: Finding) -> tuple[str, ...]:
+    """Where the engine's own code was, from the finding's stacks: the innermost engine frame
+    of the native stack (a crash, a hang, a sanitizer's access), of the native allocation and
+    free stacks, of the checked allocator's allocation/free/fault stacks; or why no native
+    stack is there. The same sites every output names."""
+    ev = f.evidence
+    out: list[str] = []
+    for key, label in (
+        ("native_stack", "in"),
+        ("native_alloc_stack", "allocated in"),
+        ("native_free_stack", "freed in"),
+    ):
+        where = engine_native_frame(ev.get(key))
+        if where:
+            out.append(f"{label} {where}")
+    v = ev.get("violation") if isinstance(ev.get("violation"), dict) else ev.get("block")
+    if isinstance(v, dict):
+        for key, label in (
+            ("alloc_stack", "allocated at"),
+            ("free_stack", "freed at"),
+            ("fault_stack", "faulted at"),
+        ):
+            where = engine_frame(v.get(key))
+            if where:
+                out.append(f"{label} {where}")
+    if not ev.get("native_stack") and ev.get("native_stack_absent"):
+        out.append(f"no native stack: {str(ev['native_stack_absent']).splitlines()[0]}")
+    return tuple(out)
 
 
 def growth_line(f: Finding) -> str:
@@ -361,6 +393,22 @@ def evidence_line(run: RunRecord) -> str:
         first = next(x for x in run.findings if x.verdict == "leak")
         line += f"; before it, a leak from cycle {first.cycle}: {leak}"
     return line
+
+
+def skip_reason(run: RunRecord) -> str:
+    """Why a run (or some of its steps) was skipped: its `skipped` finding's summary, the
+    exit's reason, or a step's reason (the JUnit <skipped> message, pytest's skip and
+    --memcycle-fail-on-skip message, the console's 'skipped:' line)."""
+    for f in run.findings:
+        if f.verdict == "skipped" and f.summary:
+            return f.summary
+    reason = (run.exit or {}).get("reason")
+    if reason:
+        return str(reason)
+    for s in run.steps:
+        if s.skipped:
+            return s.skipped
+    return "skipped"
 
 
 def verdict_finding(run: RunRecord) -> Finding | None:
@@ -600,11 +648,13 @@ def abnormal_exit(run: RunRecord) -> bool:
 # -- the explanation ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FindingEvidence:
-    """One finding as every output shows it: its headline and its evidence items (text
-    another finding of the run already shows is left out)."""
+    """One finding as every output shows it: its headline, the engine's sites in its stacks
+    (`finding_sites`) and its evidence items, the sites first as a `where` item (text another
+    finding of the run already shows is left out of the items)."""
 
     finding: Finding
     headline: str
+    sites: tuple[str, ...]
     items: tuple[EvidenceItem, ...]
 
 
@@ -620,13 +670,18 @@ class RunEvidence:
     exit: tuple[EvidenceItem, ...]  # how the child ended (empty for a normal exit)
 
 
+def _finding_evidence(f: Finding, shown: list[tuple[str, set[str]]]) -> FindingEvidence:
+    sites = finding_sites(f)
+    items = _dedupe(evidence_items(f.evidence), shown)
+    if sites:
+        items.insert(0, EvidenceItem("where", "; ".join(sites), False))
+    return FindingEvidence(f, finding_headline(f), sites, tuple(items))
+
+
 def explain(run: RunRecord) -> RunEvidence:
     """The run's evidence, with text repeated across findings and the exit shown once."""
     shown: list[tuple[str, set[str]]] = []
-    findings = tuple(
-        FindingEvidence(f, finding_headline(f), tuple(_dedupe(evidence_items(f.evidence), shown)))
-        for f in run.findings
-    )
+    findings = tuple(_finding_evidence(f, shown) for f in run.findings)
     exit_part: list[EvidenceItem] = []
     if abnormal_exit(run) or run.verdict in CRASH_VERDICTS:
         facts = {i.text for fe in findings for i in fe.items if not i.block}

@@ -328,20 +328,6 @@ def outcome(run: RunRecord) -> str:
     return "PASS" if run.passed else "FAIL"
 
 
-def skip_reason(run: RunRecord) -> str:
-    """Why a run was skipped: a finding's summary, the exit's reason, or a step's reason."""
-    for f in run.findings:
-        if f.summary:
-            return f.summary
-    reason = (run.exit or {}).get("reason")
-    if reason:
-        return str(reason)
-    for s in run.steps:
-        if s.skipped:
-            return s.skipped
-    return "skipped"
-
-
 def counts(report: Report) -> dict[str, int]:
     out = {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
     for r in report.runs:
