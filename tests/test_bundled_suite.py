@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from memcycle import child
 from memcycle.checks import judge
-from memcycle.cli import format_run, main
+from memcycle.cli import main
 from memcycle.engines.base import Capabilities
 from memcycle.records import Report, RunRecord, StepEvent
+from memcycle.reporters.console import format_run
 from memcycle.scenario import (
     ScenarioError,
     capability_problems,

@@ -352,8 +352,8 @@ def test_delegated_subcommands(
     with pytest.raises(SystemExit) as info:
         main(["gate", "--help"])
     assert info.value.code == 0 and "memcycle gate" in capsys.readouterr().out
-    import memcycle.cli as cli
+    import memcycle.commands as commands
 
-    monkeypatch.setitem(cli._DELEGATES, "faults", ("memcycle.no_such_module", "x"))
+    monkeypatch.setitem(commands.REGISTRY, "faults", ("memcycle.no_such_module", "x"))
     assert main(["faults", "--all"]) == 2
     _one_line_error(capsys, "'memcycle faults' is not available", "memcycle.no_such_module")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from memcycle import fuzz as fuzz_mod
-from memcycle.cli import UsageError, parse_budget
+from memcycle.commands.common import parse_budget
+from memcycle.errors import UsageError
 from memcycle.fuzz import REFIMPL_OPTIONS, Generator, fuzz, profile_for
 from memcycle.scenario import STEP_KEYS, load_scenario, parse_scenario
 from memcycle.scenario_toml import scenario_toml

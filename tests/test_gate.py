@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from factories import MiB, double_free_finding, make_run
 from memcycle import gate
+from memcycle.commands import gate as gate_command
 from memcycle.records import Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import render_json
 
@@ -64,7 +65,7 @@ def _faulty(**kw: Any) -> RunRecord:
 
 def _args(run_dir: Path, baseline: Path | None, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    gate.add_arguments(parser)
+    gate_command.prepare_parser(parser)
     flags = ["--baseline", str(baseline)] if baseline is not None else []
     return parser.parse_args([str(run_dir), *flags, *extra])
 
@@ -252,11 +253,11 @@ def test_a_baseline_run_missing_from_the_run_fails_unless_allowed(tmp_path: Path
     run_dir = _write_report(tmp_path / "run", now)
     baseline = _write_baseline(tmp_path / "b.json", _report(make_run(), make_run(scenario="gone")))
     out = io.StringIO()
-    assert gate.main(_args(run_dir, baseline), out) == 1
+    assert gate_command.main(_args(run_dir, baseline), out) == 1
     assert "MISSING     gone|refimpl|checked|-: in the baseline, not in this run" in out.getvalue()
     assert "gate FAILED" in out.getvalue()
     out = io.StringIO()
-    assert gate.main(_args(run_dir, baseline, "--allow-missing"), out) == 0
+    assert gate_command.main(_args(run_dir, baseline, "--allow-missing"), out) == 0
     assert (
         "missing     gone|refimpl|checked|-" in out.getvalue() and "gate passed" in out.getvalue()
     )
@@ -277,7 +278,7 @@ def test_zero_runs_compared_fails_and_names_the_key_part_that_differs(tmp_path: 
     run_dir = _write_report(tmp_path / "run", now)
     baseline = _write_baseline(tmp_path / "b.json", _report(make_run(allocator="numpy")))
     out = io.StringIO()
-    assert gate.main(_args(run_dir, baseline, "--allow-missing"), out) == 1
+    assert gate_command.main(_args(run_dir, baseline, "--allow-missing"), out) == 1
     assert "gate FAILED" in out.getvalue() and "0 runs compared" in out.getvalue()
 
 
@@ -320,7 +321,7 @@ def test_a_version_mismatch_is_reported_in_the_gate_output(tmp_path: Path) -> No
     baseline = _write_baseline(tmp_path / "b.json", _report(make_run()), old_numpy)
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
     out = io.StringIO()
-    assert gate.main(_args(run_dir, baseline), out) == 0
+    assert gate_command.main(_args(run_dir, baseline), out) == 0
     text = out.getvalue()
     assert "versions differ from the baseline's: python 3.11.1 -> 3.11.9, numpy 1.0.0 -> " in text
 
@@ -333,7 +334,7 @@ def test_update_refuses_failing_runs_and_accepts_them_with_accept_failures(
     errored = make_run(scenario="broken", verdict="error")
     run_dir = _write_report(tmp_path / "run", _report(make_run(scenario="ok"), leaking, errored))
     baseline = tmp_path / "baseline.json"
-    assert gate.main(_args(run_dir, baseline, "--update")) == 1
+    assert gate_command.main(_args(run_dir, baseline, "--update")) == 1
     err = capsys.readouterr().err
     assert err.startswith("memcycle: error: refusing to write the baseline: 2 run(s) fail")
     assert "--accept-failures" in err
@@ -342,7 +343,7 @@ def test_update_refuses_failing_runs_and_accepts_them_with_accept_failures(
     assert not baseline.exists()
 
     out = io.StringIO()
-    assert gate.main(_args(run_dir, baseline, "--update", "--accept-failures"), out) == 0
+    assert gate_command.main(_args(run_dir, baseline, "--update", "--accept-failures"), out) == 0
     assert "note: accepted failing run broken|refimpl|checked|-: verdict error" in out.getvalue()
     assert json.loads(baseline.read_text())["runs"][leaking.key]["verdict"] == "leak"
 
@@ -350,14 +351,14 @@ def test_update_refuses_failing_runs_and_accepts_them_with_accept_failures(
 def test_update_records_a_skipped_run_without_accept_failures(tmp_path: Path) -> None:
     run_dir = _write_report(tmp_path / "run", _report(make_run(), make_run(verdict="skipped")))
     baseline = tmp_path / "baseline.json"
-    assert gate.main(_args(run_dir, baseline, "--update"), io.StringIO()) == 0
+    assert gate_command.main(_args(run_dir, baseline, "--update"), io.StringIO()) == 0
 
 
 def test_update_then_gate_via_main(tmp_path: Path) -> None:
     run_dir = _write_report(tmp_path / "run", _report(make_run(), _faulty()))
     baseline = tmp_path / "reports" / "baseline.json"
     out = io.StringIO()
-    assert gate.main(_args(run_dir, baseline, "--update"), out) == 0
+    assert gate_command.main(_args(run_dir, baseline, "--update"), out) == 0
     data = json.loads(baseline.read_text())
     assert (data["kind"], data["version"]) == ("memcycle-baseline", gate.BASELINE_VERSION)
     entry = data["runs"]["repeated-clear-insert|refimpl|checked|sparse-map-recreate"]
@@ -374,20 +375,25 @@ def test_update_then_gate_via_main(tmp_path: Path) -> None:
         "compile_seconds",
         "numba_cache",
     }
-    assert gate.main(_args(run_dir, baseline), out) == 0
+    assert gate_command.main(_args(run_dir, baseline), out) == 0
     assert "gate passed" in out.getvalue()
 
     worse = _write_report(tmp_path / "run2", _report(make_run(verdict="use-after-free"), _faulty()))
     out = io.StringIO()
-    assert gate.main(_args(worse, baseline), out) == 1
+    assert gate_command.main(_args(worse, baseline), out) == 1
     text = out.getvalue()
     assert "REGRESSION" in text and "clean -> use-after-free" in text and "gate FAILED" in text
     # flags reach the tolerances
     assert (
-        gate.tolerances_from(_args(worse, baseline, "--tolerance-leak-bytes", "2MiB")).leak_abs
+        gate_command.tolerances_from(
+            _args(worse, baseline, "--tolerance-leak-bytes", "2MiB")
+        ).leak_abs
         == 2 * MiB
     )
-    assert gate.tolerances_from(_args(worse, baseline, "--tolerance-peak", "50%")).peak_rel == 0.5
+    assert (
+        gate_command.tolerances_from(_args(worse, baseline, "--tolerance-peak", "50%")).peak_rel
+        == 0.5
+    )
 
 
 # --- bad input ------------------------------------------------------------------
@@ -395,9 +401,9 @@ def test_baseline_flag_is_required_with_a_usage_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
-    assert gate.main(_args(run_dir, None)) == 2
+    assert gate_command.main(_args(run_dir, None)) == 2
     assert "--baseline FILE is required" in _error_line(capsys)
-    assert gate.main(_args(run_dir, tmp_path / "nope.json")) == 2
+    assert gate_command.main(_args(run_dir, tmp_path / "nope.json")) == 2
     line = _error_line(capsys)
     assert "baseline not found" in line and "--baseline" in line and "--update" in line
 
@@ -425,7 +431,7 @@ def test_an_invalid_baseline_value_is_a_one_line_error_naming_the_field(
 
     baseline = _write_baseline(tmp_path / "b.json", _report(run), spoil)
     run_dir = _write_report(tmp_path / "run", _report(run))
-    assert gate.main(_args(run_dir, baseline)) == 2
+    assert gate_command.main(_args(run_dir, baseline)) == 2
     line = _error_line(capsys)
     assert f"baseline {baseline}: run '{run.key}': " in line
     assert expected in line
@@ -448,7 +454,7 @@ def test_an_invalid_tolerance_is_a_one_line_error_naming_the_flag(
 ) -> None:
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
     baseline = _write_baseline(tmp_path / "b.json", _report(make_run()))
-    assert gate.main(_args(run_dir, baseline, f"{flag}={value}")) == 2
+    assert gate_command.main(_args(run_dir, baseline, f"{flag}={value}")) == 2
     line = _error_line(capsys)
     assert f"{flag} is '{value}'; {expected}" in line
 
@@ -474,7 +480,7 @@ def test_an_old_baseline_format_says_to_rerun_with_update(
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(old))
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
-    assert gate.main(_args(run_dir, baseline)) == 2
+    assert gate_command.main(_args(run_dir, baseline)) == 2
     assert "baseline format 1 is old (this memcycle reads 2); rerun with --update" in (
         _error_line(capsys)
     )
@@ -495,7 +501,7 @@ def test_an_unknown_optional_field_in_report_json_is_read(tmp_path: Path) -> Non
     assert [r.key for r in report.runs] == [r["key"] for r in data["runs"]]
     assert report.runs[0].steps[0].op == "insert"
     baseline = _write_baseline(tmp_path / "b.json", report)
-    assert gate.main(_args(run_dir, baseline), io.StringIO()) == 0
+    assert gate_command.main(_args(run_dir, baseline), io.StringIO()) == 0
 
 
 def test_missing_or_invalid_files_exit_2(
@@ -504,25 +510,25 @@ def test_missing_or_invalid_files_exit_2(
     run_dir = _write_report(tmp_path / "run", _report(make_run()))
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert gate.main(_args(run_dir, bad)) == 2
+    assert gate_command.main(_args(run_dir, bad)) == 2
     assert "not valid JSON" in _error_line(capsys)
     bad.write_text(json.dumps({"runs": {}}))
-    assert gate.main(_args(run_dir, bad)) == 2
+    assert gate_command.main(_args(run_dir, bad)) == 2
     assert "not a memcycle baseline" in _error_line(capsys)
-    assert gate.main(_args(tmp_path / "empty", bad)) == 2
+    assert gate_command.main(_args(tmp_path / "empty", bad)) == 2
     assert "report not found" in _error_line(capsys)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "report.json").write_text(json.dumps({"schema_version": 0}))
-    assert gate.main(_args(tmp_path / "old", bad)) == 2
+    assert gate_command.main(_args(tmp_path / "old", bad)) == 2
     assert "report.json has schema_version 0; this memcycle reads 1" in _error_line(capsys)
 
 
 def test_parse_size() -> None:
-    assert gate.parse_size("1MiB") == MiB
-    assert gate.parse_size("512k") == 512 * 1024
-    assert gate.parse_size("1048576") == MiB
+    assert gate_command.parse_size("1MiB") == MiB
+    assert gate_command.parse_size("512k") == 512 * 1024
+    assert gate_command.parse_size("1048576") == MiB
     with pytest.raises(argparse.ArgumentTypeError):
-        gate.parse_size("lots")
+        gate_command.parse_size("lots")
 
 
 def test_memcycle_gate_and_report_commands(

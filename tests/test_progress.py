@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from memcycle import __version__, cli
+from memcycle.commands import run as run_command
 from memcycle.kernelcache import KERNEL_MODULES, KernelCache, cache_dir, kernel_cache
 from memcycle.progress import PLAIN_HEARTBEAT, Progress, fancy_output, fit
 from memcycle.records import RunRecord
@@ -233,8 +234,8 @@ def test_run_says_first_that_kernels_compile_when_the_cache_is_cold(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the test engine stands in for refimpl, so nothing compiles for real
-    monkeypatch.setattr(cli, "NUMBA_ENGINES", (f"{ENG}:make_bruteforce",))
-    monkeypatch.setattr(cli, "kernel_cache", lambda: KernelCache(tmp_path, ("hnsw",)))
+    monkeypatch.setattr(run_command, "NUMBA_ENGINES", (f"{ENG}:make_bruteforce",))
+    monkeypatch.setattr(run_command, "kernel_cache", lambda: KernelCache(tmp_path, ("hnsw",)))
     code, err = _run_main(tmp_path, capsys)
     assert code == 0, err
     before, found, after = err.partition("[1/1]")
@@ -247,8 +248,8 @@ def test_run_says_first_that_kernels_compile_when_the_cache_is_cold(
 def test_run_says_nothing_about_compiling_when_the_cache_is_warm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "NUMBA_ENGINES", (f"{ENG}:make_bruteforce",))
-    monkeypatch.setattr(cli, "kernel_cache", lambda: KernelCache(tmp_path, ()))
+    monkeypatch.setattr(run_command, "NUMBA_ENGINES", (f"{ENG}:make_bruteforce",))
+    monkeypatch.setattr(run_command, "kernel_cache", lambda: KernelCache(tmp_path, ()))
     code, err = _run_main(tmp_path, capsys)
     assert code == 0 and "compil" not in err, err
 

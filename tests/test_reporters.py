@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from factories import MiB, crash_run, double_free_finding, make_run, sample_report
-from memcycle.cli import build_parser, format_run
+from memcycle.cli import build_parser
 from memcycle.evidence import evidence_items
 from memcycle.records import CycleSummary, Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
@@ -24,6 +24,7 @@ from memcycle.reporters.common import (
     memory_rows,
     quarantine_note,
 )
+from memcycle.reporters.console import format_run
 from memcycle.reporters.markdown import render_markdown, render_run
 from memcycle.reporters.plots import (
     ENGINE_LINE,

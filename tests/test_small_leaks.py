@@ -13,8 +13,8 @@ import pytest
 from memcycle import gate
 from memcycle.baseline import make_baseline
 from memcycle.checks import CONFIRM_LABEL, GROWTH_RULES, judge
-from memcycle.cli import format_run
 from memcycle.records import Report, RunRecord, StepEvent, verdict_set
+from memcycle.reporters.console import format_run
 from memcycle.runner import run_one
 from memcycle.scenario import parse_scenario
 

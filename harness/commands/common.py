@@ -1,0 +1,158 @@
+"""Helpers shared by several commands: the checks of their inputs (each a `UsageError`, exit 2),
+option groups they have in common, and the signal handling of a batch of children.
+
+Below the commands: nothing here imports a command or the dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from memcycle.bundled import scenarios_dir
+from memcycle.engines.base import EngineError, parse_engine_options
+from memcycle.engines.registry import check_engine_spec
+from memcycle.errors import UsageError
+from memcycle.isolation import ChildRegistry
+from memcycle.runner import Interrupted
+
+if TYPE_CHECKING:
+    from memcycle.shrink import ShrinkResult
+
+BUNDLED = scenarios_dir()
+ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
+
+
+def fault_names() -> tuple[str, ...]:
+    from memcycle.refimpl.faults import FAULT_NAMES
+
+    return FAULT_NAMES
+
+
+def check_engine(spec: str) -> None:
+    """A spec that names nothing is a usage error; one that names a module which cannot be
+    imported is left to the run (its verdict is `error`, exit 3)."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    try:
+        check_engine_spec(spec)
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_native_tool(sanitizer: str | None, valgrind: bool) -> None:
+    from memcycle.sanitizers import SanitizerUnavailable, check_available
+
+    if sanitizer and valgrind:
+        raise UsageError("--sanitizer and --valgrind cannot be combined; choose one")
+    try:
+        if sanitizer or valgrind:
+            check_available("valgrind" if valgrind else str(sanitizer))
+    except SanitizerUnavailable as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_faults(faults: list[str]) -> None:
+    if faults:
+        known = fault_names()
+        bad = [f for f in faults if f not in known]
+        if bad:
+            raise UsageError(f"unknown fault {bad[0]!r}; expected one of {', '.join(known)}")
+
+
+def parse_options(items: list[str] | None, flag: str = "--option") -> dict[str, object]:
+    """KEY=VALUE engine options (`engines.base.parse_engine_options`); a bad one is exit 2."""
+    try:
+        return parse_engine_options(items or [])
+    except ValueError as exc:
+        raise UsageError(
+            f"bad {flag} {exc.args[0]!r}; expected KEY=VALUE, e.g. buffer_size=16"
+        ) from None
+
+
+def parse_budget(text: str) -> float:
+    """'300s', '5m', '1h' or plain seconds."""
+    t = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:])
+    num = t[:-1] if scale is not None else t
+    try:
+        value = float(num) * (scale or 1.0)
+    except ValueError:
+        raise UsageError(
+            f"bad budget {text!r}; expected seconds like 300, 300s, 5m or 1h"
+        ) from None
+    if value <= 0:
+        raise UsageError(f"budget must be positive, got {text!r}")
+    return value
+
+
+def shrink_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--memray",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="record with memray (default on; off uses tracemalloc)",
+    )
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="seconds per replay")
+    p.add_argument(
+        "--max-replays", type=int, default=60, metavar="N", help="replays the shrinker may do"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per shrink replay")
+
+
+def print_shrunk(sr: ShrinkResult) -> None:
+    print(f"shrunk: {sr.line()}")
+    same = sr.target.matches(sr.record)
+    print(
+        f"wrote {sr.path} (replayed: {sr.record.verdict}"
+        + ("" if same else f", NOT the target {sr.target}: the failure is not deterministic")
+        + ")"
+    )
+
+
+class StopSignals:
+    """SIGINT/SIGTERM during a batch: the first kills every child at once (in the handler) and
+    raises in the main thread (KeyboardInterrupt / `Interrupted`), so `run_many` hands back the
+    finished runs; any later one kills again and never raises, so the report still gets written
+    and three Ctrl-Cs cannot leave a child running. After `finishing()` no signal raises: the
+    report of a completed batch is written, then the exit status says it was interrupted."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, registry: ChildRegistry) -> None:
+        self.registry = registry
+        self.signum: int | None = None
+        self._raise = True
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # else: signals go elsewhere
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._saved.items():
+            # once stopped, the process is on its way out with 130/143: a Ctrl-C more must not
+            # turn that into a KeyboardInterrupt traceback (or a death by SIGINT)
+            signal.signal(sig, signal.SIG_IGN if self.signum is not None else old)
+
+    def finishing(self) -> None:
+        self._raise = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.registry.stop()
+        if self.signum is None:
+            self.signum = signum
+            if self._raise:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                raise Interrupted(signum)
+        os.write(2, b"memcycle: stopping; writing the report of the runs that finished\n")
