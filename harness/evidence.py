@@ -276,6 +276,11 @@ def leak_line(run: RunRecord) -> str | None:
     )
 
 
+def crash_cause(run: RunRecord) -> list[str]:
+    """What ended a crashed child, as its parts: the signal and the runtime's message."""
+    return [str(x) for x in (signal_name(run), (run.exit or {}).get("native_message")) if x]
+
+
 def crash_line(run: RunRecord) -> str:
     """How the child died: signal, where, the runtime's message (the verdict came from it
     when it is not `crash`)."""
@@ -417,7 +422,7 @@ def verdict_finding(run: RunRecord) -> Finding | None:
     return relevant[0] if relevant else None
 
 
-def verdict_at(run: RunRecord) -> str:
+def verdict_finding_at(run: RunRecord) -> str:
     """'cycle.step op' of the first finding with the run's verdict (where it showed)."""
     f = next((x for x in run.findings if x.verdict == run.verdict), None)
     if f is None or f.cycle is None:
@@ -690,7 +695,7 @@ def explain(run: RunRecord) -> RunEvidence:
         run=run,
         headline=run_headline(run),
         line=evidence_line(run),
-        at=verdict_at(run),
+        at=verdict_finding_at(run),
         findings=findings,
         exit=tuple(exit_part),
     )

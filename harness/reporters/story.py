@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memcycle.evidence import invalid_free_address, new_violations, signal_name
+from memcycle.evidence import crash_cause, invalid_free_address, new_violations
 from memcycle.records import CRASH_VERDICTS, RunRecord, worst
 
 from .common import CRASH, FAIL, NOT_REACHED, OK
@@ -57,9 +57,8 @@ def _short(text: str, limit: int = 48) -> str:
 
 
 def _crash_detail(run: RunRecord) -> str:
-    sig = signal_name(run) or ("timeout" if run.exit.get("kind") == "timeout" else "")
-    msg = run.exit.get("native_message") or ""
-    return _short(f"{sig}: {msg}" if sig and msg else sig or msg or "crash")
+    cause = crash_cause(run) or (["timeout"] if run.exit.get("kind") == "timeout" else [])
+    return _short(": ".join(cause) or "crash")
 
 
 def cycle_cells(run: RunRecord) -> list[CycleCell]:
