@@ -52,16 +52,19 @@ def _steps(cycles: int, ledger: dict[int, dict] | None = None) -> list[StepEvent
     return out
 
 
-def crash_record() -> RunRecord:
-    """The child died of SIGSEGV in cycle 2's insert; gdb's native stack names the engine."""
+def _segv(**exit: object) -> RunRecord:
+    """A child killed by SIGSEGV in cycle 2's insert, judged; `exit` adds to its exit facts."""
     rec = _record()
     rec.steps = _steps(1)
-    rec.exit = {
-        "kind": "signal",
-        "signal": 11,
-        "signal_name": "SIGSEGV",
-        "stderr_tail": "Fatal Python error: Segmentation fault",
-        "native_stack": [
+    rec.exit = {"kind": "signal", "signal": 11, "signal_name": "SIGSEGV", **exit}
+    return judge(rec, PLAN)
+
+
+def crash_record() -> RunRecord:
+    """The child died of SIGSEGV in cycle 2's insert; gdb's native stack names the engine."""
+    return _segv(
+        stderr_tail="Fatal Python error: Segmentation fault",
+        native_stack=[
             {
                 "index": 0,
                 "function": "seg_store",
@@ -79,8 +82,7 @@ def crash_record() -> RunRecord:
                 "engine": False,
             },
         ],
-    }
-    return judge(rec, PLAN)
+    )
 
 
 def leak_record() -> RunRecord:
@@ -180,15 +182,7 @@ def test_the_explanation_names_the_engine_sites_of_each_stack() -> None:
 
 
 def test_a_crash_without_a_native_stack_says_why() -> None:
-    rec = _record()
-    rec.steps = _steps(1)
-    rec.exit = {
-        "kind": "signal",
-        "signal": 11,
-        "signal_name": "SIGSEGV",
-        "native_stack_absent": "gdb is not installed",
-    }
-    sites = explain(judge(rec, PLAN)).findings[0].sites
+    sites = explain(_segv(native_stack_absent="gdb is not installed")).findings[0].sites
     assert sites == ("no native stack: gdb is not installed",)
 
 

@@ -4,7 +4,7 @@ first), and the sites `finding_sites` names from them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -106,31 +106,31 @@ def format_native_frames(frames: list[dict[str, Any]], indent: str = "") -> str:
     return "\n".join(lines)
 
 
+# (whose stack, key, what the site is called, how the engine's frame is found): the native
+# stacks of the finding's evidence, then the checked allocator's stacks of its violation
+_SITES: tuple[tuple[str, str, str, Callable[[Any], str]], ...] = (
+    ("native", "native_stack", "in", engine_native_frame),
+    ("native", "native_alloc_stack", "allocated in", engine_native_frame),
+    ("native", "native_free_stack", "freed in", engine_native_frame),
+    ("allocator", "alloc_stack", "allocated at", engine_frame),
+    ("allocator", "free_stack", "freed at", engine_frame),
+    ("allocator", "fault_stack", "faulted at", engine_frame),
+)
+
+
 def finding_sites(f: Finding) -> tuple[str, ...]:
     """Where the engine's own code was, from the finding's stacks: the innermost engine frame
     of the native stack (a crash, a hang, a sanitizer's access), of the native allocation and
     free stacks, of the checked allocator's allocation/free/fault stacks; or why no native
     stack is there. The same sites every output names."""
     ev = f.evidence
+    v = ev.get("violation") if isinstance(ev.get("violation"), dict) else ev.get("block")
+    v = v if isinstance(v, dict) else {}
     out: list[str] = []
-    for key, label in (
-        ("native_stack", "in"),
-        ("native_alloc_stack", "allocated in"),
-        ("native_free_stack", "freed in"),
-    ):
-        where = engine_native_frame(ev.get(key))
+    for stacks, key, label, site in _SITES:
+        where = site((ev if stacks == "native" else v).get(key))
         if where:
             out.append(f"{label} {where}")
-    v = ev.get("violation") if isinstance(ev.get("violation"), dict) else ev.get("block")
-    if isinstance(v, dict):
-        for key, label in (
-            ("alloc_stack", "allocated at"),
-            ("free_stack", "freed at"),
-            ("fault_stack", "faulted at"),
-        ):
-            where = engine_frame(v.get(key))
-            if where:
-                out.append(f"{label} {where}")
     if not ev.get("native_stack") and ev.get("native_stack_absent"):
         out.append(f"no native stack: {str(ev['native_stack_absent']).splitlines()[0]}")
     return tuple(out)
