@@ -458,14 +458,11 @@ def _native_evidence(native: dict[str, Any] | None) -> dict[str, Any]:
 
 def _step_findings(steps: list[StepEvent]) -> list[Finding]:
     out: list[Finding] = []
-    violations: dict[int, list[dict[str, Any]]] = {}
-    for i, v in new_violations(steps):
-        violations.setdefault(i, []).append(v)
     # one Finding per (verdict, block label), listing every cycle it happened in, so a
     # double free in every cycle marks every cycle without one Finding per occurrence
     by_kind: dict[tuple[str, str], Finding] = {}
     worked: set[str] = set()  # ops that ran without an exception earlier in the run
-    for i, ev in enumerate(steps):
+    for ev, violations in zip(steps, new_violations(steps), strict=True):
         if ev.error:
             verdict = _error_verdict(ev.error, first_time=ev.op not in worked)
             what = f"{ev.error.get('type', '').rsplit('.', 1)[-1]} in cycle {ev.cycle} at {ev.op}"
@@ -483,7 +480,7 @@ def _step_findings(steps: list[StepEvent]) -> list[Finding]:
             )
         elif not ev.skipped:
             worked.add(ev.op)
-        for v in violations.get(i, ()):
+        for v in violations:
             verdict = v.get("verdict") if v.get("verdict") in VERDICTS else "lifecycle-error"
             kind = (verdict, str(v.get("label")))
             found = by_kind.get(kind)

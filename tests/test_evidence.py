@@ -211,7 +211,7 @@ def test_violations_are_read_once_per_step_from_the_cumulative_ledger() -> None:
             2, 0, "clear", True, 0.0, memory={"ledger": {"n_violations": 2, "violations": [v1, v2]}}
         ),
     ]
-    assert new_violations(steps) == [(0, v1), (2, v2)]
+    assert new_violations(steps) == [[v1], [], [v2]]
 
 
 def test_an_invalid_free_is_named_by_the_pointer_the_allocator_recorded() -> None:

@@ -11,17 +11,21 @@ from memcycle.records import RunRecord, StepEvent
 from .frames import engine_frame
 
 
-def new_violations(steps: Sequence[StepEvent]) -> list[tuple[int, dict[str, Any]]]:
-    """(step index, violation) for every allocator violation, in the order recorded: each
-    step's ledger snapshot carries the run's count and its latest violations."""
-    out: list[tuple[int, dict[str, Any]]] = []
+def new_violations(steps: Sequence[StepEvent]) -> list[list[dict[str, Any]]]:
+    """Per step (in order), the allocator violations first recorded at it: the step's own
+    `new_violations` when the child sent them, else read from the running count and the
+    newest violations each step's ledger snapshot carries (the same reading as helper
+    protocol's `records.new_violations`, which is to replace this one at integration)."""
+    out: list[list[dict[str, Any]]] = []
     seen = 0
-    for i, ev in enumerate(steps):
-        led = (ev.memory or {}).get("ledger") or {}
+    for ev in steps:
+        led = _ledger(ev)
+        if "new_violations" in led:
+            out.append(list(led["new_violations"] or []))
+            continue
         n = int(led.get("n_violations", len(led.get("violations") or [])))
-        if n > seen:
-            out.extend((i, v) for v in (led.get("violations") or [])[-(n - seen) :])
-            seen = n
+        out.append(list((led.get("violations") or [])[-(n - seen) :]) if n > seen else [])
+        seen = max(seen, n)
     return out
 
 

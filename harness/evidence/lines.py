@@ -86,7 +86,12 @@ def evidence_line(run: RunRecord) -> str:
             return line
     line = ""
     if v in MEMORY_FAULT_VERDICTS:
-        match = [(i, x) for i, x in new_violations(run.steps) if x.get("verdict") == v]
+        match = [
+            (i, x)
+            for i, new in enumerate(new_violations(run.steps))
+            for x in new
+            if x.get("verdict") == v
+        ]
         if match:
             line = violation_line(run.steps, *match[0])
     if not line:

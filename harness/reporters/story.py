@@ -70,13 +70,12 @@ def cycle_cells(run: RunRecord) -> list[CycleCell]:
     freed a block twice, as the note's table would have.
     """
     per_cycle: dict[int, list[tuple[str, str]]] = {}
-    for i, v in new_violations(run.steps):
-        # the note names an invalid free by its pointer ('0xa'), any other fault by its block
-        label = (invalid_free_address(v) if v.get("verdict") == "invalid-free" else "") or str(
-            v.get("label") or ""
-        )
-        per_cycle.setdefault(run.steps[i].cycle, []).append((str(v.get("verdict")), label))
-    for ev in run.steps:
+    for ev, violations in zip(run.steps, new_violations(run.steps), strict=True):
+        for v in violations:
+            # the note names an invalid free by its pointer ('0xa'), any other fault by its block
+            invalid = v.get("verdict") == "invalid-free"
+            label = (invalid_free_address(v) if invalid else "") or str(v.get("label") or "")
+            per_cycle.setdefault(ev.cycle, []).append((str(v.get("verdict")), label))
         if ev.error:  # the allocator's record of a fault (above) names its block
             verdict = ev.error.get("verdict") or "lifecycle-error"
             per_cycle.setdefault(ev.cycle, []).append((str(verdict), ""))
