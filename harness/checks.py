@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .evidence import engine_function
 from .native_messages import find_native_message
 from .protocol import EMPTYING_OPS, RESET_OPS
 from .records import (
@@ -212,12 +213,6 @@ def _stack_evidence(ex: dict[str, Any], kind: str | None) -> dict[str, Any]:
     return out
 
 
-def _engine_function(frames: list[dict[str, Any]] | None) -> str | None:
-    return next(
-        (f.get("function") for f in frames or [] if f.get("engine") and f.get("function")), None
-    )
-
-
 def _sanitizer_findings(
     record: RunRecord, plan: tuple[PlannedCycle, ...], cycle: int, step: int, op: str
 ) -> list[Finding]:
@@ -237,7 +232,7 @@ def _sanitizer_findings(
         frames = (rep.get("frames") or {}).get("stack") or (rep.get("frames") or {}).get(
             "alloc_stack"
         )
-        fn = _engine_function(frames)
+        fn = engine_function(frames)
         evidence: dict[str, Any] = {
             "source": rep["tool"],
             "violation": {k: v for k, v in rep.items() if k not in ("frames",)},
@@ -373,26 +368,11 @@ def _exit_findings(
     if kind == "signal" and not explained:
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
         stack = _stack_evidence(ex, kind)
-        fn = _engine_function(stack.get("native_stack"))
-        return [
-            Finding(
-                native["verdict"] if native else "crash",
-                cycle,
-                step,
-                op,
-                f"{ex.get('signal_name')} in cycle {cycle} at {op}"
-                + (f", in {fn}" if fn else "")
-                + (f": {native['runtime']}: {msg}" if native else f": {msg}" if msg else ""),
-                {
-                    "signal": ex.get("signal"),
-                    "signal_name": ex.get("signal_name"),
-                    **_native_evidence(native),
-                    **tail,
-                    **stack,
-                },
-            ),
-            *sanitized,
-        ]
+        fn = engine_function(stack.get("native_stack"))
+        said = f": {native['runtime']}: {msg}" if native else f": {msg}" if msg else ""
+        how = f"{ex.get('signal_name')} in cycle {cycle} at {op}" + (f", in {fn}" if fn else "")
+        facts = {"signal": ex.get("signal"), "signal_name": ex.get("signal_name")}
+        return [_died(native, (cycle, step, op), how + said, facts, tail, stack), *sanitized]
     if explained:
         # (ASan exits with code 1 after a SEGV report, aborts after the others)
         return sanitized
@@ -401,7 +381,7 @@ def _exit_findings(
         if run.get("phase") == "step":
             cycle, step, op = run["cycle"], run["step"], run["op"]
         stack = _stack_evidence(ex, kind)
-        fn = _engine_function(stack.get("native_stack"))
+        fn = engine_function(stack.get("native_stack"))
         limit = "step limit" if ex.get("timeout_limit") == "step" else "run limit"
         where = (
             f"cycle {cycle} step {step} ({op})" if run.get("phase") == "step" else run.get("op", op)
@@ -433,30 +413,30 @@ def _exit_findings(
         ]
     if kind == "exit":
         # a sanitizer or valgrind ends the child with an exit code, not a signal
-        return [
-            Finding(
-                native["verdict"] if native else "crash",
-                cycle,
-                step,
-                op,
-                f"child exited with code {ex.get('code')} in cycle {cycle} at {op}"
-                + (f": {native['runtime']}: {ex.get('native_message')}" if native else "")
-                + (
-                    f" ({forged} event line(s) not the child's, e.g. a forged end)"
-                    if forged
-                    else ""
-                ),
-                {
-                    "code": ex.get("code"),
-                    **forged_evidence,
-                    **_native_evidence(native),
-                    **tail,
-                    **_stack_evidence(ex, kind),
-                },
-            ),
-            *sanitized,
-        ]
+        said = f": {native['runtime']}: {ex.get('native_message')}" if native else ""
+        how = f"child exited with code {ex.get('code')} in cycle {cycle} at {op}" + said
+        if forged:
+            how += f" ({forged} event line(s) not the child's, e.g. a forged end)"
+        facts = {"code": ex.get("code"), **forged_evidence}
+        stack = _stack_evidence(ex, kind)
+        return [_died(native, (cycle, step, op), how, facts, tail, stack), *sanitized]
     return sanitized
+
+
+def _died(
+    native: dict[str, Any] | None,
+    where: tuple[int, int, str],
+    summary: str,
+    facts: dict[str, Any],
+    tail: dict[str, Any],
+    stack: dict[str, Any],
+) -> Finding:
+    """The child died (a signal, or an exit code from a sanitizer or valgrind): the verdict
+    is what its runtime said, else `crash`; how it died stays in the evidence (its facts, the
+    runtime's reading, the child's last words, the native stack or why there is none)."""
+    verdict = native["verdict"] if native else "crash"
+    evidence = {**facts, **_native_evidence(native), **tail, **stack}
+    return Finding(verdict, *where, summary, evidence)
 
 
 def _native(ex: dict[str, Any]) -> dict[str, Any] | None:

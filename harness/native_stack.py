@@ -247,11 +247,6 @@ def format_frame(f: dict[str, Any]) -> str:
     return f"{text} [{f.get('origin', '?')}: {obj}]"
 
 
-def engine_function(frames: list[dict[str, Any]]) -> str | None:
-    """The innermost engine frame's function name: what the summary names."""
-    return next((f.get("function") for f in frames if f.get("engine") and f.get("function")), None)
-
-
 # -- running gdb ----------------------------------------------------------------------------
 def _run_gdb(
     args: list[str],

@@ -375,6 +375,7 @@ class ScenarioItem(pytest.Item):
         record = self.record
         assert record is not None  # setup ran it
         from memcycle.checks import skip_findings, was_skipped
+        from memcycle.evidence import skip_reason
 
         for f in skip_findings(record) if record.verdict != "skipped" else []:
             # judged on what ran; the skipped steps stay visible (-rP, JUnit properties)
@@ -386,12 +387,8 @@ class ScenarioItem(pytest.Item):
             and was_skipped(record)
             and (record.passed or record.verdict == "skipped")
         ):
-            skips = skip_findings(record)
-            why = skips[0].summary if skips else str(record.exit.get("reason", "skipped"))
-            pytest.fail(f"--memcycle-fail-on-skip: {why}", pytrace=False)
+            pytest.fail(f"--memcycle-fail-on-skip: {skip_reason(record)}", pytrace=False)
         if record.verdict == "skipped" and record.expected_verdict != "skipped":
-            from memcycle.reporters.common import skip_reason
-
             pytest.skip(skip_reason(record))
         if not record.passed:
             raise MemcycleFailure(record)

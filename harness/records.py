@@ -54,6 +54,13 @@ SEVERITY: dict[str, int] = {
     "error": 10,
 }
 
+# the verdict groups every reader names: the child did not end by itself (a cycle cell's
+# lightning mark, a crash's exit shown); and what a checked allocator or a sanitizer catches
+CRASH_VERDICTS: frozenset[str] = frozenset({"crash", "timeout"})
+MEMORY_FAULT_VERDICTS: frozenset[str] = frozenset(
+    {"double-free", "invalid-free", "use-after-free", "buffer-overflow"}
+)
+
 
 @dataclass
 class StepEvent:

@@ -301,8 +301,10 @@ class _LedgerAllocator:
         return None
 
     # -- violations -------------------------------------------------------------
-    def _report(self, exc: MemoryFault, block: Block | None) -> None:
-        """Record the violation (finalizers swallow exceptions), then raise it."""
+    def _report(self, exc: MemoryFault, block: Block | None, **facts: Any) -> None:
+        """Record the violation (finalizers swallow exceptions), then raise it. `facts` are
+        the values the message words (an address, the bytes past the end) kept as data, so
+        no reader has to parse them back out of the message."""
         self.violations.append(
             {
                 "verdict": exc.verdict,
@@ -310,11 +312,13 @@ class _LedgerAllocator:
                 "label": block.label if block else None,
                 "nbytes": block.nbytes if block else None,
                 "block_id": block.id if block else None,
+                "address": block.address if block else None,
                 "alloc_seq": block.alloc_seq if block else None,
                 "free_seq": block.free_seq if block else None,
                 "alloc_stack": list(block.alloc_stack or ()) if block else [],
                 "free_stack": list(block.free_stack or ()) if block else [],
                 "fault_stack": list(_capture_stack()),
+                **facts,
             }
         )
         raise exc
@@ -334,7 +338,8 @@ class _LedgerAllocator:
             f"never issued (an uninitialised or foreign pointer)\n"
             f"  freed at:\n{_format_stack(_capture_stack() if self.record_stacks else None)}"
         )
-        self._report(InvalidFreeError(msg), None)
+        # not a block of this allocator: only the pointer and the label it was handed
+        self._report(InvalidFreeError(msg), None, label=block.label, address=block.address)
 
     def _use_after_free(self, block: Block) -> None:
         msg = (
@@ -433,7 +438,10 @@ class CheckedAllocator(_LedgerAllocator):
             f"  allocated at:\n{_format_stack(block.alloc_stack)}\n"
             f"  detected at:\n{_format_stack(_capture_stack())}"
         )
-        self._report(BufferOverflowError(msg), block)
+        overflow = {"found_on": when, "past_end_bytes": int(bad_tail.size)}
+        if bad_head.size:
+            overflow["before_start_bytes"] = int(bad_head.size)
+        self._report(BufferOverflowError(msg), block, overflow=overflow)
 
     def store(self, block: Block, index: int, values: np.ndarray) -> None:
         if block.freed:
@@ -449,7 +457,13 @@ class CheckedAllocator(_LedgerAllocator):
                 f"  allocated at:\n{_format_stack(block.alloc_stack)}\n"
                 f"  written at:\n{_format_stack(_capture_stack())}"
             )
-            self._report(BufferOverflowError(msg), block)
+            overflow = {
+                "access": "write",
+                "access_bytes": data.nbytes,
+                "offset": start,
+                "past_end_bytes": max(end - block.nbytes, 0),
+            }
+            self._report(BufferOverflowError(msg), block, overflow=overflow)
         super().store(block, index, data)
 
     def _check_poison(self, block: Block, raw: np.ndarray) -> None:
@@ -520,6 +534,7 @@ class RawAllocator(_LedgerAllocator):
                     "label": block.label,
                     "nbytes": block.nbytes,
                     "block_id": block.id,
+                    "address": block.address,
                     "alloc_seq": block.alloc_seq,
                     "free_seq": block.free_seq,
                 }

@@ -52,10 +52,6 @@ class ClosedError(LifecycleError):
     """The database was closed; it cannot be used any more."""
 
 
-class NotInitializedError(LifecycleError):
-    """The database has no dimension yet (nothing was inserted)."""
-
-
 # --- memory faults the checked allocator detects ------------------------------
 class MemoryFault(RefimplError):
     """A memory-safety violation. `verdict` names the harness verdict class."""

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from memcycle import native_stack as ns
 from memcycle.checks import judge
+from memcycle.evidence import evidence_items
 from memcycle.records import RunRecord
-from memcycle.reporters.common import evidence_items
 from memcycle.runner import run_one
 from memcycle.scenario import load_scenario
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from factories import MiB, crash_run, double_free_finding, make_run, sample_report
 from memcycle.cli import build_parser
+from memcycle.evidence import evidence_items
 from memcycle.records import CycleSummary, Finding, Report, RunRecord, StepEvent
 from memcycle.reporters import FILENAMES, render_html, render_json, render_junit, write_all
 from memcycle.reporters.common import (
@@ -19,7 +20,6 @@ from memcycle.reporters.common import (
     QUARANTINE_NOTE,
     cell,
     cycle_table,
-    evidence_items,
     fmt_bytes,
     memory_rows,
     quarantine_note,
@@ -601,3 +601,19 @@ def test_a_quarantine_that_was_not_verified_apart_is_said_to_be_included() -> No
     rows = memory_rows(run)
     assert rows[-1]["Engine live (memray)"] == fmt_bytes(40 * MiB + 34 * 1024 + 500)
     assert ENGINE_WITH_CACHE_LINE in panels(run)[1][1]
+
+
+def test_the_console_and_the_reports_leave_out_the_same_cycles_of_a_long_run() -> None:
+    run = make_run(n_cycles=40, verdict="leak", fail_at=20, live_growth=MiB)
+    console = [
+        line.split("|")[1].strip()
+        for line in format_run(run).splitlines()
+        if line.startswith("| ") and "Cycle" not in line
+    ]
+    numbers = [r["Cycle"] for r in memory_rows(run)]
+    assert [c if c.isdigit() else "gap" for c in console] == [
+        c if c.isdigit() else "gap" for c in numbers
+    ]
+    # the first and last cycles, the failing one and the first not reached
+    assert {"1", "6", "20", "21", "35", "40"} <= set(numbers) and "10" not in numbers
+    assert "| ... | | | | | (13 cycles) |" in format_run(run)

@@ -47,14 +47,16 @@ metadata and valgrind aborts).
 story tables are appended to summary.md.
 
 The pieces, each its own module: `plan` (what runs and what it must give), `judge` (was it
-caught), `evidence` (one line of evidence per run), `text` (the matrix as text and Markdown),
+caught), `text` (the matrix as text and Markdown; its evidence column is
+`memcycle.evidence.evidence_line`, the explanation every output shares),
 `execute` (running the cases), `story` (the note's tables). The command itself (flags,
 progress, output) is `memcycle.commands.faults`; nothing here imports the CLI.
 """
 
 from __future__ import annotations
 
-from .evidence import TOOL_SOURCES, evidence_line, verdict_finding_at
+from memcycle.evidence import TOOL_SOURCES, evidence_line, verdict_finding_at
+
 from .execute import run_cases, write_reports
 from .judge import Outcome, judge_case, native_evidence_problems
 from .plan import (

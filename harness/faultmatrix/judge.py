@@ -3,10 +3,9 @@ engine clean, and (for the C twin) does the verdict carry the native evidence it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from memcycle.evidence import names_engine_function
 from memcycle.records import RunRecord
 
 from .plan import REQUIRED_STACKS, Case, catalogue_verdict, must_kill
@@ -62,13 +61,6 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
     return Outcome(case, rec, not problems, problems)
 
 
-def _engine_c_frame(frames: Sequence[dict[str, Any]] | None, need_line: bool) -> bool:
-    return any(
-        f.get("engine") and f.get("function") and (not need_line or f.get("line"))
-        for f in frames or ()
-    )
-
-
 def native_evidence_problems(case: Case, rec: RunRecord) -> list[str]:
     """What the C twin's verdict lacks: under a tool, the tool's own report with every stack
     of `REQUIRED_STACKS` naming a C function and line of the twin; plain, a crash-class
@@ -84,11 +76,11 @@ def native_evidence_problems(case: Case, rec: RunRecord) -> list[str]:
         return [
             f"the {case.mode} report's {key} names no C function and line of the twin"
             for key in REQUIRED_STACKS.get(rec.verdict, ())
-            if not _engine_c_frame(f.evidence.get(key), need_line=True)
+            if not names_engine_function(f.evidence.get(key), need_line=True)
         ]
     if rec.exit.get("kind") == "signal" and found:
         ev = found[0].evidence
-        if not _engine_c_frame(ev.get("native_stack"), need_line=False):
+        if not names_engine_function(ev.get("native_stack"), need_line=False):
             why = ev.get("native_stack_absent") or rec.exit.get("native_stack_absent")
             return [
                 "the crash's native stack names no C function of the twin"

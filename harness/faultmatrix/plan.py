@@ -12,6 +12,7 @@ from pathlib import Path
 
 from memcycle.bundled import scenarios_dir
 from memcycle.errors import UsageError
+from memcycle.records import MEMORY_FAULT_VERDICTS
 from memcycle.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 
 BUNDLED = scenarios_dir()
@@ -52,9 +53,7 @@ REQUIRED_STACKS: dict[str, tuple[str, ...]] = {
 # capabilities of the C twin a scenario's `requires` may name (it cannot reload its library)
 TWIN_CAPABILITIES = frozenset({"delete", "metadata_filter", "dimension_change"})
 # a verdict that only a dead child can give: such a fault must end with a signal
-_SIGNAL_VERDICTS = frozenset(
-    {"double-free", "invalid-free", "use-after-free", "buffer-overflow", "crash"}
-)
+_SIGNAL_VERDICTS = MEMORY_FAULT_VERDICTS | {"crash"}
 
 
 class MatrixError(UsageError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .evidence import evidence_line, verdict_finding_at
+from memcycle.evidence import evidence_line, verdict_finding_at
+
 from .judge import Outcome
 from .plan import Case
 

@@ -1,4 +1,5 @@
-"""What every report format shows, computed once: cycle-table rows, evidence, labels.
+"""What every report format shows as tables, computed once: cycle-table rows, the memory
+numbers per cycle, labels and counts (the evidence behind a verdict is `memcycle.evidence`).
 
 Each format module turns these plain values into its own markup, so the
 Markdown table, the HTML table and the JUnit failure text always agree.
@@ -7,22 +8,16 @@ Nothing here reads files or touches an engine: it is a function of run records.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from memcycle.records import SEVERITY, CycleSummary, Finding, Report, RunRecord
+from memcycle.evidence import fmt_bytes, signal_name
+from memcycle.records import CRASH_VERDICTS, CycleSummary, Report, RunRecord
 
 OK = "✅"
 FAIL = "❌"
 CRASH = "⚡"
 NOT_REACHED = "-"
-
-# verdicts whose cycle cell gets the lightning mark: the process did not end by itself
-_CRASH_VERDICTS = frozenset({"crash", "timeout"})
-_MEMORY_FAULTS = frozenset({"double-free", "invalid-free", "use-after-free", "buffer-overflow"})
-STDERR_TAIL_LINES = 25
 
 
 def run_label(run: RunRecord) -> str:
@@ -37,38 +32,8 @@ def run_anchor(run: RunRecord, index: int) -> str:
     return f"run-{index}-{safe.strip('-').lower()}"
 
 
-def fmt_bytes(n: float | int | None) -> str:
-    """Human-readable bytes (binary units), '-' for missing values."""
-    if n is None:
-        return "-"
-    sign = "-" if n < 0 else ""
-    v = float(abs(n))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if v < 1024 or unit == "GiB":
-            return f"{sign}{v:.0f} {unit}" if unit == "B" else f"{sign}{v:.1f} {unit}"
-        v /= 1024
-    return f"{sign}{v:.1f} GiB"  # pragma: no cover - loop always returns
-
-
 def fmt_seconds(s: float | None) -> str:
     return "-" if s is None else f"{s:.2f} s"
-
-
-def signal_name(run: RunRecord) -> str | None:
-    """The signal that ended the child, as text ('SIGSEGV'), when there was one."""
-    sig = run.exit.get("signal") if run.exit else None
-    if run.exit and run.exit.get("signal_name"):
-        return str(run.exit["signal_name"])
-    if sig is None or sig == "":
-        return None
-    if isinstance(sig, int):
-        import signal as _signal
-
-        try:
-            return _signal.Signals(sig).name
-        except ValueError:
-            return f"signal {sig}"
-    return str(sig)
 
 
 def cell(status: str, run: RunRecord | None = None) -> str:
@@ -79,7 +44,7 @@ def cell(status: str, run: RunRecord | None = None) -> str:
         return NOT_REACHED
     if status == "skipped":
         return "skipped"
-    if status in _CRASH_VERDICTS:
+    if status in CRASH_VERDICTS:
         detail = status
         if status == "crash" and run is not None:
             detail = signal_name(run) or "crash"
@@ -136,6 +101,10 @@ class CycleTable:
     baseline_name: str
     rows: tuple[Row, ...]
 
+    @property
+    def header(self) -> tuple[str, str, str, str]:
+        return ("Cycle", self.baseline_name, "this run", "Status")
+
 
 def _status_text(base: str | None, this: str, expected: str = "clean") -> str:
     """The Status column: what changed between the baseline cell and this run's cell
@@ -149,14 +118,14 @@ def _status_text(base: str | None, this: str, expected: str = "clean") -> str:
         if not this_failed:
             return "Works"
         if expected in ("clean", "skipped"):
-            return "Crashes" if this in _CRASH_VERDICTS else "Fails"
+            return "Crashes" if this in CRASH_VERDICTS else "Fails"
         return "Fails as expected" if this == expected else f"Fails (expected {expected})"
     base_failed = _failed(base)
     if not this_failed:
         return "Fixed" if base_failed else "Works"
     if not base_failed:
         reached = base not in ("-", "", "not-reached")
-        kind = "Crashes" if this in _CRASH_VERDICTS else "Fails"
+        kind = "Crashes" if this in CRASH_VERDICTS else "Fails"
         return f"{kind} (baseline works)" if reached else f"{kind} (baseline did not reach it)"
     if base == this:
         return "Same failure as baseline"
@@ -275,24 +244,51 @@ def engine_live_per_cycle(run: RunRecord) -> dict[int, int | None]:
     return out
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Cycles a long table leaves out (between two shown rows)."""
+
+    cycles: int
+
+
+def shown_cycles(cycles: Sequence[CycleSummary]) -> list[CycleSummary | Gap]:
+    """The cycles a per-cycle table shows: all of a short run; of a long one its first and
+    last `MEMORY_ROWS_EDGE`, every failing cycle and the first not reached, with a `Gap` for
+    each run of cycles left out (the console and every report elide the same way)."""
+    if len(cycles) <= 2 * MEMORY_ROWS_EDGE + 1:
+        return list(cycles)
+    keep = {c.cycle for c in [*cycles[:MEMORY_ROWS_EDGE], *cycles[-MEMORY_ROWS_EDGE:]]}
+    keep |= {c.cycle for c in cycles if _failed(c.status)}
+    first_missing = next((c for c in cycles if c.status in ("-", "", "not-reached")), None)
+    if first_missing is not None:
+        keep.add(first_missing.cycle)
+    out: list[CycleSummary | Gap] = []
+    hidden = 0
+    for c in cycles:
+        if c.cycle not in keep:
+            hidden += 1
+            continue
+        if hidden:
+            out.append(Gap(hidden))
+            hidden = 0
+        out.append(c)
+    if hidden:
+        out.append(Gap(hidden))
+    return out
+
+
 def memory_rows(run: RunRecord) -> list[dict[str, str]]:
     """Per-cycle measurements as display strings (the table under the cycle table);
-    a long run shows its first and last cycles and any failing one, with '…' between.
-    A `Quarantine` column appears when the allocator keeps freed blocks."""
+    a long run shows its first and last cycles and any failing one, with '…' between
+    (`shown_cycles`). A `Quarantine` column appears when the allocator keeps freed blocks."""
     quarantine = quarantine_per_cycle(run)
     engine = engine_live_per_cycle(run)
     header = _MEMORY_HEADER if quarantine else tuple(h for h in _MEMORY_HEADER if h != "Quarantine")
-    cycles = run.cycles
-    if len(cycles) > 2 * MEMORY_ROWS_EDGE + 1:
-        keep = {c.cycle for c in cycles[:MEMORY_ROWS_EDGE] + cycles[-MEMORY_ROWS_EDGE:]}
-        keep |= {c.cycle for c in cycles if _failed(c.status)}
-        cycles = [c for c in cycles if c.cycle in keep]
     out = []
-    prev: int | None = None
-    for c in cycles:
-        if prev is not None and c.cycle != prev + 1:
+    for c in shown_cycles(run.cycles):
+        if isinstance(c, Gap):
             out.append({k: "…" for k in header})
-        prev = c.cycle
+            continue
         reached = c.status not in ("-", "", "not-reached")
         row = {
             "Cycle": str(c.cycle),
@@ -322,280 +318,6 @@ _MEMORY_HEADER = (
 )
 
 
-@dataclass(frozen=True)
-class EvidenceItem:
-    """One piece of evidence: a short `key: value` fact, or a titled block of text."""
-
-    title: str
-    text: str
-    block: bool  # render as preformatted text
-
-
-# keys shown first, in this order; everything else follows alphabetically
-_KEY_ORDER = (
-    "message",
-    "exception",
-    "type",
-    "label",
-    "block",
-    "block_id",
-    "nbytes",
-    "leaked_bytes_per_cycle",
-    "alloc_stack",
-    "free_stack",
-    "fault_stack",
-    "traceback",
-)
-_BYTE_KEYS = ("bytes", "nbytes")
-
-
-def _is_bytes_key(key: str) -> bool:
-    return any(
-        key == k or key.endswith("_" + k) or key.startswith(k + "_") or f"_{k}_" in key
-        for k in _BYTE_KEYS
-    )
-
-
-def _fmt_value(key: str, value: Any) -> tuple[str, bool]:
-    """Text for one evidence value and whether it needs a preformatted block."""
-    if isinstance(value, bool) or value is None:
-        return str(value), False
-    if isinstance(value, int | float) and _is_bytes_key(key):
-        return f"{fmt_bytes(value)} ({value})", False
-    if isinstance(value, int | float):
-        return f"{value:g}" if isinstance(value, float) else str(value), False
-    if isinstance(value, str):
-        return value.rstrip(), "\n" in value.strip() or len(value) > 160
-    if isinstance(value, list | tuple):
-        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-            if _is_bytes_key(key):
-                return ", ".join(fmt_bytes(v) for v in value), False
-            return ", ".join(str(v) for v in value), False
-        if _native_frames(value):
-            return format_native_frames(value), True
-        if all(isinstance(v, dict) and _native_frames(v.get("frames")) for v in value):
-            # native_threads: every thread's stack (a hang)
-            return "\n".join(
-                f"thread {t.get('num')} {t.get('name') or ''} (lwp {t.get('lwp')}):\n"
-                + format_native_frames(t["frames"], indent="  ")
-                for t in value
-            ), True
-        if all(isinstance(v, str) for v in value):
-            # a stack (list of frames) or a list of lines
-            return "\n".join(v.rstrip("\n") for v in value) or "(empty)", True
-        if all(isinstance(v, dict) for v in value) and all(
-            not isinstance(x, dict | list) for v in value for x in v.values()
-        ):
-            # measurements per cycle/step: one readable line each
-            return "\n".join(_fmt_flat(v) for v in value), True
-        if all(isinstance(v, dict) for v in value) and all(_frames_entry(v) for v in value):
-            # memray stacks with their bytes (top_growth, top_live): a header line, then frames
-            out = []
-            for v in value:
-                head = {k: x for k, x in v.items() if not isinstance(x, list)}
-                out.append(_fmt_flat(head))
-                out.extend(f"    {frame}" for x in v.values() if isinstance(x, list) for frame in x)
-            return "\n".join(out), True
-    if (
-        isinstance(value, dict)
-        and value
-        and all(isinstance(v, dict) and _frames_entry(v) for v in value.values())
-    ):
-        # e.g. live blocks by label: one line per label, its allocation frames under it
-        # (the checked allocator's ledger: the newest block's site), largest first
-        out = []
-        for k, v in sorted(value.items(), key=lambda kv: -_size(kv[1])):
-            out.append(f"{k}: {_fmt_flat({x: y for x, y in v.items() if not isinstance(y, list)})}")
-            out.extend(f"    {frame}" for y in v.values() if isinstance(y, list) for frame in y)
-        return "\n".join(out), True
-    return json.dumps(value, indent=2, sort_keys=True, default=str), True
-
-
-_LEAD = ("cycle", "step", "op")
-NATIVE_FRAMES_SHOWN = 24
-
-
-def _native_frames(value: Any) -> bool:
-    """A native stack from gdb or a sanitizer: dicts with `function` and `origin`."""
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(v, dict) and "function" in v and "origin" in v for v in value)
-    )
-
-
-def format_native_frames(frames: list[dict[str, Any]], indent: str = "") -> str:
-    """One line per frame, innermost first; the engine's own frames marked with '=>'."""
-    from ..native_stack import format_frame
-
-    lines = [
-        f"{indent}{'=>' if f.get('engine') else '  '} {format_frame(f)}"
-        for f in frames[:NATIVE_FRAMES_SHOWN]
-    ]
-    if len(frames) > NATIVE_FRAMES_SHOWN:
-        lines.append(f"{indent}   ... {len(frames) - NATIVE_FRAMES_SHOWN} more frame(s)")
-    return "\n".join(lines)
-
-
-def _size(d: dict[str, Any]) -> float:
-    v = d.get("bytes", d.get("nbytes", 0))
-    return float(v) if isinstance(v, int | float) else 0.0
-
-
-def _frames_entry(d: dict[str, Any]) -> bool:
-    """A dict of scalars plus lists of strings (a stack with its numbers)."""
-    return all(
-        not isinstance(x, dict) and (not isinstance(x, list) or all(isinstance(f, str) for f in x))
-        for x in d.values()
-    )
-
-
-def _fmt_flat(d: dict[str, Any]) -> str:
-    """'cycle 2, step 7 (clear): live_blocks 4, live_bytes 36.0 KiB'."""
-    where = ", ".join(f"{k} {d[k]}" for k in ("cycle", "step") if d.get(k) is not None)
-    if d.get("op"):
-        where = f"{where} ({d['op']})" if where else str(d["op"])
-    rest = ", ".join(
-        f"{k} {_fmt_value(k, v)[0]}" for k, v in d.items() if k not in _LEAD and v is not None
-    )
-    return f"{where}: {rest}" if where and rest else where or rest
-
-
-def _order(keys: Sequence[str]) -> list[str]:
-    first = [k for k in _KEY_ORDER if k in keys]
-    return first + sorted(k for k in keys if k not in _KEY_ORDER)
-
-
-def evidence_items(evidence: dict[str, Any]) -> list[EvidenceItem]:
-    """A finding's evidence dict as ordered display items (stacks and messages as blocks)."""
-    items = []
-    for key in _order(list(evidence)):
-        value = evidence[key]
-        if value in (None, "", [], {}):
-            continue
-        if isinstance(value, dict) and not all(isinstance(v, dict) for v in value.values()):
-            # a record (the allocator's violation, the exception with its traceback):
-            # flatten it one level so messages and stacks show as text, not JSON
-            items.extend(
-                EvidenceItem(f"{key}.{k}", *(_fmt_value(k, value[k])))
-                for k in _order(list(value))
-                if value[k] not in (None, "", [], {})
-            )
-            continue
-        text, block = _fmt_value(key, value)
-        items.append(EvidenceItem(key, text, block))
-    return items
-
-
-def _lines(text: str) -> set[str]:
-    return {line.strip() for line in text.splitlines() if line.strip()}
-
-
-def _dedupe(items: list[EvidenceItem], shown: list[tuple[str, set[str]]]) -> list[EvidenceItem]:
-    """Drop blocks whose every line another block already shows: the same stderr arrives
-    as faulthandler output, stderr tail and exit tail, and an allocator message already
-    quotes the block's stacks; a traceback that ends with a message shown above keeps
-    only the message's first line. `shown` carries across a run."""
-    blocks = [i for i in items if i.block]  # in display order: messages before tracebacks
-    replaced: dict[int, EvidenceItem] = {}
-    for item in blocks:
-        lines = _lines(item.text)
-        if lines and any(lines <= other for _, other in shown):
-            replaced[id(item)] = item  # marker: drop
-            continue
-        text = item.text
-        for other_text, _ in shown:
-            body = other_text.strip()
-            if body.count("\n") >= 3 and body in text:
-                text = text.replace(body, body.splitlines()[0] + " [... as shown above]")
-        shown.append((item.text.strip(), lines))
-        if text != item.text:
-            replaced[id(item)] = EvidenceItem(item.title, text, True)
-    out = []
-    for i in items:
-        r = replaced.get(id(i))
-        if r is i:
-            continue
-        out.append(r or i)
-    return out
-
-
-def run_evidence(
-    run: RunRecord,
-) -> tuple[list[tuple[Finding, list[EvidenceItem]]], list[EvidenceItem]]:
-    """Each finding with its evidence items, and the exit items (empty for a normal exit),
-    with text repeated across them shown once."""
-    shown: list[tuple[str, set[str]]] = []
-    findings = [(f, _dedupe(evidence_items(f.evidence), shown)) for f in run.findings]
-    exit_part: list[EvidenceItem] = []
-    if abnormal_exit(run) or run.verdict in ("crash", "timeout"):
-        facts = {i.text for _, items in findings for i in items if not i.block}
-        exit_part = [i for i in _dedupe(exit_items(run), shown) if i.block or i.text not in facts]
-    return findings, exit_part
-
-
-def finding_headline(f: Finding) -> str:
-    """'double-free at cycle 2, step 1 (insert): summary'."""
-    where = []
-    if f.cycle is not None:
-        where.append(f"cycle {f.cycle}")
-    if f.step is not None:
-        where.append(f"step {f.step}")
-    place = ", ".join(where)
-    if f.op:
-        place = f"{place} ({f.op})" if place else f"op {f.op}"
-    head = f"{f.verdict} at {place}" if place else f.verdict
-    return f"{head}: {f.summary}" if f.summary else head
-
-
-def exit_items(run: RunRecord) -> list[EvidenceItem]:
-    """How the child ended: kind, code, signal and the tail of its stderr."""
-    e = run.exit or {}
-    items = []
-    facts = []
-    for key in ("kind", "code", "signal"):
-        if e.get(key) not in (None, ""):
-            facts.append(f"{key} {e[key]}")
-    sig = signal_name(run)
-    if sig and str(e.get("signal")) != sig:
-        facts.append(f"({sig})")
-    if facts:
-        items.append(EvidenceItem("exit", " ".join(facts), False))
-    for key, title in (("native_message", "native message"), ("fatal_error", "fatal error")):
-        if e.get(key):
-            items.append(EvidenceItem(title, str(e[key]), "\n" in str(e[key])))
-    tail = e.get("stderr_tail")
-    if tail:
-        if isinstance(tail, list):
-            tail = "\n".join(tail)
-        lines = str(tail).rstrip().splitlines()[-STDERR_TAIL_LINES:]
-        items.append(EvidenceItem("stderr (tail)", "\n".join(lines), True))
-    return items
-
-
-def abnormal_exit(run: RunRecord) -> bool:
-    """Whether the exit deserves showing (a signal, a non-zero code, a timeout)."""
-    e = run.exit or {}
-    if e.get("signal") not in (None, "", 0):
-        return True
-    if e.get("code") not in (None, 0):
-        return True
-    return e.get("kind") not in _NORMAL_EXITS
-
-
-_NORMAL_EXITS = frozenset({None, "", "ok", "clean", "normal", "skipped"})
-
-
-def leaked_per_cycle(run: RunRecord) -> list[int | None]:
-    """memray's engine live bytes for each cycle, quarantine left out (None: not measured)."""
-    engine = engine_live_per_cycle(run)
-    return [engine.get(c.cycle) for c in run.cycles]
-
-
-def is_memory_fault(verdict: str) -> bool:
-    return verdict in _MEMORY_FAULTS
-
-
 def outcome(run: RunRecord) -> str:
     """'PASS', 'FAIL' or 'SKIP' against the run's expected verdict; 'ERROR' when memcycle or
     the adapter could not run it (never counted as the engine's failure, never a pass)."""
@@ -606,29 +328,11 @@ def outcome(run: RunRecord) -> str:
     return "PASS" if run.passed else "FAIL"
 
 
-def skip_reason(run: RunRecord) -> str:
-    """Why a run was skipped: a finding's summary, the exit's reason, or a step's reason."""
-    for f in run.findings:
-        if f.summary:
-            return f.summary
-    reason = (run.exit or {}).get("reason")
-    if reason:
-        return str(reason)
-    for s in run.steps:
-        if s.skipped:
-            return s.skipped
-    return "skipped"
-
-
 def counts(report: Report) -> dict[str, int]:
     out = {"PASS": 0, "FAIL": 0, "SKIP": 0, "ERROR": 0}
     for r in report.runs:
         out[outcome(r)] += 1
     return out
-
-
-def severity(verdict: str) -> int:
-    return SEVERITY.get(verdict, 0)
 
 
 def by_scenario(runs: Sequence[RunRecord]) -> dict[str, list[tuple[int, RunRecord]]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from memcycle.evidence import EvidenceItem, explain, fmt_bytes
 from memcycle.records import Report, RunRecord
 
 from .common import (
@@ -23,14 +24,11 @@ from .common import (
     by_scenario,
     counts,
     cycle_table,
-    finding_headline,
-    fmt_bytes,
     fmt_seconds,
     memory_rows,
     outcome,
     quarantine_note,
     run_anchor,
-    run_evidence,
     run_label,
 )
 from .plots import memory_plot_png, png_data_uri
@@ -107,7 +105,7 @@ def _mark(text: str) -> str:
     return _e(text)
 
 
-def _evidence_html(items: Sequence[Any]) -> str:
+def _evidence_html(items: Sequence[EvidenceItem]) -> str:
     if not items:
         return ""
     parts = ['<dl class="evidence">']
@@ -245,7 +243,7 @@ def _run_html(
     if table.rows:
         parts.append(
             _table(
-                ["Cycle", table.baseline_name, "this run", "Status"],
+                table.header,
                 [
                     [_e(r.label), _mark(r.baseline), _mark(r.this_run), _e(r.status)]
                     for r in table.rows
@@ -255,15 +253,15 @@ def _run_html(
         )
     else:
         parts.append("<p>No cycle was recorded.</p>")
-    findings, exit_part = run_evidence(run)
-    if findings:
+    ev = explain(run)
+    if ev.findings:
         parts.append('<ul class="findings">')
-        for f, items in findings:
-            parts.append(f"<li><strong>{_e(finding_headline(f))}</strong>")
-            parts.append(_evidence_html(items))
+        for fe in ev.findings:
+            parts.append(f"<li><strong>{_e(fe.headline)}</strong>")
+            parts.append(_evidence_html(fe.items))
             parts.append("</li>")
         parts.append("</ul>")
-    parts.append(_evidence_html(exit_part))
+    parts.append(_evidence_html(ev.exit))
     png = memory_plot_png(run)
     if png is not None:
         parts.append(

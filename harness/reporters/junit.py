@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from memcycle.evidence import skip_reason
 from memcycle.records import Report
 
-from .common import counts, outcome, run_label, skip_reason
+from .common import counts, outcome, run_label
 from .text import headline, render_run_text
 
 # characters XML 1.0 cannot carry at all (stderr tails can hold anything)

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memcycle.evidence import explain, fmt_bytes
 from memcycle.records import Report, RunRecord
 
 from .common import (
     by_scenario,
     counts,
     cycle_table,
-    finding_headline,
-    fmt_bytes,
     fmt_seconds,
     memory_rows,
     outcome,
     quarantine_note,
-    run_evidence,
     run_label,
 )
+from .text import evidence_lines
 
 
 def _md_cell(text: str) -> str:
@@ -47,6 +46,12 @@ def _fence(text: str) -> list[str]:
     return [ticks, text, ticks]
 
 
+def _block(text: str, nested: bool) -> list[str]:
+    """A fenced block; under a finding's bullet it is indented to belong to the bullet."""
+    fenced = _fence(text)
+    return ["    " + x for x in "\n".join(fenced).splitlines()] if nested else fenced
+
+
 def render_run(
     run: RunRecord,
     runs: Sequence[RunRecord] = (),
@@ -56,10 +61,7 @@ def render_run(
 ) -> str:
     """One run: cycle table, verdict, findings with their evidence, exit, memory per cycle."""
     table = cycle_table(run, runs, baseline)
-    lines = _table(
-        ["Cycle", table.baseline_name, "this run", "Status"],
-        [[r.label, r.baseline, r.this_run, r.status] for r in table.rows],
-    )
+    lines = _table(table.header, [[r.label, r.baseline, r.this_run, r.status] for r in table.rows])
     if run.verdict == "error" and not run.steps:
         lines = ["(no cycle ran: memcycle or the adapter could not build the engine)"]
     elif not table.rows:
@@ -70,24 +72,7 @@ def render_run(
         f"**Verdict: {run.verdict_text}** (expected {run.expected_verdict}: {outcome(run)}) "
         f"in {fmt_seconds(run.seconds)}, peak {fmt_bytes(run.peak_bytes)}"
     )
-    findings, exit_part = run_evidence(run)
-    for f, items in findings:
-        lines.append("")
-        lines.append(f"- {finding_headline(f)}")
-        for item in items:
-            if item.block:
-                lines.append(f"  - {item.title}:")
-                lines.extend("    " + x for x in "\n".join(_fence(item.text)).splitlines())
-            else:
-                lines.append(f"  - {item.title}: {item.text}")
-    if exit_part:
-        lines.append("")
-        for item in exit_part:
-            if item.block:
-                lines.append(f"{item.title}:")
-                lines.extend(_fence(item.text))
-            else:
-                lines.append(f"{item.title}: {item.text}")
+    lines += evidence_lines(explain(run), block=_block, bullet="- ")
     if memory_table and run.cycles:
         rows = memory_rows(run)
         lines.append("")

@@ -11,15 +11,13 @@ records, like every reporter; `memcycle faults --story` runs the code paths.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memcycle.records import RunRecord, new_violations, worst
+from memcycle.evidence import crash_cause, invalid_free_address, new_violations
+from memcycle.records import CRASH_VERDICTS, RunRecord, worst
 
-from .common import CRASH, FAIL, NOT_REACHED, OK, signal_name
-
-_MEMORY_FAULTS = ("double-free", "invalid-free", "use-after-free", "buffer-overflow")
+from .common import CRASH, FAIL, NOT_REACHED, OK
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class CycleCell:
             return OK
         if self.status == "-":
             return NOT_REACHED
-        mark = CRASH if self.status in ("crash", "timeout") else FAIL
+        mark = CRASH if self.status in CRASH_VERDICTS else FAIL
         inner = self.status if not self.detail else f"{self.status}: {self.detail}"
         if self.status == "crash" and self.detail:
             inner = self.detail
@@ -58,16 +56,9 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _address(message: str) -> str:
-    """The pointer of an invalid free ('0xa'), the note's way of naming the failure."""
-    m = re.search(r"free of (0x[0-9a-f]+)", message or "")
-    return m.group(1) if m else ""
-
-
 def _crash_detail(run: RunRecord) -> str:
-    sig = signal_name(run) or ("timeout" if run.exit.get("kind") == "timeout" else "")
-    msg = run.exit.get("native_message") or ""
-    return _short(f"{sig}: {msg}" if sig and msg else sig or msg or "crash")
+    cause = crash_cause(run) or (["timeout"] if run.exit.get("kind") == "timeout" else [])
+    return _short(": ".join(cause) or "crash")
 
 
 def cycle_cells(run: RunRecord) -> list[CycleCell]:
@@ -81,12 +72,13 @@ def cycle_cells(run: RunRecord) -> list[CycleCell]:
     per_cycle: dict[int, list[tuple[str, str]]] = {}
     for ev, violations in zip(run.steps, new_violations(run.steps), strict=True):
         for v in violations:
-            label = v.get("label") or _address(v.get("message", ""))
+            # the note names an invalid free by its pointer ('0xa'), any other fault by its block
+            invalid = v.get("verdict") == "invalid-free"
+            label = (invalid_free_address(v) if invalid else "") or str(v.get("label") or "")
             per_cycle.setdefault(ev.cycle, []).append((str(v.get("verdict")), label))
-        if ev.error:
+        if ev.error:  # the allocator's record of a fault (above) names its block
             verdict = ev.error.get("verdict") or "lifecycle-error"
-            detail = _address(ev.error.get("message", "")) if verdict == "invalid-free" else ""
-            per_cycle.setdefault(ev.cycle, []).append((str(verdict), detail))
+            per_cycle.setdefault(ev.cycle, []).append((str(verdict), ""))
     cells: list[CycleCell] = []
     for c in run.cycles:
         found = [(c.status, "")] if c.status not in ("ok", "-") else []

@@ -3,27 +3,23 @@
 Same content as `markdown.render_run` (cycle table, verdict, findings with evidence, exit),
 but in words and aligned columns: no emoji (CI viewers and pytest-html show empty boxes), no
 `**bold**`, no `|---|` rows. `headline` is the one line for a JUnit `message` attribute and a
-pytest item's crash line: verdict, cycle, step and what happened.
+pytest item's crash line: verdict, cycle, step and what happened. `evidence_lines` lays out
+a run's evidence (`memcycle.evidence.explain`) for both line-based formats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from memcycle.records import Finding, Report, RunRecord
+from memcycle.evidence import EvidenceItem, RunEvidence, explain, fmt_bytes, run_headline
+from memcycle.records import Report, RunRecord
 
-from .common import (
-    CRASH,
-    FAIL,
-    OK,
-    cycle_table,
-    finding_headline,
-    fmt_bytes,
-    memory_rows,
-    run_evidence,
-)
+from .common import CRASH, FAIL, OK, cycle_table, memory_rows
 
 _WORDS = ((OK, "ok"), (FAIL, "FAIL"), (CRASH, "CRASH"))
+
+# a block of text (a stack, a message) as lines; `nested`: under a finding's bullet
+BlockLayout = Callable[[str, bool], list[str]]
 
 
 def plain(text: str) -> str:
@@ -33,34 +29,43 @@ def plain(text: str) -> str:
     return text
 
 
-def _place(f: Finding) -> str:
-    where = ", ".join(
-        f"{k} {v}" for k, v in (("cycle", f.cycle), ("step", f.step)) if v is not None
-    )
-    if f.op and where:
-        where += f" ({f.op})"
-    elif f.op:
-        where = f"op {f.op}"
-    return f" at {where}" if where else ""
-
-
 def headline(run: RunRecord) -> str:
-    """One line: 'ERROR at op setup: engine setup failed: ...' or
-    'verdict crash (expected clean) at cycle 2, step 0 (insert): SIGSEGV in ...'."""
-    relevant = [f for f in run.findings if f.verdict == run.verdict] or run.findings
-    first = relevant[0] if relevant else None
-    place = _place(first) if first is not None else ""
-    if run.verdict == "error":
-        cause = first.summary if first is not None else "memcycle could not run the scenario"
-        line = f"ERROR{place}: {cause}"
-    else:
-        line = f"verdict {run.verdict_text} (expected {run.expected_verdict}){place}"
-        if first is not None and first.summary:
-            line += f": {first.summary}"
-    return " ".join(plain(line).split())[:400]
+    """The run's headline (`evidence.run_headline`) as one plain line of at most 400 chars."""
+    return " ".join(plain(run_headline(run)).split())[:400]
 
 
-def _columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def _item_lines(item: EvidenceItem, prefix: str, block: BlockLayout, nested: bool) -> list[str]:
+    if item.block:
+        return [f"{prefix}{item.title}:", *block(item.text, nested)]
+    return [f"{prefix}{item.title}: {item.text}"]
+
+
+def evidence_lines(
+    ev: RunEvidence,
+    *,
+    block: BlockLayout,
+    bullet: str = "",
+    words: Callable[[str], str] = str,
+) -> list[str]:
+    """Each finding as '- headline' with its items under it, then how the child ended."""
+    lines: list[str] = []
+    for fe in ev.findings:
+        lines += ["", f"- {words(fe.headline)}"]
+        for item in fe.items:
+            lines += _item_lines(item, f"  {bullet}", block, True)
+    if ev.exit:
+        lines.append("")
+        for item in ev.exit:
+            lines += _item_lines(item, "", block, False)
+    return lines
+
+
+def _indented(text: str, nested: bool) -> list[str]:
+    return [f"    {x}" for x in text.splitlines()]
+
+
+def columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Aligned plain-text columns under a dashed rule."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
@@ -82,8 +87,8 @@ def render_run_text(
     else:
         table = cycle_table(run, runs, baseline)
         if table.rows:
-            lines += _columns(
-                ["Cycle", table.baseline_name, "this run", "Status"],
+            lines += columns(
+                table.header,
                 [[r.label, plain(r.baseline), plain(r.this_run), r.status] for r in table.rows],
             )
         else:
@@ -93,25 +98,9 @@ def render_run_text(
         f"verdict {run.verdict}, expected {run.expected_verdict}, "
         f"{run.seconds:.2f} s, peak {fmt_bytes(run.peak_bytes)}",
     ]
-    findings, exit_part = run_evidence(run)
-    for f, items in findings:
-        lines += ["", f"- {plain(finding_headline(f))}"]
-        for item in items:
-            if item.block:
-                lines.append(f"  {item.title}:")
-                lines.extend(f"    {x}" for x in item.text.splitlines())
-            else:
-                lines.append(f"  {item.title}: {item.text}")
-    if exit_part:
-        lines.append("")
-        for item in exit_part:
-            if item.block:
-                lines.append(f"{item.title}:")
-                lines.extend(f"    {x}" for x in item.text.splitlines())
-            else:
-                lines.append(f"{item.title}: {item.text}")
+    lines += evidence_lines(explain(run), block=_indented, words=plain)
     if memory_table and run.steps and run.cycles:
         rows = memory_rows(run)
         lines += ["", "Memory per cycle:"]
-        lines += _columns(list(rows[0]), [list(r.values()) for r in rows])
+        lines += columns(list(rows[0]), [list(r.values()) for r in rows])
     return "\n".join(lines)
