@@ -51,7 +51,7 @@ import numpy as np
 
 from .evidence import engine_function
 from .native_messages import find_native_message
-from .protocol import EMPTYING_OPS, RESET_OPS
+from .protocol import EMPTYING_OPS, RESET_OPS, TEARDOWN_OP
 from .records import (
     VERDICTS,
     CycleSummary,
@@ -184,15 +184,15 @@ def _next_position(plan: tuple[PlannedCycle, ...], steps: list[StepEvent]) -> tu
     if not steps:
         return plan[0].index, 0, plan[0].steps[0].op
     last = steps[-1]
-    if last.op == "close":
-        return last.cycle, last.step, "close"
+    if last.op == TEARDOWN_OP:
+        return last.cycle, last.step, TEARDOWN_OP
     pc = plan[last.cycle - 1]
     if last.step + 1 < len(pc.steps):
         return pc.index, last.step + 1, pc.steps[last.step + 1].op
     if last.cycle < len(plan):
         nxt = plan[last.cycle]
         return nxt.index, 0, nxt.steps[0].op
-    return last.cycle, last.step + 1, "close"
+    return last.cycle, last.step + 1, TEARDOWN_OP
 
 
 def _stack_evidence(ex: dict[str, Any], kind: str | None) -> dict[str, Any]:
@@ -228,7 +228,9 @@ def _sanitizer_findings(
         c, s_, o = rep.get("cycle", cycle), rep.get("step", step), rep.get("op", op)
         if rep["verdict"] == "leak":
             last = plan[-1] if plan else None
-            c, s_, o = (last.index, len(last.steps), "close") if last else (cycle, step, "close")
+            c, s_, o = (
+                (last.index, len(last.steps), TEARDOWN_OP) if last else (cycle, step, TEARDOWN_OP)
+            )
         frames = (rep.get("frames") or {}).get("stack") or (rep.get("frames") or {}).get(
             "alloc_stack"
         )
@@ -345,7 +347,12 @@ def _exit_findings(
             *sanitized,
         ]
     lsan_failed = (ex.get("sanitizer") or {}).get("leak_check_failed")
-    if lsan_failed and kind == "signal" and ex.get("signal_name") == "SIGABRT" and op == "close":
+    if (
+        lsan_failed
+        and kind == "signal"
+        and ex.get("signal_name") == "SIGABRT"
+        and op == TEARDOWN_OP
+    ):
         # the tool failed after the last step, not the engine: the run's memory errors were
         # checked, its leaks under LSan were not (an `error`, never a crash nor clean)
         return [
@@ -354,7 +361,7 @@ def _exit_findings(
                 "error",
                 cycle,
                 step,
-                "close",
+                TEARDOWN_OP,
                 f"LeakSanitizer failed, the engine's leaks were not checked: {lsan_failed}"[:300],
                 {"leak_check_failed": lsan_failed, "stderr_tail": ex.get("stderr_tail")},
             ),
@@ -876,7 +883,7 @@ def was_skipped(record: RunRecord) -> bool:
 
 def _ran_something(steps: list[StepEvent]) -> bool:
     """Whether any step of the plan ran (the final close alone does not count)."""
-    return any(not ev.skipped and ev.op != "close" for ev in steps)
+    return any(not ev.skipped and ev.op != TEARDOWN_OP for ev in steps)
 
 
 MAX_FINDINGS_PER_VERDICT = 10
@@ -969,7 +976,7 @@ def summarize_cycles(
 ) -> list[CycleSummary]:
     """One row per planned cycle: ok, the worst verdict found in it, or '-' if not reached."""
     reached = {ev.cycle for ev in record.steps}
-    ran = {ev.cycle for ev in record.steps if not ev.skipped and ev.op != "close"}
+    ran = {ev.cycle for ev in record.steps if not ev.skipped and ev.op != TEARDOWN_OP}
     status: dict[int, list[str]] = {}
     for f in record.findings:
         if f.cycle is None and f.op == "setup":

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .protocol import PARENT_ENV
+
 MAX_FRAMES = 48
 REPLAY_TIMEOUT_FACTOR = 3.0  # the replay may take this many times the original run, plus slack
 REPLAY_TIMEOUT_SLACK = 60.0
@@ -322,7 +324,7 @@ def replay_crash(
     # under gdb the child's parent is gdb, not memcycle: without this the replay would take
     # itself for an orphan (child.die_with_parent) and leave before it could crash again
     env = {k: v for k, v in (env if env is not None else os.environ).items()}
-    env.pop("MEMCYCLE_PARENT_PID", None)
+    env.pop(PARENT_ENV, None)
     # `run` is given before the script, so the script sees the stopped (or exited) inferior
     data, tail = _run_gdb(
         ["-ex", "run", "--", "--args", *command],
