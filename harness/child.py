@@ -47,6 +47,7 @@ from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
 from .hangs import install_child_hooks
 from .oracle import Oracle, dedupe
+from .preload import preload_engine_code
 from .recording import Recorder
 from .records import StepEvent
 from .scenario import (
@@ -585,6 +586,7 @@ def run(config: dict[str, Any], events: _Events, compile_clock: CompileClock | N
         if p not in sys.path:
             sys.path.insert(0, p)
     scenario = load_scenario(config["scenario"])
+    preload_engine_code(config["engine"])  # before recording: harness.preload says why
     recorder = Recorder(
         config.get("memray_path"),
         native=bool(config.get("native")),
