@@ -2,6 +2,7 @@
 
     python benchmarks/overhead.py                       # repeated-clear-insert + search-after-clear
     python benchmarks/overhead.py --passes 5 --scenario soak-200
+    python benchmarks/overhead.py --startup 5           # child start-up only (warm cache)
     python benchmarks/overhead.py --bare SCENARIO       # one bare replay, prints JSON (internal)
 
 Three kinds of pass per scenario, interleaved (the order rotates every pass, so a slow stretch
@@ -315,16 +316,64 @@ def table(all_results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+TINY = """dimension = 8
+[[cycle]]
+steps = [ { op = "insert", count = 10 }, { op = "search", queries = 1, k = 1 }, { op = "clear" } ]
+"""
+
+
+def startup(passes: int) -> None:
+    """Child start-up: spawn of `python -m memcycle.child` (memray and tracemalloc off) to the
+    `start` event (engine built), to the first step's result, and the whole tiny child."""
+    from memcycle.isolation import run_child
+
+    with tempfile.TemporaryDirectory(prefix="memcycle-startup-") as tmp:
+        path = Path(tmp) / "tiny.toml"
+        path.write_text(TINY)
+        rows = []
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            marks: dict[str, float] = {}
+
+            def on_event(ev: dict[str, Any], t0: float = t0, marks: dict = marks) -> None:
+                kind = "first_step" if ev.get("kind") == "step" else ev.get("kind")
+                marks.setdefault(str(kind), time.perf_counter() - t0)
+
+            res = run_child(
+                {
+                    "scenario": str(path),
+                    "engine": "refimpl",
+                    "memray_path": None,
+                    "tracemalloc": False,
+                },
+                timeout=120,
+                on_event=on_event,
+            )
+            rows.append(
+                (marks.get("start", math.nan), marks.get("first_step", math.nan), res.seconds)
+            )
+    med = [statistics.median(r[i] for r in rows) for i in range(3)]
+    print(
+        f"child start-up, warm cache, {passes} passes: spawn -> engine built median {med[0]:.2f} s,"
+        f" -> first step {med[1]:.2f} s, whole tiny child {med[2]:.2f} s; "
+        f"passes {[tuple(round(v, 2) for v in r) for r in rows]}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", action="append", help="bundled name or .toml (repeatable)")
     ap.add_argument("--passes", type=int, default=5, help="passes of each kind (default 5)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--startup", type=int, metavar="N", help="only time N child start-ups")
     ap.add_argument("--bare", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--with-oracle", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare:
         bare_main(args.bare, args.with_oracle)
+        return
+    if args.startup:
+        startup(args.startup)
         return
     if args.passes < 1:
         raise SystemExit(f"overhead.py: --passes must be at least 1, got {args.passes}")
