@@ -285,20 +285,28 @@ def analyze(
     total = engine = engine_blocks = 0
     seg_peak = seg_engine_peak = 0
     last_index: int | None = None
+    peak = engine_peak = n_records = 0
     try:
         reader = FileReader(str(capture))
         native = out.native_traces = bool(getattr(reader.metadata, "has_native_traces", False))
+        # the hot loop: one pass over every record, so names are bound locally and the
+        # engine-attribution cache is read inline (`_Attribution.is_engine` fills it)
+        free_kinds = _FREE_KINDS
+        live_pop = live.pop
+        eng_cache = attr.cache
+        is_engine = attr.is_engine
         for rec in reader.get_allocation_records():
-            out.records += 1
-            if int(rec.allocator) in _FREE_KINDS:
-                old = live.pop(rec.address, None)
+            n_records += 1
+            if rec.allocator in free_kinds:
+                old = live_pop(rec.address, None)
                 if old is not None:
                     total -= old[0]
                     if old[2]:
                         engine -= old[0]
                         engine_blocks -= 1
                 continue
-            idx = _is_marker(rec) if rec.size >= 1_000_000 else None
+            size = rec.size
+            idx = _is_marker(rec) if size >= 1_000_000 else None
             if idx is not None:
                 cached = _cached(ledgers.get(idx))
                 # subtracted only when memray holds it among the engine's bytes (checked
@@ -324,30 +332,42 @@ def analyze(
                 elif op_at.get(idx) not in ("close", None) and baseline is not None:
                     at_reset = _by_stack(live)
                 # the marker's own free follows; it must not match a live block
-                live.pop(rec.address, None)
+                live_pop(rec.address, None)
                 continue
-            is_eng = attr.is_engine(rec)
-            prev = live.pop(rec.address, None)
+            sid = rec.stack_id
+            is_eng = eng_cache.get(sid)
+            if is_eng is None:
+                is_eng = is_engine(rec)
+            address = rec.address
+            prev = live_pop(address, None)
             if prev is not None:  # realloc in place or a missed free
                 total -= prev[0]
                 if prev[2]:
                     engine -= prev[0]
                     engine_blocks -= 1
-            key = attr.native_key(rec) if native and is_eng else rec.stack_id
-            live[rec.address] = (rec.size, key, is_eng)
-            total += rec.size
+            key = attr.native_key(rec) if native and is_eng else sid
+            live[address] = (size, key, is_eng)
+            total += size
             if is_eng:
-                engine += rec.size
+                engine += size
                 engine_blocks += 1
+                if engine > seg_engine_peak:
+                    seg_engine_peak = engine
+                    if engine > engine_peak:
+                        engine_peak = engine
             if total > seg_peak:
                 seg_peak = total
-                out.peak_bytes = max(out.peak_bytes, total)
-            if engine > seg_engine_peak:
-                seg_engine_peak = engine
-                out.engine_peak_bytes = max(out.engine_peak_bytes, engine)
+                if total > peak:
+                    peak = total
+        out.records = n_records
+        out.peak_bytes = max(out.peak_bytes, peak)
+        out.engine_peak_bytes = max(out.engine_peak_bytes, engine_peak)
         reader.close()
     except Exception as exc:  # truncated capture after a hard crash, etc.
         out.error = f"{type(exc).__name__}: {exc}"
+        out.records = max(out.records, n_records)
+        out.peak_bytes = max(out.peak_bytes, peak)
+        out.engine_peak_bytes = max(out.engine_peak_bytes, engine_peak)
     by_stack = _by_stack(live)
     end_ledger = ledgers.get(last_index) if last_index is not None else None
     alloc_files = (

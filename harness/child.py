@@ -43,6 +43,7 @@ from .engines.base import Engine, EngineConfig
 from .engines.registry import make_engine
 from .hangs import install_child_hooks
 from .oracle import Oracle, dedupe
+from .preload import preload_engine_code
 from .protocol import (
     EXIT_OK,
     EXIT_ORPHANED,
@@ -563,6 +564,7 @@ def run(config: ChildConfig, events: EventWriter, compile_clock: CompileClock | 
         if p not in sys.path:
             sys.path.insert(0, p)
     scenario = config.scenario
+    preload_engine_code(config.engine)  # before recording: harness.preload says why
     recorder = Recorder(
         config.memray_path,
         native=config.native,

@@ -146,7 +146,11 @@ def python_objects() -> dict[str, int]:
     """Objects tracked by the garbage collector, by type, after a collection (objgraph's
     growth view): containers and instances; ints, floats and strs are not tracked."""
     gc.collect()
-    counts = Counter(_type_name(type(o)) for o in gc.get_objects())
+    # counted by type object first, named once per type (the same counts, in the same order of
+    # first appearance: a soak runs this at each of its 200 resets over ~100k objects)
+    counts: Counter[str] = Counter()
+    for t, n in Counter(map(type, gc.get_objects())).items():
+        counts[_type_name(t)] += n
     return {k: v for k, v in counts.most_common(MAX_TYPES) if v >= MIN_TYPE_COUNT}
 
 

@@ -200,6 +200,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress.note(
         f"memcycle: {len(items)} run(s), {args.jobs} at a time; report in {out}/", style="dim"
     )
+    from memcycle.reporters.plots import prefetch_matplotlib  # here: `memcycle list` never pays it
+
+    prefetch_matplotlib()  # the HTML report's plot import overlaps the runs (reporters.plots)
     registry = ChildRegistry()
     with StopSignals(registry) as stop:
         try:
