@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .recording import MARKER_FUNCTION, marker_index
+from .protocol import MARKER_FUNCTION, marker_index
 
 _FREE_KINDS = {1, 5, 15}  # memray AllocatorType: PYMALLOC_FREE, FREE, MUNMAP
 

@@ -20,11 +20,6 @@ from typing import Any
 
 import psutil
 
-# the marker encoding is the protocol's; re-exported while `analysis` still imports it from here
-from .protocol import MARKER_BASE as MARKER_BASE
-from .protocol import MARKER_FUNCTION as MARKER_FUNCTION
-from .protocol import MARKER_STRIDE as MARKER_STRIDE
-from .protocol import marker_index as marker_index
 from .protocol import marker_size
 
 NUMPY_TRACEMALLOC_DOMAIN = 389047

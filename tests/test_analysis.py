@@ -11,7 +11,7 @@ import pytest
 from memcycle.analysis import analyze, external_assets, flamegraphs, ledgers_at_markers
 from memcycle.isolation import run_child
 from memcycle.protocol import ChildConfig
-from memcycle.recording import MARKER_BASE, marker_index, marker_size
+from memcycle.protocol import MARKER_BASE, marker_index, marker_size
 from memcycle.records import RunRecord, StepEvent
 from memcycle.runner import run_one
 from memcycle.scenario import load_scenario
