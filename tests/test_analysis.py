@@ -10,8 +10,7 @@ import memray
 import pytest
 from memcycle.analysis import analyze, external_assets, flamegraphs, ledgers_at_markers
 from memcycle.isolation import run_child
-from memcycle.protocol import ChildConfig
-from memcycle.protocol import MARKER_BASE, marker_index, marker_size
+from memcycle.protocol import MARKER_BASE, ChildConfig, marker_index, marker_size
 from memcycle.records import RunRecord, StepEvent
 from memcycle.runner import run_one
 from memcycle.scenario import load_scenario
