@@ -330,3 +330,33 @@ def test_a_leaksanitizer_failure_after_the_last_step_is_an_error_not_an_engine_c
     judge(rec, sc.plan)
     assert [f.verdict for f in rec.findings] == ["error"]
     assert rec.verdict == "error" and "leaks were not checked" in rec.findings[0].summary
+
+
+# numpy's BLAS threads asleep, glibc's unwinder loaded (backtrace() dlopens libgcc_s), then
+# os._exit as the child leaves: under glibc's freeres at exit this hung for good
+_EXIT_AFTER_BLAS_THREADS = """
+import ctypes, os, time
+import numpy as np
+a = np.ones((300, 300)); (a @ a).sum()
+ctypes.CDLL(None).backtrace((ctypes.c_void_p * 8)(), 8)
+time.sleep(2)
+os._exit(0)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_a_child_under_valgrind_leaves_after_numpys_blas_threads_went_to_sleep(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+
+    script = tmp_path / "leave.py"
+    script.write_text(_EXIT_AFTER_BLAS_THREADS)
+    cmd, env = san.prepare(
+        san.Mode("valgrind", tmp_path / "vg"), [sys.executable, str(script)], dict(os.environ)
+    )
+    # a generous bound only so that a regression fails instead of hanging the suite
+    proc = subprocess.run(cmd, env=env, timeout=900, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
