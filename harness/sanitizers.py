@@ -490,9 +490,11 @@ def _vg_verdict(kind: str, aux: str) -> str | None:
 
 
 def _close_xml(text: str) -> str:
-    """A memcheck XML file cut short (the child was killed) made parseable."""
-    if "</valgrindoutput>" in text:
-        return text
+    """A memcheck XML file cut short (the child was killed) made parseable; what a dying
+    valgrind writes after its closing tag (a stack of its own panic) is dropped."""
+    end = text.find("</valgrindoutput>")
+    if end >= 0:
+        return text[: end + len("</valgrindoutput>")]
     cut = text.rfind("</error>")
     head = text[: cut + len("</error>")] if cut >= 0 else text[: text.find("<error>")]
     return head + "\n</valgrindoutput>\n"
@@ -574,6 +576,7 @@ def collect(mode: Mode, roots: Sequence[str]) -> dict[str, Any]:
             if m:
                 first = text.strip().splitlines()[0][:200]
                 lsan_failed = f"{m.group(0).strip('=')}: {first}"
+    tool_died = _valgrind_died(files) if mode.tool == "valgrind" else None
     errors = [r for r in relevant if r["verdict"] != "leak"]
     later = errors[1:] if mode.tool == "valgrind" else []
     if errors and later:
@@ -591,4 +594,30 @@ def collect(mode: Mode, roots: Sequence[str]) -> dict[str, Any]:
         "files": files,
         "notes": list(mode.notes),
         "leak_check_failed": lsan_failed,
+        "tool_died": tool_died,
     }
+
+
+_VALGRIND_DIED = re.compile(
+    r"^.*(?:VALGRIND INTERNAL ERROR[^\n]*|valgrind: the 'impossible' happened[^\n]*"
+    r"|Valgrind's memory management: out of memory[^\n]*)",
+    re.M,
+)
+
+
+def _valgrind_died(files: Sequence[str]) -> str | None:
+    """valgrind's own death (its log's first panic line), or None.
+
+    A write far past a block's end runs over memcheck's redzone into its own heap
+    metadata, and valgrind then dies of SIGSEGV or 'Heap block lo/hi size mismatch'
+    (the C twin's migration-overflow: four InvalidWrite reports, then 'Valgrind received
+    a signal 11'): the process dies of the tool's signal, and memcheck's reports written
+    before are what explains it (`harness.checks` takes them as the verdict)."""
+    for f in files:
+        if not f.endswith(".log"):
+            continue
+        with contextlib.suppress(OSError):
+            m = _VALGRIND_DIED.search(Path(f).read_text(encoding="utf-8", errors="replace"))
+            if m:
+                return re.sub(r"^[-=]*\d*[-=]*\s*", "", m.group(0).strip())[:300]
+    return None

@@ -129,6 +129,35 @@ def test_a_valgrind_xml_cut_short_by_a_kill_still_parses_its_complete_errors() -
     assert [r["verdict"] for r in reps] == ["use-after-free"]
 
 
+TWIN_ROOT = "/work/wt/valgrind/refimpl/native"  # the C twin valgrind-died-* was recorded from
+
+
+def test_a_valgrind_that_died_of_an_overflow_still_gives_memchecks_report_and_says_it_died(
+    tmp_path: Path,
+) -> None:
+    # migration-overflow: the copy ran past memcheck's redzone, valgrind died of SIGSEGV and
+    # its XML closes early, followed by a stack of its own panic
+    mode = san.Mode("valgrind", tmp_path)
+    for ext in ("xml", "log"):
+        text = (DATA / f"valgrind-died-after-overflow.{ext}").read_text()
+        (tmp_path / f"valgrind.27399.{ext}").write_text(text)
+    found = san.collect(mode, [TWIN_ROOT])
+    assert found["tool_died"] == (
+        "VALGRIND INTERNAL ERROR: Valgrind received a signal 11 (SIGSEGV) - exiting"
+    )
+    (rep,) = found["reports"]
+    assert rep["verdict"] == "buffer-overflow" and "0 bytes after a block" in rep["message"]
+    assert _fns(rep["fault_stack"])[-1] == "to_flat"
+    assert "tier_alloc" in _fns(rep["alloc_stack"])
+    assert rep["n_later_errors"] == 3
+
+
+def test_a_valgrind_run_that_ended_normally_does_not_say_valgrind_died(tmp_path: Path) -> None:
+    (tmp_path / "valgrind.1.xml").write_text((DATA / "valgrind-memcheck.xml").read_text())
+    (tmp_path / "valgrind.1.log").write_text("==1== Memcheck, a memory error detector\n")
+    assert san.collect(san.Mode("valgrind", tmp_path), [VG_ROOT])["tool_died"] is None
+
+
 # -- how the child is started ----------------------------------------------------------------
 def test_asan_mode_preloads_the_runtime_and_sets_options_for_hosting_python(tmp_path: Path) -> None:
     mode = san.Mode("asan", tmp_path / "asan")
