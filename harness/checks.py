@@ -357,10 +357,8 @@ def _exit_findings(
         ]
     # a sanitizer that aborts after its report (abort_on_error) explains the SIGABRT: the
     # report's precise verdict replaces the crash, the signal stays in its evidence
-    # so does valgrind's own death after memcheck reported the write that killed it
-    tool_died = kind == "signal" and bool((ex.get("sanitizer") or {}).get("tool_died"))
     explained = (
-        (kind == "signal" and ex.get("signal_name") == "SIGABRT") or kind == "exit" or tool_died
+        (kind == "signal" and ex.get("signal_name") == "SIGABRT") or kind == "exit"
     ) and any(f.verdict != "leak" for f in sanitized)
     native = _native(ex)  # what the runtime said (glibc, C++, Rust): the precise verdict
     if kind == "signal" and not explained:

@@ -611,8 +611,9 @@ def _valgrind_died(files: Sequence[str]) -> str | None:
     A write far past a block's end runs over memcheck's redzone into its own heap
     metadata, and valgrind then dies of SIGSEGV or 'Heap block lo/hi size mismatch'
     (the C twin's migration-overflow: four InvalidWrite reports, then 'Valgrind received
-    a signal 11'): the process dies of the tool's signal, and memcheck's reports written
-    before are what explains it (`harness.checks` takes them as the verdict)."""
+    a signal 11 - exiting', exit code 1). Memcheck's reports written before are what
+    explains it (`harness.checks` takes a sanitizer's report as the verdict of a child that
+    exited); this line says in the evidence that the tool, not the program, died."""
     for f in files:
         if not f.endswith(".log"):
             continue
