@@ -193,7 +193,7 @@ def prepare(
             "--num-callers=40",
             "--trace-children=no",
             "--child-silent-after-fork=yes",
-            # the futex hang at close (every run that used NumPy's BLAS, clean or not): at
+            # the futex hang at close (runs whose NumPy BLAS threads had started, clean too): at
             # exit_group valgrind ends the other threads, then runs glibc's __libc_freeres in
             # the main thread; it dlcloses the libgcc_s handle glibc opened for its unwinder
             # (backtrace, pthread_cancel/exit; the child had it, LD_DEBUG=files), and that
