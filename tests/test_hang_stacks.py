@@ -159,3 +159,23 @@ def test_bundled_scenarios_still_load_without_timeouts() -> None:
 
     sc = load_scenario(scenarios_dir() / "repeated-clear-insert.toml")
     assert sc.timeout is None and all(s.timeout is None for pc in sc.plan for s in pc.steps)
+
+
+def test_under_a_tool_the_limits_are_stretched_by_its_measured_slowdown_and_fixed_price(
+    tmp_path: Path,
+) -> None:
+    from memcycle.runner import _watchdog
+    from memcycle.sanitizers import STEP_TIMEOUT_FACTOR, TIMEOUT_FACTOR, TIMEOUT_SLACK
+
+    sc = parse_scenario(
+        'dimension = 4\ntimeout = 30\n[[cycle]]\nsteps = [{ op = "clear", timeout = 2 }]\n'
+    )
+    for tool in ("asan", "valgrind"):
+        watchdog, run_limit = _watchdog(sc, None, tool)
+        assert run_limit == TIMEOUT_FACTOR[tool] * 30 + TIMEOUT_SLACK[tool]
+        assert watchdog.positions[0].timeout == STEP_TIMEOUT_FACTOR[tool] * 2
+    # valgrind's limit is no longer the 100x that held CI for hours on a hang
+    assert _watchdog(sc, 30, "valgrind")[1] < 100 * 30
+    assert (
+        _watchdog(sc, 30, None)[1] == 30 and _watchdog(sc, None, None)[0].positions[0].timeout == 2
+    )
