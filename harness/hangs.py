@@ -8,7 +8,9 @@ When a limit passes, `dump_hung_child` collects, before the child is killed:
 - the Python stacks of all threads: the child registered faulthandler on
   SIGUSR1 (`install_child_hooks`), writing to a file the parent names; the
   handler is C code that needs no GIL, so it answers even from a C loop;
-- the native stacks of all threads, by attaching gdb (`harness.native_stack`).
+- the native stacks of all threads, by attaching gdb (`harness.native_stack`);
+  under valgrind through valgrind's gdbserver (vgdb), since the program runs on
+  valgrind's synthetic CPU and `gdb -p` would see valgrind's own frames.
 """
 
 from __future__ import annotations
@@ -144,11 +146,12 @@ def dump_hung_child(
     dump_path: Path | None,
     roots: Sequence[str],
     *,
-    under_valgrind: bool = False,
+    valgrind_program: str | None = None,
     lookup: GdbLookup = find_gdb,
     attach: Callable[..., Any] = attach_all_threads,
 ) -> dict[str, Any]:
-    """Python stacks (faulthandler via SIGUSR1) and native stacks (gdb) of a live child."""
+    """Python stacks (faulthandler via SIGUSR1) and native stacks (gdb) of a live child;
+    `valgrind_program`: the child is that program under valgrind (gdb goes through vgdb)."""
     out: dict[str, Any] = {}
     if dump_path is not None:
         try:
@@ -158,12 +161,10 @@ def dump_hung_child(
             out["python_stacks"] = None
         if not out.get("python_stacks"):
             out["python_stacks_absent"] = "the child wrote no Python stacks after SIGUSR1"
-    if under_valgrind:
-        out["native_stack_absent"] = (
-            "not attached under valgrind: gdb would see valgrind's own frames, not the program's"
-        )
-        return out
-    stacks = attach(pid, roots=roots, lookup=lookup)
+    if valgrind_program is not None:
+        stacks = attach(pid, roots=roots, lookup=lookup, valgrind_program=valgrind_program)
+    else:
+        stacks = attach(pid, roots=roots, lookup=lookup)
     if stacks.absent:
         out["native_stack_absent"] = stacks.absent
     else:

@@ -47,10 +47,12 @@ class NativeExtras:
         self.pid: int | None = None
         self.xml_marks: list[tuple[int, int, int, str]] = []  # (xml size, cycle, step, op)
         self.hang: dict[str, Any] | None = None
+        self.program: str | None = None  # the child's executable (gdb's symbols under vgdb)
 
     # -- before the child starts ---------------------------------------------------------
     def prepare(self, command: list[str], env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         env = {**env, STACK_DUMP_ENV: str(self.dump_path)}
+        self.program = command[0] if command else None
         if self.mode is not None:
             command, env = _san.prepare(self.mode, command, env)
         return command, env
@@ -97,7 +99,9 @@ class NativeExtras:
                         proc.pid,
                         self.dump_path,
                         self.roots,
-                        under_valgrind=self.mode is not None and self.mode.tool == "valgrind",
+                        valgrind_program=self.program
+                        if self.mode is not None and self.mode.tool == "valgrind"
+                        else None,
                     ),
                     "dump_seconds": None,
                 }

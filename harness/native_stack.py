@@ -17,7 +17,10 @@ Why gdb, and why these two ways of using it:
   crash again (a race, an address-layout dependent bug) the evidence says so.
 - **Hang: attach gdb to the live child** (`gdb -p PID`), all threads, before it
   is killed. The child allows it under Yama (`prctl(PR_SET_PTRACER)`, see
-  `harness.child`).
+  `harness.child`). Under valgrind `gdb -p` would see valgrind's own frames (the
+  program runs on valgrind's synthetic CPU), so gdb talks to valgrind's gdbserver
+  instead (`target remote | vgdb --pid=PID`, memcheck's default `--vgdb=yes`), which
+  gives the program's threads and frames, symbols read from the program's files.
 
 Every frame is tagged with where its code lives (`origin`): `engine` (a library
 under the engine's source roots, or any native library that is neither the
@@ -358,12 +361,26 @@ def attach_all_threads(
     roots: Sequence[str],
     timeout: float = ATTACH_TIMEOUT,
     lookup: GdbLookup = find_gdb,
+    valgrind_program: str | None = None,
 ) -> NativeStacks:
-    """Attach to a live process; every thread's stack (gdb detaches when done)."""
+    """Attach to a live process; every thread's stack (gdb detaches when done).
+
+    `valgrind_program`: the process is that program running under valgrind; gdb goes
+    through valgrind's gdbserver (vgdb), see the module doc."""
     gdb = lookup()
+    method = "gdb-attach" if valgrind_program is None else "gdb-vgdb"
     if gdb is None:
-        return NativeStacks(absent=_gdb_missing_reason(), method="gdb-attach")
-    data, tail = _run_gdb(["-p", str(pid), "--"], "all", timeout=timeout, gdb=gdb)
+        return NativeStacks(absent=_gdb_missing_reason(), method=method)
+    if valgrind_program is None:
+        args = ["-p", str(pid), "--"]
+    else:
+        vgdb = shutil.which("vgdb")
+        if vgdb is None:
+            return NativeStacks(
+                absent="vgdb (valgrind's gdbserver relay) is not on PATH", method=method
+            )
+        args = [valgrind_program, "-ex", f"target remote | {vgdb} --pid={pid}", "--"]
+    data, tail = _run_gdb(args, "all", timeout=timeout, gdb=gdb)
     if data is None or not data.get("threads"):
         reason = _last_line(tail)
         if "ptrace" in tail.lower() or "not permitted" in tail.lower():
@@ -371,8 +388,6 @@ def attach_all_threads(
                 " (ptrace refused: check /proc/sys/kernel/yama/ptrace_scope and container "
                 "seccomp/CAP_SYS_PTRACE)"
             )
-        return NativeStacks(
-            absent=f"gdb could not attach to pid {pid}: {reason}", method="gdb-attach"
-        )
+        return NativeStacks(absent=f"gdb could not attach to pid {pid}: {reason}", method=method)
     threads = [{**t, "frames": annotate(t["frames"], roots)} for t in data["threads"]]
-    return NativeStacks(threads=threads, method="gdb-attach")
+    return NativeStacks(threads=threads, method=method)

@@ -41,7 +41,7 @@ from .hangs import Position, Watchdog, plan_positions
 from .isolation import Cancelled, ChildRegistry, run_child
 from .protocol import ChildConfig, EventKind, ProtocolError
 from .records import Finding, Report, RunRecord
-from .sanitizers import TIMEOUT_FACTOR, Mode
+from .sanitizers import STEP_TIMEOUT_FACTOR, TIMEOUT_FACTOR, TIMEOUT_SLACK, Mode
 from .scenario import Scenario, ScenarioError, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
@@ -360,11 +360,15 @@ def _native_mode(tool: str, run_dir: Path | None, tmp: str | None) -> Mode:
 
 def _watchdog(sc: Scenario, timeout: float | None, tool: str | None) -> tuple[Watchdog, float]:
     """The run's limit (caller's, else the scenario's, else the default) and its step limits,
-    both stretched by the tool's slowdown under a sanitizer or valgrind."""
+    both stretched by the tool's slowdown under a sanitizer or valgrind (the run's also by
+    the tool's fixed price per child; see harness.sanitizers)."""
     factor = TIMEOUT_FACTOR.get(tool, 1.0) if tool else 1.0
-    run_timeout = factor * (timeout if timeout is not None else (sc.timeout or DEFAULT_TIMEOUT))
+    step_factor = STEP_TIMEOUT_FACTOR.get(tool, 1.0) if tool else 1.0
+    slack = TIMEOUT_SLACK.get(tool, 0.0) if tool else 0.0
+    base = timeout if timeout is not None else (sc.timeout or DEFAULT_TIMEOUT)
+    run_timeout = factor * base + slack
     positions = [
-        Position(p.cycle, p.step, p.op, p.timeout * factor if p.timeout else None)
+        Position(p.cycle, p.step, p.op, p.timeout * step_factor if p.timeout else None)
         for p in plan_positions(sc.plan)
     ]
     return Watchdog(run_timeout=run_timeout, positions=positions), run_timeout

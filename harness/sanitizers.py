@@ -51,8 +51,22 @@ from typing import Any
 from .native_stack import annotate
 
 SANITIZERS = ("asan", "ubsan")
-# how many times slower a run may be before it is killed (measured: see README/issue 13)
-TIMEOUT_FACTOR = {"asan": 4.0, "ubsan": 2.0, "valgrind": 100.0}
+# Under a tool a run's limit is TIMEOUT_FACTOR x the plain limit + TIMEOUT_SLACK seconds, a
+# step's is STEP_TIMEOUT_FACTOR x its own, rounded up from two measurements: the clean twin
+# on clear-empty-and-twice, memray off, plain / asan / valgrind back to back on the 2-core
+# development machine (`memcycle run scenarios/clear-empty-and-twice.toml --engine refimpl-c
+# --no-memray [--sanitizer asan | --valgrind]`):
+#   load 9-13, child still importing Numba:     plain 11.8 s (steps 0.62), asan 117 s (0.97),
+#                                               valgrind 416 s (44.2)
+#   load 4-5, the twin's child without Numba:   plain 1.7 s (steps 0.29), asan 34.6 s (0.48),
+#                                               valgrind 57.6 s (16.2)
+# Whole runs: asan 10-20x, valgrind 34-35x; steps: asan 1.6-1.7x, valgrind 56-71x. A run is
+# mostly the tool's fixed price (ASan: LeakSanitizer's pass over the interpreter heap, 30-115
+# s; memcheck: starting the interpreter and NumPy, and its exit-time leak scan), hence the
+# slack; a step is the slowdown of the work itself. ubsan: not measured (inline checks).
+TIMEOUT_FACTOR = {"asan": 4.0, "ubsan": 2.0, "valgrind": 40.0}
+TIMEOUT_SLACK = {"asan": 120.0, "ubsan": 0.0, "valgrind": 120.0}
+STEP_TIMEOUT_FACTOR = {"asan": 3.0, "ubsan": 2.0, "valgrind": 80.0}
 
 SUPPRESSIONS = Path(__file__).with_name("valgrind-python.supp")
 _STACK_FORMAT = "    #%n %p in %f %S {%m+%o}"
@@ -184,6 +198,18 @@ def prepare(
             "--num-callers=40",
             "--trace-children=no",
             "--child-silent-after-fork=yes",
+            # the futex hang at close (runs whose NumPy BLAS threads had started, clean too): at
+            # exit_group valgrind ends the other threads, then runs glibc's __libc_freeres in
+            # the main thread; it dlcloses the libgcc_s handle glibc opened for its unwinder
+            # (backtrace, pthread_cancel/exit; the child had it, LD_DEBUG=files), and that
+            # close runs OpenBLAS's destructor (gotoblas_quit -> blas_thread_shutdown_), whose
+            # pthread_cond_destroy waits for its worker threads, gone while they slept in
+            # pthread_cond_wait: futex_wait for good (gdb via vgdb on the hung child; the
+            # same with numpy's matmul, ctypes backtrace() and os._exit alone; without the
+            # unwinder's libgcc_s handle, or without BLAS threads, no hang). freeres only
+            # frees libc's own buffers, which no verdict counts (definite leaks with an engine
+            # frame only), so it is not run
+            "--run-libc-freeres=no",
         ]
         return [*cmd, *command], env
     raise SanitizerUnavailable(f"unknown sanitizer mode {mode.tool!r}")
@@ -469,9 +495,11 @@ def _vg_verdict(kind: str, aux: str) -> str | None:
 
 
 def _close_xml(text: str) -> str:
-    """A memcheck XML file cut short (the child was killed) made parseable."""
-    if "</valgrindoutput>" in text:
-        return text
+    """A memcheck XML file cut short (the child was killed) made parseable; what a dying
+    valgrind writes after its closing tag (a stack of its own panic) is dropped."""
+    end = text.find("</valgrindoutput>")
+    if end >= 0:
+        return text[: end + len("</valgrindoutput>")]
     cut = text.rfind("</error>")
     head = text[: cut + len("</error>")] if cut >= 0 else text[: text.find("<error>")]
     return head + "\n</valgrindoutput>\n"
@@ -553,6 +581,7 @@ def collect(mode: Mode, roots: Sequence[str]) -> dict[str, Any]:
             if m:
                 first = text.strip().splitlines()[0][:200]
                 lsan_failed = f"{m.group(0).strip('=')}: {first}"
+    tool_died = _valgrind_died(files) if mode.tool == "valgrind" else None
     errors = [r for r in relevant if r["verdict"] != "leak"]
     later = errors[1:] if mode.tool == "valgrind" else []
     if errors and later:
@@ -570,4 +599,31 @@ def collect(mode: Mode, roots: Sequence[str]) -> dict[str, Any]:
         "files": files,
         "notes": list(mode.notes),
         "leak_check_failed": lsan_failed,
+        "tool_died": tool_died,
     }
+
+
+_VALGRIND_DIED = re.compile(
+    r"^.*(?:VALGRIND INTERNAL ERROR[^\n]*|valgrind: the 'impossible' happened[^\n]*"
+    r"|Valgrind's memory management: out of memory[^\n]*)",
+    re.M,
+)
+
+
+def _valgrind_died(files: Sequence[str]) -> str | None:
+    """valgrind's own death (its log's first panic line), or None.
+
+    A write far past a block's end runs over memcheck's redzone into its own heap
+    metadata, and valgrind then dies of SIGSEGV or 'Heap block lo/hi size mismatch'
+    (the C twin's migration-overflow: four InvalidWrite reports, then 'Valgrind received
+    a signal 11 - exiting', exit code 1). Memcheck's reports written before are what
+    explains it (`harness.checks` takes a sanitizer's report as the verdict of a child that
+    exited); this line says in the evidence that the tool, not the program, died."""
+    for f in files:
+        if not f.endswith(".log"):
+            continue
+        with contextlib.suppress(OSError):
+            m = _VALGRIND_DIED.search(Path(f).read_text(encoding="utf-8", errors="replace"))
+            if m:
+                return re.sub(r"^[-=]*\d*[-=]*\s*", "", m.group(0).strip())[:300]
+    return None

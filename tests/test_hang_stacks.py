@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -40,6 +41,28 @@ def test_a_c_loop_hang_gives_a_timeout_naming_the_c_function_the_step_and_its_du
     # faulthandler's dump of all Python threads, taken before the kill
     assert "engines_for_tests.py" in ev["python_stacks"] and "in search" in ev["python_stacks"]
     assert "in subject_spin_in_search" in f.summary and "cycle 1 step 3 (search)" in f.summary
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_a_c_loop_hang_under_valgrind_gives_a_timeout_with_the_programs_native_stack(
+    tmp_path: Path, subject: Path
+) -> None:
+    sc = write_native_scenario(
+        tmp_path / "spin.toml", "spin", subject, expect="timeout", search_timeout=2
+    )
+    rec = run_one(sc, memray=False, valgrind=True, out_dir=tmp_path / "out", flamegraphs="none")
+    assert rec.verdict == "timeout"
+    f = next(f for f in rec.findings if f.verdict == "timeout")
+    assert (f.cycle, f.step, f.op) == (1, 3, "search")
+    ev = f.evidence
+    # the step limit is stretched by valgrind's slowdown
+    assert ev["limit"] == "step" and ev["timeout"] > 2.0
+    # gdb through valgrind's gdbserver: the program's frames, not valgrind's
+    assert ev["native_stack_method"] == "gdb-vgdb"
+    assert ev["native_stack"][0]["function"] == "subject_spin_in_search"
+    assert ev["native_stack"][0]["engine"]
+    assert "engines_for_tests.py" in ev["python_stacks"]
 
 
 def test_a_scenario_timeout_limits_the_whole_run_and_names_the_running_step(
@@ -136,3 +159,23 @@ def test_bundled_scenarios_still_load_without_timeouts() -> None:
 
     sc = load_scenario(scenarios_dir() / "repeated-clear-insert.toml")
     assert sc.timeout is None and all(s.timeout is None for pc in sc.plan for s in pc.steps)
+
+
+def test_under_a_tool_the_limits_are_stretched_by_its_measured_slowdown_and_fixed_price(
+    tmp_path: Path,
+) -> None:
+    from memcycle.runner import _watchdog
+    from memcycle.sanitizers import STEP_TIMEOUT_FACTOR, TIMEOUT_FACTOR, TIMEOUT_SLACK
+
+    sc = parse_scenario(
+        'dimension = 4\ntimeout = 30\n[[cycle]]\nsteps = [{ op = "clear", timeout = 2 }]\n'
+    )
+    for tool in ("asan", "valgrind"):
+        watchdog, run_limit = _watchdog(sc, None, tool)
+        assert run_limit == TIMEOUT_FACTOR[tool] * 30 + TIMEOUT_SLACK[tool]
+        assert watchdog.positions[0].timeout == STEP_TIMEOUT_FACTOR[tool] * 2
+    # valgrind's limit is no longer the 100x that held CI for hours on a hang
+    assert _watchdog(sc, 30, "valgrind")[1] < 100 * 30
+    assert (
+        _watchdog(sc, 30, None)[1] == 30 and _watchdog(sc, None, None)[0].positions[0].timeout == 2
+    )

@@ -129,6 +129,35 @@ def test_a_valgrind_xml_cut_short_by_a_kill_still_parses_its_complete_errors() -
     assert [r["verdict"] for r in reps] == ["use-after-free"]
 
 
+TWIN_ROOT = "/work/wt/valgrind/refimpl/native"  # the C twin valgrind-died-* was recorded from
+
+
+def test_a_valgrind_that_died_of_an_overflow_still_gives_memchecks_report_and_says_it_died(
+    tmp_path: Path,
+) -> None:
+    # migration-overflow: the copy ran past memcheck's redzone, valgrind died of SIGSEGV and
+    # its XML closes early, followed by a stack of its own panic
+    mode = san.Mode("valgrind", tmp_path)
+    for ext in ("xml", "log"):
+        text = (DATA / f"valgrind-died-after-overflow.{ext}").read_text()
+        (tmp_path / f"valgrind.27399.{ext}").write_text(text)
+    found = san.collect(mode, [TWIN_ROOT])
+    assert found["tool_died"] == (
+        "VALGRIND INTERNAL ERROR: Valgrind received a signal 11 (SIGSEGV) - exiting"
+    )
+    (rep,) = found["reports"]
+    assert rep["verdict"] == "buffer-overflow" and "0 bytes after a block" in rep["message"]
+    assert _fns(rep["fault_stack"])[-1] == "to_flat"
+    assert "tier_alloc" in _fns(rep["alloc_stack"])
+    assert rep["n_later_errors"] == 3
+
+
+def test_a_valgrind_run_that_ended_normally_does_not_say_valgrind_died(tmp_path: Path) -> None:
+    (tmp_path / "valgrind.1.xml").write_text((DATA / "valgrind-memcheck.xml").read_text())
+    (tmp_path / "valgrind.1.log").write_text("==1== Memcheck, a memory error detector\n")
+    assert san.collect(san.Mode("valgrind", tmp_path), [VG_ROOT])["tool_died"] is None
+
+
 # -- how the child is started ----------------------------------------------------------------
 def test_asan_mode_preloads_the_runtime_and_sets_options_for_hosting_python(tmp_path: Path) -> None:
     mode = san.Mode("asan", tmp_path / "asan")
@@ -330,3 +359,33 @@ def test_a_leaksanitizer_failure_after_the_last_step_is_an_error_not_an_engine_c
     judge(rec, sc.plan)
     assert [f.verdict for f in rec.findings] == ["error"]
     assert rec.verdict == "error" and "leaks were not checked" in rec.findings[0].summary
+
+
+# numpy's BLAS threads asleep, glibc's unwinder loaded (backtrace() dlopens libgcc_s), then
+# os._exit as the child leaves: under glibc's freeres at exit this hung for good
+_EXIT_AFTER_BLAS_THREADS = """
+import ctypes, os, time
+import numpy as np
+a = np.ones((300, 300)); (a @ a).sum()
+ctypes.CDLL(None).backtrace((ctypes.c_void_p * 8)(), 8)
+time.sleep(2)
+os._exit(0)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+def test_a_child_under_valgrind_leaves_after_numpys_blas_threads_went_to_sleep(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+
+    script = tmp_path / "leave.py"
+    script.write_text(_EXIT_AFTER_BLAS_THREADS)
+    cmd, env = san.prepare(
+        san.Mode("valgrind", tmp_path / "vg"), [sys.executable, str(script)], dict(os.environ)
+    )
+    # a generous bound only so that a regression fails instead of hanging the suite
+    proc = subprocess.run(cmd, env=env, timeout=900, capture_output=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

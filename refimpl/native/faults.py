@@ -4,7 +4,8 @@ Same names as refimpl's catalogue. Each entry says what the bug does in C and wh
 must conclude: `verdict_plain` from a plain run (the signal and glibc's own message; a
 SIGSEGV carries no message, so it stays `crash`; None where the outcome is not fixed),
 `verdict_asan` from an AddressSanitizer build, `verdict_valgrind` from the plain build under
-memcheck (None: not run there, the reason in `valgrind_outcome`). Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
+memcheck (None: not run there, the reason in `valgrind_outcome`; every fault runs there
+now). Not here: keep-initialized, visited-not-reset and reinit-without-destroy, which live
 in refimpl's Python object model (graph objects, visited-tag arrays) that the twin does
 not have.
 """
@@ -58,11 +59,12 @@ CATALOGUE: dict[str, NativeFault] = {
             "SIGSEGV: the 1 MB segment blocks were mmapped and unmapped on free (the adapter "
             "pins glibc's mmap threshold); glibc has no message for a read",
             "use-after-free",
-            verdict_valgrind=None,
-            valgrind_outcome="not run: under memcheck the child reports the reads of the freed "
-            "segment (InvalidRead, 0 bytes inside a block of 2,000 free'd) and then sleeps in a "
-            "futex for good (seen twice, 12:34 and 12:30 UTC runs; cause not found), and "
-            "valgrind's 100x timeout would hold CI for hours",
+            verdict_valgrind="use-after-free",
+            valgrind_outcome="InvalidRead: 'Invalid read of size 1; Address ... is 0 bytes inside "
+            "a block of size 2,000 free'd' in scan (refimpl_c.c:552) from rc_search, freed in "
+            "tier_free from free_segments, allocated in tier_alloc from to_segments; two later "
+            "reads listed with it (the hang at exit that kept it out was glibc's freeres, "
+            "see harness.sanitizers)",
             asan_outcome="'heap-use-after-free' READ in scan; freed in tier_free, allocated in tier_alloc",
         ),
         NativeFault(
@@ -117,12 +119,13 @@ CATALOGUE: dict[str, NativeFault] = {
             "or corruption (!prev)', 'malloc(): invalid size (unsorted)', 'free(): invalid next "
             "size (normal)', SIGSEGV inside malloc)",
             "buffer-overflow",
-            verdict_valgrind=None,
-            valgrind_outcome="not run: memcheck reports the overflow (InvalidWrite, '0 bytes "
-            "after a block of size 1,600 alloc'd') and then valgrind aborts itself ('Heap block "
-            "lo/hi size mismatch': the 960-byte copy ran over its own heap metadata); memcycle "
-            "calls that run crash, since the reports of a valgrind that died are not yet "
-            "taken as the explanation of its death",
+            verdict_valgrind="buffer-overflow",
+            valgrind_outcome="InvalidWrite: 'Invalid write of size 8; Address ... is 0 bytes "
+            "after a block of size 1,600 alloc'd' in to_flat (refimpl_c.c:393), the block "
+            "allocated in tier_alloc; the copy runs on past memcheck's redzone into valgrind's "
+            "own heap metadata and valgrind dies of SIGSEGV ('VALGRIND INTERNAL ERROR'): "
+            "memcycle takes memcheck's report as the explanation of that death "
+            "(sanitizer.tool_died)",
             asan_outcome="'heap-buffer-overflow' WRITE of size 960 in to_flat; the block allocated in tier_alloc",
         ),
     )
