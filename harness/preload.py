@@ -21,12 +21,14 @@ PRELOADED_ENGINES = ("refimpl", "refimpl-global")
 
 
 def preload_engine_code(engine_spec: str) -> bool:
-    """Import memcycle.refimpl when `engine_spec` is one of its engines; True when it did.
+    """Import refimpl's engine (its database, hence its Numba kernels) when `engine_spec` is one
+    of its engines; True when it did. The package itself imports nothing eagerly (its C twin
+    must not load Numba), so the database module is named.
     A failure is left for the factory to meet again and report as a setup error."""
     if engine_spec not in PRELOADED_ENGINES:
         return False
     try:
-        importlib.import_module("memcycle.refimpl")
+        importlib.import_module("memcycle.refimpl.database")
     except Exception:  # the factory imports it again and reports what broke
         return False
     return True

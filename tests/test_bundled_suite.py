@@ -17,6 +17,7 @@ from memcycle import child
 from memcycle.checks import judge
 from memcycle.cli import main
 from memcycle.engines.base import Capabilities
+from memcycle.protocol import ChildConfig
 from memcycle.records import Report, RunRecord, StepEvent
 from memcycle.reporters.console import format_run
 from memcycle.scenario import (
@@ -56,7 +57,7 @@ def _replay(path: Path, engine: str) -> RunRecord:
     """The child's replay in this process, folded and judged as the runner does."""
     sc = load_scenario(path)
     sink = _Collect()
-    config = {"scenario": str(path), "engine": engine, "memray_path": None, "tracemalloc": False}
+    config = ChildConfig(scenario=sc, engine=engine, memray_path=None, tracemalloc=False)
     code = child.run(config, sink)  # type: ignore[arg-type]
     record = RunRecord(sc.name, str(path), engine, "native", [], sc.expected("native"))
     errors = [e for e in sink.events if e["kind"] == "error" or e.get("error")]
