@@ -9,7 +9,7 @@ the allocator's live set is empty, and the next `add` allocates afresh.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -45,23 +45,40 @@ def empty_result(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((q, k), -1, np.int64), np.full((q, k), np.inf, np.float32)
 
 
-@dataclass(frozen=True)
-class GraphView:
+class GraphView(NamedTuple):
     """The blocks of one graph at one moment, enough to search it.
 
     `SegmentedHNSW` keeps these for its fan-out search; a view is only valid
     while its graph's blocks are live (the checked allocator enforces that).
+    A named tuple, not a frozen dataclass: one is built per search call, and a
+    frozen dataclass takes ~8 µs to build where this takes well under one.
     """
 
     vectors: Block
     level0: Block
     upper: Block
     offsets: Block
+    levels: Block
     labels: Block
     visited: Block
     state: Block
     metric: int
     visited_rows: int
+
+    def parts(self) -> tuple:
+        """The fields of `kernels.hnsw.Graph` as the kernels' entry points take them, a
+        plain tuple (reading a freed block's array raises under the checked allocator)."""
+        return (
+            self.vectors.array,
+            self.level0.array,
+            self.upper.array,
+            self.offsets.array,
+            self.levels.array,
+            self.labels.array,
+            self.visited.array,
+            self.state.array,
+            self.metric,
+        )
 
 
 def search_view(
@@ -77,28 +94,13 @@ def search_view(
     out_l = np.empty((q, k), np.int64)
     out_d = np.empty((q, k), np.float32)
     dele = _NO_DELETED if deleted is None else deleted
-    args = (
-        queries,
-        k,
-        ef,
-        view.vectors.array,
-        view.level0.array,
-        view.upper.array,
-        view.offsets.array,
-        view.labels.array,
-        dele,
-        view.visited.array,
-        view.state.array,
-        view.metric,
-        out_l,
-        out_d,
-    )
+    parts = view.parts()
     chunks = min(num_threads, view.visited_rows, q)
     if chunks > 1:
         with _threads(chunks):
-            K.search_batch_parallel(*args, chunks)
+            K.search_batch_parallel(parts, queries, k, ef, dele, out_l, out_d, chunks)
     else:
-        K.search_batch(*args)
+        K.search_batch(parts, queries, k, ef, dele, out_l, out_d)
     return out_l, out_d
 
 
@@ -327,43 +329,30 @@ class HNSWIndex:
         threads = max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
         if threads > 1:
             self._ensure_visited_rows(threads)
-        assert self._vectors is not None and self._level0 is not None
-        assert self._upper is not None and self._offsets is not None
-        assert self._levels is not None and self._labels is not None
-        assert self._visited is not None
-        args = (
-            lo,
-            hi,
-            self._vectors.array,
-            self._level0.array,
-            self._upper.array,
-            self._offsets.array,
-            self._levels.array,
-            self._labels.array,
-            self._visited.array,
-            self._state_arr(),
-            self.M,
-            self.ef_construction,
-            self.metric,
-        )
+        parts = self._view().parts()
+        m, efc = self.M, self.ef_construction
         if threads == 1:
-            K.insert_range(*args)  # hnswlib's sequential insertion
+            K.insert_serial(parts, lo, hi, m, efc)  # hnswlib's sequential insertion
         else:
             with _threads(threads):
-                K.insert_parallel(*args, threads, PARALLEL_BATCH, PARALLEL_WARMUP)
+                K.insert_parallel(parts, lo, hi, m, efc, threads, PARALLEL_BATCH, PARALLEL_WARMUP)
 
     def view(self) -> GraphView:
         """The current blocks, for a search that bypasses this object."""
         self._check_live()
+        return self._view()
+
+    def _view(self) -> GraphView:
         assert self._vectors is not None and self._level0 is not None
         assert self._upper is not None and self._offsets is not None
-        assert self._labels is not None and self._visited is not None
-        assert self._state is not None
+        assert self._levels is not None and self._labels is not None
+        assert self._visited is not None and self._state is not None
         return GraphView(
             self._vectors,
             self._level0,
             self._upper,
             self._offsets,
+            self._levels,
             self._labels,
             self._visited,
             self._state,
