@@ -197,6 +197,25 @@ def skip_out_of_scope(session: Path, target: Target) -> None:
                 )
 
 
+def keep_sample(session: Path, size: int, seed: int) -> None:
+    """Keep a seeded random sample of `size` pending mutants (mark the rest skipped): a kill rate
+    measured on a sample, for a loaded machine; the full run is the same command without it."""
+    import random
+
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = sorted(item.job_id for item in db.pending_work_items)
+        chosen = set(random.Random(seed).sample(pending, min(size, len(pending))))
+        for job_id in pending:
+            if job_id not in chosen:
+                db.set_result(
+                    job_id,
+                    WorkResult(output="not in this sample", worker_outcome=WorkerOutcome.SKIPPED),
+                )
+
+
 def cosmic(*args: str) -> int:
     return subprocess.call(["cosmic-ray", *args], cwd=ROOT)
 
@@ -228,12 +247,57 @@ def survivors(session: Path) -> None:
     print(" ".join(f"{k}={v}" for k, v in counts.items()), f"kill rate {rate}")
 
 
+def recheck(session: Path, target: Target) -> None:
+    """Run the module's tests (as they are now) against each mutant that survived the session:
+    the "after" figure once tests were added, without rerunning the killed ones."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = dict(db.results)
+        lost = [
+            (item, done[item.job_id].diff)
+            for item in db.work_items
+            if item.job_id in done and done[item.job_id].test_outcome == TestOutcome.SURVIVED
+        ]
+    still = 0
+    for item, diff in lost:
+        patch = (diff.split("--- mutation diff ---\n", 1)[-1].rstrip("\n") + "\n").encode()
+        subprocess.run(
+            ["patch", "-p1", "--quiet", "--no-backup-if-mismatch"],
+            input=patch,
+            cwd=ROOT,
+            check=True,
+        )
+        try:
+            rc = subprocess.call(test_command(target).split(), cwd=ROOT, stdout=subprocess.DEVNULL)
+        finally:
+            subprocess.run(
+                ["patch", "-R", "-p1", "--quiet", "--no-backup-if-mismatch"],
+                input=patch,
+                cwd=ROOT,
+                check=True,
+            )
+        m = item.mutations[0]
+        verdict = "killed" if rc else "SURVIVES"
+        still += not rc
+        print(f"{verdict:9} {item.job_id} {m.operator_name} line {m.start_pos[0]}")
+    print(f"recheck: {len(lost) - still} of {len(lost)} survivors now killed")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("module", nargs="?", choices=sorted(TARGETS))
     parser.add_argument("--list", action="store_true", help="the modules and their tests")
     parser.add_argument("--survivors", action="store_true", help="report the last run only")
+    parser.add_argument(
+        "--recheck", action="store_true", help="rerun the tests on the last run's survivors"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the last session")
+    parser.add_argument(
+        "--sample", type=int, metavar="N", help="run only N of the pending mutants (seeded)"
+    )
+    parser.add_argument("--seed", type=int, default=16, help="seed of --sample (default 16)")
     args = parser.parse_args(argv)
     if args.list or not args.module:
         for name, t in TARGETS.items():
@@ -244,12 +308,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.survivors:
         survivors(session)
         return 0
+    if args.recheck:
+        recheck(session, target)
+        return 0
     config = write_config(args.module, target)
     if not args.resume:
         session.unlink(missing_ok=True)
         if rc := cosmic("init", str(config), str(session)):
             return rc
         skip_out_of_scope(session, target)
+    if args.sample is not None:
+        keep_sample(session, args.sample, args.seed)
     if rc := cosmic("exec", str(config), str(session)):
         return rc
     survivors(session)
