@@ -94,3 +94,43 @@ def test_an_order_violation_names_the_first_five_rows_and_counts_them_all() -> N
     dists = np.tile(np.array([[2.0, 1.0]]), (7, 1))
     (line,) = answer_violations(ids, dists, 7, 2)
     assert "in 7 row(s) [0, 1, 2, 3, 4]" in line
+
+
+def test_cosine_distance_does_not_depend_on_the_query_length() -> None:
+    from memcycle.oracle import distances
+
+    rows = np.array([[1.0, 0.0], [1.0, 1.0]])
+    near = distances("cosine", np.array([[3.0, 0.0]]), rows)
+    assert np.allclose(near, [[0.0, 1.0 - 1.0 / np.sqrt(2.0)]])
+
+
+def test_a_decrease_within_the_relative_tolerance_is_not_an_order_violation() -> None:
+    prev = 1.0
+    ids = np.array([[1, 2]])
+    dists = np.array([[prev, prev - 1e-5 * prev]])
+    assert answer_violations(ids, dists, 1, 2) == []
+
+
+def test_id_zero_held_by_the_oracle_is_an_expected_result() -> None:
+    o = Oracle("l2")
+    o.insert(np.array([0, 1], dtype=np.int64), np.eye(2, dtype=np.float32))
+    result = o.check_search(np.zeros((1, 2), dtype=np.float32), 2, np.array([[0, 1]]))
+    assert result["expected_results"] == 2 and result["recall"] == 1.0
+
+
+def test_ids_of_the_wrong_shape_have_recall_zero_and_name_the_shape() -> None:
+    o = _oracle()
+    q = np.zeros((2, 4), dtype=np.float32)
+    result = o.check_search(q, 2, np.array([1, 2, 3]), got_dists=np.zeros(3))
+    assert result["recall"] == 0.0 and result["returned_results"] is None
+    assert result["expected_results"] == 4
+    assert any("shape" in line for line in result["protocol"])
+
+
+def test_mismatched_and_missing_get_ids_are_capped_at_twenty() -> None:
+    o = Oracle("l2")
+    o.insert(np.arange(1, 51, dtype=np.int64), np.ones((50, 2), dtype=np.float32))
+    rows: list[np.ndarray | None] = [np.zeros(2)] * 25 + [None] * 25
+    result = o.check_get(np.arange(1, 51, dtype=np.int64), rows)
+    assert result["n_mismatched"] == 25 and result["mismatched_ids"] == list(range(1, 21))
+    assert result["n_missing"] == 25 and result["missing_ids"] == list(range(26, 46))
