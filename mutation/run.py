@@ -260,6 +260,8 @@ def recheck(session: Path, target: Target) -> None:
             for item in db.work_items
             if item.job_id in done and done[item.job_id].test_outcome == TestOutcome.SURVIVED
         ]
+    if subprocess.call(test_command(target).split(), cwd=ROOT, stdout=subprocess.DEVNULL):
+        raise SystemExit("the tests fail on the unmutated code: fix them before a recheck")
     still = 0
     for item, diff in lost:
         patch = (diff.split("--- mutation diff ---\n", 1)[-1].rstrip("\n") + "\n").encode()

@@ -60,6 +60,13 @@ def test_cosine_get_accepts_the_normalised_row_of_a_short_vector() -> None:
     assert result["n_mismatched"] == 0
 
 
+def test_cosine_get_accepts_the_vector_exactly_as_inserted() -> None:
+    o = Oracle("cosine")
+    v = np.array([[3.0, 0.0, 4.0, 0.0]], dtype=np.float32)
+    o.insert(np.array([7], dtype=np.int64), v)
+    assert o.check_get(np.array([7], dtype=np.int64), [v[0].copy()])["n_mismatched"] == 0
+
+
 def test_cosine_get_rejects_a_row_that_is_neither_the_vector_nor_its_normalised_form() -> None:
     o = Oracle("cosine")
     v = np.array([[3.0, 0.0, 4.0, 0.0]], dtype=np.float32)
@@ -124,7 +131,17 @@ def test_ids_of_the_wrong_shape_have_recall_zero_and_name_the_shape() -> None:
     result = o.check_search(q, 2, np.array([1, 2, 3]), got_dists=np.zeros(3))
     assert result["recall"] == 0.0 and result["returned_results"] is None
     assert result["expected_results"] == 4
+    assert result["duplicates"] == 0 and result["short_rows"] == 0
     assert any("shape" in line for line in result["protocol"])
+
+
+def test_ids_of_the_wrong_shape_still_count_id_zero_as_expected() -> None:
+    o = Oracle("l2")
+    o.insert(np.array([0, 1], dtype=np.int64), np.eye(2, dtype=np.float32))
+    result = o.check_search(
+        np.zeros((1, 2), dtype=np.float32), 2, np.array([0]), got_dists=np.zeros(1)
+    )
+    assert result["expected_results"] == 2
 
 
 def test_mismatched_and_missing_get_ids_are_capped_at_twenty() -> None:
