@@ -181,3 +181,43 @@ def test_a_forged_block_is_not_issued_by_any_allocator() -> None:
     forged = Block.forged(0xBAD)
     with pytest.raises(InvalidFreeError, match="never issued"):
         CheckedAllocator().free(forged)
+
+
+def test_a_store_at_the_first_element_is_accepted() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("st.first", 4, np.uint8)
+    a.store(b, 0, np.array([9], np.uint8))
+    assert b.array.tolist() == [9, 0, 0, 0]
+
+
+def test_a_store_one_byte_before_a_byte_block_is_an_overflow() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("st.before", 4, np.uint8)
+    with pytest.raises(BufferOverflowError, match="offset -1"):
+        a.store(b, -1, np.array([1], np.uint8))
+
+
+def test_zero_is_a_keyword_only_argument_of_alloc() -> None:
+    with pytest.raises(TypeError):
+        NumpyAllocator().alloc("kw", 4, np.uint8, False)  # type: ignore[misc]
+
+
+def test_a_recorded_stack_holds_the_fourteen_innermost_caller_frames() -> None:
+    def nested(depth: int) -> Block:
+        return CheckedAllocator().alloc("deep", 1, np.uint8) if depth == 0 else nested(depth - 1)
+
+    stack = nested(20).alloc_stack or ()
+    assert len(stack) == 14
+    assert stack[-1].endswith("in nested") and "alloc.py" not in " ".join(stack)
+
+
+def test_block_info_is_immutable_plain_data() -> None:
+    import dataclasses
+
+    (info,) = (a := NumpyAllocator()).alloc("bi", 2, np.uint8) and a.live()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.label = "changed"  # type: ignore[misc]
+
+
+def test_the_checked_quarantine_holds_256_mib_by_default() -> None:
+    assert CheckedAllocator()._quarantine_limit == 256 * 1024 * 1024

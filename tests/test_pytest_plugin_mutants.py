@@ -172,3 +172,13 @@ def test_an_unknown_allocator_is_a_usage_error(
     result = _outcome(pytester, "--memcycle-allocator", "jemalloc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown allocator 'jemalloc'" in result.stderr.str()
+
+
+def test_a_failed_item_points_at_the_first_line_of_its_scenario_file(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    fake.update(verdict="double-free", expected="clean")
+    result = _outcome(pytester, "--junitxml", "junit.xml")
+    result.assert_outcomes(failed=1)
+    assert 'line="0"' in (pytester.path / "junit.xml").read_text()
+    assert "scenarios/alpha.toml:1: memcycle: alpha on refimpl/checked" in result.stdout.str()
