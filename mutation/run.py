@@ -86,7 +86,12 @@ TARGETS: dict[str, Target] = {
     ),
     "database": Target(
         "refimpl/database.py",
-        ("tests/test_lifecycle.py", "tests/test_database.py", "tests/test_database_mutants.py"),
+        (
+            "tests/test_lifecycle.py",
+            "tests/test_database.py",
+            "tests/test_faults.py",
+            "tests/test_database_mutants.py",
+        ),
         scope=(
             "_serialized",
             "Database.__init__",
