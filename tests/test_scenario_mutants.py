@@ -8,8 +8,21 @@ how a scenario stops testing what it says.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from memcycle.scenario import MAX_DIMENSION, ScenarioError, parse_scenario
+from memcycle.engines.base import Capabilities
+from memcycle.scenario import (
+    MAX_DIMENSION,
+    METRICS,
+    ScenarioError,
+    capability_problems,
+    has_capability,
+    parse_scenario,
+    scenario_needs,
+    step_skip_reason,
+    unmet_needs,
+)
 
 TOP = 'name = "demo"\ndimension = 8\n'
 CYCLE = '[[cycle]]\nsteps = [ {{ op = "insert", count = 10 }}, {step} ]\n{cycle}'
@@ -193,3 +206,125 @@ def test_engine_options_are_split_into_shared_and_per_engine_tables() -> None:
     )
     assert sc.options() == {"buffer_size": 8}
     assert sc.options("refimpl") == {"buffer_size": 16}
+
+
+# -- what a plan needs from an engine, and the reasons given when it cannot run --------------
+
+
+class _Engine:
+    """An engine as the capability checks see it: `capabilities`, a name, maybe `get`."""
+
+    name = "toy"
+
+    def __init__(self, with_get: bool = True, **caps: Any) -> None:
+        self.capabilities = Capabilities(**caps)
+        if with_get:
+            self.get = lambda ids: None
+
+
+NEEDY = """
+name = "needy"
+dimension = 8
+metric = "ip"
+requires = ["ledger"]
+[[cycle]]
+steps = [ { op = "insert", count = 4 }, { op = "delete", count = 1 },
+          { op = "search", filter = { t = 1 } }, { op = "get" }, { op = "clear" } ]
+[[cycle]]
+dimension = 16
+steps = [ { op = "insert", count = 4 }, { op = "delete", count = 1 } ]
+"""
+
+
+def test_scenario_needs_lists_requires_metric_dimension_change_and_each_step_kind() -> None:
+    needs = scenario_needs(parse_scenario(NEEDY, "n.toml"))
+    assert [(n.capability, n.why, n.whole) for n in needs] == [
+        ("ledger", "required by the scenario (requires)", True),
+        ("metrics", "metric ip", True),
+        ("dimension_change", "cycle 2 opens dimension 16 after 8", True),
+        ("delete", "2 delete step(s), first cycle 1 step 1", False),
+        ("metadata_filter", "1 filtered search step(s), first cycle 1 step 2", False),
+        ("get", "1 get step(s), first cycle 1 step 3", False),
+    ]
+
+
+def test_an_engine_with_every_capability_has_no_unmet_need() -> None:
+    engine = _Engine(ledger=True, metrics=("l2", "ip"), metadata_filter=True)
+    assert unmet_needs(parse_scenario(NEEDY, "n.toml"), engine) == []
+
+
+def test_each_unmet_whole_run_need_is_one_reason() -> None:
+    engine = _Engine(dimension_change=False)
+    assert unmet_needs(parse_scenario(NEEDY, "n.toml"), engine) == [
+        "engine lacks ledger",
+        "engine lacks metric ip (capabilities.metrics = l2)",
+        "engine lacks dimension_change: cycle 2 opens dimension 16 after 8 "
+        "(capabilities.dimension_change = False)",
+    ]
+
+
+def test_a_required_native_clear_names_the_recreate_declaration() -> None:
+    sc = parse_scenario(scenario(top='requires = ["clear", "delete"]'), "c.toml")
+    assert unmet_needs(sc, _Engine(clear="recreate", delete=False)) == [
+        "engine lacks clear, delete (a native clear; it declares clear = 'recreate')"
+    ]
+    assert unmet_needs(sc, _Engine()) == []
+
+
+def test_has_capability_reads_get_from_the_method_and_clear_as_native_only() -> None:
+    assert has_capability(_Engine(), "get")
+    assert not has_capability(_Engine(with_get=False), "get")
+    assert has_capability(_Engine(), "clear")
+    assert not has_capability(_Engine(clear="recreate"), "clear")
+    assert has_capability(_Engine(), "delete") and not has_capability(_Engine(), "reload")
+
+
+def test_capability_problems_name_every_malformed_declaration() -> None:
+    assert capability_problems(_Engine()) == []
+    assert capability_problems(object())[0].startswith("the engine has no 'capabilities'")
+    bad = _Engine()
+    object.__setattr__(bad.capabilities, "clear", "sometimes")
+    object.__setattr__(bad.capabilities, "metrics", ("hamming",))
+    object.__setattr__(bad.capabilities, "reload", 1)
+    object.__setattr__(bad.capabilities, "ledger", "yes")
+    assert capability_problems(bad) == [
+        "capabilities.clear = 'sometimes': expected 'native' or 'recreate'",
+        "capabilities.metrics = ('hamming',): expected a tuple from " + ", ".join(METRICS),
+        "capabilities.ledger = 'yes': expected True or False",
+        "capabilities.reload = 1: expected True or False",
+    ]
+
+
+def test_each_skipped_step_says_which_capability_it_lacks() -> None:
+    sc = parse_scenario(NEEDY, "n.toml")
+    delete, search, get = sc.plan[0].steps[1:4]
+    bare = _Engine(with_get=False, delete=False)
+    assert step_skip_reason(delete, bare) == "toy has no delete (capabilities.delete = False)"
+    assert step_skip_reason(search, bare) == (
+        "toy has no metadata filter (capabilities.metadata_filter = False)"
+    )
+    assert step_skip_reason(get, bare) == "toy has no get()"
+    full = _Engine(metadata_filter=True)
+    assert [step_skip_reason(s, full) for s in (delete, search, get)] == [None, None, None]
+    assert step_skip_reason(sc.plan[0].steps[0], bare) is None  # an insert needs nothing
+
+
+def test_step_descriptions_name_the_sizes() -> None:
+    text = scenario(
+        step='{ op = "insert", count = 8, batch = 4 }, { op = "insert", count = 4, duplicates = 2 },'
+        ' { op = "search", queries = 5, k = 3 }, { op = "delete", fraction = 0.25 },'
+        ' { op = "delete", count = 2 }, { op = "get", count = 3 }, { op = "upsert", count = 2 },'
+        ' { op = "delete_filter", filter = { t = 1 } }'
+    )
+    steps = parse_scenario(text, "d.toml").plan[0].steps
+    assert [s.describe() for s in steps] == [
+        "insert 10",
+        "insert 8 (batch 4)",
+        "insert 4 (2 duplicate ids)",
+        "search 5q k=3",
+        "delete 25%",
+        "delete 2",
+        "get 3",
+        "upsert 2",
+        "delete_filter {'t': 1}",
+    ]
