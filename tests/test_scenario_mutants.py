@@ -328,3 +328,25 @@ def test_step_descriptions_name_the_sizes() -> None:
         "upsert 2",
         "delete_filter {'t': 1}",
     ]
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        ('{ op = "search", queries = 1000000000000 }', "queries"),
+        ('{ op = "insert", count = 1000000000000 }', "count"),
+        ('{ op = "upsert", count = 1000000000000 }', "count"),
+    ],
+)
+def test_a_step_too_large_for_this_machine_names_its_field(step: str, field: str) -> None:
+    with pytest.raises(
+        ScenarioError, match=rf"cycle 1: step 1: field '{field}': .* GiB of float32"
+    ):
+        parse_scenario(scenario(step=step), "huge.toml")
+
+
+def test_the_memory_budget_for_one_step_is_half_of_this_machine() -> None:
+    import psutil
+    from memcycle.scenario import _memory_budget
+
+    assert _memory_budget() == psutil.virtual_memory().total // 2
