@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from memcycle.refimpl.database import Database
+from memcycle.refimpl.errors import DoubleFreeError
 
 SMALL: dict[str, Any] = dict(buffer_size=16, segment_threshold=400, M=8, ef_construction=40)
 
@@ -73,3 +74,27 @@ def test_the_default_graph_degree_is_sixteen() -> None:
     db = Database()
     assert db.M == 16 and db.buffer_size == 1000 and db.metric == "l2"
     db.close()
+
+
+def test_the_keep_initialized_fault_clears_only_the_graphs() -> None:
+    # the fault models "keep structures, reset data": graphs emptied, the rest kept
+    db = Database(allocator="checked", faults=["keep-initialized"], **SMALL)
+    db.add_batch(rows(60, 8), ids=list(range(60)))
+    before = db.info()["tiers"]
+    assert before["hnsw"] + before["segments"] > 0
+    db.clear()
+    after = db.info()
+    assert after["tiers"]["hnsw"] == 0 and after["tiers"]["segments"] == 0
+    assert after["tiers"]["flat"] == before["flat"] and after["dimension"] == 8
+    db.state = "closed"  # a faulty object: skip its destructor
+
+
+def test_close_destroys_the_graphs_retired_by_reinit_without_destroy() -> None:
+    # the retired graphs' vectors were freed by clear(): destroying them at close is the
+    # double free the fault is about, even when the current graphs are whole
+    db = Database(allocator="checked", faults=["reinit-without-destroy"], **SMALL)
+    db.add_batch(rows(60, 8))
+    db.clear()
+    db.add_batch(rows(60, 8, seed=1))  # initialize() retires the old graphs
+    with pytest.raises(DoubleFreeError, match=r"hnsw\.vectors"):
+        db.close()

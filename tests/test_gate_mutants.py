@@ -76,3 +76,74 @@ def test_missing_runs_fail_the_gate_only_when_not_allowed() -> None:
     assert GateResult(compared=0, nothing_compared="no runs").failures() == [
         "nothing compared: no runs"
     ]
+
+
+# -- each comparison at the edge of its tolerance, through gate.compare ---------------------
+
+
+def _peaks(old_mib: int, new_mib: int, tol: Tolerances) -> list[str]:
+    from factories import MiB, make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    base = gate.make_baseline(_report(make_run(peak_bytes=old_mib * MiB)))
+    return [r.metric for r in gate.compare(base, _report(make_run(peak_bytes=new_mib * MiB)), tol)]
+
+
+def test_a_peak_exactly_at_the_relative_tolerance_is_not_a_regression() -> None:
+    tol = Tolerances(peak_rel=0.25, peak_abs=1 << 20)
+    assert _peaks(40, 50, tol) == []  # +25% exactly
+    assert _peaks(40, 51, tol) == ["process-peak"]
+
+
+def test_a_peak_exactly_at_the_absolute_tolerance_is_not_a_regression() -> None:
+    tol = Tolerances(peak_rel=0.01, peak_abs=8 << 20)
+    assert _peaks(40, 48, tol) == []  # +8 MiB exactly
+    assert _peaks(40, 49, tol) == ["process-peak"]
+
+
+def test_a_small_peak_growth_is_judged_on_the_difference_not_the_sum() -> None:
+    assert _peaks(40, 45, Tolerances(peak_rel=0.1, peak_abs=8 << 20)) == []
+
+
+def test_time_tolerance_is_a_factor_of_the_old_time() -> None:
+    from factories import make_run
+    from memcycle import gate
+    from test_gate import _report, _timed
+
+    base = gate.make_baseline(_report(_timed(make_run(), 4.0)))
+    slower = gate.compare(base, _report(_timed(make_run(), 10.0)))  # 2.5x and +6 s
+    assert [r.metric for r in slower] == ["time"]
+
+
+def test_the_engine_peak_tolerance_is_a_fraction_not_a_factor() -> None:
+    from factories import MiB, make_run
+    from memcycle import gate
+    from test_gate import _report, _timed
+
+    base = gate.make_baseline(_report(_timed(make_run(), 1.0, engine_peak=100 * MiB)))
+    now = _report(_timed(make_run(), 1.0, engine_peak=120 * MiB))  # +20%: within 25%
+    assert gate.compare(base, now) == []
+    worse = _report(_timed(make_run(), 1.0, engine_peak=130 * MiB))
+    assert [r.metric for r in gate.compare(base, worse)] == ["peak"]
+
+
+def test_a_worse_verdict_names_the_new_finding_summary() -> None:
+    from factories import double_free_finding, make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    base = gate.make_baseline(_report(make_run()))
+    now = _report(make_run(verdict="double-free", fail_at=2, findings=[double_free_finding()]))
+    [reg] = gate.compare(base, now)
+    assert "(new finding at cycle 2: double free of block #12 'sparse_map.keys'" in reg.message
+
+
+def test_a_change_is_immutable() -> None:
+    import dataclasses
+
+    from memcycle.gate import Change
+
+    change = Change("k", "leak", 1, 2, "grew")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        change.new = 3  # type: ignore[misc]
