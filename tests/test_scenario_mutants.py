@@ -8,6 +8,7 @@ how a scenario stops testing what it says.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -350,3 +351,54 @@ def test_the_memory_budget_for_one_step_is_half_of_this_machine() -> None:
     from memcycle.scenario import _memory_budget
 
     assert _memory_budget() == psutil.virtual_memory().total // 2
+
+
+def test_a_wide_step_too_large_for_this_machine_is_refused_too() -> None:
+    # few rows, the widest dimension: rows x dimension x 4 bytes, not rows / dimension
+    text = 'name = "wide"\ndimension = 65536\n' + CYCLE.format(
+        step='{ op = "insert", count = 100000000 }', cycle=""
+    )
+    with pytest.raises(ScenarioError, match=r"step 1: field 'count': 100,000,000 rows x dimension"):
+        parse_scenario(text, "wide.toml")
+
+
+def test_a_destroy_between_two_dimensions_is_not_a_dimension_change() -> None:
+    from memcycle.scenario import dimension_change
+
+    text = (
+        TOP
+        + '[[cycle]]\nsteps = [ { op = "insert", count = 4 }, { op = "destroy" } ]\n'
+        + '[[cycle]]\ndimension = 16\nsteps = [ { op = "clear" }, { op = "insert", count = 4 } ]\n'
+    )
+    assert dimension_change(parse_scenario(text, "d.toml").plan) is None
+    changed = text.replace('{ op = "destroy" }', '{ op = "clear" }')
+    assert dimension_change(parse_scenario(changed, "d.toml").plan) == (2, 8, 16)
+
+
+def test_a_faults_folder_at_any_depth_is_left_out_unless_asked(tmp_path: Path) -> None:
+    from memcycle.scenario import find_scenarios
+
+    deep = tmp_path / "suite" / "faults"
+    deep.mkdir(parents=True)
+    (tmp_path / "suite" / "plain.toml").write_text(scenario())
+    (deep / "bad.toml").write_text(scenario())
+    assert find_scenarios([tmp_path]) == [tmp_path / "suite" / "plain.toml"]
+    assert find_scenarios([tmp_path], include_faults=True) == [
+        deep / "bad.toml",
+        tmp_path / "suite" / "plain.toml",
+    ]
+
+
+def test_an_engine_whose_capabilities_lack_a_field_does_not_have_it() -> None:
+    from types import SimpleNamespace
+
+    engine = SimpleNamespace(capabilities=SimpleNamespace(delete=True))
+    assert has_capability(engine, "delete") and not has_capability(engine, "reload")
+
+
+def test_a_parsed_step_is_immutable() -> None:
+    import dataclasses
+
+    step = parse_scenario(scenario(), "s.toml").plan[0].steps[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.count = 5  # type: ignore[misc]
