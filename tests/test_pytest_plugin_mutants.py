@@ -46,29 +46,20 @@ def _outcome(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return _run(pytester, "scenarios/alpha.toml", "--memcycle-allocator", "checked", *args)
 
 
-def test_a_fault_found_where_clean_was_expected_fails_the_item(
-    pytester: pytest.Pytester, fake: dict[str, Any]
+@pytest.mark.parametrize(
+    ("verdict", "expected", "outcome"),
+    [
+        pytest.param("double-free", "clean", "failed", id="a-fault-where-clean-was-expected-fails"),
+        pytest.param("clean", "double-free", "failed", id="clean-where-a-fault-was-expected-fails"),
+        pytest.param("double-free", "double-free", "passed", id="the-expected-fault-passes"),
+        pytest.param("clean", "clean", "passed", id="clean-as-expected-passes"),
+    ],
+)
+def test_the_item_fails_whenever_the_verdict_differs_from_its_expectation(
+    pytester: pytest.Pytester, fake: dict[str, Any], verdict: str, expected: str, outcome: str
 ) -> None:
-    fake.update(verdict="double-free", expected="clean")
-    _outcome(pytester).assert_outcomes(failed=1)
-
-
-def test_clean_where_a_fault_was_expected_fails_the_item(
-    pytester: pytest.Pytester, fake: dict[str, Any]
-) -> None:
-    fake.update(verdict="clean", expected="double-free")
-    _outcome(pytester).assert_outcomes(failed=1)
-
-
-def test_the_expected_fault_found_passes_the_item(
-    pytester: pytest.Pytester, fake: dict[str, Any]
-) -> None:
-    fake.update(verdict="double-free", expected="double-free")
-    _outcome(pytester).assert_outcomes(passed=1)
-
-
-def test_clean_as_expected_passes_the_item(pytester: pytest.Pytester, fake: dict[str, Any]) -> None:
-    _outcome(pytester).assert_outcomes(passed=1)
+    fake.update(verdict=verdict, expected=expected)
+    _outcome(pytester).assert_outcomes(**{outcome: 1})
 
 
 def test_an_error_run_is_an_error_of_the_item_whatever_was_expected(
