@@ -12,6 +12,10 @@ under test is rewritten on disk for each mutant and restored afterwards):
     python mutation/run.py --list
     python mutation/run.py oracle            # init + scope + run + summary for one module
     python mutation/run.py oracle --survivors  # the surviving mutants' diffs, from the last run
+    python mutation/run.py oracle --recheck    # today's tests against the last run's survivors
+    python mutation/run.py oracle --sample 45  # a seeded random sample, on a loaded machine
+
+See docs/mutation.md for the kill rates and the equivalent mutants.
 
 Sessions (`mutation/sessions/<module>.sqlite`) are kept so a run can be resumed (`--resume`).
 One worker, one module at a time: the tests start engines in child processes of their own.
