@@ -78,10 +78,13 @@ def test_the_default_graph_degree_is_sixteen() -> None:
 
 def test_the_keep_initialized_fault_clears_only_the_graphs() -> None:
     # the fault models "keep structures, reset data": graphs emptied, the rest kept
-    db = Database(allocator="checked", faults=["keep-initialized"], **SMALL)
-    db.add_batch(rows(60, 8), ids=list(range(60)))
+    db = Database(
+        allocator="checked", faults=["keep-initialized"], **{**SMALL, "segment_threshold": 40}
+    )
+    db.add_batch(rows(30, 8), ids=list(range(30)))  # >= buffer_size: into the graph
+    db.add_batch(rows(50, 8, seed=1), ids=list(range(30, 80)))  # >= threshold: a segment
     before = db.info()["tiers"]
-    assert before["hnsw"] + before["segments"] > 0
+    assert before["hnsw"] > 0 and before["segments"] > 0
     db.clear()
     after = db.info()
     assert after["tiers"]["hnsw"] == 0 and after["tiers"]["segments"] == 0
