@@ -169,7 +169,6 @@ def test_a_failed_item_points_at_the_first_line_of_its_scenario_file(
     pytester: pytest.Pytester, fake: dict[str, Any]
 ) -> None:
     fake.update(verdict="double-free", expected="clean")
-    result = _outcome(pytester, "--junitxml", "junit.xml")
+    result = _outcome(pytester, "--tb=line")
     result.assert_outcomes(failed=1)
-    assert 'line="0"' in (pytester.path / "junit.xml").read_text()
     assert "scenarios/alpha.toml:1: memcycle: alpha on refimpl/checked" in result.stdout.str()
