@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from peers import need_peer
 
-omendb = pytest.importorskip("omendb")
+omendb = need_peer("omendb")
 
 from memcycle.engines.base import EngineConfig, EngineError  # noqa: E402
 from memcycle.engines.registry import make_engine  # noqa: E402

@@ -15,6 +15,7 @@ import pytest
 from memcycle.engines.base import Capabilities, Engine, EngineConfig, EngineError
 from memcycle.engines.registry import make_engine
 from memcycle.records import RunRecord
+from peers import need_peer
 
 OWN = "examples.my_engine:make_engine"
 PEER_PACKAGE = {"hnswlib": "hnswlib", "faiss": "faiss", "usearch": "usearch"}
@@ -25,7 +26,7 @@ N = 1000
 
 def build(spec: str, **options: Any) -> Engine:
     if spec in PEER_PACKAGE:
-        pytest.importorskip(PEER_PACKAGE[spec])
+        need_peer(PEER_PACKAGE[spec])
     return make_engine(spec, EngineConfig(options=options or None))
 
 
@@ -221,14 +222,14 @@ def test_get_returns_the_stored_rows(spec: str, metric: str) -> None:
 
 def test_faults_are_refused(spec: str) -> None:
     if spec in PEER_PACKAGE:
-        pytest.importorskip(PEER_PACKAGE[spec])
+        need_peer(PEER_PACKAGE[spec])
     with pytest.raises(EngineError, match="fault"):
         make_engine(spec, EngineConfig(faults=("flat-buffer-leak",)))
 
 
 @pytest.mark.parametrize("peer", list(PEER_PACKAGE))
 def test_peer_refuses_refimpl_allocators_and_bad_options(peer: str) -> None:
-    pytest.importorskip(PEER_PACKAGE[peer])
+    need_peer(PEER_PACKAGE[peer])
     with pytest.raises(EngineError, match="allocator"):
         make_engine(peer, EngineConfig(allocator="checked"))
     with pytest.raises(EngineError, match="ef_search"):
@@ -238,7 +239,7 @@ def test_peer_refuses_refimpl_allocators_and_bad_options(peer: str) -> None:
 
 
 def test_hnswlib_grows_capacity_and_uses_options() -> None:
-    pytest.importorskip("hnswlib")
+    need_peer("hnswlib")
     engine = build("hnswlib", capacity=16, ef_search=32, M=8)
     ids, x, q = data(n=500)
     engine.open(DIM)
@@ -252,7 +253,7 @@ def test_hnswlib_grows_capacity_and_uses_options() -> None:
 
 def test_hnswlib_answers_query_by_query_when_a_batch_finds_too_few() -> None:
     """hnswlib raises for the whole batch when one query finds fewer than k live rows."""
-    pytest.importorskip("hnswlib")
+    need_peer("hnswlib")
     engine = build("hnswlib")
 
     class ShortIndex:  # reachable rows: 2 for query 0, 3 for query 1
@@ -276,7 +277,7 @@ def test_hnswlib_answers_query_by_query_when_a_batch_finds_too_few() -> None:
 
 def test_faiss_hnsw_really_cannot_remove_ids() -> None:
     """Pins the reason faiss declares delete=False; fails if a faiss release adds it."""
-    faiss = pytest.importorskip("faiss")
+    faiss = need_peer("faiss")
     index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(DIM, 16))
     _, x, _ = data(n=10)
     index.add_with_ids(x, np.arange(10, dtype=np.int64))
@@ -285,7 +286,7 @@ def test_faiss_hnsw_really_cannot_remove_ids() -> None:
 
 
 def test_faiss_clear_is_a_native_reset_of_the_same_index() -> None:
-    pytest.importorskip("faiss")
+    need_peer("faiss")
     engine = build("faiss")
     ids, x, _ = data(n=100)
     engine.open(DIM)
@@ -341,7 +342,7 @@ def _run(tmp_path: Path, text: str, engine: str) -> RunRecord:
 def test_harness_skips_a_scenario_whose_requirements_the_engine_lacks(
     tmp_path: Path, peer: str
 ) -> None:
-    pytest.importorskip(PEER_PACKAGE[peer])
+    need_peer(PEER_PACKAGE[peer])
     record = _run(tmp_path, NEEDS_DELETE_AND_FILTER, peer)
     caps = record.capabilities
     lacking = [c for c in ("delete", "metadata_filter") if not caps[c]]
@@ -355,7 +356,7 @@ def test_harness_skips_a_scenario_whose_requirements_the_engine_lacks(
 
 
 def test_a_skipped_delete_step_is_listed_and_the_run_judged_on_what_ran(tmp_path: Path) -> None:
-    pytest.importorskip("faiss")
+    need_peer("faiss")
     record = _run(tmp_path, DELETE_WITHOUT_REQUIRES, "faiss")
     assert any(s.skipped for s in record.steps)  # faiss cannot delete
     assert record.verdict == "clean"

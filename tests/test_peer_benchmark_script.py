@@ -11,14 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from peers import need_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "peers.py"
 
 
 def test_tiny_run_writes_the_table_and_json_for_each_engine(tmp_path: Path) -> None:
-    pytest.importorskip("hnswlib")
+    need_peer("hnswlib")
     cmd = [sys.executable, str(SCRIPT), "--n", "1500", "--queries", "40", "--no-first-query"]
     cmd += ["--engines", "refimpl,refimpl-db,hnswlib", "--rounds", "2", "--out", str(tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

@@ -1,0 +1,340 @@
+"""Mutation testing of memcycle's judging code with cosmic-ray, one module at a time.
+
+Why cosmic-ray: it mutates the source file *in place* and runs the test command as a fresh
+process, so the mutant is exactly the code the editable install imports as `memcycle.*`, in the
+pytest process and in every child process the runner starts. (mutmut 3 copies the sources into
+`mutants/` and names mutants after the file path, `harness.checks`, which the `memcycle` package-dir
+mapping never imports, and the runner's children would not see the copy at all.)
+
+Usage (from the repository root, in a checkout you are not editing while it runs, because the file
+under test is rewritten on disk for each mutant and restored afterwards):
+
+    python mutation/run.py --list
+    python mutation/run.py oracle            # init + scope + run + summary for one module
+    python mutation/run.py oracle --survivors  # the surviving mutants' diffs, from the last run
+    python mutation/run.py oracle --recheck    # today's tests against the last run's survivors
+    python mutation/run.py oracle --sample 45  # a seeded random sample, on a loaded machine
+
+See docs/mutation.md for the kill rates and the equivalent mutants.
+
+Sessions (`mutation/sessions/<module>.sqlite`) are kept so a run can be resumed (`--resume`).
+One worker, one module at a time: the tests start engines in child processes of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSIONS = ROOT / "mutation" / "sessions"
+
+# One mutant per decision site, in the spirit of mutmut's operator set: boundaries (< vs <=),
+# equality and membership flipped, and/or swapped, conditions negated, constants moved by one,
+# loops skipped, exception handlers disarmed. The all-to-all arithmetic and comparison swaps and
+# the variable replacers of cosmic-ray multiply the count by ten without finding other gaps.
+KEEP_OPERATORS = (
+    r"core/ReplaceComparisonOperator_(Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Eq_NotEq|NotEq_Eq"
+    r"|Is_IsNot|IsNot_Is|In_NotIn|NotIn_In)$",
+    r"core/ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Mul|BitOr_BitAnd"
+    r"|BitAnd_BitOr|LShift_RShift|Mod_FloorDiv)$",
+    r"core/ReplaceUnaryOperator_(USub_UAdd|Delete_Not)$",
+    r"core/(AddNot|ReplaceAndWithOr|ReplaceOrWithAnd|ReplaceTrueWithFalse|ReplaceFalseWithTrue"
+    r"|ReplaceBreakWithContinue|ReplaceContinueWithBreak|ExceptionReplacer|NumberReplacer"
+    r"|ZeroIterationForLoop|RemoveDecorator)$",
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A module under mutation, the fast tests that cover it, and (optionally) which of its
+    functions and classes are in scope (qualified names, `Class` or `Class.method`)."""
+
+    path: str
+    tests: tuple[str, ...]
+    scope: tuple[str, ...] = field(default=())
+    timeout: float = 120.0
+
+
+TARGETS: dict[str, Target] = {
+    "oracle": Target(
+        "harness/oracle.py",
+        ("tests/test_oracle.py", "tests/test_answer_protocol.py", "tests/test_oracle_mutants.py"),
+    ),
+    "scenario": Target(
+        "harness/scenario.py",
+        ("tests/test_scenario.py", "tests/test_scenario_mutants.py"),
+    ),
+    "gate": Target("harness/gate.py", ("tests/test_gate.py", "tests/test_gate_mutants.py")),
+    "alloc": Target(
+        "refimpl/alloc.py",
+        ("tests/test_alloc.py", "tests/test_alloc_mutants.py"),
+    ),
+    "pytest_plugin": Target(
+        "harness/pytest_plugin.py",
+        ("tests/test_pytest_plugin.py", "tests/test_pytest_plugin_mutants.py"),
+        scope=(
+            "check_options",
+            "engine_options",
+            "ScenarioItem",
+            "_is_user_error",
+            "_record_of",
+            "pytest_runtest_makereport",
+            "memcycle_run",
+        ),
+        timeout=300.0,
+    ),
+    "database": Target(
+        "refimpl/database.py",
+        (
+            "tests/test_lifecycle.py",
+            "tests/test_database.py",
+            "tests/test_faults.py",
+            "tests/test_database_mutants.py",
+        ),
+        scope=(
+            "_serialized",
+            "Database.__init__",
+            "Database._reset_slots",
+            "Database.initialize",
+            "Database.clear",
+            "Database.close",
+            "Database.__enter__",
+            "Database.__exit__",
+            "Database.__del__",
+            "Database._destroy_graphs",
+            "Database._release_slots",
+            "Database.owned_blocks",
+            "Database._destroy_in_place",
+            "Database._check_open",
+        ),
+        timeout=180.0,
+    ),
+    "checks": Target("harness/checks.py", ("tests/test_checks.py", "tests/test_small_leaks.py")),
+    "isolation": Target("harness/isolation.py", ("tests/test_isolation.py",), timeout=300.0),
+    "runner": Target(
+        "harness/runner.py",
+        ("tests/test_end_to_end.py", "tests/test_runner_mutants.py"),
+        timeout=300.0,
+    ),
+}
+
+
+def test_command(target: Target) -> str:
+    tests = " ".join(t for t in target.tests if (ROOT / t).exists())
+    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 {tests}"
+
+
+def write_config(name: str, target: Target) -> Path:
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    config = SESSIONS / f"{name}.toml"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "{target.path}"\n'
+        f"timeout = {target.timeout}\n"
+        "excluded-modules = []\n"
+        f"test-command = {test_command(target)!r}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+    )
+    return config
+
+
+def spans(source: str, names: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Line spans (first, last) of the named top-level functions/classes and methods."""
+    out: list[tuple[int, int]] = []
+    defs = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in ast.parse(source).body:
+        if not isinstance(node, defs):
+            continue
+        if node.name in names:
+            out.append((node.lineno, node.end_lineno or node.lineno))
+        if isinstance(node, ast.ClassDef):
+            for sub in node.body:
+                if isinstance(sub, defs) and f"{node.name}.{sub.name}" in names:
+                    first = min([sub.lineno] + [d.lineno for d in sub.decorator_list])
+                    out.append((first, sub.end_lineno or sub.lineno))
+    found = len(out)
+    if found < len(names):
+        print(f"warning: only {found} of {len(names)} scope names found", file=sys.stderr)
+    return out
+
+
+def message_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every f-string: a mutant there only rewords a message."""
+    return [
+        ((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0))
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.JoinedStr)
+    ]
+
+
+def skip_out_of_scope(session: Path, target: Target) -> None:
+    """Mark as skipped every mutation of an operator not kept, outside the target's scope, inside
+    an f-string (message wording), or a second number mutant (n-1 after n+1) at the same site."""
+    import re
+
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    keep = re.compile("|".join(f"(?:{k})" for k in KEEP_OPERATORS))
+    source = (ROOT / target.path).read_text()
+    in_scope = spans(source, target.scope) if target.scope else None
+    messages = message_spans(source)
+    seen: set[tuple[str, tuple[int, int]]] = set()
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            m = item.mutations[0]
+            why = None
+            site = (m.operator_name, tuple(m.start_pos))
+            if not keep.match(m.operator_name):
+                why = "operator not in the kept set"
+            elif in_scope is not None and not any(a <= m.start_pos[0] <= b for a, b in in_scope):
+                why = "outside the module's scope"
+            elif any(a <= tuple(m.start_pos) < b for a, b in messages):
+                why = "inside an f-string (message wording)"
+            elif site in seen:
+                why = "second mutant of the same number"
+            seen.add(site)
+            if why:
+                db.set_result(
+                    item.job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED)
+                )
+
+
+def keep_sample(session: Path, size: int, seed: int) -> None:
+    """Keep a seeded random sample of `size` pending mutants (mark the rest skipped): a kill rate
+    measured on a sample, for a loaded machine; the full run is the same command without it."""
+    import random
+
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = sorted(item.job_id for item in db.pending_work_items)
+        chosen = set(random.Random(seed).sample(pending, min(size, len(pending))))
+        for job_id in pending:
+            if job_id not in chosen:
+                db.set_result(
+                    job_id,
+                    WorkResult(output="not in this sample", worker_outcome=WorkerOutcome.SKIPPED),
+                )
+
+
+def cosmic(*args: str) -> int:
+    return subprocess.call(["cosmic-ray", *args], cwd=ROOT)
+
+
+def survivors(session: Path) -> None:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "skipped": 0, "pending": 0}
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = dict(db.results)
+        for item in db.work_items:
+            result = done.get(item.job_id)
+            if result is None:
+                counts["pending"] += 1
+            elif result.worker_outcome == WorkerOutcome.SKIPPED:
+                counts["skipped"] += 1
+            elif result.test_outcome == TestOutcome.SURVIVED:
+                counts["survived"] += 1
+                m = item.mutations[0]
+                print(f"--- {item.job_id} {m.operator_name} line {m.start_pos[0]}")
+                print(result.diff)
+            elif result.test_outcome == TestOutcome.INCOMPETENT:
+                counts["incompetent"] += 1
+            else:
+                counts["killed"] += 1
+    total = counts["killed"] + counts["survived"]
+    rate = f"{100.0 * counts['killed'] / total:.1f}%" if total else "n/a"
+    print(" ".join(f"{k}={v}" for k, v in counts.items()), f"kill rate {rate}")
+
+
+def recheck(session: Path, target: Target) -> None:
+    """Run the module's tests (as they are now) against each mutant that survived the session:
+    the "after" figure once tests were added, without rerunning the killed ones."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = dict(db.results)
+        lost = [
+            (item, done[item.job_id].diff)
+            for item in db.work_items
+            if item.job_id in done and done[item.job_id].test_outcome == TestOutcome.SURVIVED
+        ]
+    if subprocess.call(test_command(target).split(), cwd=ROOT, stdout=subprocess.DEVNULL):
+        raise SystemExit("the tests fail on the unmutated code: fix them before a recheck")
+    still = 0
+    for item, diff in lost:
+        patch = (diff.split("--- mutation diff ---\n", 1)[-1].rstrip("\n") + "\n").encode()
+        subprocess.run(
+            ["patch", "-p1", "--quiet", "--no-backup-if-mismatch"],
+            input=patch,
+            cwd=ROOT,
+            check=True,
+        )
+        try:
+            rc = subprocess.call(test_command(target).split(), cwd=ROOT, stdout=subprocess.DEVNULL)
+        finally:
+            subprocess.run(
+                ["patch", "-R", "-p1", "--quiet", "--no-backup-if-mismatch"],
+                input=patch,
+                cwd=ROOT,
+                check=True,
+            )
+        m = item.mutations[0]
+        verdict = "killed" if rc else "SURVIVES"
+        still += not rc
+        print(f"{verdict:9} {item.job_id} {m.operator_name} line {m.start_pos[0]}")
+    print(f"recheck: {len(lost) - still} of {len(lost)} survivors now killed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("module", nargs="?", choices=sorted(TARGETS))
+    parser.add_argument("--list", action="store_true", help="the modules and their tests")
+    parser.add_argument("--survivors", action="store_true", help="report the last run only")
+    parser.add_argument(
+        "--recheck", action="store_true", help="rerun the tests on the last run's survivors"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the last session")
+    parser.add_argument(
+        "--sample", type=int, metavar="N", help="run only N of the pending mutants (seeded)"
+    )
+    parser.add_argument("--seed", type=int, default=16, help="seed of --sample (default 16)")
+    args = parser.parse_args(argv)
+    if args.list or not args.module:
+        for name, t in TARGETS.items():
+            print(f"{name:14} {t.path:26} {' '.join(t.tests)}")
+        return 0
+    target = TARGETS[args.module]
+    session = SESSIONS / f"{args.module}.sqlite"
+    if args.survivors:
+        survivors(session)
+        return 0
+    if args.recheck:
+        recheck(session, target)
+        return 0
+    config = write_config(args.module, target)
+    if not args.resume:
+        session.unlink(missing_ok=True)
+        if rc := cosmic("init", str(config), str(session)):
+            return rc
+        skip_out_of_scope(session, target)
+    if args.sample is not None:
+        keep_sample(session, args.sample, args.seed)
+    if rc := cosmic("exec", str(config), str(session)):
+        return rc
+    survivors(session)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

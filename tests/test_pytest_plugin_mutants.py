@@ -1,0 +1,174 @@
+"""The plugin's outcome decision, both ways, and every option reaching the run (docs/mutation.md).
+
+The child run is replaced by a recorded fake (`memcycle.runner.run_one`), so each test is about the
+plugin alone: which pytest outcome a verdict/expectation pair becomes, and which options arrive at
+the run. A verdict that differs from its expectation fails the item in *both* directions.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import memcycle.runner
+import pytest
+from factories import make_run
+from memcycle.records import RunRecord
+from test_pytest_plugin import _run, _scenario
+
+
+@pytest.fixture
+def fake(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A scenarios/alpha.toml and a fake run_one returning `state["verdict"]` against
+    `state["expected"]`; every call's keyword arguments land in `state["calls"]`."""
+    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
+    (pytester.mkdir("scenarios") / "alpha.toml").write_text(_scenario("alpha"))
+    state: dict[str, Any] = {"verdict": "clean", "expected": "clean", "calls": []}
+
+    @functools.wraps(memcycle.runner.run_one)  # the fixture reads run_one's signature
+    def run_one(path: Path, **kwargs: Any) -> RunRecord:
+        state["calls"].append(kwargs)
+        return make_run(
+            "alpha",
+            engine=kwargs.get("engine", "refimpl"),
+            allocator=kwargs.get("allocator", "checked"),
+            verdict=state["verdict"],
+            expected=state["expected"],
+            fail_at=None if state["verdict"] == "clean" else 1,
+        )
+
+    monkeypatch.setattr(memcycle.runner, "run_one", run_one)
+    return state
+
+
+def _outcome(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return _run(pytester, "scenarios/alpha.toml", "--memcycle-allocator", "checked", *args)
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected", "outcome"),
+    [
+        pytest.param("double-free", "clean", "failed", id="a-fault-where-clean-was-expected-fails"),
+        pytest.param("clean", "double-free", "failed", id="clean-where-a-fault-was-expected-fails"),
+        pytest.param("double-free", "double-free", "passed", id="the-expected-fault-passes"),
+        pytest.param("clean", "clean", "passed", id="clean-as-expected-passes"),
+    ],
+)
+def test_the_item_fails_whenever_the_verdict_differs_from_its_expectation(
+    pytester: pytest.Pytester, fake: dict[str, Any], verdict: str, expected: str, outcome: str
+) -> None:
+    fake.update(verdict=verdict, expected=expected)
+    _outcome(pytester).assert_outcomes(**{outcome: 1})
+
+
+def test_an_error_run_is_an_error_of_the_item_whatever_was_expected(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    fake.update(verdict="error", expected="error")
+    _outcome(pytester).assert_outcomes(errors=1)
+
+
+def test_every_command_line_option_reaches_the_run(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    result = _outcome(
+        pytester,
+        "--memcycle-timeout",
+        "7.5",
+        "--memcycle-no-memray",
+        "--memcycle-engine-option",
+        "buffer_size=16",
+        "--memcycle-report",
+        "out",
+    )
+    result.assert_outcomes(passed=1)
+    (call,) = fake["calls"]
+    assert call["timeout"] == 7.5 and call["memray"] is False
+    assert call["options"] == {"buffer_size": 16}
+    assert call["out_dir"] == (pytester.path / "out").resolve()
+    assert call["allocator"] == "checked"
+
+
+def test_without_options_the_run_gets_memray_no_timeout_and_no_report_dir(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    _outcome(pytester).assert_outcomes(passed=1)
+    (call,) = fake["calls"]
+    assert call["memray"] is True and call["timeout"] is None and call["out_dir"] is None
+    assert call["options"] == {}
+
+
+def test_the_fixture_passes_timeout_memray_and_report_dir_from_the_command_line(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    pytester.makepyfile(
+        test_fixture=f"""
+        def test_fixture(memcycle_run):
+            memcycle_run({_scenario("inline")!r}, faults=["flat-buffer-double-free"])
+        """
+    )
+    result = _run(
+        pytester,
+        "test_fixture.py",
+        "--memcycle-timeout",
+        "9",
+        "--memcycle-no-memray",
+        "--memcycle-report",
+        "rep",
+    )
+    result.assert_outcomes(passed=1)
+    (call,) = fake["calls"]
+    assert call["timeout"] == 9.0 and call["memray"] is False
+    assert call["out_dir"] == (pytester.path / "rep").resolve()
+    assert call["faults"] == ("flat-buffer-double-free",)
+
+
+def test_the_fixture_keeps_a_timeout_the_test_gives_over_the_command_line(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    pytester.makepyfile(
+        test_fixture=f"""
+        def test_fixture(memcycle_run):
+            memcycle_run({_scenario("inline")!r}, timeout=3, memray=True)
+        """
+    )
+    _run(pytester, "test_fixture.py", "--memcycle-timeout", "9", "--memcycle-no-memray")
+    (call,) = fake["calls"]
+    assert call["timeout"] == 3 and call["memray"] is True
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_timeout_that_is_not_positive_is_a_usage_error(
+    pytester: pytest.Pytester, fake: dict[str, Any], value: str
+) -> None:
+    result = _outcome(pytester, "--memcycle-timeout", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "is not a positive number of seconds" in result.stderr.str()
+    assert fake["calls"] == []
+
+
+def test_a_report_path_that_is_a_file_is_a_usage_error(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    (pytester.path / "afile").write_text("x")
+    result = _outcome(pytester, "--memcycle-report", "afile")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "exists and is not a directory" in result.stderr.str()
+
+
+def test_an_unknown_allocator_is_a_usage_error(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    result = _outcome(pytester, "--memcycle-allocator", "jemalloc")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown allocator 'jemalloc'" in result.stderr.str()
+
+
+def test_a_failed_item_points_at_the_first_line_of_its_scenario_file(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    fake.update(verdict="double-free", expected="clean")
+    result = _outcome(pytester, "--tb=line")
+    result.assert_outcomes(failed=1)
+    assert "scenarios/alpha.toml:1: memcycle: alpha on refimpl/checked" in result.stdout.str()
