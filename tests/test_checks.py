@@ -292,6 +292,17 @@ def test_growth_judges_steady_leak_but_not_noise_or_a_plateau() -> None:
     assert growth([1.0, 2e6, 4e6], rule) is None  # too few cycles to tell
 
 
+def test_a_steady_rise_is_a_leak_only_once_its_total_reaches_the_rise_floor() -> None:
+    """The rise is later cycles minus early ones: a high baseline must not count toward it."""
+    rule = GROWTH_RULES["memray"]  # slope >= 4 KiB per cycle, rise >= 32 KiB
+    base, per_cycle = 64 * 1024 * 1024, 5 * 1024  # a large live set, a small steady rise
+    short = [base + per_cycle * k for k in range(7)]  # first dropped as warm-up: rise 20 KiB
+    assert growth(short, rule) is None
+    long = [base + per_cycle * k for k in range(16)]  # the same slope, rise 50 KiB
+    found = growth(long, rule)
+    assert found is not None and found["rise_bytes"] == 10 * per_cycle
+
+
 def test_memray_growth_is_a_leak_with_cycle_and_evidence() -> None:
     rec = _record()
     rec.steps = _cycles(6)
