@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from memcycle.gate import GateInputError, GateResult, Tolerances, add_arguments, tolerances_from
+from memcycle.commands.gate import prepare_parser, tolerances_from
+from memcycle.gate import GateInputError, GateResult, Tolerances
 
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    prepare_parser(parser)
     return parser.parse_args(["run", *argv])
 
 
