@@ -37,6 +37,9 @@ from typing import Any
 
 import numpy as np
 
+# imported with the child, never between cycles: an import during the confirmation repeats would
+# be measured by tracemalloc as the engine's growth (hundreds of KiB: a false leak)
+from .checks import GROWTH_RULES
 from .compiletime import CompileClock, install_compile_clock
 from .datagen import DataGen
 from .engines.base import Engine, EngineConfig
@@ -478,8 +481,6 @@ class Replayer:
 
     def still_rising(self) -> str | None:
         """The cheap series that rose by at least its rule's slope in the last cycle."""
-        from .checks import GROWTH_RULES
-
         cycles = sorted(self.reset_memory)
         if len(cycles) < 2 or len(cycles) >= CONFIRM_CYCLES:
             return None

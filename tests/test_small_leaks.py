@@ -74,6 +74,26 @@ def test_a_run_with_a_recall_failure_and_a_leak_shows_both(tmp_path: Path) -> No
     assert "  - leak: " in text  # the leak is on screen next to the wrong results
 
 
+def test_confirmation_repeats_measure_the_engine_not_the_harness_code_they_need(
+    tmp_path: Path,
+) -> None:
+    """A cache that grows over a short table's cycles, then stays, triggers extra repeats; the
+    child must not import its judging code at that moment (tracemalloc would count the import,
+    hundreds of KiB of functions and dataclass fields, as the engine's growth: a false leak)."""
+    three = FIVE_CYCLES.replace("repeat = 5", "repeat = 3")
+    path = tmp_path / "table.toml"
+    path.write_text(three, encoding="utf-8")
+    rec = run_one(
+        path,
+        "tests.engines_for_tests:make_bounded_cache",
+        options={"leak_kib": 24, "cache_cycles": 3},
+        memray=False,  # tracemalloc on: the recorder that sees Python allocations
+        flamegraphs="none",
+    )
+    assert len(rec.cycles) > 3, "the rising tracemalloc series should have asked for repeats"
+    assert rec.verdict == "clean", format_run(rec)
+
+
 def test_a_leak_on_a_two_cycle_table_is_confirmed_by_extra_repeats(tmp_path: Path) -> None:
     two = FIVE_CYCLES.replace("repeat = 5", "repeat = 2")
     rec = _run(tmp_path, "make_pylist_leak", two, leak_kib=128)
