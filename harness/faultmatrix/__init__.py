@@ -34,11 +34,12 @@ code path rather than on the whole bundle (`TOOL_CLEAN_SCENARIOS`):
   (delete, get, filtered search, re-insert of deleted ids) and singleton-destroy-recreate
   (the global database destroyed and rebuilt, through `refimpl-c-global`);
 - valgrind: clear-empty-and-twice (clear of an empty and of a cleared database, flat buffer
-  and migration), dimension-change (clear back to uninitialized, three dimensions), and the
-  uninitialized-slot-assign and singleton-double-destroy scenarios run clean (segments; the
-  singleton's clear/cleanup). Not delete-reinsert: under memcheck its clean run shows a
-  tracemalloc growth of Python objects per cycle (functions, cells, re.Pattern; seen once,
-  2026-12-01, not yet explained), which ASan's run of it does not.
+  and migration), delete-reinsert (delete, get, filtered search, re-insert), dimension-change
+  (clear back to uninitialized, three dimensions), and the uninitialized-slot-assign and
+  singleton-double-destroy scenarios run clean (segments; the singleton's clear/cleanup).
+  delete-reinsert was once left out: its clean run showed a tracemalloc growth of functions
+  and cells, which was the child importing its growth rules at the first confirmation repeat
+  (fixed: `harness.child` imports them up front).
 Under valgrind every fault runs: stale-segment-view (once kept out by a hang at exit,
 glibc's freeres under valgrind, see `harness.sanitizers`) and migration-overflow (valgrind
 dies after memcheck's report of the overflow, which is taken as the verdict).

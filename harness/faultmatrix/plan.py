@@ -35,6 +35,7 @@ TOOL_CLEAN_SCENARIOS: dict[str, frozenset[str] | None] = {
     "valgrind": frozenset(
         {
             "clear-empty-and-twice",
+            "delete-reinsert",
             "dimension-change",
             "native-uninitialized-slot-assign",
             "native-singleton-double-destroy",
