@@ -22,6 +22,12 @@ This module is the lifecycle, the id checks and the public API; the two other jo
 are its bases: `tiers.TierRouting` (rows into and out of the tiers, the flat buffer's migration)
 and `query.QueryPlan` (a search routed across the tiers, filtered and merged).
 `SearchResult` is defined in `query.py` and re-exported here.
+
+Why this module is still ~700 lines: it is the public API (fourteen methods, each checking its
+inputs with a one-line error and serialized by `_serialized`) and the lifecycle with its fault
+switches (four faults, seven switches) beside the lines they break; the id checks and the atomic
+commit stay beside the writes they guard (they read and roll back the state `initialize` and
+`clear` reset).
 """
 
 from __future__ import annotations
