@@ -74,18 +74,24 @@ TARGETS: dict[str, Target] = {
         "refimpl/alloc.py",
         ("tests/test_alloc.py", "tests/test_alloc_mutants.py"),
     ),
+    # the plugin is a package (one module per job): its outcome logic, option plumbing and
+    # fixture are three targets, each with the scope it had as one module
     "pytest_plugin": Target(
-        "harness/pytest_plugin.py",
+        "harness/pytest_plugin/items.py",
         ("tests/test_pytest_plugin.py", "tests/test_pytest_plugin_mutants.py"),
-        scope=(
-            "check_options",
-            "engine_options",
-            "ScenarioItem",
-            "_is_user_error",
-            "_record_of",
-            "pytest_runtest_makereport",
-            "memcycle_run",
-        ),
+        scope=("ScenarioItem", "_is_user_error", "_record_of", "pytest_runtest_makereport"),
+        timeout=300.0,
+    ),
+    "pytest_plugin_options": Target(
+        "harness/pytest_plugin/options.py",
+        ("tests/test_pytest_plugin.py", "tests/test_pytest_plugin_mutants.py"),
+        scope=("check_options", "engine_options"),
+        timeout=300.0,
+    ),
+    "pytest_plugin_fixture": Target(
+        "harness/pytest_plugin/fixture.py",
+        ("tests/test_pytest_plugin.py", "tests/test_pytest_plugin_mutants.py"),
+        scope=("memcycle_run",),
         timeout=300.0,
     ),
     "database": Target(

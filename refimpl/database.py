@@ -17,6 +17,17 @@ dimension; `close()` does the same and refuses later calls. Both idempotent.
 
 The faults of `refimpl.faults` that concern the lifecycle live here, each wrong
 line beside the right one under `self.faults.on(NAME)`.
+
+This module is the lifecycle, the id checks and the public API; the two other jobs of the class
+are its bases: `tiers.TierRouting` (rows into and out of the tiers, the flat buffer's migration)
+and `query.QueryPlan` (a search routed across the tiers, filtered and merged).
+`SearchResult` is defined in `query.py` and re-exported here.
+
+Why this module is still ~700 lines: it is the public API (fourteen methods, each checking its
+inputs with a one-line error and serialized by `_serialized`) and the lifecycle with its fault
+switches (four faults, seven switches) beside the lines they break; the id checks and the atomic
+commit stay beside the writes they guard (they read and roll back the state `initialize` and
+`clear` reset).
 """
 
 from __future__ import annotations
@@ -25,9 +36,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from functools import partial
-from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any
 
 import numba
 import numpy as np
@@ -59,29 +68,15 @@ from .inputs import (
     positive_int,
 )
 from .kernels.distance import METRIC_CODES, METRIC_COSINE, normalize_rows
-from .kernels.flat import scan_rows
 from .metadata import SparseMetadataMap, check_metadata, metadata_list
+from .query import QueryPlan, SearchResult
 from .segmented import SegmentedHNSW
-from .slots import LOC_ROW, LOC_SHIFT, T_FLAT, T_HNSW, T_SEG0, SlotStore
+from .slots import T_FLAT, SlotStore
 
-_EXACT_FILTER_ROWS = 2048  # a filter matching at most this many rows is scanned exactly
-_EMPTY_I64 = np.empty(0, np.int64)
-_PARALLEL_QUERIES = 64
-_NO_SKIP = np.zeros(1, np.uint8)
 _COPY_REFUSED = (
     "a DB cannot be copied: it owns allocator blocks that a copy would share (freeing one "
     "would free the other's memory); create a new DB and add_batch the rows instead"
 )
-
-
-class SearchResult(NamedTuple):
-    id: Id
-    distance: float
-    metadata: dict[str, Any] | None
-
-
-# SearchResult from an (id, distance, metadata) tuple without a Python-level __new__
-_new_result = partial(tuple.__new__, SearchResult)
 
 
 class State(StrEnum):
@@ -111,7 +106,7 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
     return locked
 
 
-class Database:
+class Database(QueryPlan):
     """An embedded vector database with an explicit, checkable memory lifecycle.
 
     Thread-safe by serialization (see `_serialized`). Not copyable and not picklable: it owns
@@ -573,70 +568,7 @@ class Database:
             del self._obj_ids[obj_before:]
         self._n_obj_live = n_obj_before
 
-    def _route(self, x: np.ndarray, slots: np.ndarray) -> None:
-        """Large batches to a graph directly, small ones through the flat buffer."""
-        n = x.shape[0]
-        assert self._hnsw is not None and self._flat is not None
-        if n >= self.segment_threshold:
-            assert self._seg is not None
-            before = len(self._seg.segments)
-            self._seg.add(x, slots, num_threads=self.num_threads)
-            for i, seg in enumerate(self._seg.segments[before:], start=before):
-                view = seg.view()
-                self._slots.place(view.labels.array[: len(seg)], T_SEG0 + i, 0)
-        elif n >= self.buffer_size:
-            self._to_graph(x, slots)
-        else:
-            self._to_flat(x, slots)
-
-    def _to_graph(self, x: np.ndarray, slots: np.ndarray) -> None:
-        assert self._hnsw is not None
-        start = len(self._hnsw)
-        self._hnsw.add(x, slots, num_threads=self.num_threads)
-        self._slots.place(slots, T_HNSW, start)
-
-    def _to_flat(self, x: np.ndarray, slots: np.ndarray) -> None:
-        flat = self._flat
-        assert flat is not None and self._hnsw is not None
-        n = x.shape[0]
-        if self.faults.on("migration-overflow") and n > flat.room:
-            # FAULT migration-overflow — "Size/capacity desync": the whole batch is
-            # copied into the buffer before migrating, past the end of its blocks.
-            room = flat.room
-            flat.append_unchecked(x, slots)
-            self._to_graph(flat.rows(), flat.slots())
-            self._to_graph(x[room:], slots[room:])
-            flat.reset()
-            return
-        i = 0
-        while i < n:
-            take = min(flat.room, n - i)
-            self._slots.place(slots[i : i + take], T_FLAT, len(flat))
-            flat.append(x[i : i + take], slots[i : i + take])
-            i += take
-            if flat.room == 0:
-                self._to_graph(flat.rows(), flat.slots())
-                flat.reset()
-
     # -- deletes -------------------------------------------------------------------------
-    def _delete_slots(self, keys: np.ndarray, slots: np.ndarray) -> None:
-        self._meta.remove(keys)
-        self._retire_slots(slots, metadata_dropped=True)
-
-    def _retire_slots(self, slots: np.ndarray, *, metadata_dropped: bool = False) -> None:
-        """Tombstone slots the id map no longer points at (deleted or replaced rows)."""
-        if not metadata_dropped and self._meta.has_metadata:
-            self._meta.drop_metadata(slots)
-        self._slots.tombstone(slots)
-        assert self._flat is not None
-        if self._flat.remove_slots(slots):
-            self._slots.place(self._flat.slots(), T_FLAT, 0)  # the kept rows moved up
-        if self._obj_ids is not None and self._n_obj_live:
-            for s in slots.tolist():
-                v = self._obj_ids[s]
-                if not (isinstance(v, int) and INT64_MIN <= v <= INT64_MAX):
-                    self._n_obj_live -= 1
-
     @_serialized
     def delete(self, id: Id) -> bool:
         """Remove one row; False if the id is not there."""
@@ -700,161 +632,6 @@ class Database:
             return row * self._slots.norm[slot], self._meta.get_metadata(slot)
         return row.copy(), self._meta.get_metadata(slot)
 
-    def _tier_rows(self, tier: int) -> tuple[np.ndarray, np.ndarray]:
-        """(vectors, slots) of the rows one tier holds now (empty if it has none)."""
-        graph: HNSWIndex | None
-        if tier == T_FLAT:
-            assert self._flat is not None
-            return self._flat.rows(), self._flat.slots()
-        if tier == T_HNSW:
-            graph = self._hnsw
-        else:
-            segs = self._seg.segments if self._seg is not None else []
-            graph = segs[tier - T_SEG0] if tier - T_SEG0 < len(segs) else None
-        if graph is None or not len(graph):
-            return np.empty((0, self.dimension or 0), np.float32), _EMPTY_I64
-        view = graph.view()
-        n = len(graph)
-        return view.vectors.array[:n], view.labels.array[:n]
-
-    def _tiers(self) -> list[int]:
-        seg = len(self._seg.segments) if self._seg is not None else 0
-        return [T_FLAT, T_HNSW, *range(T_SEG0, T_SEG0 + seg)]
-
-    def _row_of(self, slot: int) -> np.ndarray | None:
-        """The stored (for cosine: normalised) vector of `slot`, read in its tier."""
-        loc = int(self._slots.loc[slot])
-        if loc < 0:
-            return None
-        rows, _ = self._tier_rows(loc >> LOC_SHIFT)
-        r = loc & LOC_ROW
-        return rows[r] if r < rows.shape[0] else None
-
-    def _query_matrix(self, vectors: Any, single: bool) -> np.ndarray:
-        q = as_float32(vectors, "query")
-        if single:
-            if q.ndim != 1:
-                raise InvalidInputError(
-                    f"query must be 1-D (dimension,), got shape {q.shape}; "
-                    f"use search_batch for many"
-                )
-            q = q.reshape(1, -1)
-        elif q.ndim != 2 or q.shape[0] == 0:
-            raise InvalidInputError(
-                f"queries must be 2-D (q, dimension) with q >= 1, got shape {q.shape}"
-            )
-        if self.dimension is not None and q.shape[1] != self.dimension:
-            raise DimensionMismatchError(
-                f"query has dimension {q.shape[1]}, expected {self.dimension} "
-                f"(the database's dimension)"
-            )
-        if self._metric == METRIC_COSINE:
-            q = q.copy()
-            normalize_rows(q)
-        return q
-
-    def _search_slots(
-        self, q: np.ndarray, k: int, skip: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k slots over all tiers: graph results seed the exact flat scan."""
-        ef = max(self._ef_search, k)
-        # parallel search pays a thread start-up; worth it only for many queries
-        threads = self.num_threads if q.shape[0] >= _PARALLEL_QUERIES else 1
-        seeds = []
-        hnsw = self._hnsw
-        if hnsw is not None and len(hnsw):
-            seeds.append(hnsw.search(q, k, ef, skip, num_threads=threads))
-        seg = self._seg
-        if seg is not None and len(seg):
-            seeds.append(seg.search(q, k, ef, skip, num_threads=threads))
-        flat = self._flat
-        assert flat is not None
-        if not seeds:
-            return flat.search(q, k, self._metric, skip)
-        if len(seeds) == 1:
-            sl, sd = seeds[0]
-            if not len(flat):
-                return sl, sd  # one graph's top-k, already sorted and padded: the answer
-        else:
-            sl = np.concatenate([s[0] for s in seeds], axis=1)
-            sd = np.concatenate([s[1] for s in seeds], axis=1)
-        return self._flat.search(q, k, self._metric, skip, sl, sd)
-
-    def _unfiltered(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k over every live row; rows the graphs came back short for are redone exactly.
-
-        With many tombstones a graph search can end with fewer than k live hits; the
-        exact scan over the live slots is the answer the caller is owed then.
-        """
-        if not self._slots.n_deleted:
-            return self._search_slots(q, k, None)
-        labels, dists = self._search_slots(q, k, self._slots.deleted)
-        want = min(k, len(self._meta))
-        short = np.flatnonzero((labels >= 0).sum(axis=1) < want)
-        if short.size:
-            ex_l, ex_d = self._exact_live(q[short], k)
-            labels[short] = ex_l
-            dists[short] = ex_d
-        return labels, dists
-
-    def _exact_live(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over every live row: each tier scanned in place, tombstones skipped."""
-        out_l = np.full((q.shape[0], k), -1, np.int64)
-        out_d = np.full((q.shape[0], k), np.inf, np.float32)
-        for tier in self._tiers():
-            rows, slots = self._tier_rows(tier)
-            if rows.shape[0]:
-                seed_l, seed_d = out_l, out_d
-                out_l = np.empty_like(seed_l)
-                out_d = np.empty_like(seed_d)
-                scan_rows(
-                    rows,
-                    slots,
-                    rows.shape[0],
-                    q,
-                    self._metric,
-                    self._slots.deleted,
-                    True,
-                    seed_l,
-                    seed_d,
-                    out_l,
-                    out_d,
-                )
-        return out_l, out_d
-
-    def _exact_over(
-        self, q: np.ndarray, slots: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over the given (sorted) slots: their rows gathered from the tiers."""
-        loc = self._slots.loc[slots]
-        tiers = loc >> LOC_SHIFT
-        at = loc & LOC_ROW
-        data = np.empty((slots.shape[0], self.dimension or 0), np.float32)
-        found = np.zeros(slots.shape[0], np.bool_)
-        for tier in np.unique(tiers[loc >= 0]).tolist():
-            rows, _ = self._tier_rows(tier)
-            sel = np.flatnonzero((loc >= 0) & (tiers == tier) & (at < rows.shape[0]))
-            data[sel] = rows[at[sel]]
-            found[sel] = True
-        if not found.all():
-            data, slots = data[found], slots[found]
-        out_l = np.empty((q.shape[0], k), np.int64)
-        out_d = np.empty((q.shape[0], k), np.float32)
-        scan_rows(
-            data,
-            slots,
-            data.shape[0],
-            q,
-            self._metric,
-            _NO_SKIP,
-            False,
-            np.empty((q.shape[0], 0), np.int64),
-            np.empty((q.shape[0], 0), np.float32),
-            out_l,
-            out_d,
-        )
-        return out_l, out_d
-
     @_serialized
     def search(
         self, vector: Any, limit: int = 10, filter: dict[str, Any] | None = None
@@ -879,35 +656,6 @@ class Database:
         else:
             labels, dists = self._unfiltered(q, limit)
         return self._results(labels[0], dists[0])
-
-    def _filtered(
-        self, q: np.ndarray, k: int, filter: dict[str, Any]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        match = self._meta.match(filter)
-        if match.size <= _EXACT_FILTER_ROWS:
-            return self._exact_over(q, match, k)
-        skip = np.ones(self._slots.cap, np.uint8)
-        skip[match] = 0
-        labels, dists = self._search_slots(q, k, skip)
-        if int((labels[0] >= 0).sum()) < min(k, match.size):
-            return self._exact_over(q, match, k)
-        return labels, dists
-
-    def _results(self, labels: np.ndarray, dists: np.ndarray) -> list[SearchResult]:
-        # one query's row: hits first (sorted), then -1 padding; plain-list work is the
-        # cheapest here (a few numpy calls would cost more than the whole conversion)
-        slots = labels.tolist()
-        n = slots.index(-1) if -1 in slots else len(slots)
-        del slots[n:]
-        if self._obj_ids is None:
-            ids: list[Id] = self._slots.sid.take(labels[:n]).tolist()
-        else:
-            ids = [self._obj_ids[s] for s in slots]
-        d = dists.tolist()[:n]
-        if self._meta.has_metadata:
-            get = self._meta.get_metadata
-            return list(map(_new_result, zip(ids, d, map(get, slots), strict=True)))
-        return list(map(_new_result, zip(ids, d, repeat(None, n), strict=True)))
 
     @_serialized
     def search_batch(self, vectors: Any, limit: int = 10) -> tuple[np.ndarray, np.ndarray]:
