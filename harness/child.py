@@ -46,7 +46,7 @@ from .protocol import (
     ProtocolError,
 )
 from .recording import Recorder
-from .scenario import capability_problems, unmet_needs
+from .scenario_needs import capability_problems, unmet_needs
 
 # the replay, its op handlers and its measurements live beside this entry point (child_replay,
 # child_ops, child_measure); `Replayer` stays importable from here for in-process replays

@@ -1,7 +1,7 @@
 """One method per scenario op: what the engine is asked to do, and what the oracle expects.
 
 Apart from the replay loop (`child_replay.Replayer`, which mixes this class in) so that adding
-an op means adding one `op_<name>` method here (and its keys in `scenario.STEP_KEYS`),
+an op means adding one `op_<name>` method here (and its keys in `scenario_parse.STEP_KEYS`),
 without reading the loop, the measurements or the confirmation repeats. Each handler gets the
 planned cycle, the step's index and the `Step`, and fills the step's `StepEvent` (a `check`, a
 recall, or `skipped` when the engine lacks what the op needs).
@@ -19,7 +19,7 @@ from .datagen import DataGen
 from .engines.base import Engine
 from .oracle import Oracle, dedupe
 from .records import StepEvent
-from .scenario import PlannedCycle, Scenario, Step
+from .scenario_model import PlannedCycle, Scenario, Step
 
 
 def _first_line(text: str) -> str:

@@ -30,7 +30,8 @@ from .oracle import Oracle
 from .protocol import MEASURED_OPS, RESET_OPS, TEARDOWN_OP, EventKind, EventWriter, bound_text
 from .recording import Recorder
 from .records import StepEvent
-from .scenario import PlannedCycle, Scenario, Step, step_skip_reason
+from .scenario_model import PlannedCycle, Scenario, Step
+from .scenario_needs import step_skip_reason
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:
