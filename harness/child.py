@@ -10,11 +10,14 @@ The event kinds are `protocol.EventKind`. A step whose capability is missing
 (`scenario.step_skip_reason`) is a `step` event with `skipped` set; a scenario that needs,
 as a whole, what the engine lacks (`scenario.unmet_needs`) is one `skip` event.
 
-The child never outlives its run: it dies with its parent (`PR_SET_PDEATHSIG`, see
-`child_lifeline`), stops itself at its own deadline (`ChildConfig.deadline`, the parent's timeout plus
-a grace; faulthandler's watchdog is a C thread, so it fires even while an engine
-holds the GIL), and a lifeline process kills the child's process group and every
-process carrying the run's token once the child is gone, however it went.
+The child never outlives its run: it dies with its parent (`PR_SET_PDEATHSIG`), stops
+itself at its own deadline (`ChildConfig.deadline`, the parent's timeout plus a grace;
+faulthandler's watchdog is a C thread, so it fires even while an engine holds the GIL),
+and a lifeline process kills the child's process group and every process carrying the
+run's token once the child is gone, however it went (`child_lifeline`).
+
+Here: the entry point and the engine's setup. The replay loop is `child_replay`, one
+method per op `child_ops`, the measurements and the confirmation repeats `child_measure`.
 """
 
 from __future__ import annotations
