@@ -325,7 +325,7 @@ def replay_crash(
     if gdb is None:
         return NativeStacks(absent=_gdb_missing_reason(), method="gdb-replay")
     # under gdb the child's parent is gdb, not memcycle: without this the replay would take
-    # itself for an orphan (child.die_with_parent) and leave before it could crash again
+    # itself for an orphan (child_lifeline.die_with_parent) and leave before it could crash again
     env = {k: v for k, v in (env if env is not None else os.environ).items()}
     env.pop(PARENT_ENV, None)
     # `run` is given before the script, so the script sees the stopped (or exited) inferior

@@ -52,12 +52,18 @@ KEEP_OPERATORS = (
 @dataclass(frozen=True)
 class Target:
     """A module under mutation, the fast tests that cover it, and (optionally) which of its
-    functions and classes are in scope (qualified names, `Class` or `Class.method`)."""
+    functions and classes are in scope (qualified names, `Class` or `Class.method`, in `path`).
+    `also`: further files of the same module, mutated whole (a module split by job)."""
 
     path: str
     tests: tuple[str, ...]
     scope: tuple[str, ...] = field(default=())
     timeout: float = 120.0
+    also: tuple[str, ...] = field(default=())
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (self.path, *self.also)
 
 
 TARGETS: dict[str, Target] = {
@@ -66,8 +72,15 @@ TARGETS: dict[str, Target] = {
         ("tests/test_oracle.py", "tests/test_answer_protocol.py", "tests/test_oracle_mutants.py"),
     ),
     "scenario": Target(
-        "harness/scenario.py",
+        # scenario.py re-exports these: the validation, the data model, the needs, discovery
+        "harness/scenario_parse.py",
         ("tests/test_scenario.py", "tests/test_scenario_mutants.py"),
+        also=(
+            "harness/scenario_fields.py",
+            "harness/scenario_model.py",
+            "harness/scenario_needs.py",
+            "harness/scenario_files.py",
+        ),
     ),
     "gate": Target("harness/gate.py", ("tests/test_gate.py", "tests/test_gate_mutants.py")),
     "alloc": Target(
@@ -138,9 +151,10 @@ def test_command(target: Target) -> str:
 def write_config(name: str, target: Target) -> Path:
     SESSIONS.mkdir(parents=True, exist_ok=True)
     config = SESSIONS / f"{name}.toml"
+    paths = ", ".join(f'"{p}"' for p in target.files)  # cosmic-ray takes one path or a list
     config.write_text(
         "[cosmic-ray]\n"
-        f'module-path = "{target.path}"\n'
+        f"module-path = {paths if len(target.files) == 1 else f'[{paths}]'}\n"
         f"timeout = {target.timeout}\n"
         "excluded-modules = []\n"
         f"test-command = {test_command(target)!r}\n"
@@ -188,20 +202,26 @@ def skip_out_of_scope(session: Path, target: Target) -> None:
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     keep = re.compile("|".join(f"(?:{k})" for k in KEEP_OPERATORS))
-    source = (ROOT / target.path).read_text()
-    in_scope = spans(source, target.scope) if target.scope else None
-    messages = message_spans(source)
-    seen: set[tuple[str, tuple[int, int]]] = set()
+    main = (ROOT / target.path).resolve()
+    in_scope = spans(main.read_text(), target.scope) if target.scope else None
+    messages = {(ROOT / f).resolve(): message_spans((ROOT / f).read_text()) for f in target.files}
+    seen: set[tuple[str, str, tuple[int, int]]] = set()
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item in list(db.pending_work_items):
             m = item.mutations[0]
             why = None
-            site = (m.operator_name, tuple(m.start_pos))
+            file = Path(m.module_path)
+            file = (file if file.is_absolute() else ROOT / file).resolve()
+            site = (str(file), m.operator_name, tuple(m.start_pos))
             if not keep.match(m.operator_name):
                 why = "operator not in the kept set"
-            elif in_scope is not None and not any(a <= m.start_pos[0] <= b for a, b in in_scope):
+            elif (
+                in_scope is not None
+                and file == main
+                and not any(a <= m.start_pos[0] <= b for a, b in in_scope)
+            ):
                 why = "outside the module's scope"
-            elif any(a <= tuple(m.start_pos) < b for a, b in messages):
+            elif any(a <= tuple(m.start_pos) < b for a, b in messages.get(file, ())):
                 why = "inside an f-string (message wording)"
             elif site in seen:
                 why = "second mutant of the same number"
@@ -318,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list or not args.module:
         for name, t in TARGETS.items():
-            print(f"{name:14} {t.path:26} {' '.join(t.tests)}")
+            print(f"{name:14} {' '.join(t.files):26} {' '.join(t.tests)}")
         return 0
     target = TARGETS[args.module]
     session = SESSIONS / f"{args.module}.sqlite"

@@ -348,7 +348,7 @@ def test_a_step_too_large_for_this_machine_names_its_field(step: str, field: str
 
 def test_the_memory_budget_for_one_step_is_half_of_this_machine() -> None:
     import psutil
-    from memcycle.scenario import _memory_budget
+    from memcycle.scenario_parse import _memory_budget
 
     assert _memory_budget() == psutil.virtual_memory().total // 2
 
