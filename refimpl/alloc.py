@@ -8,6 +8,11 @@ as native code: real unmanaged memory, no protection.
 
 Hot code reads `block.array` once and keeps the NumPy view; the handle is what
 gets freed.
+
+Why one module of ~580 lines: the three allocators are one ledger (`_LedgerAllocator`) with
+three policies for what a free does (NumPy's memory, ASan-like guards and quarantine, raw
+malloc), and the safety checks are read against the bookkeeping they guard; apart, each
+policy would import the ledger's private state.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ Search and insertion follow hnswlib: greedy descent through the upper layers,
 `ef`-bounded best-first search in a layer, `getNeighborsByHeuristic2` for
 neighbour selection, layer 0 keeping 2M links. Kernels release the GIL so
 segments can be built from several Python threads at once.
+
+Why one module of ~600 lines: insertion is a search (`search_layer`) followed by neighbour
+selection over the same layout, and every kernel here reads the `Graph` fields above; kept
+together, one file holds the whole layout contract that `refimpl.hnsw` allocates for.
 """
 
 from __future__ import annotations
