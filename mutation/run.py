@@ -133,7 +133,18 @@ TARGETS: dict[str, Target] = {
         ),
         timeout=180.0,
     ),
-    "checks": Target("harness/checks.py", ("tests/test_checks.py", "tests/test_small_leaks.py")),
+    "checks": Target(
+        # checks.py re-exports these: the judgement, a dead child, the steps, leaks, growth, skips
+        "harness/checks_judge.py",
+        ("tests/test_checks.py", "tests/test_small_leaks.py"),
+        also=(
+            "harness/checks_exit.py",
+            "harness/checks_steps.py",
+            "harness/checks_leaks.py",
+            "harness/checks_growth.py",
+            "harness/checks_skips.py",
+        ),
+    ),
     "isolation": Target("harness/isolation.py", ("tests/test_isolation.py",), timeout=300.0),
     "runner": Target(
         "harness/runner.py",
