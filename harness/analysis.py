@@ -17,21 +17,30 @@ subtracts the figure in force at that point (`engine_live_bytes` excludes it,
 the top stacks rank the ledger's live blocks (exact: a quarantined block is not in
 the ledger's live set) beside the engine memory that did not come from the allocator.
 
-Flamegraphs are rendered by memray's own reporter (`python -m memray flamegraph
---no-web`: the page carries its scripts inline, so it works offline).
+Flamegraphs (`harness.analysis_flamegraphs`) are rendered by memray's own reporter
+(`python -m memray flamegraph --no-web`: the page carries its scripts inline, so it works
+offline).
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .analysis_attribution import (  # noqa: F401  (still importable from here)
+    _allocator_files,
+    _Attribution,
+    _cached,
+    _frame,
+    _ledger_entries,
+    _ledger_frames,
+    _loads_code,
+    _step_ledgers,
+    ledgers_at_markers,
+)
+from .analysis_flamegraphs import _render, external_assets, flamegraphs  # noqa: F401
 from .protocol import MARKER_FUNCTION, marker_index
 
 _FREE_KINDS = {1, 5, 15}  # memray AllocatorType: PYMALLOC_FREE, FREE, MUNMAP
@@ -59,176 +68,6 @@ class MemrayAnalysis:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-_IMPORT_FRAMES = "<frozen importlib."
-_NUMBA_DISPATCHER = os.path.join("numba", "core", "dispatcher.py")
-_NUMBA_COMPILE = ("_compile_for_args", "compile")
-
-
-def _loads_code(fn: str, filename: str) -> bool:
-    """A frame of code loading: an import, or Numba compiling / loading a cached overload.
-
-    What these allocate (module code, bytecode, LLVM modules, typing registries) is a
-    one-off cost of the first use of a module or of a kernel signature, reached through
-    engine frames but not data the engine's cycles keep alive; a kernel first called in
-    cycle 3 must not look like 100 KiB per cycle of engine growth.
-    """
-    return filename.startswith(_IMPORT_FRAMES) or (
-        fn in _NUMBA_COMPILE and filename.endswith(_NUMBA_DISPATCHER)
-    )
-
-
-class _Attribution:
-    """Caches, per memray stack id, whether an allocation is the engine's own.
-
-    Engine-attributed (`is_engine`: what per-cycle engine bytes, leak growth and the
-    top stacks count) means some frame lies under an engine root and no frame is
-    code loading (`_loads_code`): module code and bytecode of NumPy, Numba or faiss,
-    imported from the engine's `import` lines, and Numba's compiled kernels pass
-    through engine frames, but they are the cost of loading code once, not what
-    the engine's cycles keep alive.
-    """
-
-    def __init__(self, roots: list[str]) -> None:
-        self.dirs = tuple(r.rstrip(os.sep) + os.sep for r in roots if Path(r).is_dir())
-        self.files = {r for r in roots if not Path(r).is_dir()}
-        self.cache: dict[int, bool] = {}
-        self.frames: dict[int, list[str]] = {}
-        self.files_of: dict[int, list[str]] = {}  # per engine stack: frame files, innermost first
-
-    def is_root(self, filename: str) -> bool:
-        return filename in self.files or filename.startswith(self.dirs)
-
-    def is_engine(self, rec: Any) -> bool:
-        sid = rec.stack_id
-        hit = self.cache.get(sid)
-        if hit is None:
-            try:
-                stack = rec.stack_trace()  # innermost frame first
-            except Exception:
-                stack = []
-            hit = any(self.is_root(f) for _fn, f, _ln in stack) and not any(
-                _loads_code(fn, f) for fn, f, _ln in stack
-            )
-            self.cache[sid] = hit
-            if hit:
-                self.frames[sid] = [_frame(fn, f, ln) for fn, f, ln in stack[:12]]
-                self.files_of[sid] = [f for _fn, f, _ln in stack[:12]]
-        return hit
-
-    def native_key(self, rec: Any) -> tuple[int, int]:
-        """With native traces, a stack is the Python stack plus the native one: the C/C++
-        frames (memray's symbolisation, `hybrid_stack_trace`) name where the engine allocated."""
-        key = (rec.stack_id, rec.native_stack_id)
-        if key not in self.frames:
-            try:
-                stack = rec.hybrid_stack_trace(max_stacks=16)
-            except Exception:
-                stack = []
-            self.frames[key] = [f"{fn} ({f}:{ln})" for fn, f, ln in stack] or self.frames.get(
-                rec.stack_id, []
-            )
-        return key
-
-
-def _frame(fn: str, filename: str, line: int | str) -> str:
-    """One stack frame as the top stacks show it: 'func (file:line)'."""
-    return f"{fn} ({filename}:{line})"
-
-
-_LEDGER_FRAME = re.compile(r"^(?P<file>.*):(?P<line>\d+) in (?P<fn>.+)$")
-
-
-def _ledger_frames(stack: Sequence[str]) -> list[str]:
-    """A ledger stack ('file:line in func', innermost first) in memray's frame form."""
-    out = []
-    for entry in stack:
-        m = _LEDGER_FRAME.match(str(entry))
-        out.append(_frame(m["fn"], m["file"], m["line"]) if m else str(entry))
-    return out
-
-
-def ledgers_at_markers(
-    markers: Sequence[Mapping[str, Any]], steps: Iterable[Any]
-) -> dict[int, dict[str, Any]]:
-    """The engine's ledger snapshot in force at each marker, by marker index.
-
-    A marker follows the step event it is named after (same cycle, step and op:
-    a reset, the teardown's close) or, at a cycle's end, the cycle's last step;
-    nothing runs between that step's snapshot and the marker. Markers without a
-    ledger (an engine that keeps none) are left out.
-    """
-    exact: dict[tuple[int, int, str], dict[str, Any]] = {}
-    by_cycle: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    for ev in steps:
-        led = (getattr(ev, "memory", None) or {}).get("ledger")
-        if not isinstance(led, dict):
-            continue
-        exact[(ev.cycle, ev.step, ev.op)] = led
-        by_cycle.setdefault(ev.cycle, []).append((ev.step, led))
-    out: dict[int, dict[str, Any]] = {}
-    for mk in markers:
-        c, s, op = mk.get("cycle"), mk.get("step"), mk.get("op")
-        led = exact.get((c, s, op))
-        if led is None:
-            earlier = [(st, lg) for st, lg in by_cycle.get(c, []) if s is None or st < s]
-            led = earlier[-1][1] if earlier else None
-        if led is not None:
-            out[int(mk["index"])] = led
-    return out
-
-
-def _cached(ledger: Mapping[str, Any] | None) -> int:
-    return int((ledger or {}).get("cached_bytes") or 0)
-
-
-def _allocator_files(attr: _Attribution, ledgers: Iterable[Mapping[str, Any]]) -> frozenset[str]:
-    """Files of the allocator's own frames, found by measurement: a ledger names, per
-    label, the frames that called the allocator (its own frames left out); in memray's
-    stack of that allocation the same frames follow the allocator's. Empty when no
-    ledger stack matches a memray stack (then nothing is set apart by stack)."""
-    sites = {
-        tuple(_ledger_frames(entry["stack"]))
-        for led in ledgers
-        for entry in (led.get("by_label") or {}).values()
-        if isinstance(entry, dict) and entry.get("stack")
-    }
-    found: set[str] = set()
-    for sid, frames in attr.frames.items():
-        for site in sites:
-            try:
-                k = frames.index(site[0], 1)
-            except ValueError:
-                continue
-            if tuple(frames[k : k + len(site)]) == site[: len(frames) - k]:
-                # the allocator is engine code; what it calls (NumPy) is not the allocator
-                found.update(f for f in attr.files_of[sid][:k] if attr.is_root(f))
-    return frozenset(found)
-
-
-def _step_ledgers(steps: Iterable[Any]) -> list[dict[str, Any]]:
-    out = []
-    for ev in steps:
-        led = (getattr(ev, "memory", None) or {}).get("ledger")
-        if isinstance(led, dict):
-            out.append(led)
-    return out
-
-
-def _ledger_entries(ledger: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Live blocks by label as top-stack entries (bytes, blocks, label, stack)."""
-    out = {}
-    for label, entry in ((ledger or {}).get("by_label") or {}).items():
-        if isinstance(entry, dict):
-            out[label] = {
-                "bytes": int(entry.get("bytes") or 0),
-                "blocks": int(entry.get("blocks") or 0),
-                "label": label,
-                "source": "allocator ledger",
-                "stack": _ledger_frames(entry.get("stack") or []),
-            }
-    return out
 
 
 def _is_marker(rec: Any) -> int | None:
@@ -473,60 +312,3 @@ def _rank_apart(
             for sid, (b, n) in sorted(held.items(), key=lambda kv: -kv[1][0])[:5]
         ],
     }
-
-
-_EXTERNAL_ASSET = re.compile(
-    r"""<(?:script|link)\b[^>]*\b(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.IGNORECASE
-)
-
-
-def external_assets(html: str) -> list[str]:
-    """Script and stylesheet tags of a page that load from the network (a CDN)."""
-    return [m.group(0) for m in _EXTERNAL_ASSET.finditer(html)]
-
-
-def _render(capture: str | Path, target: Path, extra: list[str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "memray", "flamegraph", *extra, "-f", "-o", str(target)]
-    return subprocess.Popen(
-        [*cmd, str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
-def flamegraphs(capture: str | Path, out_dir: Path, timeout: float = 120.0) -> dict[str, str]:
-    """Render memray's flamegraph and leaks flamegraph HTML (both at once); name -> path.
-
-    `--no-web` makes memray inline its scripts and styles (they ship in its wheel), so
-    the pages work offline (air-gapped CI, an artifact viewer). A memray that does not
-    know `--no-web` gets a second try without it; a page that then loads anything from
-    the network is returned as `<name>_online`, so the report can say it needs the network.
-    """
-    jobs = {
-        name: (out_dir / f"{name.replace('_', '-')}.html", extra)
-        for name, extra in (("flamegraph", []), ("leaks_flamegraph", ["--leaks"]))
-    }
-    made: dict[str, str] = {}
-    retry = list(jobs)
-    for flags in (["--no-web"], []):
-        procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-        for name in retry:
-            target, extra = jobs[name]
-            try:
-                procs[name] = (_render(capture, target, [*extra, *flags]), target)
-            except OSError:
-                continue
-        retry = []
-        for name, (proc, target) in procs.items():
-            try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                continue
-            if code == 0 and target.exists():
-                online = external_assets(target.read_text("utf-8", errors="replace"))
-                made[f"{name}_online" if online else name] = str(target)
-            elif code == 2 and flags:  # argparse: this memray has no --no-web
-                retry.append(name)
-        if not retry:
-            break
-    return made

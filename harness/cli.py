@@ -31,10 +31,10 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from . import __version__
+from .batch import Interrupted, RunInterrupted
 from .commands import REGISTRY
 from .errors import CommandError, UsageError
 from .progress import close_all
-from .runner import Interrupted, RunInterrupted
 
 __all__ = ["build_parser", "main"]
 

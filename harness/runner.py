@@ -1,14 +1,10 @@
-"""Run scenarios: one isolated child per (scenario, engine, allocator, faults).
+"""Run one scenario: one isolated child per (scenario, engine, allocator, faults).
 
 `run_one` starts the child, folds its events into a `RunRecord`, reads the
 memray capture (`harness.analysis`), renders flamegraphs when an output folder
-is given, and applies `harness.checks`. `run_many` runs several in parallel
-(each run is its own process, so threads are enough to drive them).
-
-An interrupt (Ctrl-C, or SIGTERM turned into `Interrupted` by the CLI) while
-`run_many` waits kills every live child at once and raises `RunInterrupted`
-carrying a report of the runs that finished, marked interrupted, with the
-runs not done listed; the caller writes it.
+is given, and applies `harness.checks`. Running several in parallel, and stopping
+them on an interrupt, is `harness.batch`'s job (`run_many`); this module still
+answers for those names, so `memcycle.runner.run_many` keeps working.
 """
 
 from __future__ import annotations
@@ -18,16 +14,10 @@ import datetime as _dt
 import inspect
 import json
 import os
-import platform
-import queue
 import re
 import shutil
-import signal
-import sys
 import tempfile
-import threading
 import time
-import traceback
 import typing
 import uuid
 from collections.abc import Callable, Sequence
@@ -38,34 +28,15 @@ from typing import Any
 from . import analysis as _analysis
 from .checks import CONFIRM_LABEL, judge
 from .hangs import Position, Watchdog, plan_positions
-from .isolation import Cancelled, ChildRegistry, run_child
+from .isolation import ChildRegistry, run_child
 from .protocol import ChildConfig, EventKind, ProtocolError
-from .records import Finding, Report, RunRecord
+from .records import RunRecord
 from .sanitizers import STEP_TIMEOUT_FACTOR, TIMEOUT_FACTOR, TIMEOUT_SLACK, Mode
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import Scenario, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
-# after an interrupt, how long running workers get to hand back (their children are dead by then)
-STOP_GRACE = 1.0
 
 EventSink = Callable[[dict[str, Any]], None]
-
-
-class Interrupted(BaseException):
-    """A stop signal (SIGTERM) raised in the main thread, as KeyboardInterrupt is for SIGINT."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class RunInterrupted(Exception):
-    """`run_many` was stopped; `report` holds the runs that finished (marked interrupted)."""
-
-    def __init__(self, report: Report, signum: int) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.report = report
-        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -107,15 +78,6 @@ def slug(text: str) -> str:
 
 def new_run_id() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-
-
-def host_info() -> dict[str, Any]:
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
 
 
 def run_one(
@@ -340,18 +302,6 @@ def run_spec(
     return record
 
 
-def spec_key(spec: RunSpec) -> str:
-    """The run key a spec will have (`RunRecord.key`), without running it."""
-    try:
-        sc = spec.scenario if isinstance(spec.scenario, Scenario) else load_scenario(spec.scenario)
-    except (ScenarioError, OSError):
-        return (
-            f"{spec.scenario}|{spec.engine or '-'}|{spec.allocator}|{'+'.join(spec.faults) or '-'}"
-        )
-    faults = "+".join(dict.fromkeys([*sc.faults, *spec.faults])) or "-"
-    return f"{sc.name}|{spec.engine or sc.default_engine()}|{spec.allocator}|{faults}"
-
-
 def _native_mode(tool: str, run_dir: Path | None, tmp: str | None) -> Mode:
     """Where the sanitizer or valgrind writes its reports for this run."""
     base = run_dir or Path(tmp or tempfile.mkdtemp(prefix="memcycle-"))
@@ -374,139 +324,24 @@ def _watchdog(sc: Scenario, timeout: float | None, tool: str | None) -> tuple[Wa
     return Watchdog(run_timeout=run_timeout, positions=positions), run_timeout
 
 
-def run_many(
-    items: Sequence[RunSpec],
-    out_dir: Path,
-    *,
-    jobs: int = 1,
-    progress: Callable[[RunRecord], None] | None = None,
-    command: list[str] | None = None,
-    run_id: str | None = None,
-    on_event: Callable[[int, dict[str, Any]], None] | None = None,
-    registry: ChildRegistry | None = None,
-) -> Report:
-    """Run every item (up to `jobs` children at once); the report keeps the items' order.
-
-    `on_event(i, event)` sees item i's events as they arrive (see `run_one`); `progress`
-    sees each finished record. Both are called from worker threads. On KeyboardInterrupt
-    or `Interrupted` every child is killed and `RunInterrupted` is raised (module doc).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    registry = registry or ChildRegistry()
-    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for i in range(len(items)):
-        todo.put(i)
-    done: dict[int, RunRecord] = {}
-    done_lock = threading.Lock()
-    failures: list[BaseException] = []
-
-    def one(i: int) -> RunRecord:
-        sink = None if on_event is None else (lambda ev: on_event(i, ev))
-        return run_spec(items[i], out_dir=out_dir, on_event=sink, registry=registry)
-
-    def worker() -> None:
-        while not registry.stopped and not failures:
-            try:
-                i = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                rec = one(i)
-            except Cancelled:
-                return
-            except Exception as exc:  # memcycle failed on this run: its `error`, the rest go on
-                rec = harness_error_record(items[i], exc)
-            except BaseException as exc:  # SystemExit and the like: stop the batch, re-raise
-                failures.append(exc)
-                return
-            with done_lock:
-                if registry.stopped:
-                    return  # finished as the batch stopped: not in the report (not_done)
-                done[i] = rec
-            if progress is not None:
-                progress(rec)
-
-    # daemon threads: after an interrupt, one still rendering a flamegraph must not hold the exit
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)  # short waits keep the main thread ready for a signal
-    except (KeyboardInterrupt, Interrupted) as exc:
-        registry.stop()  # every child's process group, now
-        end = time.monotonic() + STOP_GRACE
-        for t in threads:
-            t.join(max(0.0, end - time.monotonic()))
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        with done_lock:
-            finished = dict(done)
-        report = _report(items, finished, run_id, out_dir, command, interrupted=True)
-        raise RunInterrupted(report, signum) from None
-    except BaseException:
-        registry.stop()
-        raise
-    if failures:
-        raise failures[0]
-    return _report(items, done, run_id, out_dir, command, interrupted=False)
+# moved to harness.batch, still importable from here; looked up on first use because batch
+# imports this module (RunSpec, run_spec), so a top-level import would be a circle
+_BATCH_NAMES = frozenset(
+    {
+        "STOP_GRACE",
+        "Interrupted",
+        "RunInterrupted",
+        "harness_error_record",
+        "host_info",
+        "run_many",
+        "spec_key",
+    }
+)
 
 
-def harness_error_record(spec: RunSpec, exc: Exception) -> RunRecord:
-    """The `error` outcome of a run memcycle itself could not finish (a malformed event stream,
-    a run folder it cannot write, a bug of its own): named, with the traceback, so one broken run
-    never costs the others their results."""
-    sc: Scenario | None = spec.scenario if isinstance(spec.scenario, Scenario) else None
-    if sc is None:
-        try:
-            sc = load_scenario(spec.scenario)
-        except Exception:
-            sc = None
-    path = sc.path if sc is not None else str(spec.scenario)
-    record = RunRecord(
-        scenario=sc.name if sc is not None else Path(path).stem,
-        scenario_path=path,
-        engine=spec.engine or (sc.default_engine() if sc is not None else "refimpl"),
-        allocator=spec.allocator,
-        faults=list(dict.fromkeys([*(sc.faults if sc is not None else ()), *spec.faults])),
-        expected_verdict=spec.expected
-        or (sc.expected(spec.allocator) if sc is not None else "clean"),
-    )
-    record.verdict = "error"
-    record.exit = {"kind": "harness-error"}
-    record.findings = [
-        Finding(
-            "error",
-            None,
-            None,
-            "harness",
-            f"memcycle could not finish this run: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}"[:300],
-            {"traceback": "".join(traceback.format_exception(exc))[-6000:]},
-        )
-    ]
-    return record
+def __getattr__(name: str) -> Any:
+    if name in _BATCH_NAMES:
+        from . import batch
 
-
-def _report(
-    items: Sequence[RunSpec],
-    done: dict[int, RunRecord],
-    run_id: str | None,
-    out_dir: Path,
-    command: list[str] | None,
-    *,
-    interrupted: bool,
-) -> Report:
-    runs = [done[i] for i in sorted(done)]
-    report = Report(
-        run_id=run_id or out_dir.name,
-        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        runs=runs,
-        host=host_info(),
-        command=list(command if command is not None else sys.argv),
-    )
-    if interrupted:
-        report.interrupted = True
-        report.not_done = [spec_key(items[i]) for i in range(len(items)) if i not in done]
-    return report
+        return getattr(batch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

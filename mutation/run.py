@@ -149,6 +149,7 @@ TARGETS: dict[str, Target] = {
     "runner": Target(
         "harness/runner.py",
         ("tests/test_end_to_end.py", "tests/test_runner_mutants.py"),
+        also=("harness/batch.py",),  # run_many and its job pool, moved out of runner.py
         timeout=300.0,
     ),
 }

@@ -16,13 +16,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from memcycle.batch import Interrupted
 from memcycle.bundled import scenarios_dir
 from memcycle.engines.base import EngineError, parse_engine_options
 from memcycle.engines.registry import check_engine_spec
 from memcycle.errors import UsageError
 from memcycle.isolation import ChildRegistry
 from memcycle.preflight import check_faults
-from memcycle.runner import Interrupted
 
 if TYPE_CHECKING:
     from memcycle.shrink import ShrinkResult

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from memcycle.batch import RunInterrupted, run_many
 from memcycle.checks import was_skipped
 from memcycle.engines.registry import ENGINE_NAMES
 from memcycle.errors import UsageError
@@ -28,10 +29,8 @@ from memcycle.report_files import QUICK_FORMATS, write_report
 from memcycle.reporters.console import format_run
 from memcycle.runner import (
     DEFAULT_TIMEOUT,
-    RunInterrupted,
     RunSpec,
     new_run_id,
-    run_many,
 )
 from memcycle.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from memcycle.shard import Shard, ShardError, parse_shard, select

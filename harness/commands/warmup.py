@@ -9,16 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from memcycle.batch import RunInterrupted, run_many
 from memcycle.errors import CommandError, UsageError
 from memcycle.isolation import ChildRegistry
 from memcycle.kernelcache import kernel_cache
 from memcycle.progress import Progress, compile_seconds
 from memcycle.reporters.console import format_run
-from memcycle.runner import (
-    DEFAULT_TIMEOUT,
-    RunInterrupted,
-    run_many,
-)
+from memcycle.runner import DEFAULT_TIMEOUT
 from memcycle.warmup import warmup_specs
 
 from .base import INTERRUPT_CODES, Command, HelpFormatter

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from memcycle.batch import run_many
 from memcycle.records import Report
-from memcycle.runner import RunSpec, run_many
+from memcycle.runner import RunSpec
 
 from .judge import Outcome, judge_case
 from .plan import Case

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memcycle.batch import run_many
 from memcycle.records import Report
-from memcycle.runner import RunSpec, run_many
+from memcycle.runner import RunSpec
 from memcycle.scenario import Scenario
 
 from .plan import FAULT_DIR, STORY_TAG, MatrixError, load_fault_scenarios
