@@ -114,7 +114,16 @@ TARGETS: dict[str, Target] = {
         ),
         timeout=180.0,
     ),
-    "checks": Target("harness/checks.py", ("tests/test_checks.py", "tests/test_small_leaks.py")),
+    "checks": Target(
+        "harness/checks.py",
+        (
+            "tests/test_checks.py",
+            "tests/test_small_leaks.py",
+            "tests/test_growth_at_reset.py",
+            "tests/test_evidence.py",
+            "tests/test_checks_mutants.py",
+        ),
+    ),
     "isolation": Target("harness/isolation.py", ("tests/test_isolation.py",), timeout=300.0),
     "runner": Target(
         "harness/runner.py",
