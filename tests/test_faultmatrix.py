@@ -154,6 +154,20 @@ def test_judge_flags_missed_and_clean_findings() -> None:
     assert not judge_case(Case(sc, "checked", None, "clean"), noisy).ok
 
 
+def test_a_raw_double_free_glibc_calls_an_invalid_pointer_is_caught_not_misclassified() -> None:
+    """A second free of an mmapped chunk reads to glibc as a pointer never allocated."""
+    sc = load_scenario(FAULT_DIR / "reinit-without-destroy.toml")
+    case = Case(sc, "raw", "reinit-without-destroy", "double-free")
+    message = "munmap_chunk(): invalid pointer"
+    exit_ = {"kind": "signal", "signal_name": "SIGABRT", "native_message": message}
+    assert judge_case(case, _record(["ok", "crash"], verdict="invalid-free", exit=exit_)).ok
+    # any other invalid free of a double-free fault, or under the checked allocator, still fails
+    other = dict(exit_, native_message="free(): invalid pointer")
+    assert not judge_case(case, _record(["ok", "crash"], verdict="invalid-free", exit=other)).ok
+    checked = Case(sc, "checked", "reinit-without-destroy", "double-free")
+    assert not judge_case(checked, _record(["ok", "crash"], verdict="invalid-free", exit=exit_)).ok
+
+
 def test_story_table_cells_and_status() -> None:
     original = _record(["ok", "ok", "ok", "ok", "crash"], exit={"kind": "signal"})
     original.exit["signal_name"] = "SIGABRT"
