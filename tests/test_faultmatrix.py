@@ -154,18 +154,52 @@ def test_judge_flags_missed_and_clean_findings() -> None:
     assert not judge_case(Case(sc, "checked", None, "clean"), noisy).ok
 
 
-def test_a_raw_double_free_glibc_calls_an_invalid_pointer_is_caught_not_misclassified() -> None:
-    """A second free of an mmapped chunk reads to glibc as a pointer never allocated."""
+@pytest.mark.parametrize(
+    ("verdict", "message"),
+    [
+        ("double-free", "double free or corruption (!prev)"),
+        ("invalid-free", "munmap_chunk(): invalid pointer"),
+        ("buffer-overflow", "free(): invalid size"),
+        ("crash", None),  # faulted inside free before glibc could print
+    ],
+)
+def test_a_raw_double_free_is_caught_whichever_heap_check_glibc_trips_over(
+    verdict: str, message: str | None
+) -> None:
+    """glibc sees a second free only through the chunk header, which may belong to a recycled
+    block by then: every reading of it seen in CI passes, and the row says why it reads so."""
     sc = load_scenario(FAULT_DIR / "reinit-without-destroy.toml")
     case = Case(sc, "raw", "reinit-without-destroy", "double-free")
-    message = "munmap_chunk(): invalid pointer"
     exit_ = {"kind": "signal", "signal_name": "SIGABRT", "native_message": message}
-    assert judge_case(case, _record(["ok", "crash"], verdict="invalid-free", exit=exit_)).ok
-    # any other invalid free of a double-free fault, or under the checked allocator, still fails
-    other = dict(exit_, native_message="free(): invalid pointer")
-    assert not judge_case(case, _record(["ok", "crash"], verdict="invalid-free", exit=other)).ok
+    out = judge_case(case, _record(["ok", "crash"], verdict=verdict, exit=exit_))
+    assert out.ok, out.problems
+    assert bool(out.notes) == (verdict != "double-free")
+    if out.notes:
+        assert "checked allocator names the cause" in format_matrix([out])
+
+
+def test_a_raw_double_free_reading_is_not_accepted_beyond_glibc_a_signal_and_raw() -> None:
+    """The leeway is for glibc's symptoms of a double free under raw, nothing wider."""
+    sc = load_scenario(FAULT_DIR / "reinit-without-destroy.toml")
+    raw = Case(sc, "raw", "reinit-without-destroy", "double-free")
+    size = {"kind": "signal", "signal_name": "SIGABRT", "native_message": "free(): invalid size"}
+    # the checked allocator must name the double free itself
     checked = Case(sc, "checked", "reinit-without-destroy", "double-free")
-    assert not judge_case(checked, _record(["ok", "crash"], verdict="invalid-free", exit=exit_)).ok
+    assert not judge_case(
+        checked, _record(["ok", "crash"], verdict="buffer-overflow", exit=size)
+    ).ok
+    # a run that did not die of a signal
+    exited = dict(size, kind="exit")
+    assert not judge_case(raw, _record(["ok"], verdict="buffer-overflow", exit=exited)).ok
+    # a message of another runtime, or a verdict no heap check gives
+    rust = dict(size, native_message="thread 'main' panicked at src/lib.rs:3:5:\nboom")
+    assert not judge_case(raw, _record(["ok", "crash"], verdict="crash", exit=rust)).ok
+    assert not judge_case(raw, _record(["ok", "leak"], verdict="leak", exit=size)).ok
+    # a fault expected to be a buffer overflow gets no leeway towards double-free
+    mig = load_scenario(FAULT_DIR / "migration-overflow.toml")
+    overflow = Case(mig, "raw", "migration-overflow", "buffer-overflow")
+    dbl = dict(size, native_message="double free or corruption (!prev)")
+    assert not judge_case(overflow, _record(["crash"], verdict="double-free", exit=dbl)).ok
 
 
 def test_story_table_cells_and_status() -> None:

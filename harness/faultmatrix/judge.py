@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from memcycle.evidence import names_engine_function
+from memcycle.native_messages import find_native_message
 from memcycle.records import RunRecord
 
 from .plan import REQUIRED_STACKS, Case, catalogue_verdict, must_kill
@@ -17,44 +18,43 @@ class Outcome:
     record: RunRecord
     ok: bool
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why a PASS reads other than expected
+
+    def remarks(self) -> str:
+        """The problems of a FAIL, or the notes of a PASS, for the evidence column."""
+        return "; ".join(self.notes if self.ok else self.problems)
 
 
-def _signal_without_message(case: Case, rec: RunRecord) -> bool:
-    """A raw-allocator run of refimpl killed by a signal with no runtime message: the precise
-    verdict (double-free, ...) needs glibc's message, and whether glibc aborts with one or the
-    process faults first inside free depends on the heap layout of that run (seen: the
-    reinit-without-destroy double free aborted with 'double free or corruption' in 4 runs, and
-    died of SIGSEGV without a word in a fifth). `crash` is then the most a run can say."""
-    return (
-        case.subject == "refimpl"
-        and case.allocator == "raw"
-        and rec.verdict == "crash"
-        and rec.exit.get("kind") == "signal"
-        and not rec.exit.get("native_message")
-    )
+# What glibc can say of a second free: it checks only the chunk header in front of the pointer,
+# and after the first free that header may belong to a block recycled in between. Seen for the
+# raw reinit-without-destroy double free, one heap layout each (2026-12-01): "double free or
+# corruption (!prev)", "munmap_chunk(): invalid pointer", "free(): invalid size", and a SIGSEGV
+# inside free before any message. glibc names the symptom it tripped over, not the cause.
+_GLIBC_READINGS_OF_A_DOUBLE_FREE = frozenset({"double-free", "invalid-free", "buffer-overflow"})
 
 
-# glibc checks an mmapped chunk (a large block) on free only for its alignment and size: a
-# second free of one reads a header that may no longer hold and says "munmap_chunk(): invalid
-# pointer", the words of a free of a pointer never allocated (seen once for the raw
-# reinit-without-destroy double free, 2026-12-01; `double free or corruption` in other runs)
-_MMAPPED_DOUBLE_FREE = "munmap_chunk(): invalid pointer"
-
-
-def _mmapped_double_free(case: Case, rec: RunRecord) -> bool:
-    """A raw-allocator double free that glibc could only call an invalid pointer."""
-    return (
+def _glibc_symptom_of_a_double_free(case: Case, rec: RunRecord) -> bool:
+    """A raw-allocator double free of refimpl that killed the child, read by glibc as whichever
+    heap check it tripped over, or a bare signal when the process faulted inside free first.
+    The precise name is the checked allocator's job (its matrix requires `double-free`); here
+    the run must die of a signal, with glibc's own heap message or none at all."""
+    if not (
         case.subject == "refimpl"
         and case.allocator == "raw"
         and case.expected == "double-free"
-        and rec.verdict == "invalid-free"
-        and _MMAPPED_DOUBLE_FREE in str(rec.exit.get("native_message") or "")
-    )
+        and rec.exit.get("kind") == "signal"
+    ):
+        return False
+    said = find_native_message(str(rec.exit.get("native_message") or ""))
+    if said is None:
+        return rec.verdict == "crash"
+    return said.runtime == "glibc" and rec.verdict in _GLIBC_READINGS_OF_A_DOUBLE_FREE
 
 
 def judge_case(case: Case, rec: RunRecord) -> Outcome:
     """Whether one run did what the matrix requires (see module doc)."""
     problems: list[str] = []
+    notes: list[str] = []
     if case.fault is None:
         if rec.verdict != "clean" or rec.findings:
             first = rec.findings[0].summary if rec.findings else rec.verdict
@@ -63,12 +63,14 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
     expected_by_catalogue = catalogue_verdict(case.subject, case.fault, case.allocator, case.mode)
     if rec.verdict == "clean":
         problems.append(f"missed: expected {case.expected}, nothing found")
-    elif (
-        rec.verdict != case.expected
-        and not _signal_without_message(case, rec)
-        and not _mmapped_double_free(case, rec)
-    ):
-        problems.append(f"misclassified: {rec.verdict}, expected {case.expected}")
+    elif rec.verdict != case.expected:
+        if _glibc_symptom_of_a_double_free(case, rec):
+            notes.append(
+                f"{rec.verdict}: glibc's reading of this double free (the symptom it met); "
+                "the checked allocator names the cause"
+            )
+        else:
+            problems.append(f"misclassified: {rec.verdict}, expected {case.expected}")
     if case.expected != expected_by_catalogue:
         problems.append(
             f"scenario expects {case.expected} but the catalogue says {expected_by_catalogue}"
@@ -80,7 +82,7 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
         problems.append(f"abort-class fault did not kill the child (exit {rec.exit.get('kind')})")
     if case.subject == "refimpl-c" and rec.verdict == case.expected:
         problems += native_evidence_problems(case, rec)
-    return Outcome(case, rec, not problems, problems)
+    return Outcome(case, rec, not problems, problems, notes)
 
 
 def native_evidence_problems(case: Case, rec: RunRecord) -> list[str]:

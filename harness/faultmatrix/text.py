@@ -32,7 +32,7 @@ def format_matrix(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) -> s
             o.case.expected,
             "PASS" if o.ok else "FAIL",
             verdict_finding_at(o.record),
-            evidence_line(o.record) + ("" if o.ok else "  <- " + "; ".join(o.problems)),
+            evidence_line(o.record) + (f"  <- {o.remarks()}" if o.remarks() else ""),
         )
         for o in faults
     ]
@@ -75,7 +75,7 @@ def matrix_markdown(outcomes: Sequence[Outcome], missing: Sequence[str] = ()) ->
     for o in outcomes:
         if not o.case.fault:
             continue
-        ev = evidence_line(o.record) + ("" if o.ok else " ← " + "; ".join(o.problems))
+        ev = evidence_line(o.record) + (f" ← {o.remarks()}" if o.remarks() else "")
         lines.append(
             f"| {o.case.fault} | {axis(o.case)} | {o.record.verdict} | {o.case.expected} | "
             f"{'✅' if o.ok else '❌'} | {verdict_finding_at(o.record)} | {_md_escape(ev)} |"
