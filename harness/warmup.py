@@ -48,11 +48,15 @@ verdict = "clean"
 
 
 def warmup_specs(
-    folder: Path, allocators: Sequence[str], *, timeout: float | None = None
+    folder: Path,
+    allocators: Sequence[str],
+    *,
+    timeout: float | None = None,
+    metrics: Sequence[str] = WARMUP_METRICS,
 ) -> list[RunSpec]:
     """Write the warm-up scenarios into `folder`; one run per metric x allocator."""
     specs = []
-    for metric in WARMUP_METRICS:
+    for metric in metrics:
         path = folder / f"warmup-{metric}.toml"
         path.write_text(WARMUP_TOML.format(metric=metric), encoding="utf-8")
         specs += [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from memcycle.runner import (
 )
 from memcycle.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from memcycle.shard import Shard, ShardError, parse_shard, select
+from memcycle.warmup import warmup_specs
 
 from .base import INTERRUPT_CODES, Command, HelpFormatter
 from .common import (
@@ -60,11 +62,60 @@ def _uses_numba(scenarios: Sequence[Scenario], engines: Sequence[str | None]) ->
 
 def _cold_notice(cache: KernelCache) -> str:
     return (
-        "memcycle: compiling refimpl's Numba kernels (first run only: the cache "
-        f"{cache.directory} has none yet); the first runs take minutes longer (recording "
-        "slows the compile), later runs start in seconds. `memcycle warmup` does this ahead, "
-        "without recording (CI)."
+        "memcycle: compiling refimpl's Numba kernels first, in unrecorded warm-up runs (first "
+        f"run only: the cache {cache.directory} has none yet; a minute or more on 2 cores), "
+        "then the runs start warm. `memcycle warmup` does this ahead (CI)."
     )
+
+
+def _warm_up_first(
+    items: Sequence[RunSpec], scenarios: Sequence[Scenario], registry: ChildRegistry
+) -> int | None:
+    """Compile refimpl's kernels on a cold cache before any recorded run, for the metrics and
+    allocators those runs use. Recording the compile made it about 3x slower and left the
+    parent a capture of millions of LLVM allocations to read (docs/speed.md, cold start); a
+    warm-up that fails is only noted, the runs then compile what is left. Returns the signal
+    number when interrupted (nothing recorded has started then), else None."""
+    by_path = {sc.path: sc for sc in scenarios}
+    numba_items = [
+        (it, by_path[it.scenario])
+        for it in items
+        if it.scenario in by_path
+        and (it.engine or by_path[it.scenario].default_engine()) in NUMBA_ENGINES
+    ]
+    allocators = sorted({it.allocator for it, _ in numba_items})
+    metrics = sorted({sc.metric for _, sc in numba_items})
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memcycle-warmup-") as tmp:
+        specs = warmup_specs(Path(tmp), allocators, metrics=metrics)
+        progress = Progress(len(specs))
+        progress.note(_cold_notice(kernel_cache()))
+        try:
+            report = run_many(
+                specs,
+                Path(tmp) / "runs",
+                progress=progress,
+                on_event=progress.on_event,
+                registry=registry,
+            )
+        except RunInterrupted as exc:
+            return exc.signum
+        finally:
+            progress.close()
+    bad = [r for r in report.runs if r.verdict != "clean"]
+    measured = [c for c in (compile_seconds(r) for r in report.runs) if c is not None]
+    print(
+        f"memcycle: warm-up ({len(specs)} unrecorded run(s): {', '.join(metrics)} x "
+        f"{', '.join(allocators)}) took {time.perf_counter() - t0:.1f} s"
+        + (f", {sum(measured):.1f} s of it compiling" if measured else "")
+        + (
+            f"; {len(bad)} did not come back clean ({bad[0].verdict}), the runs compile the rest"
+            if bad
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return None
 
 
 def _after_cold_start(report: Report, progress: Progress) -> None:
@@ -192,18 +243,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if shard is not None:
         items = _select_shard(items, scenarios, shard)
     t0 = time.perf_counter()
-    progress = Progress(len(items))
     cold = _uses_numba(scenarios, engines) and kernel_cache().cold
-    if cold:
-        progress.note(_cold_notice(kernel_cache()))
-    progress.note(
-        f"memcycle: {len(items)} run(s), {args.jobs} at a time; report in {out}/", style="dim"
-    )
-    from memcycle.reporters.plots import prefetch_matplotlib  # here: `memcycle list` never pays it
-
-    prefetch_matplotlib()  # the HTML report's plot import overlaps the runs (reporters.plots)
     registry = ChildRegistry()
     with StopSignals(registry) as stop:
+        if cold and (signum := _warm_up_first(items, scenarios, registry)) is not None:
+            print(
+                f"memcycle: interrupted by {signal.Signals(signum).name} while compiling the "
+                "kernels; no run had started, nothing written",
+                file=sys.stderr,
+            )
+            return 128 + signum
+        progress = Progress(len(items))  # after the warm-up's own display: one live at a time
+        progress.note(
+            f"memcycle: {len(items)} run(s), {args.jobs} at a time; report in {out}/", style="dim"
+        )
+        from memcycle.reporters.plots import prefetch_matplotlib  # `memcycle list` never pays it
+
+        prefetch_matplotlib()  # the HTML report's plot import overlaps the runs (reporters.plots)
         try:
             report = run_many(
                 items,
