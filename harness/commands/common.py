@@ -76,9 +76,37 @@ def add_fault_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, as a CI container sets it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _jobs_value(text: str) -> int:
+    if text == "auto":
+        return usable_cores()
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of children or 'auto', got {text!r}"
+        ) from None
+
+
 def add_jobs_option(parser: argparse.ArgumentParser) -> None:
-    """--jobs N (children at once), as run and faults take it; `check_jobs` checks it."""
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="children run at once")
+    """--jobs N|auto (children at once), as run and faults take it; `check_jobs` checks it.
+    The default is one child per usable core: each run is its own process and the runs are
+    independent, so a 2-core CI box does twice the work in the same wall time."""
+    parser.add_argument(
+        "--jobs",
+        type=_jobs_value,
+        default=usable_cores(),
+        metavar="N",
+        help=f"children run at once ('auto': one per usable core, {usable_cores()} here; "
+        "the default)",
+    )
 
 
 def check_jobs(jobs: int) -> None:
