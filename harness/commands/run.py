@@ -255,7 +255,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 128 + signum
         progress = Progress(len(items))  # after the warm-up's own display: one live at a time
         progress.note(
-            f"memcycle: {len(items)} run(s), {args.jobs} at a time; report in {out}/", style="dim"
+            f"memcycle: {len(items)} run(s), {min(args.jobs, len(items))} at a time; report in "
+            f"{out}/",
+            style="dim",
         )
         from memcycle.reporters.plots import prefetch_matplotlib  # `memcycle list` never pays it
 
