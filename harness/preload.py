@@ -31,4 +31,19 @@ def preload_engine_code(engine_spec: str) -> bool:
         importlib.import_module("memcycle.refimpl.database")
     except Exception:  # the factory imports it again and reports what broke
         return False
+    _initialise_numba()
     return True
+
+
+def _initialise_numba() -> None:
+    """Build Numba's typing and target registries now, as the first kernel call would: about
+    50k Python objects and 0.5-1 s, made once. Done here, they are loaded code like the
+    imports: outside the recording, and frozen out of the collector with them (`child.run`),
+    so no reset point's collection and object census walks them again."""
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
+    except Exception:  # an internal of Numba moved: the first kernel call builds them instead
+        return
