@@ -152,7 +152,15 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "isolation": Target(
-        "harness/isolation.py", ("tests/test_isolation.py", "tests/test_protocol.py"), timeout=300.0
+        "harness/isolation.py",
+        (
+            # first: with -x its first test stops a mutant that takes every process for a holder
+            # of the run's token before any kill_run can SIGKILL them (test_isolation_mutants.py)
+            "tests/test_isolation_mutants.py",
+            "tests/test_isolation.py",
+            "tests/test_protocol.py",
+        ),
+        timeout=300.0,
     ),
     "runner": Target(
         "harness/runner.py",
