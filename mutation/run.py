@@ -166,7 +166,7 @@ TARGETS: dict[str, Target] = {
         "harness/runner.py",
         # test_end_to_end.py (real children, 131 s a run) is left out: the plumbing is checked on
         # a recorder standing in for the child (test_runner_mutants.py)
-        ("tests/test_protocol.py", "tests/test_runner_mutants.py"),
+        ("tests/test_runner_mutants.py", "tests/test_protocol.py"),  # the fast one first (-x)
         also=("harness/batch.py",),  # run_many and its job pool, moved out of runner.py
         timeout=120.0,
     ),
