@@ -513,6 +513,14 @@ def test_a_run_of_a_live_batch_runs_and_ends_as_its_child_did(
     assert res.exit["kind"] == "clean" and not registry.stopped
 
 
+def test_a_run_that_ends_in_time_has_no_time_limit_in_its_exit_record(
+    tmp_path: Path, fake: FakeChild
+) -> None:
+    fake.events = [{"kind": "end"}]
+    res = run_child(_config(tmp_path), timeout=30)
+    assert res.exit["kind"] == "clean" and "timeout" not in res.exit
+
+
 def test_a_run_of_a_stopped_batch_is_cancelled_before_any_child_starts(
     tmp_path: Path, fake: FakeChild
 ) -> None:
