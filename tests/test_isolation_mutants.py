@@ -599,3 +599,24 @@ def test_a_spilled_config_is_written_once_and_reused(tmp_path: Path) -> None:
     cfg = ChildConfig(load_scenario(path), "refimpl")
     first, second = config_argument(cfg), config_argument(replace(cfg))
     assert first == second and ChildConfig.from_json(Path(first[1:]).read_text()) == cfg
+
+
+def test_memcycle_exits_quietly_even_when_its_spilled_configs_folder_is_already_gone(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text(
+        f'name = "b"\ndescription = "{"b" * (2 * CONFIG_ARG_LIMIT)}"\ndimension = 4\n'
+        '[[cycle]]\nsteps = [ { op = "clear" } ]\n',
+        encoding="utf-8",
+    )
+    program = (
+        "import shutil\n"
+        "from memcycle import isolation\n"
+        "from memcycle.protocol import ChildConfig\n"
+        "from memcycle.scenario import load_scenario\n"
+        f"isolation.config_argument(ChildConfig(load_scenario({str(path)!r}), 'refimpl'))\n"
+        "shutil.rmtree(isolation._spill_dir)  # a tmp cleaner got there first\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
