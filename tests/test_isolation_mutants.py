@@ -344,6 +344,11 @@ def test_forged_lines_are_counted_and_the_first_three_kept_as_a_sample() -> None
     assert "forged_events" not in classify(0, False, [{"kind": "end"}], "")
 
 
+def test_a_child_killed_by_sighup_the_lowest_signal_ended_by_a_signal() -> None:
+    out = classify(-1, False, [{"kind": "end"}], "")
+    assert (out["kind"], out["signal"], out["signal_name"]) == ("signal", 1, "SIGHUP")
+
+
 def test_a_signal_python_has_no_name_for_is_named_by_its_number() -> None:
     out = classify(-40, False, [], "")
     assert (out["kind"], out["signal"], out["signal_name"]) == ("signal", 40, "signal 40")
