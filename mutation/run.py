@@ -152,13 +152,21 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "isolation": Target(
-        "harness/isolation.py", ("tests/test_isolation.py", "tests/test_protocol.py"), timeout=300.0
+        "harness/isolation.py",
+        (
+            # first: with -x its first test stops a mutant that takes every process for a holder
+            # of the run's token before any kill_run can SIGKILL them (test_isolation_mutants.py)
+            "tests/test_isolation_mutants.py",
+            "tests/test_isolation.py",
+            "tests/test_protocol.py",
+        ),
+        timeout=300.0,
     ),
     "runner": Target(
         "harness/runner.py",
         # test_end_to_end.py (real children, 131 s a run) is left out: the plumbing is checked on
         # a recorder standing in for the child (test_runner_mutants.py)
-        ("tests/test_protocol.py", "tests/test_runner_mutants.py"),
+        ("tests/test_runner_mutants.py", "tests/test_protocol.py"),  # the fast one first (-x)
         also=("harness/batch.py",),  # run_many and its job pool, moved out of runner.py
         timeout=120.0,
     ),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from peers import PEERS_EXTRA, need_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -44,7 +45,7 @@ def test_the_low_rank_mixture_has_a_low_intrinsic_dimension_unlike_the_own_set()
 
 
 def test_digits_come_from_the_installed_package_with_held_out_queries() -> None:
-    pytest.importorskip("sklearn")
+    need_peer("sklearn")  # scikit-learn ships the digits: the peers extra
     ds = datasets.load("digits", 0, 100, 0)
     assert ds.x.shape == (1697, 64) and ds.q.shape == (100, 64)
     assert ds.gt.shape == (100, 10) and ds.gt.max() < ds.x.shape[0]
@@ -71,7 +72,7 @@ def test_the_command_refuses_an_unknown_engine_or_data_set_with_a_message() -> N
 def test_each_peer_engine_finds_its_own_rows(name: str) -> None:
     cls = ENGINES[name]
     if not cls.available():
-        pytest.skip(f"{name} is not installed")
+        pytest.skip(f"{name} needs the peers extra: {PEERS_EXTRA}")
     x = np.random.default_rng(3).normal(size=(300, 16)).astype(np.float32)
     eng = cls(16)
     eng.build(x, 1)
