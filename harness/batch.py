@@ -106,7 +106,7 @@ def run_many(
         sink = None if on_event is None else (lambda ev: on_event(i, ev))
         return run_spec(items[i], out_dir=out_dir, on_event=sink, registry=registry)
 
-    def worker() -> None:
+    def work() -> None:
         while not registry.stopped and not failures:
             try:
                 i = todo.get_nowait()
@@ -128,19 +128,30 @@ def run_many(
             if progress is not None:
                 progress(rec)
 
+    def worker(ended: threading.Event) -> None:
+        try:
+            work()
+        finally:
+            ended.set()
+
+    # Each worker says it ended through its own Event, and the main thread waits on those, not
+    # on Thread.join: a KeyboardInterrupt landing inside join(timeout) makes Python 3.11 mark the
+    # still-running thread as stopped (bpo-45274's lock handling), and every later join returns
+    # at once, so the grace below would never be waited.
     # daemon threads: after an interrupt, one still rendering a flamegraph must not hold the exit
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, jobs))]
+    ended = [threading.Event() for _ in range(max(1, jobs))]
+    threads = [threading.Thread(target=worker, args=(e,), daemon=True) for e in ended]
     try:
         for t in threads:
             t.start()
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)  # short waits keep the main thread ready for a signal
+        for e in ended:
+            while not e.wait(0.2):  # short waits keep the main thread ready for a signal
+                pass
     except (KeyboardInterrupt, Interrupted) as exc:
         registry.stop()  # every child's process group, now
         end = time.monotonic() + STOP_GRACE
-        for t in threads:
-            t.join(max(0.0, end - time.monotonic()))
+        for e in ended:
+            e.wait(max(0.0, end - time.monotonic()))
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         with done_lock:
             finished = dict(done)

@@ -283,6 +283,7 @@ def run_child(
         )
     except BaseException:
         os.close(rfd)
+        extras.discard()  # its scratch folder: no child will ever write there
         raise
     finally:
         os.close(wfd)

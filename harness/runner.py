@@ -31,7 +31,13 @@ from .hangs import Position, Watchdog, plan_positions
 from .isolation import ChildRegistry, run_child
 from .protocol import ChildConfig, EventKind, ProtocolError
 from .records import RunRecord
-from .sanitizers import STEP_TIMEOUT_FACTOR, TIMEOUT_FACTOR, TIMEOUT_SLACK, Mode
+from .sanitizers import (
+    SANITIZERS,
+    STEP_TIMEOUT_FACTOR,
+    TIMEOUT_FACTOR,
+    TIMEOUT_SLACK,
+    Mode,
+)
 from .scenario import Scenario, load_scenario
 
 DEFAULT_TIMEOUT = 600.0
@@ -147,6 +153,10 @@ def run_spec(
     """
     if spec.flamegraphs not in ("all", "failed", "none"):
         raise ValueError(f"flamegraphs must be 'all', 'failed' or 'none', got {spec.flamegraphs!r}")
+    if spec.sanitizer is not None and spec.sanitizer not in SANITIZERS:
+        raise ValueError(
+            f"sanitizer must be one of {', '.join(SANITIZERS)} (or None), got {spec.sanitizer!r}"
+        )
     sc = spec.scenario if isinstance(spec.scenario, Scenario) else load_scenario(spec.scenario)
     engine_name = spec.engine or sc.default_engine()
     # the scenario's own faults, then the caller's
@@ -312,9 +322,10 @@ def _watchdog(sc: Scenario, timeout: float | None, tool: str | None) -> tuple[Wa
     """The run's limit (caller's, else the scenario's, else the default) and its step limits,
     both stretched by the tool's slowdown under a sanitizer or valgrind (the run's also by
     the tool's fixed price per child; see harness.sanitizers)."""
-    factor = TIMEOUT_FACTOR.get(tool, 1.0) if tool else 1.0
-    step_factor = STEP_TIMEOUT_FACTOR.get(tool, 1.0) if tool else 1.0
-    slack = TIMEOUT_SLACK.get(tool, 0.0) if tool else 0.0
+    # `run_spec` refused any other tool, so a known tool always has its entry here
+    factor = TIMEOUT_FACTOR[tool] if tool else 1.0
+    step_factor = STEP_TIMEOUT_FACTOR[tool] if tool else 1.0
+    slack = TIMEOUT_SLACK[tool] if tool else 0.0
     base = timeout if timeout is not None else (sc.timeout or DEFAULT_TIMEOUT)
     run_timeout = factor * base + slack
     positions = [

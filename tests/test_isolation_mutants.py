@@ -562,7 +562,7 @@ def test_a_batch_stopped_while_its_child_runs_cancels_the_run_and_kills_the_chil
     assert len(pids) == 1 and _gone(pids[0])
 
 
-def test_a_child_that_cannot_start_leaves_no_descriptor_open(
+def test_a_child_that_cannot_start_leaves_no_descriptor_open_and_no_scratch_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(isolation, "child_command", lambda config, fd: [str(tmp_path / "none")])
@@ -571,6 +571,7 @@ def test_a_child_that_cannot_start_leaves_no_descriptor_open(
     with pytest.raises(OSError):
         run_child(_config(tmp_path), timeout=30)
     assert sorted(os.listdir("/proc/self/fd")) == before
+    assert list(tmp_path.glob("memcycle-native-*")) == []
 
 
 def test_an_interrupted_run_kills_its_child_and_removes_its_scratch_folder(

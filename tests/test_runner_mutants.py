@@ -221,6 +221,16 @@ def test_an_unknown_run_option_or_flamegraph_choice_is_refused_by_name(
     assert child.calls == []
 
 
+def test_an_unknown_sanitizer_is_refused_by_name_not_run_with_plain_time_limits(
+    tmp_path: Path, child: Recorder
+) -> None:
+    """The CLI's choices refuse it; the API must too, before a child runs with no tool and
+    the limits of none."""
+    with pytest.raises(ValueError, match=r"sanitizer must be one of asan, ubsan .* got 'msan'"):
+        runner.run_one(_scenario(tmp_path), sanitizer="msan")
+    assert child.calls == []
+
+
 def test_the_run_key_of_a_spec_is_the_key_its_record_gets(tmp_path: Path, child: Recorder) -> None:
     spec = runner.RunSpec(_scenario(tmp_path), allocator="checked", faults=("leak-on-clear",))
     record = runner.run_spec(spec)
@@ -821,8 +831,7 @@ def test_any_other_exception_in_the_wait_stops_every_child_and_reaches_the_calle
 def test_after_an_interrupt_the_workers_get_no_more_than_the_grace_and_never_hold_the_exit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace: float
 ) -> None:
-    """The waits are recorded, not timed. (On CPython 3.11 a join that Ctrl-C interrupts marks
-    the worker stopped while it runs, so the wait after the stop returns at once: bpo-45274.)"""
+    """The waits are recorded, not timed."""
     import threading
     import types
 
@@ -834,12 +843,15 @@ def test_after_an_interrupt_the_workers_get_no_more_than_the_grace_and_never_hol
             super().__init__(*args, **kwargs)
             made.append(self)
 
-        def join(self, timeout: float | None = None) -> None:
+    class RecordingEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
             waits.append(timeout)
-            super().join(timeout)
+            return super().wait(timeout)
 
     monkeypatch.setattr(
-        batch, "threading", types.SimpleNamespace(Thread=Recording, Lock=threading.Lock)
+        batch,
+        "threading",
+        types.SimpleNamespace(Thread=Recording, Lock=threading.Lock, Event=RecordingEvent),
     )
     monkeypatch.setattr(batch, "STOP_GRACE", grace)
     monkeypatch.setattr(runner, "run_child", Interrupting())
@@ -849,6 +861,21 @@ def test_after_an_interrupt_the_workers_get_no_more_than_the_grace_and_never_hol
     assert after_stop is not None
     assert (after_stop == 0.0) if grace == 0.0 else (0.0 < after_stop <= grace)
     assert made and all(t.daemon for t in made)
+
+
+def test_after_an_interrupt_a_worker_still_handing_back_its_run_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the grace, a worker that still cleans up (its run's scratch folder) finishes
+    before the batch reports. A Ctrl-C inside Thread.join(timeout) makes CPython 3.11 mark the
+    running thread stopped (bpo-45274), so a join-based wait returned at once and the cleanup
+    was cut off at exit; the workers' own Events are waited on instead."""
+    monkeypatch.setattr(batch, "STOP_GRACE", 30.0)
+    interrupting = Interrupting(hand_back=0.5)
+    monkeypatch.setattr(runner, "run_child", interrupting)
+    with pytest.raises(batch.RunInterrupted):
+        batch.run_many(_three(tmp_path), tmp_path / "out")
+    assert interrupting.handed_back
 
 
 def test_after_a_run_raised_systemexit_no_other_worker_starts_a_new_run(
