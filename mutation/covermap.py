@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,16 @@ import pytest  # before coverage starts: only the target files are measured
 
 SHARED = "<shared>"  # run outside one test's own phases: a mutant there runs every test
 
+# Programs that never run Python code: pytest-benchmark asks git and hg about the checkout and
+# `platform` asks `file` about the interpreter, in every (inner) pytest session
+NEVER_PYTHON = frozenset({"git", "hg", "file"})
+
 # Loaded by every Python child of the run (PYTHONPATH): one line when it starts, one per memcycle
 # module it imports, appended to the log (O_APPEND) at import, before the module's code runs.
 CHILD_HOOK = """\
 import os, sys
 _log, _test = os.environ.get("COVERMAP_SPAWN_LOG"), os.environ.get("COVERMAP_TEST", "")
+_package = os.environ.get("COVERMAP_PACKAGE", "memcycle")
 def _write(kind, name=""):
     fd = os.open(_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -45,7 +51,7 @@ def _write(kind, name=""):
     finally:
         os.close(fd)
 def _hook(event, args):
-    if event == "import" and str(args[0]).startswith("memcycle"):
+    if event == "import" and str(args[0]).split(".")[0] == _package:
         _write("import", args[0])
 if _log:
     _write("start")
@@ -61,6 +67,7 @@ class Recorder:
         self.current = SHARED
         self.order: list[str] = []
         self.spawns: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
         self.spawned_outside = False
         cov.switch_context(SHARED)
 
@@ -83,9 +90,11 @@ class Recorder:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> Generator[None, Any, Any]:
         self.switch(item.nodeid)
+        started = time.perf_counter()
         try:
             return (yield)
         finally:
+            self.seconds[item.nodeid] = time.perf_counter() - started
             self.switch(SHARED)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -117,7 +126,8 @@ def _watch_spawns(recorder: Recorder) -> None:
     def execute_child(self: Any, args: Any, executable: Any, *rest: Any, **kwargs: Any) -> Any:
         argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
         program = os.fsdecode(executable or (argv[0] if argv else ""))
-        recorder.spawned(python="python" in Path(program).name or program == sys.executable)
+        if Path(program).name not in NEVER_PYTHON:
+            recorder.spawned(python="python" in Path(program).name or program == sys.executable)
         inside.depth = getattr(inside, "depth", 0) + 1
         try:
             return original(self, args, executable, *rest, **kwargs)
@@ -170,6 +180,7 @@ def build(files: list[str], pytest_args: list[str], root: Path) -> dict[str, Any
     return {
         "rc": int(rc),
         "tests": recorder.order,
+        "seconds": {t: round(recorder.seconds.get(t, 0.0), 4) for t in recorder.order},
         "spawners": spawners,
         "spawned_outside": recorder.spawned_outside,
         "lines": lines,
@@ -240,7 +251,7 @@ def is_project_file(file: str, root: Path) -> bool:
 
 def select(cmap: dict[str, Any], changed: dict[str, list[int]]) -> list[str] | None:
     """The tests to run against a mutant changing these lines (first lines of their statements,
-    as coverage records them), in the original order; None means the whole list (a line no test
+    as coverage records them), quickest first; None means the whole list (a line no test
     runs in this process, or one run at import, collection or in a shared fixture)."""
     chosen: set[str] = set()
     for rel, numbers in changed.items():
@@ -260,7 +271,10 @@ def select(cmap: dict[str, Any], changed: dict[str, list[int]]) -> list[str] | N
     known = set(cmap["tests"])
     if not chosen <= known:  # a context that is not a test of this run: never guess
         return None
-    return [t for t in cmap["tests"] if t in chosen]
+    # quickest first: a mutant is killed by its first failing test (-x), so a cheap killer found
+    # early saves the rest; a survivor runs them all, in whatever order
+    seconds = cmap.get("seconds", {})
+    return sorted((t for t in cmap["tests"] if t in chosen), key=lambda t: seconds.get(t, 0.0))
 
 
 def main(argv: list[str] | None = None) -> int:

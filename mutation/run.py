@@ -190,7 +190,8 @@ def client_command(sock: Path) -> str:
 def fingerprint(target: Target) -> str:
     """What the coverage map depends on: the target's files, its tests, the test configuration."""
     digest = hashlib.sha256()
-    for rel in (*target.files, *test_files(target), "tests/conftest.py", "pyproject.toml"):
+    tool = ("mutation/covermap.py",)  # a new way of mapping makes every map stale
+    for rel in (*target.files, *test_files(target), "tests/conftest.py", "pyproject.toml", *tool):
         path = ROOT / rel
         digest.update(rel.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
     return digest.hexdigest()
@@ -504,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare", action="store_true", help="outcomes of <module> against <module>-plain"
     )
+    parser.add_argument(
+        "--count", action="store_true", help="init and scope only: print the mutants in scope"
+    )
     args = parser.parse_args(argv)
     if args.list or not args.module:
         for name, t in TARGETS.items():
@@ -529,9 +533,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample is not None:
         keep_sample(session, args.sample, args.seed)
     pending = count_pending(session)
+    if args.count:
+        print(f"{args.module}: {pending} mutants in scope")
+        return 0
     started = time.time()
     print(f"{pending} mutants to run, from {time.strftime('%H:%M:%S', time.gmtime(started))} UTC")
     if args.plain:
+        timed = f"{sys.executable} -S -I {ROOT / 'mutation' / 'timed.py'} {SESSIONS / name}.log --"
+        config = write_config(name, target, f"{timed} {test_command(target)}")
         rc = cosmic("exec", str(config), str(session))
     else:
         with fork_server(args.module, target, select=not args.no_select) as sock:
