@@ -6,12 +6,13 @@ pytest hooks below (like pytest-cov's `--cov-context=test`). A line run outside 
 phases (at import or collection, in a fixture shared between tests, in the teardown at a module
 boundary where shared fixtures end) is marked `SHARED`: a mutant there runs the whole list.
 Tests that start a process (the runner's `python -m memcycle.child`, pytest in pytest, xdist
-workers) are recorded too: coverage does not follow the children, so each Python child writes, as it
-imports them (before any code of theirs runs, so a child that dies by a signal still tells),
-which memcycle modules it imported, through a `sitecustomize` put on its PYTHONPATH. A test whose
-children imported a mutated file runs with every mutant of that file; a test with a process that
-left no such record (a fork, a program that is not Python, an environment cleared) runs with
-every mutant.
+workers) are recorded too. Each Python child runs under coverage as well (one data file per pid,
+saved at exit) and writes, through a `sitecustomize` put on its PYTHONPATH, a line when it starts
+and one per memcycle module it imports, as it imports it (before that module's code runs, so a
+child killed by a signal still tells). A test runs with a mutant when its children ran the
+mutated line; when one of them saved no coverage (killed), when they imported the mutated file;
+and with every mutant when one of its processes left no record at all (a fork, a program that is
+not Python, an environment cleared).
 
     python mutation/covermap.py OUT.json --files harness/oracle.py -- tests/test_oracle.py ...
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,9 +36,10 @@ import pytest  # before coverage starts: only the target files are measured
 
 SHARED = "<shared>"  # run outside one test's own phases: a mutant there runs every test
 
-# Programs that never run Python code: pytest-benchmark asks git and hg about the checkout and
-# `platform` asks `file` about the interpreter, in every (inner) pytest session
-NEVER_PYTHON = frozenset({"git", "hg", "file"})
+# Programs that never run Python code: pytest-benchmark asks git and hg about the checkout,
+# `platform` asks `file` and `uname`, matplotlib's font cache `fc-list`, ctypes.util `ldconfig`
+# and the C compiler, in every (inner) pytest session
+NEVER_PYTHON = frozenset({"git", "hg", "file", "uname", "fc-list", "ldconfig", "gcc", "cc", "ld"})
 
 # Loaded by every Python child of the run (PYTHONPATH): one line when it starts, one per memcycle
 # module it imports, appended to the log (O_APPEND) at import, before the module's code runs.
@@ -157,6 +160,17 @@ def build(files: list[str], pytest_args: list[str], root: Path) -> dict[str, Any
     (hook_dir / "sitecustomize.py").write_text(CHILD_HOOK)
     spawn_log = hook_dir / "spawns.log"
     os.environ["COVERMAP_SPAWN_LOG"] = str(spawn_log)
+    # coverage in every Python child too (coverage's .pth starts it under COVERAGE_PROCESS_START);
+    # one data file per process, named by its pid, saved at exit (os._exit and SIGTERM included)
+    data_dir = hook_dir / "children"
+    data_dir.mkdir()
+    include = "".join(f"\n    {a}" for a in absolute)
+    rc_file = hook_dir / "child.coveragerc"
+    rc_file.write_text(
+        f"[run]\ninclude ={include}\ndata_file = {data_dir / 'cov'}\nparallel = true\n"
+        "sigterm = true\npatch = _exit\n"
+    )
+    os.environ["COVERAGE_PROCESS_START"] = str(rc_file)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(hook_dir), os.environ.get("PYTHONPATH", "")) if p
     )
@@ -166,7 +180,9 @@ def build(files: list[str], pytest_args: list[str], root: Path) -> dict[str, Any
     _watch_spawns(recorder)
     rc = pytest.main([*pytest_args, "-p", "no:cacheprovider", "-n", "0", "-q"], plugins=[recorder])
     cov.stop()
-    spawners = _spawners(recorder.spawns, spawn_log, dict(zip(absolute, files, strict=True)))
+    spawners = _spawners(
+        recorder.spawns, spawn_log, data_dir, dict(zip(absolute, files, strict=True))
+    )
     data = cov.get_data()
     lines: dict[str, dict[str, list[str]]] = {}
     for rel, path in zip(files, absolute, strict=True):
@@ -188,24 +204,44 @@ def build(files: list[str], pytest_args: list[str], root: Path) -> dict[str, Any
     }
 
 
+def _child_lines(data_dir: Path, rel_of: dict[str, str]) -> dict[int, dict[str, set[int]]]:
+    """pid -> target file -> lines, from the coverage data each Python child saved at its exit."""
+    from coverage import CoverageData
+
+    out: dict[int, dict[str, set[int]]] = {}
+    for path in data_dir.glob("cov.*"):
+        found = re.search(r"\.pid(\d+)\.", path.name)
+        if not found:
+            continue
+        data = CoverageData(basename=str(path))
+        data.read()
+        lines = out.setdefault(int(found[1]), {})
+        for absolute, rel in rel_of.items():
+            lines.setdefault(rel, set()).update(data.lines(absolute) or ())
+    return out
+
+
 def _spawners(
-    spawns: dict[str, int], log: Path, rel_of: dict[str, str]
-) -> dict[str, list[str] | None]:
-    """Each test that started processes: the target files its children imported, or None when
-    some process left no record (then it runs with every mutant)."""
+    spawns: dict[str, int], log: Path, data_dir: Path, rel_of: dict[str, str]
+) -> dict[str, dict[str, Any] | None]:
+    """Each test that started processes, with what its children did to the target files:
+    `imports` (the files they imported) and `lines` (the lines they ran, when every child saved
+    its coverage; None when one died first, by a signal: then `imports` decides). None when a
+    process left no record at all: the test runs with every mutant."""
     import importlib.util
 
-    started: dict[str, int] = {}
+    pids: dict[str, list[int]] = {}
     imported: dict[str, set[str]] = {}
     for line in log.read_text().splitlines() if log.exists() else []:
-        kind, test, _, name = [*line.split("\t"), "", "", ""][:4]
+        kind, test, pid, name = [*line.split("\t"), "", "", ""][:4]
         if kind == "start":
-            started[test] = started.get(test, 0) + 1
+            pids.setdefault(test, []).append(int(pid))
         elif kind == "import":
             imported.setdefault(test, set()).add(name)
-    out: dict[str, list[str] | None] = {}
+    ran = _child_lines(data_dir, rel_of)
+    out: dict[str, dict[str, Any] | None] = {}
     for test, count in spawns.items():
-        if started.get(test, 0) < count:
+        if len(pids.get(test, ())) < count:
             out[test] = None
             continue
         files = set()
@@ -225,7 +261,19 @@ def _spawners(
             if rel:
                 files.add(rel)
         else:
-            out[test] = sorted(files)
+            lines: dict[str, set[int]] | None = {}
+            for pid in pids.get(test, ()):
+                if pid not in ran or lines is None:
+                    lines = None  # this child saved no coverage (killed, or not Python)
+                    continue
+                for rel, numbers in ran[pid].items():
+                    lines.setdefault(rel, set()).update(numbers)
+            out[test] = {
+                "imports": sorted(files),
+                "lines": None
+                if lines is None
+                else {rel: sorted(ns) for rel, ns in lines.items() if ns},
+            }
     return out
 
 
@@ -265,8 +313,15 @@ def select(cmap: dict[str, Any], changed: dict[str, list[int]]) -> list[str] | N
             chosen.update(contexts)
     if cmap["spawned_outside"]:
         return None
-    for test, imported in cmap["spawners"].items():  # its children may run the mutant
-        if imported is None or any(rel in imported for rel in changed):
+    for test, children in cmap["spawners"].items():  # its children may run the mutant
+        if children is None:
+            chosen.add(test)
+        elif children["lines"] is None:
+            if any(rel in children["imports"] for rel in changed):
+                chosen.add(test)
+        elif any(
+            n in children["lines"].get(rel, ()) for rel, numbers in changed.items() for n in numbers
+        ):
             chosen.add(test)
     known = set(cmap["tests"])
     if not chosen <= known:  # a context that is not a test of this run: never guess

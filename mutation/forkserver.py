@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import covermap
+import pytest
 
 # every run: cosmic-ray's own flags for the plain command, and silence for the plugins already
 # imported here (pytest cannot assertion-rewrite a module imported before it starts)
@@ -98,6 +99,19 @@ def drop_bytecode(root: Path, files: list[str]) -> None:
                 pyc.unlink()
 
 
+class QuickestFirst:
+    """Reorders the collected items, quickest (by the map's run) first, for the whole-list run:
+    the files are collected as the plain command does (a mutant that changes what is collected
+    still changes it here), only the order differs; a test the map never saw goes first."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[Any]) -> None:
+        items.sort(key=lambda item: self.seconds.get(item.nodeid, 0.0))
+
+
 class Server:
     def __init__(
         self,
@@ -128,7 +142,7 @@ class Server:
         where = " ".join(f"{f}:{','.join(map(str, ns))}" for f, ns in changed.items()) or "none"
         chosen = covermap.select(self.cmap, changed) if self.cmap and changed else None
         if not chosen:
-            why = "no coverage map" if not self.cmap else "whole list (fallback)"
+            why = "no coverage map" if not self.cmap else "whole list, quickest first (fallback)"
             return [*BASE_ARGS, *QUIET_REWRITE, *self.pytest_args], f"changed {where}: {why}"
         note = f"changed {where}: {len(chosen)} of {len(self.cmap['tests'])} tests"  # type: ignore[index]
         return [*BASE_ARGS, *QUIET_REWRITE, *chosen], note
@@ -157,7 +171,8 @@ class Server:
             print("warning: forking with threads running", file=self.log)
         pid = os.fork()
         if pid == 0:
-            run_child(listener, conn, fds, request, args, note)  # never returns
+            seconds = self.cmap.get("seconds", {}) if self.cmap else {}
+            run_child(listener, conn, fds, request, args, note, seconds)  # never returns
         for fd in fds:
             os.close(fd)
         rc = self.wait(pid, conn)
@@ -205,6 +220,7 @@ def run_child(
     request: dict[str, Any],
     args: list[str],
     note: str,
+    seconds: dict[str, float] | None = None,
 ) -> None:
     """In the forked child: become the client's test process, run pytest, exit with its code."""
     code = 70
@@ -229,7 +245,8 @@ def run_child(
         import pytest
 
         sys.argv = [str(Path(pytest.__file__).parent / "__main__.py"), *args]
-        code = int(pytest.main(args))
+        plugins = [QuickestFirst(seconds)] if seconds else []
+        code = int(pytest.main(args, plugins=plugins))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # the child must always exit with a code

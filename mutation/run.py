@@ -329,7 +329,8 @@ def skip_out_of_scope(session: Path, target: Target) -> None:
     messages = {(ROOT / f).resolve(): message_spans((ROOT / f).read_text()) for f in target.files}
     seen: set[tuple[str, str, tuple[int, int]]] = set()
     with use_db(str(session), WorkDB.Mode.open) as db:
-        for item in list(db.pending_work_items):
+        # in mutation order, so the same one of two number mutants at a site is kept every time
+        for item in sorted(db.pending_work_items, key=mutation_key):
             m = item.mutations[0]
             why = None
             file = Path(m.module_path)

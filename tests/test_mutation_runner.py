@@ -45,6 +45,11 @@ def test_hangs_when_asked():
 
 def test_child_imports_probe():
     subprocess.run([sys.executable, "-c", "import probe"], check=True)
+
+
+def test_child_killed_after_calling_double():
+    code = "import os, probe; probe.double(1); os.kill(os.getpid(), 9)"
+    subprocess.run([sys.executable, "-c", code])
 """
 
 
@@ -123,7 +128,7 @@ def ask(project: Path, **env: str) -> subprocess.CompletedProcess:
 def test_the_client_exits_with_the_childs_pytest_exit_code(project: Path, server) -> None:
     passed = ask(project)
     assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert "4 passed" in passed.stdout
+    assert "5 passed" in passed.stdout
     (project / "probe.py").write_text(PROBE.replace("2 * x", "3 * x"))
     failed = ask(project)
     assert failed.returncode == 1
@@ -207,7 +212,7 @@ def test_a_mutated_continuation_line_is_looked_up_at_its_statements_first_line()
 CMAP = {
     "tests": ["t::a", "t::b", "t::c", "t::spawns"],
     "spawned_outside": False,
-    "spawners": {"t::spawns": ["m.py"]},
+    "spawners": {"t::spawns": {"imports": ["m.py", "n.py"], "lines": {"m.py": [6]}}},
     "lines": {
         "m.py": {
             "1": ["<shared>"],
@@ -220,9 +225,16 @@ CMAP = {
 }
 
 
-def test_selection_runs_the_covering_tests_and_the_children_that_import_the_file() -> None:
+def test_selection_runs_the_covering_tests_and_those_whose_children_ran_the_line() -> None:
     assert covermap.select(CMAP, {"m.py": [6]}) == ["t::a", "t::c", "t::spawns"]
-    assert covermap.select(CMAP, {"n.py": [3]}) == ["t::c"]  # its children never import n.py
+    assert covermap.select(CMAP, {"m.py": [5]}) == ["t::b"]  # its children never ran line 5
+    assert covermap.select(CMAP, {"n.py": [3]}) == ["t::c"]
+
+
+def test_selection_keeps_a_test_whose_child_died_unsaved_for_every_file_it_imported() -> None:
+    cmap = {**CMAP, "spawners": {"t::spawns": {"imports": ["m.py"], "lines": None}}}
+    assert covermap.select(cmap, {"m.py": [5]}) == ["t::b", "t::spawns"]
+    assert covermap.select(cmap, {"n.py": [3]}) == ["t::c"]  # n.py never imported there
 
 
 def test_selection_falls_back_to_every_test_for_a_line_run_at_import_or_by_no_test() -> None:
@@ -263,10 +275,15 @@ def test_the_map_gives_each_line_its_tests_and_each_spawning_test_its_childrens_
     lines = cmap["lines"]["probe.py"]
     assert lines["1"] == ["<shared>"]  # VALUE = 1 runs at import
     assert lines["5"] == ["test_probe.py::test_double"]
-    assert cmap["spawners"] == {"test_probe.py::test_child_imports_probe": ["probe.py"]}
+    # the child only imports probe: it ran lines 1 and 4 (import time), never double()'s body
+    children = cmap["spawners"]["test_probe.py::test_child_imports_probe"]
+    assert children == {"imports": ["probe.py"], "lines": {"probe.py": [1, 4]}}
+    # this one's child was killed before saving its coverage: it counts for all of probe.py
+    killed = cmap["spawners"]["test_probe.py::test_child_killed_after_calling_double"]
+    assert killed == {"imports": ["probe.py"], "lines": None}
     assert covermap.select(cmap, {"probe.py": [5]}) == [
         "test_probe.py::test_double",
-        "test_probe.py::test_child_imports_probe",
+        "test_probe.py::test_child_killed_after_calling_double",
     ]
 
 
