@@ -9,9 +9,9 @@ Tests that start a process (the runner's `python -m memcycle.child`, pytest in p
 workers) are recorded too. Each Python child runs under coverage as well (one data file per pid,
 saved at exit) and writes, through a `sitecustomize` put on its PYTHONPATH, a line when it starts
 and one per memcycle module it imports, as it imports it (before that module's code runs, so a
-child killed by a signal still tells). A test runs with a mutant when its children ran the
-mutated line; when one of them saved no coverage (killed), when they imported the mutated file;
-and with every mutant when one of its processes left no record at all (a fork, a program that is
+child killed by a signal still tells). A test runs with a mutant when one of its children ran the
+mutated line, or died without saving its coverage (killed) after importing the mutated file; and
+with every mutant when one of its processes left no record at all (a fork, a program that is
 not Python, an environment cleared).
 
     python mutation/covermap.py OUT.json --files harness/oracle.py -- tests/test_oracle.py ...
@@ -224,57 +224,64 @@ def _child_lines(data_dir: Path, rel_of: dict[str, str]) -> dict[int, dict[str, 
 def _spawners(
     spawns: dict[str, int], log: Path, data_dir: Path, rel_of: dict[str, str]
 ) -> dict[str, dict[str, Any] | None]:
-    """Each test that started processes, with what its children did to the target files:
-    `imports` (the files they imported) and `lines` (the lines they ran, when every child saved
-    its coverage; None when one died first, by a signal: then `imports` decides). None when a
-    process left no record at all: the test runs with every mutant."""
-    import importlib.util
-
+    """Each test that started processes, with what its children did to the target files, child
+    by child: `lines` the lines run by the children that saved their coverage, `unsaved_imports`
+    the files imported by those that died first (a signal). None when a process left no record
+    at all: the test runs with every mutant."""
     pids: dict[str, list[int]] = {}
-    imported: dict[str, set[str]] = {}
+    imported: dict[int, set[str]] = {}
     for line in log.read_text().splitlines() if log.exists() else []:
         kind, test, pid, name = [*line.split("\t"), "", "", ""][:4]
         if kind == "start":
             pids.setdefault(test, []).append(int(pid))
         elif kind == "import":
-            imported.setdefault(test, set()).add(name)
+            imported.setdefault(int(pid), set()).add(name)
     ran = _child_lines(data_dir, rel_of)
     out: dict[str, dict[str, Any] | None] = {}
     for test, count in spawns.items():
         if len(pids.get(test, ())) < count:
             out[test] = None
             continue
-        files = set()
-        for name in imported.get(test, ()):
-            module = sys.modules.get(name)
-            origin = getattr(module, "__file__", None) if module else None
-            if origin is None:
-                try:
-                    spec = importlib.util.find_spec(name)
-                except (ImportError, ValueError):
-                    spec = None
-                origin = spec.origin if spec else None
-            if origin is None:  # a memcycle module not found here: assume the worst
-                out[test] = None
-                break
-            rel = rel_of.get(str(Path(origin).resolve()))
-            if rel:
-                files.add(rel)
-        else:
-            lines: dict[str, set[int]] | None = {}
-            for pid in pids.get(test, ()):
-                if pid not in ran or lines is None:
-                    lines = None  # this child saved no coverage (killed, or not Python)
-                    continue
+        lines: dict[str, set[int]] = {}
+        unsaved: set[str] = set()
+        for pid in pids[test]:
+            if pid in ran:
                 for rel, numbers in ran[pid].items():
                     lines.setdefault(rel, set()).update(numbers)
+                continue
+            files = _files_of(imported.get(pid, set()), rel_of)
+            if files is None:
+                out[test] = None
+                break
+            unsaved |= files
+        else:
             out[test] = {
-                "imports": sorted(files),
-                "lines": None
-                if lines is None
-                else {rel: sorted(ns) for rel, ns in lines.items() if ns},
+                "lines": {rel: sorted(ns) for rel, ns in sorted(lines.items()) if ns},
+                "unsaved_imports": sorted(unsaved),
             }
     return out
+
+
+def _files_of(names: set[str], rel_of: dict[str, str]) -> set[str] | None:
+    """The target files among these imported modules; None if one cannot be found here."""
+    import importlib.util
+
+    files = set()
+    for name in names:
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None) if module else None
+        if origin is None:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                spec = None
+            origin = spec.origin if spec else None
+        if origin is None:  # a memcycle module not found here: assume the worst
+            return None
+        rel = rel_of.get(str(Path(origin).resolve()))
+        if rel:
+            files.add(rel)
+    return files
 
 
 def _third_party(name: str, file: str | None, root: Path) -> bool:
@@ -314,13 +321,10 @@ def select(cmap: dict[str, Any], changed: dict[str, list[int]]) -> list[str] | N
     if cmap["spawned_outside"]:
         return None
     for test, children in cmap["spawners"].items():  # its children may run the mutant
-        if children is None:
-            chosen.add(test)
-        elif children["lines"] is None:
-            if any(rel in children["imports"] for rel in changed):
-                chosen.add(test)
-        elif any(
-            n in children["lines"].get(rel, ()) for rel, numbers in changed.items() for n in numbers
+        if (
+            children is None
+            or any(rel in children["unsaved_imports"] for rel in changed)
+            or any(n in children["lines"].get(rel, ()) for rel, ns in changed.items() for n in ns)
         ):
             chosen.add(test)
     known = set(cmap["tests"])

@@ -53,6 +53,11 @@ def test_child_killed_after_calling_double():
 """
 
 
+# the probe's pytest needs no plugin but xdist (the runner passes `-n 0`): without the others
+# (hypothesis, memcycle's own, benchmark) each forked run takes a fraction of a second
+LEAN_PYTEST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_PLUGINS": "xdist.plugin"}
+
+
 def wait_until(predicate, seconds: float = 30.0) -> bool:
     """Poll for an event (not a timing assertion: the deadline only bounds a broken run)."""
     deadline = time.monotonic() + seconds
@@ -118,7 +123,7 @@ def ask(project: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-S", "-I", str(MUTATION / "client.py"), str(project / "s.sock")],
         cwd=project,
-        env={**os.environ, **env},
+        env={**os.environ, **LEAN_PYTEST, **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -164,7 +169,7 @@ def test_a_client_killed_at_its_timeout_takes_the_child_and_its_processes_with_i
     client = subprocess.Popen(
         [sys.executable, "-S", "-I", str(MUTATION / "client.py"), str(project / "s.sock")],
         cwd=project,
-        env={**os.environ, "PROBE_HANG": str(pids)},
+        env={**os.environ, **LEAN_PYTEST, "PROBE_HANG": str(pids)},
         stdout=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -212,7 +217,7 @@ def test_a_mutated_continuation_line_is_looked_up_at_its_statements_first_line()
 CMAP = {
     "tests": ["t::a", "t::b", "t::c", "t::spawns"],
     "spawned_outside": False,
-    "spawners": {"t::spawns": {"imports": ["m.py", "n.py"], "lines": {"m.py": [6]}}},
+    "spawners": {"t::spawns": {"lines": {"m.py": [6]}, "unsaved_imports": []}},
     "lines": {
         "m.py": {
             "1": ["<shared>"],
@@ -232,7 +237,7 @@ def test_selection_runs_the_covering_tests_and_those_whose_children_ran_the_line
 
 
 def test_selection_keeps_a_test_whose_child_died_unsaved_for_every_file_it_imported() -> None:
-    cmap = {**CMAP, "spawners": {"t::spawns": {"imports": ["m.py"], "lines": None}}}
+    cmap = {**CMAP, "spawners": {"t::spawns": {"lines": {}, "unsaved_imports": ["m.py"]}}}
     assert covermap.select(cmap, {"m.py": [5]}) == ["t::b", "t::spawns"]
     assert covermap.select(cmap, {"n.py": [3]}) == ["t::c"]  # n.py never imported there
 
@@ -267,7 +272,7 @@ def test_the_map_gives_each_line_its_tests_and_each_spawning_test_its_childrens_
             "test_probe.py",
         ],
         cwd=project,
-        env={**os.environ, "COVERMAP_PACKAGE": "probe"},
+        env={**os.environ, **LEAN_PYTEST, "COVERMAP_PACKAGE": "probe"},
         check=True,
         capture_output=True,
     )
@@ -277,10 +282,10 @@ def test_the_map_gives_each_line_its_tests_and_each_spawning_test_its_childrens_
     assert lines["5"] == ["test_probe.py::test_double"]
     # the child only imports probe: it ran lines 1 and 4 (import time), never double()'s body
     children = cmap["spawners"]["test_probe.py::test_child_imports_probe"]
-    assert children == {"imports": ["probe.py"], "lines": {"probe.py": [1, 4]}}
+    assert children == {"lines": {"probe.py": [1, 4]}, "unsaved_imports": []}
     # this one's child was killed before saving its coverage: it counts for all of probe.py
     killed = cmap["spawners"]["test_probe.py::test_child_killed_after_calling_double"]
-    assert killed == {"imports": ["probe.py"], "lines": None}
+    assert killed == {"lines": {}, "unsaved_imports": ["probe.py"]}
     assert covermap.select(cmap, {"probe.py": [5]}) == [
         "test_probe.py::test_double",
         "test_probe.py::test_child_killed_after_calling_double",
