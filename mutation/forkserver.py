@@ -128,6 +128,7 @@ class Server:
         self.cmap = cmap
         self.timeout = timeout
         self.log = log
+        self.running: int | None = None  # the child now running, killed if the server ends
         self.originals = {f: (root / f).read_text() for f in files}
         self.statement_of = {f: first_lines(src) for f, src in self.originals.items()}
 
@@ -175,7 +176,11 @@ class Server:
             run_child(listener, conn, fds, request, args, note, seconds)  # never returns
         for fd in fds:
             os.close(fd)
-        rc = self.wait(pid, conn)
+        self.running = pid
+        try:
+            rc = self.wait(pid, conn)
+        finally:
+            self.running = None
         seconds = time.monotonic() - started
         print(f"{time.strftime('%H:%M:%S')} rc={rc} {seconds:.2f}s {note}", file=self.log)
         self.log.flush()
@@ -289,11 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     listener.listen(8)
     server = Server(root, files, argv[cut + 1 :], cmap, args.timeout)
     print(f"ready: {loaded} modules imported, {len(sys.modules)} in sys.modules", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run.py's stop: clean up below
     try:
         server.serve(listener)
     except KeyboardInterrupt:
         return 130
     finally:
+        if server.running is not None:  # Ctrl-C or a stop mid-mutant: the child goes too
+            kill_group(server.running)
         listener.close()
         args.socket.unlink(missing_ok=True)
     return 0

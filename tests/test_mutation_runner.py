@@ -295,3 +295,25 @@ def test_the_map_gives_each_line_its_tests_and_each_spawning_test_its_childrens_
 def test_selected_tests_run_quickest_first_so_a_cheap_killer_ends_the_run_early() -> None:
     cmap = {**CMAP, "seconds": {"t::a": 2.0, "t::c": 0.1, "t::spawns": 1.0}}
     assert covermap.select(cmap, {"m.py": [6]}) == ["t::c", "t::spawns", "t::a"]
+
+
+def test_stopping_the_server_mid_mutant_kills_the_running_child(project: Path) -> None:
+    proc = start_server(project)
+    pids = project / "pids"
+    client = subprocess.Popen(
+        [sys.executable, "-S", "-I", str(MUTATION / "client.py"), str(project / "s.sock")],
+        cwd=project,
+        env={**os.environ, **LEAN_PYTEST, "PROBE_HANG": str(pids)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: pids.exists() and pids.read_text().count(" ") == 1)
+        test_pid, sleeper_pid = map(int, pids.read_text().split())
+        proc.terminate()  # what run.py does at the end of a session, or a Ctrl-C
+        proc.wait(timeout=30)
+        assert wait_until(lambda: not alive(test_pid))
+        assert wait_until(lambda: not alive(sleeper_pid))
+        assert client.wait(timeout=30) != 0  # the mutant is not reported as survived
+    finally:
+        client.kill()
