@@ -176,11 +176,9 @@ class Server:
             run_child(listener, conn, fds, request, args, note, seconds)  # never returns
         for fd in fds:
             os.close(fd)
-        self.running = pid
-        try:
-            rc = self.wait(pid, conn)
-        finally:
-            self.running = None
+        self.running = pid  # left set if the wait is cut short: main() then kills the child
+        rc = self.wait(pid, conn)
+        self.running = None
         seconds = time.monotonic() - started
         print(f"{time.strftime('%H:%M:%S')} rc={rc} {seconds:.2f}s {note}", file=self.log)
         self.log.flush()
