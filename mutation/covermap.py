@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,7 @@ def build(files: list[str], pytest_args: list[str], root: Path) -> dict[str, Any
     spawners = _spawners(
         recorder.spawns, spawn_log, data_dir, dict(zip(absolute, files, strict=True))
     )
+    shutil.rmtree(hook_dir, ignore_errors=True)
     data = cov.get_data()
     lines: dict[str, dict[str, list[str]]] = {}
     for rel, path in zip(files, absolute, strict=True):
