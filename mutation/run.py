@@ -25,10 +25,16 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import hashlib
+import json
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = ROOT / "mutation" / "sessions"
@@ -173,12 +179,106 @@ TARGETS: dict[str, Target] = {
 }
 
 
+def test_files(target: Target) -> list[str]:
+    return [t for t in target.tests if (ROOT / t).exists()]
+
+
 def test_command(target: Target) -> str:
-    tests = " ".join(t for t in target.tests if (ROOT / t).exists())
-    return f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 {tests}"
+    """The plain command: a fresh pytest of the target's whole test list for each mutant."""
+    return (
+        f"{sys.executable} -m pytest -x -q -p no:cacheprovider -n 0 {' '.join(test_files(target))}"
+    )
 
 
-def write_config(name: str, target: Target) -> Path:
+def client_command(sock: Path) -> str:
+    """The fast command: a stdlib-only client asking the fork server (forkserver.py)."""
+    return f"{sys.executable} -S -I {ROOT / 'mutation' / 'client.py'} {sock}"
+
+
+def fingerprint(target: Target) -> str:
+    """What the coverage map depends on: the target's files, its tests, the test configuration."""
+    digest = hashlib.sha256()
+    tool = ("mutation/covermap.py",)  # a new way of mapping makes every map stale
+    for rel in (*target.files, *test_files(target), "tests/conftest.py", "pyproject.toml", *tool):
+        path = ROOT / rel
+        digest.update(rel.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()
+
+
+def coverage_map(name: str, target: Target) -> Path:
+    """The target's map of which tests run each line (covermap.py), rebuilt when stale."""
+    SESSIONS.mkdir(parents=True, exist_ok=True)
+    path = SESSIONS / f"{name}.map.json"
+    want = fingerprint(target)
+    if path.exists() and json.loads(path.read_text()).get("fingerprint") == want:
+        return path
+    print(f"building the coverage map of {name} (its tests once, under coverage)", flush=True)
+    started = time.monotonic()
+    rc = subprocess.call(
+        [
+            sys.executable,
+            str(ROOT / "mutation" / "covermap.py"),
+            str(path),
+            "--root",
+            str(ROOT),
+            "--files",
+            ",".join(target.files),
+            "--",
+            *test_files(target),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    if rc:
+        path.unlink(missing_ok=True)
+        raise SystemExit(
+            f"the tests of {name} fail on the unmutated code (exit {rc}): fix them first"
+        )
+    cmap = json.loads(path.read_text())
+    cmap["fingerprint"] = want
+    path.write_text(json.dumps(cmap))
+    print(f"coverage map built in {time.monotonic() - started:.0f} s", flush=True)
+    return path
+
+
+@contextlib.contextmanager
+def fork_server(name: str, target: Target, select: bool = True) -> Iterator[Path]:
+    """Start forkserver.py for one session; yield its socket; stop it afterwards."""
+    cmap = coverage_map(name, target) if select else None
+    sock = SESSIONS / f"{name}.sock"
+    log = (SESSIONS / f"{name}.server.log").open("a")
+    command = [sys.executable, str(ROOT / "mutation" / "forkserver.py"), str(sock)]
+    command += ["--root", str(ROOT), "--files", ",".join(target.files)]
+    command += ["--timeout", str(target.timeout)]
+    if cmap:
+        command += ["--map", str(cmap)]
+    else:
+        command += ["--preload", "numpy,numba,pytest,hypothesis,memray,psutil,xdist"]
+    server = subprocess.Popen(
+        [*command, "--", *test_files(target)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        ready = server.stdout.readline() if server.stdout else ""
+        if not ready.startswith("ready"):
+            server.wait(timeout=30)
+            raise SystemExit(f"the fork server did not start (see {log.name})")
+        print(f"fork server: {ready.strip()}", flush=True)
+        yield sock
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        sock.unlink(missing_ok=True)
+
+
+def write_config(name: str, target: Target, command: str | None = None) -> Path:
     SESSIONS.mkdir(parents=True, exist_ok=True)
     config = SESSIONS / f"{name}.toml"
     paths = ", ".join(f'"{p}"' for p in target.files)  # cosmic-ray takes one path or a list
@@ -187,7 +287,7 @@ def write_config(name: str, target: Target) -> Path:
         f"module-path = {paths if len(target.files) == 1 else f'[{paths}]'}\n"
         f"timeout = {target.timeout}\n"
         "excluded-modules = []\n"
-        f"test-command = {test_command(target)!r}\n"
+        f"test-command = {command or test_command(target)!r}\n"
         "[cosmic-ray.distributor]\n"
         'name = "local"\n'
     )
@@ -237,7 +337,8 @@ def skip_out_of_scope(session: Path, target: Target) -> None:
     messages = {(ROOT / f).resolve(): message_spans((ROOT / f).read_text()) for f in target.files}
     seen: set[tuple[str, str, tuple[int, int]]] = set()
     with use_db(str(session), WorkDB.Mode.open) as db:
-        for item in list(db.pending_work_items):
+        # in mutation order, so the same one of two number mutants at a site is kept every time
+        for item in sorted(db.pending_work_items, key=mutation_key):
             m = item.mutations[0]
             why = None
             file = Path(m.module_path)
@@ -271,7 +372,9 @@ def keep_sample(session: Path, size: int, seed: int) -> None:
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = sorted(item.job_id for item in db.pending_work_items)
+        # ordered by the mutation, not by cosmic-ray's random job ids: the same seed picks the
+        # same mutants in every session (a plain and a fast run can be compared mutant by mutant)
+        pending = [item.job_id for item in sorted(db.pending_work_items, key=mutation_key)]
         chosen = set(random.Random(seed).sample(pending, min(size, len(pending))))
         for job_id in pending:
             if job_id not in chosen:
@@ -279,6 +382,41 @@ def keep_sample(session: Path, size: int, seed: int) -> None:
                     job_id,
                     WorkResult(output="not in this sample", worker_outcome=WorkerOutcome.SKIPPED),
                 )
+
+
+def mutation_key(item: Any) -> tuple[str, int, int, str, int]:
+    """A mutant's identity across sessions: file, position, operator, occurrence."""
+    m = item.mutations[0]
+    return (str(m.module_path), *tuple(m.start_pos), m.operator_name, m.occurrence)
+
+
+def outcomes(session: Path) -> dict[tuple[str, int, int, str, int], str]:
+    """killed / survived / incompetent of each mutant run in a session."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = dict(db.results)
+        return {
+            mutation_key(item): done[item.job_id].test_outcome.value
+            for item in db.work_items
+            if item.job_id in done and done[item.job_id].worker_outcome != WorkerOutcome.SKIPPED
+        }
+
+
+def compare(fast: Path, plain: Path) -> int:
+    """Mutant by mutant, the fast session's outcome against the plain one's; 1 on a difference."""
+    a, b = outcomes(fast), outcomes(plain)
+    both = sorted(set(a) & set(b))
+    differ = [k for k in both if a[k] != b[k]]
+    for k in differ:
+        print(f"DIFFERS {k[0]}:{k[1]} {k[3]} #{k[4]}: fast {a[k]}, plain {b[k]}")
+    only = len(set(a) ^ set(b))
+    print(
+        f"compared {len(both)} mutants run in both sessions: {len(differ)} differ"
+        f" ({only} run in one session only)"
+    )
+    return 1 if differ else 0
 
 
 def cosmic(*args: str) -> int:
@@ -365,20 +503,37 @@ def main(argv: list[str] | None = None) -> int:
         "--sample", type=int, metavar="N", help="run only N of the pending mutants (seeded)"
     )
     parser.add_argument("--seed", type=int, default=16, help="seed of --sample (default 16)")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="a fresh pytest of the whole test list per mutant (session <module>-plain)",
+    )
+    parser.add_argument(
+        "--no-select", action="store_true", help="fork server, but the whole test list per mutant"
+    )
+    parser.add_argument(
+        "--compare", action="store_true", help="outcomes of <module> against <module>-plain"
+    )
+    parser.add_argument(
+        "--count", action="store_true", help="init and scope only: print the mutants in scope"
+    )
     args = parser.parse_args(argv)
     if args.list or not args.module:
         for name, t in TARGETS.items():
             print(f"{name:14} {' '.join(t.files):26} {' '.join(t.tests)}")
         return 0
     target = TARGETS[args.module]
-    session = SESSIONS / f"{args.module}.sqlite"
+    name = f"{args.module}-plain" if args.plain else args.module
+    session = SESSIONS / f"{name}.sqlite"
+    if args.compare:
+        return compare(SESSIONS / f"{args.module}.sqlite", SESSIONS / f"{args.module}-plain.sqlite")
     if args.survivors:
         survivors(session)
         return 0
     if args.recheck:
         recheck(session, target)
         return 0
-    config = write_config(args.module, target)
+    config = write_config(name, target)
     if not args.resume:
         session.unlink(missing_ok=True)
         if rc := cosmic("init", str(config), str(session)):
@@ -386,10 +541,39 @@ def main(argv: list[str] | None = None) -> int:
         skip_out_of_scope(session, target)
     if args.sample is not None:
         keep_sample(session, args.sample, args.seed)
-    if rc := cosmic("exec", str(config), str(session)):
+    pending = count_pending(session)
+    if args.count:
+        print(f"{args.module}: {pending} mutants in scope")
+        return 0
+    started = time.time()
+    print(f"{pending} mutants to run, from {time.strftime('%H:%M:%S', time.gmtime(started))} UTC")
+    if args.plain:
+        timed = f"{sys.executable} -S -I {ROOT / 'mutation' / 'timed.py'} {SESSIONS / name}.log --"
+        config = write_config(name, target, f"{timed} {test_command(target)}")
+        rc = cosmic("exec", str(config), str(session))
+    else:
+        with fork_server(args.module, target, select=not args.no_select) as sock:
+            config = write_config(name, target, client_command(sock))
+            rc = cosmic("exec", str(config), str(session))
+    ended = time.time()
+    ran = pending - count_pending(session)
+    print(
+        f"{ran} mutants in {ended - started:.0f} s"
+        f" ({(ended - started) / max(ran, 1):.2f} s per mutant),"
+        f" {time.strftime('%H:%M:%S', time.gmtime(started))}-"
+        f"{time.strftime('%H:%M:%S', time.gmtime(ended))} UTC"
+    )
+    if rc:
         return rc
     survivors(session)
     return 0
+
+
+def count_pending(session: Path) -> int:
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        return sum(1 for _ in db.pending_work_items)
 
 
 if __name__ == "__main__":
