@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from memcycle.checks import GROWTH_RULES, growth, judge
+from memcycle.checks_exit import _last_error_line, _next_position, _tail
 from memcycle.protocol import TEARDOWN_OP
 from memcycle.records import RunRecord, StepEvent
 from memcycle.scenario import parse_scenario
@@ -257,3 +258,175 @@ def test_the_growth_rules_cannot_be_changed_at_run_time() -> None:
     """The child and the parent judge by the same rules: no one may edit them in place."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         GROWTH_RULES["rss"].rise_min = 0  # type: ignore[misc]
+
+
+# --- how the child ended (checks_exit) ---
+
+TWO_TABLES = parse_scenario(
+    """
+dimension = 8
+[[cycle]]
+steps = [ { op = "insert", count = 10 }, { op = "clear" } ]
+[[cycle]]
+steps = [ { op = "clear" }, { op = "insert", count = 3 } ]
+""",
+    "two.toml",
+).plan
+
+
+def test_the_place_of_a_death_is_the_step_after_the_last_one_reported() -> None:
+    assert _next_position((), []) == (1, 0, "?")
+    assert _next_position(TWO_TABLES, []) == (1, 0, "insert")
+    first = StepEvent(1, 0, "insert", True, 0.1, 8, 10, 10)
+    assert _next_position(TWO_TABLES, [first]) == (1, 1, "clear")
+    end_of_first = StepEvent(1, 1, "clear", True, 0.0, 8, 0, 0)
+    assert _next_position(TWO_TABLES, [first, end_of_first]) == (2, 0, "clear")
+    last = StepEvent(2, 1, "insert", True, 0.0, 8, 3, 3)
+    assert _next_position(TWO_TABLES, [first, end_of_first, last]) == (2, 2, TEARDOWN_OP)
+
+
+def test_the_cause_of_a_death_before_start_is_the_last_error_line_of_stderr() -> None:
+    stderr = "Traceback (most recent call last):\n  File 'x.py'\nImportError: bad build\n  hint\n"
+    assert _last_error_line(stderr) == "ImportError: bad build"
+    assert _last_error_line("loading\n  No module named 'eng'\nbye\n") == "No module named 'eng'"
+    assert _last_error_line("one\ntwo\nthree\n") == "three"
+    assert _last_error_line("") == ""
+    assert _last_error_line(None) == ""
+
+
+def test_a_stderr_tail_keeps_the_last_25_lines() -> None:
+    text = "\n".join(f"line {i}" for i in range(40))
+    assert _tail(text).splitlines() == [f"line {i}" for i in range(15, 40)]
+
+
+def _asan_report(kind: str = "heap-use-after-free", stack: str = "engine_free") -> dict[str, Any]:
+    return {
+        "verdict": "use-after-free",
+        "kind": kind,
+        "tool": "asan",
+        "message": f"AddressSanitizer: {kind}",
+        "fault_stack": [stack],
+        "cycle": 2,
+        "step": 0,
+        "op": "insert",
+        "frames": {"stack": [{"function": stack, "engine": True}]},
+    }
+
+
+def test_each_distinct_sanitizer_report_is_one_finding_and_a_repeat_is_dropped() -> None:
+    reports = [_asan_report(), _asan_report(), _asan_report("heap-buffer-overflow", "seg_store")]
+    rec = _record(kind="exit", code=1, sanitizer={"reports": reports})
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    kinds = [f.evidence["violation"]["kind"] for f in rec.findings if f.evidence.get("violation")]
+    assert kinds == ["heap-use-after-free", "heap-buffer-overflow"]
+    first = next(f for f in rec.findings if f.evidence.get("violation"))
+    assert first.evidence["cycles"] == [2]
+    assert first.evidence["native_stack"] == [{"function": "engine_free", "engine": True}]
+    assert first.summary.endswith(", in engine_free")
+    assert "signal" not in first.evidence
+
+
+def test_a_sanitizer_report_with_a_signal_keeps_the_signal_in_its_evidence() -> None:
+    rec = _record(
+        kind="signal", signal=6, signal_name="SIGABRT", sanitizer={"reports": [_asan_report()]}
+    )
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    (found,) = rec.findings
+    assert found.verdict == "use-after-free"
+    assert (found.evidence["signal"], found.evidence["signal_name"]) == (6, "SIGABRT")
+    assert found.evidence["signal_class"] == "crash"
+
+
+def test_a_sigsegv_with_a_sanitizer_report_is_a_crash_and_the_report() -> None:
+    """Only a SIGABRT (abort_on_error) or an exit code is explained by the report."""
+    rec = _record(
+        kind="signal", signal=11, signal_name="SIGSEGV", sanitizer={"reports": [_asan_report()]}
+    )
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    assert [f.verdict for f in rec.findings] == ["crash", "use-after-free"]
+
+
+def test_a_timeout_with_a_sanitizer_report_is_a_timeout_and_the_report() -> None:
+    rec = _record(kind="timeout", timeout=5, sanitizer={"reports": [_asan_report()]})
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    assert [f.verdict for f in rec.findings] == ["timeout", "use-after-free"]
+
+
+def test_a_child_that_started_and_died_before_its_first_step_dies_at_that_step() -> None:
+    rec = _record(kind="signal", signal=11, signal_name="SIGSEGV")
+    judge(rec, PLAN, started=True)
+    (found,) = rec.findings
+    assert (found.verdict, found.cycle, found.step, found.op) == ("crash", 1, 0, "insert")
+
+
+def test_an_exit_code_with_forged_lines_is_a_crash_that_names_them_and_without_them_does_not() -> (
+    None
+):
+    forged = _record(kind="exit", code=9, forged_events=2)
+    forged.steps = _cycles(2)
+    judge(forged, PLAN)
+    (found,) = forged.findings
+    assert found.summary.startswith("child exited with code 9 in cycle 3 at insert")
+    assert "2 event line(s) not the child's" in found.summary
+    plain = _record(kind="exit", code=9)
+    plain.steps = _cycles(2)
+    judge(plain, PLAN)
+    assert "not the child's" not in plain.findings[0].summary
+
+
+def test_a_crash_names_the_engine_function_only_when_the_stack_has_one() -> None:
+    stack = [{"function": "libc_memcpy"}, {"function": "seg_store", "engine": True}]
+    named = _record(kind="signal", signal=11, signal_name="SIGSEGV", native_stack=stack)
+    named.steps = _cycles(2)
+    judge(named, PLAN)
+    assert named.findings[0].summary.startswith("SIGSEGV in cycle 3 at insert, in seg_store")
+    bare = _record(kind="signal", signal=11, signal_name="SIGSEGV")
+    bare.steps = _cycles(2)
+    judge(bare, PLAN)
+    assert ", in " not in bare.findings[0].summary
+
+
+def test_a_step_timeout_names_the_step_limit_and_the_running_step() -> None:
+    running = {"phase": "step", "cycle": 3, "step": 1, "op": "clear", "seconds": 2.0}
+    stack = [{"function": "seg_wait", "engine": True}]
+    rec = _record(
+        kind="timeout", timeout=5, timeout_limit="step", running=running, native_stack=stack
+    )
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    (found,) = rec.findings
+    assert (found.cycle, found.step, found.op) == (3, 1, "clear")
+    assert found.summary == (
+        "no end after 5 s (step limit): cycle 3 step 1 (clear), running for 2.0 s, in seg_wait"
+    )
+
+
+def test_a_run_timeout_between_steps_names_the_run_limit_and_no_function() -> None:
+    rec = _record(kind="timeout", timeout=5, running={"phase": "between", "op": "teardown"})
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    assert rec.findings[0].summary == "no end after 5 s (run limit): teardown"
+
+
+def test_a_crash_keeps_the_native_stack_method_note_and_threads() -> None:
+    rec = _record(
+        kind="signal",
+        signal=11,
+        signal_name="SIGSEGV",
+        native_stack=[{"function": "f"}],
+        native_stack_method="gdb",
+        native_stack_note="partial",
+        native_threads=[{"id": 1}],
+    )
+    rec.steps = _cycles(2)
+    judge(rec, PLAN)
+    ev = rec.findings[0].evidence
+    assert (ev["native_stack_method"], ev["native_stack_note"], ev["native_threads"]) == (
+        "gdb",
+        "partial",
+        [{"id": 1}],
+    )
