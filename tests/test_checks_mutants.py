@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from memcycle.checks import GROWTH_RULES, growth, judge
 from memcycle.checks_exit import _last_error_line, _next_position, _tail
+from memcycle.checks_leaks import _growth_findings, _ledger_findings, growing_types
 from memcycle.protocol import TEARDOWN_OP
 from memcycle.records import RunRecord, StepEvent
 from memcycle.scenario import parse_scenario
@@ -430,3 +431,175 @@ def test_a_crash_keeps_the_native_stack_method_note_and_threads() -> None:
         "partial",
         [{"id": 1}],
     )
+
+
+# --- leaks at the reset points (checks_leaks) ---
+
+
+def _resets(memories: list[dict[str, Any]], op: str = "clear") -> list[StepEvent]:
+    """One successful reset per cycle, carrying that cycle's memory figures."""
+    return [
+        StepEvent(c, 1, op, True, 0.0, 8, 0, 0, memory=mem) for c, mem in enumerate(memories, 1)
+    ]
+
+
+def _ledger(live_blocks: int, live_bytes: int, **extra: Any) -> dict[str, Any]:
+    return {"ledger": {"live_blocks": live_blocks, "live_bytes": live_bytes, **extra}}
+
+
+def test_only_a_successful_reset_is_judged_by_the_ledger() -> None:
+    live = _ledger(2, 64)
+    not_reset = StepEvent(1, 0, "insert", True, 0.1, 8, 10, 10, memory=live)
+    failed = StepEvent(1, 1, "clear", False, 0.0, 8, 0, 0, memory=live)
+    skipped = StepEvent(2, 1, "clear", True, 0.0, 8, 0, 0, memory=live, skipped=True)
+    assert _ledger_findings([not_reset, failed, skipped]) == []
+    assert len(_ledger_findings([StepEvent(3, 1, "clear", True, 0.0, 8, 0, 0, memory=live)])) == 1
+
+
+def test_a_ledger_without_a_live_block_count_is_no_leak() -> None:
+    assert _ledger_findings(_resets([{"ledger": {"cached_bytes": 0}}])) == []
+
+
+def test_a_ledger_leak_grows_only_when_the_last_reset_holds_more_bytes_than_the_first() -> None:
+    def growing(*live_bytes: int) -> bool:
+        (found,) = _ledger_findings(_resets([_ledger(1, b) for b in live_bytes]))
+        assert found.evidence["growing"] == ("; growing every cycle" in found.summary)
+        return bool(found.evidence["growing"])
+
+    assert growing(64) is False
+    assert growing(64, 64) is False
+    assert growing(64, 128) is True
+    assert growing(64, 64, 128) is True  # the last against the first, not the second
+    assert growing(64, 128, 128) is True
+    assert growing(128, 64, 128) is False
+
+
+def test_a_ledger_leak_names_the_site_of_the_biggest_label_at_the_last_reset() -> None:
+    first = _ledger(1, 64, by_label={"graph": {"bytes": 64, "stack": ["old_site", "x"]}})
+    middle = _ledger(2, 96, by_label={"graph": {"bytes": 96, "stack": ["mid_site", "x"]}})
+    last = _ledger(
+        3,
+        160,
+        by_label={
+            "graph": {"bytes": 32, "stack": ["graph_site", "x"]},
+            "vectors": {"bytes": 128, "stack": ["vec_alloc", "engine_insert", "deeper"]},
+        },
+    )
+    (found,) = _ledger_findings(_resets([first, middle, last]))
+    assert found.summary.endswith(
+        "; newest 'vectors' block allocated at vec_alloc <- engine_insert"
+    )
+
+
+def _growth(
+    memories: list[dict[str, Any]],
+    *,
+    tool: str | None = None,
+    tables: dict[int, int] | None = None,
+    analysis: dict[str, Any] | None = None,
+    markers: list[dict[str, Any]] | None = None,
+) -> list[Any]:
+    return _growth_findings(_resets(memories), markers or [], analysis, tool, len(memories), tables)
+
+
+MIB = 1 << 20
+
+
+def test_a_tracemalloc_series_growing_after_each_clear_is_a_leak() -> None:
+    (found,) = _growth([{"tracemalloc": 10 * MIB + k * MIB} for k in range(8)])
+    assert found.evidence["source"] == "tracemalloc traced bytes"
+
+
+def test_tracemalloc_and_python_blocks_are_judged_over_the_last_cycle_table_only() -> None:
+    """Cycles 1-11 of one table grow, cycle 12 is the only one of the last table: nothing
+    to judge; and a run that recorded neither still judges its other series."""
+    rising = [
+        {"tracemalloc": 10 * MIB + k * MIB, "py_blocks": 10_000 + 5000 * k} for k in range(11)
+    ]
+    flat = {"tracemalloc": 10 * MIB, "py_blocks": 10_000}
+    tables = {c: 1 for c in range(1, 12)} | {12: 2}
+    assert _growth([*rising, flat], tables=tables) == []
+    # one table: the same series is a leak (tracemalloc first, py_blocks in `also`)
+    (found,) = _growth(rising, tables={c: 1 for c in range(1, 12)})
+    assert found.evidence["source"] == "tracemalloc traced bytes"
+    assert list(found.evidence["also"]) == ["py_blocks"]
+    rss_only = [{"rss": 100 * MIB + 4 * MIB * k} for k in range(8)]
+    (found,) = _growth(rss_only, tables={c: 1 for c in range(1, 9)})
+    assert found.evidence["source"] == "RSS"
+
+
+def test_rss_is_not_judged_under_a_sanitizer_or_valgrind() -> None:
+    rss = [{"rss": 100 * MIB + 4 * MIB * k} for k in range(8)]
+    assert len(_growth(rss)) == 1
+    assert _growth(rss, tool="asan") == []
+
+
+def _memray_run(per_cycle: int) -> list[Any]:
+    markers = [{"index": c - 1, "cycle": c, "step": 1} for c in range(1, 9)]
+    analysis = {
+        "markers": [
+            {"index": c - 1, "engine_live_bytes": 40_000_000 + per_cycle * c} for c in range(1, 9)
+        ],
+        "native_traces": True,
+    }
+    return _growth([{} for _ in range(8)], markers=markers, analysis=analysis)
+
+
+def test_a_memray_leak_starts_at_the_cycle_exactly_half_the_rise_floor_above_the_base() -> None:
+    """Cycle 2 is the base: at 8 KiB per cycle, cycle 4 is exactly 16 KiB above it; at
+    12 KiB per cycle, cycle 3 (12 KiB) is not yet and cycle 4 is."""
+    (found,) = _memray_run(8 * 1024)
+    assert found.cycle == 4
+    assert found.evidence["cycles"] == [4, 5, 6, 7, 8]
+    (found,) = _memray_run(12 * 1024)
+    assert found.cycle == 4
+
+
+def test_a_memray_leak_says_whether_memray_saw_native_frames() -> None:
+    (found,) = _memray_run(8 * 1024)
+    assert found.evidence["memray_native_traces"] is True
+    assert "memray_native_note" not in found.evidence
+    markers = [{"index": c - 1, "cycle": c, "step": 1} for c in range(1, 9)]
+    analysis = {
+        "markers": [{"index": c - 1, "engine_live_bytes": 8192 * c} for c in range(1, 9)],
+    }
+    (found,) = _growth([{} for _ in range(8)], markers=markers, analysis=analysis)
+    assert found.evidence["memray_native_traces"] is False
+    assert "--native" in found.evidence["memray_native_note"]
+
+
+def test_a_python_block_leak_is_counted_in_whole_blocks() -> None:
+    (found,) = _growth([{"py_blocks": 10_000 + 2000 * k} for k in range(8)])
+    assert "grow 2,000 blocks per cycle" in found.summary
+
+
+def _objects(*counts: dict[str, int]) -> dict[int, StepEvent]:
+    return {c: ev for c, ev in enumerate(_resets([{"py_objects": d} for d in counts]), 1)}
+
+
+def test_a_type_growing_by_one_object_per_cycle_is_named_and_a_flat_one_is_not() -> None:
+    points = _objects({"dict": 10, "Flat": 3}, {"dict": 11, "Flat": 3, "New": 1})
+    types = growing_types(points, [1, 2], warmup=0)
+    assert [(t["type"], t["per_cycle"], t["delta"]) for t in types] == [
+        ("dict", 1.0, 1),
+        ("New", 1.0, 1),
+    ]
+
+
+def test_growing_types_start_after_the_warm_up_but_never_at_the_last_point() -> None:
+    points = _objects({"dict": 0}, {"dict": 100}, {"dict": 110})
+    (t,) = growing_types(points, [1, 2, 3], warmup=5)
+    assert (t["delta"], t["per_cycle"]) == (10, 10.0)
+    (t,) = growing_types(points, [1, 2, 3], warmup=0)
+    assert t["delta"] == 110
+
+
+def test_at_most_five_growing_types_are_named_most_objects_per_cycle_first() -> None:
+    points = _objects({"T1": 0}, {f"T{i}": 10 * i for i in range(1, 8)})
+    assert [t["type"] for t in growing_types(points, [1, 2], warmup=0)] == [
+        "T7",
+        "T6",
+        "T5",
+        "T4",
+        "T3",
+    ]
