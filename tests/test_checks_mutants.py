@@ -10,8 +10,9 @@ import pytest
 from memcycle.checks import GROWTH_RULES, growth, judge
 from memcycle.checks_exit import _last_error_line, _next_position, _tail
 from memcycle.checks_leaks import _growth_findings, _ledger_findings, growing_types
+from memcycle.checks_steps import _step_findings, is_api_mismatch
 from memcycle.protocol import TEARDOWN_OP
-from memcycle.records import RunRecord, StepEvent
+from memcycle.records import LEDGER_NEW_VIOLATIONS, RunRecord, StepEvent
 from memcycle.scenario import parse_scenario
 
 PLAN = parse_scenario(
@@ -603,3 +604,81 @@ def test_at_most_five_growing_types_are_named_most_objects_per_cycle_first() -> 
         "T4",
         "T3",
     ]
+
+
+# --- the steps that ran (checks_steps) ---
+
+
+def _step(op: str = "search", cycle: int = 1, **kw: Any) -> StepEvent:
+    ok = kw.pop("ok", True)
+    return StepEvent(cycle, 0, op, ok, 0.1, 8, kw.pop("count", 10), kw.pop("expected", 10), **kw)
+
+
+def _wrong(steps: list[StepEvent]) -> list[str]:
+    return [f.summary for f in _step_findings(steps) if f.verdict == "wrong-result"]
+
+
+def test_a_type_error_of_a_call_signature_is_an_api_mismatch_with_or_without_its_module() -> None:
+    message = "f() got an unexpected keyword argument 'ef'"
+    assert is_api_mismatch({"type": "TypeError", "message": message})
+    assert is_api_mismatch({"type": "builtins.TypeError", "message": message})
+
+
+def test_a_failed_or_skipped_step_has_no_count_to_check() -> None:
+    failed = _step("insert", ok=False, count=3, expected=10)
+    skipped = _step("insert", count=3, expected=10, skipped="no insert")
+    assert _wrong([failed, skipped]) == []
+    assert len(_wrong([_step("insert", count=3, expected=10)])) == 1
+
+
+def test_a_recall_exactly_at_the_floor_passes_and_just_under_it_is_a_wrong_result() -> None:
+    assert _wrong([_step(recall=0.9, min_recall=0.9)]) == []
+    assert len(_wrong([_step(recall=0.899, min_recall=0.9)])) == 1
+
+
+def test_short_answers_say_how_many_hits_came_back_when_it_is_known() -> None:
+    known = {"short_rows": 2, "returned_results": 3, "expected_results": 5, "n_stale": 0}
+    (summary,) = _wrong([_step(check=known)])
+    assert summary.endswith("short answers in 2 queries (3 of 5 requested hits returned; 0 stale)")
+    (summary,) = _wrong([_step(check={"short_rows": 1})])
+    assert summary.endswith("short answers in 1 query")
+
+
+def test_an_answer_that_breaks_the_protocol_is_a_wrong_result() -> None:
+    (summary,) = _wrong([_step(check={"protocol": ["ids not int64"]})])
+    assert summary.endswith("answer breaks the protocol: ids not int64")
+
+
+def test_a_get_that_lost_a_row_is_a_wrong_result_named_get() -> None:
+    (summary,) = _wrong([_step("get", check={"n_missing": 1, "missing_ids": [7]})])
+    assert summary == "get in cycle 1: 1 live row(s) lost, ids [7]"
+
+
+def _dups(**chk: Any) -> dict[str, Any]:
+    return {"duplicates": 2, "policy": "refuse", "refused": False, **chk}
+
+
+def test_an_accepted_batch_of_duplicates_under_refuse_is_named_first_then_the_lost_rows() -> None:
+    (summary,) = _wrong([_step("insert", check=_dups(n_missing=1, missing_ids=[3]))])
+    assert summary == (
+        "insert with duplicate ids in cycle 1: a batch with 2 duplicate id(s) was accepted, but "
+        "the adapter declares duplicate_ids = 'refuse'; 1 live row(s) lost, ids [3]"
+    )
+
+
+def test_duplicates_are_wrong_only_when_refuse_is_declared_and_the_batch_was_accepted() -> None:
+    assert len(_wrong([_step("insert", check=_dups())])) == 1
+    assert _wrong([_step("insert", check=_dups(refused=True))]) == []
+    assert _wrong([_step("insert", check=_dups(policy="overwrite"))]) == []
+    assert _wrong([_step("insert", check=_dups(duplicates=0))]) == []
+
+
+def test_a_violation_in_several_cycles_names_them_and_in_one_cycle_does_not() -> None:
+    def violation(cycle: int) -> StepEvent:
+        v = {"verdict": "double-free", "label": "graph", "message": "freed twice"}
+        return _step("clear", cycle, memory={"ledger": {LEDGER_NEW_VIOLATIONS: [v]}})
+
+    (one,) = _step_findings([violation(1)])
+    assert "[in" not in one.summary
+    (two,) = _step_findings([violation(1), violation(2)])
+    assert two.summary.endswith(" [in 2 cycles: 1..2]")
