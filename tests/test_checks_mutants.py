@@ -7,12 +7,12 @@ import dataclasses
 from typing import Any
 
 import pytest
-from memcycle.checks import GROWTH_RULES, growth, judge
+from memcycle.checks import GROWTH_RULES, _cap, growth, judge, summarize_cycles, was_skipped
 from memcycle.checks_exit import _last_error_line, _next_position, _tail
 from memcycle.checks_leaks import _growth_findings, _ledger_findings, growing_types
 from memcycle.checks_steps import _step_findings, is_api_mismatch
 from memcycle.protocol import TEARDOWN_OP
-from memcycle.records import LEDGER_NEW_VIOLATIONS, RunRecord, StepEvent
+from memcycle.records import LEDGER_NEW_VIOLATIONS, Finding, RunRecord, StepEvent
 from memcycle.scenario import parse_scenario
 
 PLAN = parse_scenario(
@@ -682,3 +682,59 @@ def test_a_violation_in_several_cycles_names_them_and_in_one_cycle_does_not() ->
     assert "[in" not in one.summary
     (two,) = _step_findings([violation(1), violation(2)])
     assert two.summary.endswith(" [in 2 cycles: 1..2]")
+
+
+# --- the judgement of one run (checks_judge, checks_skips) ---
+
+
+def test_a_run_is_skipped_in_part_by_its_verdict_its_skip_findings_or_any_skipped_step() -> None:
+    whole = _record(kind="clean")
+    whole.verdict = "skipped"
+    assert was_skipped(whole)
+    found = _record(kind="clean")
+    found.findings = [Finding("skipped", 1, 0, "delete", "1 step skipped")]
+    assert was_skipped(found)
+    step = _record(kind="clean")
+    step.steps = [_step("delete", skipped="no delete")]
+    assert was_skipped(step)
+    assert not was_skipped(_record(kind="clean"))
+
+
+def test_a_child_that_reported_its_capabilities_had_started_when_it_died() -> None:
+    """Without `started`, capabilities alone (no step yet) mean the engine was built."""
+    rec = _record(kind="signal", signal=11, signal_name="SIGSEGV")
+    rec.capabilities = {"delete": True}
+    judge(rec, PLAN)
+    (found,) = rec.findings
+    assert (found.cycle, found.step, found.op) == (1, 0, "insert")
+    told = _record(kind="signal", signal=11, signal_name="SIGSEGV")
+    told.capabilities = {"delete": True}
+    judge(told, PLAN, started=False)
+    assert told.findings[0].op == "setup"
+
+
+def test_more_than_ten_findings_of_a_verdict_fold_into_one_placed_at_the_first_folded() -> None:
+    findings = [Finding("wrong-result", c, 0, "search", f"bad {c}") for c in range(1, 13)]
+    kept = _cap(findings)
+    assert len(kept) == 11
+    assert (kept[-1].cycle, kept[-1].summary) == (
+        11,
+        "... 2 more wrong-result finding(s) in cycles 11..12",
+    )
+
+
+def test_the_cycle_rows_mark_a_cycleless_finding_at_the_first_cycle_and_skip_setup_ones() -> None:
+    rec = _record(kind="clean")
+    rec.steps = [
+        StepEvent(1, 0, "insert", True, 0.25, 8, 10, 10),
+        StepEvent(2, 0, "clear", True, 0.5, 8, 0, 0),
+    ]
+    rec.findings = [
+        Finding("error", None, None, "setup", "engine setup failed"),
+        Finding("lifecycle-error", 2, 0, "clear", "raised"),
+    ]
+    rows = summarize_cycles(rec, TWO_TABLES, [], None)
+    assert [(r.status, r.seconds) for r in rows] == [("ok", 0.25), ("lifecycle-error", 0.5)]
+    rec.findings = [Finding("error", None, None, "teardown", "no cycle named")]
+    rows = summarize_cycles(rec, TWO_TABLES, [], None)
+    assert [r.status for r in rows] == ["error", "ok"]
