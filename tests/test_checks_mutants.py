@@ -7,7 +7,15 @@ import dataclasses
 from typing import Any
 
 import pytest
-from memcycle.checks import GROWTH_RULES, _cap, growth, judge, summarize_cycles, was_skipped
+from memcycle.checks import (
+    GROWTH_RULES,
+    _cap,
+    _skip_findings,
+    growth,
+    judge,
+    summarize_cycles,
+    was_skipped,
+)
 from memcycle.checks_exit import _last_error_line, _next_position, _tail
 from memcycle.checks_leaks import _growth_findings, _ledger_findings, growing_types
 from memcycle.checks_steps import _step_findings, is_api_mismatch
@@ -738,3 +746,95 @@ def test_the_cycle_rows_mark_a_cycleless_finding_at_the_first_cycle_and_skip_set
     rec.findings = [Finding("error", None, None, "teardown", "no cycle named")]
     rows = summarize_cycles(rec, TWO_TABLES, [], None)
     assert [r.status for r in rows] == ["error", "ok"]
+
+
+def test_judge_takes_its_options_by_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        judge(_record(kind="clean"), PLAN, [])  # type: ignore[misc]
+
+
+# --- the bounds on a summary's length and on the evidence lists ---
+
+LONG = "x" * 2000
+
+
+def test_each_summary_is_cut_at_its_bound() -> None:
+    """300 characters for one-line summaries, 400 for leaks and sanitizer reports."""
+    setup = _record(kind="exit", code=1)
+    judge(setup, PLAN, setup_error={"type": "ValueError", "message": LONG}, started=True)
+    assert len(setup.findings[0].summary) == 300
+    before = _record(kind="exit", code=1, stderr_tail=f"RuntimeError: {LONG}")
+    judge(before, PLAN, started=False)
+    assert len(before.findings[0].summary) == 300
+    lsan = _record(
+        kind="signal", signal=6, signal_name="SIGABRT", sanitizer={"leak_check_failed": LONG}
+    )
+    lsan.steps = _cycles(6)
+    judge(lsan, PLAN)
+    assert len(lsan.findings[-1].summary) == 300
+    report = {**_asan_report(), "message": LONG}
+    san = _record(kind="exit", code=1, sanitizer={"reports": [report]})
+    san.steps = _cycles(2)
+    judge(san, PLAN)
+    assert len(san.findings[0].summary) == 400
+    raised = _step("insert", error={"type": "ValueError", "message": LONG})
+    assert len(_step_findings([raised])[0].summary) == 300
+    v = {"verdict": "double-free", "label": "g", "message": LONG}
+    violation = _step("clear", memory={"ledger": {LEDGER_NEW_VIOLATIONS: [v]}})
+    assert len(_step_findings([violation])[0].summary) == 300
+    lost = _step(
+        "get",
+        check={"n_missing": 1, "missing_ids": [1], "n_mismatched": 1, "mismatched_ids": [LONG]},
+    )
+    assert len(_step_findings([lost])[0].summary) == 300
+    many = [
+        _step("clear", c, memory={"ledger": {LEDGER_NEW_VIOLATIONS: [v]}})
+        for c in range(1001, 1060, 2)
+    ]
+    assert len(_step_findings(many)[0].summary) == 300
+    skipped = [_step("delete", 1, skipped=LONG)]
+    assert len(_skip_findings(skipped)[0].summary) == 300
+    label = {"ledger": {"live_blocks": 1, "live_bytes": 8, "by_label": {LONG: {"bytes": 8}}}}
+    assert len(_ledger_findings(_resets([label]))[0].summary) == 400
+
+
+def test_a_growth_leak_summary_is_cut_at_400_and_names_three_growing_types() -> None:
+    mems = [
+        {
+            "rss": 100 * MIB + 4 * MIB * k,
+            "py_objects": {f"T{i}{LONG[:200]}": 10 * i * k for i in range(1, 6)},
+        }
+        for k in range(8)
+    ]
+    (found,) = _growth(mems)
+    assert len(found.summary) == 400
+    short = [
+        {"rss": 100 * MIB + 4 * MIB * k, "py_objects": {f"T{i}": 10 * i * k for i in range(1, 6)}}
+        for k in range(8)
+    ]
+    (found,) = _growth(short)
+    assert found.summary.count(" objects per cycle") == 3
+
+
+def test_the_evidence_lists_are_bounded() -> None:
+    v = {"verdict": "double-free", "label": "g", "message": "twice"}
+    odd = [
+        _step("clear", c, memory={"ledger": {LEDGER_NEW_VIOLATIONS: [v]}}) for c in range(1, 60, 2)
+    ]
+    (found,) = _step_findings(odd)
+    assert found.summary.endswith(", ".join(str(c) for c in range(1, 40, 2)) + "]")
+    skipped = [_step("delete", c, skipped="no delete") for c in range(1, 260)]
+    assert len(_skip_findings(skipped)[0].evidence["skipped_steps"]) == 200
+    folded = _cap([Finding("crash", c, 0, "x", f"s{c}") for c in range(1, 41)])
+    assert len(folded[-1].evidence["summaries"]) == 20
+    led = _ledger_findings(_resets([_ledger(1, 8 * k) for k in range(1, 61)]))
+    assert len(led[0].evidence["after_resets"]) == 50
+    top = [{"n": i} for i in range(9)]
+    markers = [{"index": c - 1, "cycle": c, "step": 1} for c in range(1, 9)]
+    analysis = {
+        "markers": [{"index": c - 1, "engine_live_bytes": 8192 * c} for c in range(1, 9)],
+        "top_growth": top,
+        "top_live": top,
+    }
+    (found,) = _growth([{} for _ in range(8)], markers=markers, analysis=analysis)
+    assert found.evidence["top_growth"] == top[:5] and found.evidence["top_live"] == top[:5]
