@@ -838,3 +838,24 @@ def test_the_evidence_lists_are_bounded() -> None:
     }
     (found,) = _growth([{} for _ in range(8)], markers=markers, analysis=analysis)
     assert found.evidence["top_growth"] == top[:5] and found.evidence["top_live"] == top[:5]
+
+
+def test_a_memray_leak_with_no_cycle_half_the_floor_above_its_base_is_placed_at_the_last() -> None:
+    """A high first judged cycle (the base), then a steady rise that never gets 16 KiB above
+    it: the growth is a leak, and the only cycle to name is the last one sampled."""
+    kib = 1024
+    live = [0, 40 * kib, 0, *(5 * kib * k for k in range(1, 11))]
+    markers = [{"index": c - 1, "cycle": c, "step": 1} for c in range(1, 14)]
+    analysis = {"markers": [{"index": i, "engine_live_bytes": b} for i, b in enumerate(live)]}
+    (found,) = _growth([{} for _ in range(13)], markers=markers, analysis=analysis)
+    assert max(live) < live[1] + 16 * kib
+    assert found.cycle == 13 and found.evidence["cycles"] == [13]
+
+
+def test_a_ledger_label_without_a_byte_count_is_taken_as_holding_none() -> None:
+    by_label = {
+        "graph": {"bytes": 0, "stack": ["graph_site"]},
+        "meta": {"stack": ["meta_site"]},
+    }
+    (found,) = _ledger_findings(_resets([_ledger(1, 8, by_label=by_label)]))
+    assert found.summary.endswith("; newest 'graph' block allocated at graph_site")
