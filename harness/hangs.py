@@ -32,6 +32,7 @@ from .protocol import TEARDOWN_OP, EventKind
 STACK_DUMP_ENV = "MEMCYCLE_STACK_DUMP"
 STACK_DUMP_SIGNAL = signal.SIGUSR1
 PYTHON_DUMP_WAIT = 3.0  # seconds to wait for faulthandler's dump to appear
+VALGRIND_DUMP_FACTOR = 10.0  # under valgrind the dump's many small writes crawl
 PR_SET_PTRACER = 0x59616D61
 _dump_file: Any = None  # kept open for faulthandler (it writes to the fd)
 
@@ -128,13 +129,20 @@ def plan_positions(plan: Sequence[Any]) -> list[Position]:
     return out
 
 
+def _dump_looks_whole(text: str) -> bool:
+    """faulthandler writes a dump in many small writes; under valgrind (or a loaded machine) it
+    can pause for longer than one poll in the middle of a line (seen in CI: just "Thread 0x").
+    A whole dump names at least one frame and ends its last line."""
+    return text.endswith("\n") and 'File "' in text
+
+
 def _read_dump(path: Path, wait: float) -> str:
     deadline = time.monotonic() + wait
     text, last = "", -1
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
             text = path.read_text(encoding="utf-8", errors="replace")
-        if text and len(text) == last:  # stopped growing
+        if text and len(text) == last and _dump_looks_whole(text):  # stopped growing
             break
         last = len(text)
         time.sleep(0.2)
@@ -156,7 +164,8 @@ def dump_hung_child(
     if dump_path is not None:
         try:
             os.kill(pid, STACK_DUMP_SIGNAL)
-            out["python_stacks"] = _read_dump(dump_path, PYTHON_DUMP_WAIT) or None
+            wait = PYTHON_DUMP_WAIT * (VALGRIND_DUMP_FACTOR if valgrind_program else 1.0)
+            out["python_stacks"] = _read_dump(dump_path, wait) or None
         except ProcessLookupError:
             out["python_stacks"] = None
         if not out.get("python_stacks"):

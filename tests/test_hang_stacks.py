@@ -179,3 +179,29 @@ def test_under_a_tool_the_limits_are_stretched_by_its_measured_slowdown_and_fixe
     assert (
         _watchdog(sc, 30, None)[1] == 30 and _watchdog(sc, None, None)[0].positions[0].timeout == 2
     )
+
+
+def test_a_python_stack_dump_that_pauses_mid_line_is_read_whole(tmp_path: Path) -> None:
+    """faulthandler writes in many small writes; a pause longer than one poll (valgrind, a
+    loaded machine: CI once kept just "Thread 0x") must not cut the dump short."""
+    import threading
+    import time
+
+    from memcycle.hangs import _read_dump
+
+    dump = tmp_path / "python-stacks.txt"
+
+    def write_slowly() -> None:
+        with dump.open("w") as fh:
+            fh.write("Thread 0x")
+            fh.flush()
+            time.sleep(0.7)  # more than two polls of 0.2 s
+            fh.write('00007f (most recent call first):\n  File "engines_for_tests.py", line 9\n')
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    try:
+        text = _read_dump(dump, wait=10.0)
+    finally:
+        writer.join()
+    assert text.endswith('File "engines_for_tests.py", line 9\n'), text
