@@ -25,30 +25,32 @@ class Outcome:
         return "; ".join(self.notes if self.ok else self.problems)
 
 
-# What glibc can say of a second free: it checks only the chunk header in front of the pointer,
-# and after the first free that header may belong to a block recycled in between. Seen for the
-# raw reinit-without-destroy double free, one heap layout each (2026-12-01): "double free or
-# corruption (!prev)", "munmap_chunk(): invalid pointer", "free(): invalid size", and a SIGSEGV
-# inside free before any message. glibc names the symptom it tripped over, not the cause.
-_GLIBC_READINGS_OF_A_DOUBLE_FREE = frozenset({"double-free", "invalid-free", "buffer-overflow"})
+# What glibc can say of heap damage: it checks only the chunk headers next to the pointer it is
+# given, and what it finds there depends on the heap's layout in that run. Seen for the raw
+# reinit-without-destroy double free, one layout each (2026-12-01): "double free or corruption
+# (!prev)", "munmap_chunk(): invalid pointer", "free(): invalid size", and a SIGSEGV inside free
+# before any message; for the raw migration-overflow, "free(): invalid next size (normal)" at the
+# clear, or a SIGSEGV at the insert that wrote past the block. glibc names the symptom it tripped
+# over, not the cause.
+_HEAP_DAMAGE = frozenset({"double-free", "invalid-free", "buffer-overflow"})
 
 
-def _glibc_symptom_of_a_double_free(case: Case, rec: RunRecord) -> bool:
-    """A raw-allocator double free of refimpl that killed the child, read by glibc as whichever
-    heap check it tripped over, or a bare signal when the process faulted inside free first.
-    The precise name is the checked allocator's job (its matrix requires `double-free`); here
-    the run must die of a signal, with glibc's own heap message or none at all."""
+def _glibc_symptom_of_heap_damage(case: Case, rec: RunRecord) -> bool:
+    """A raw-allocator heap fault of refimpl (a double or invalid free, an overflow) that killed
+    the child, read by glibc as whichever heap check it tripped over, or a bare signal when the
+    process faulted first. The precise name is the checked allocator's job (its matrix requires
+    it); here the run must die of a signal, with glibc's own heap message or none at all."""
     if not (
         case.subject == "refimpl"
         and case.allocator == "raw"
-        and case.expected == "double-free"
+        and (case.expected in _HEAP_DAMAGE or case.expected == "crash")  # crash: dies, any way
         and rec.exit.get("kind") == "signal"
     ):
         return False
     said = find_native_message(str(rec.exit.get("native_message") or ""))
     if said is None:
         return rec.verdict == "crash"
-    return said.runtime == "glibc" and rec.verdict in _GLIBC_READINGS_OF_A_DOUBLE_FREE
+    return said.runtime == "glibc" and rec.verdict in _HEAP_DAMAGE
 
 
 def judge_case(case: Case, rec: RunRecord) -> Outcome:
@@ -64,9 +66,9 @@ def judge_case(case: Case, rec: RunRecord) -> Outcome:
     if rec.verdict == "clean":
         problems.append(f"missed: expected {case.expected}, nothing found")
     elif rec.verdict != case.expected:
-        if _glibc_symptom_of_a_double_free(case, rec):
+        if _glibc_symptom_of_heap_damage(case, rec):
             notes.append(
-                f"{rec.verdict}: glibc's reading of this double free (the symptom it met); "
+                f"{rec.verdict}: glibc's reading of this {case.expected} (the symptom it met); "
                 "the checked allocator names the cause"
             )
         else:
