@@ -17,7 +17,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -80,6 +80,12 @@ def compile_seconds(rec: RunRecord) -> float | None:
     steps = [getattr(s, "compile_seconds", None) for s in rec.steps]
     found = [float(x) for x in steps if isinstance(x, int | float)]
     return sum(found) if found else None
+
+
+def total_compile_seconds(runs: Sequence[RunRecord]) -> float | None:
+    """Numba compile seconds summed over the runs that measured them (None when none did)."""
+    measured = [c for c in (compile_seconds(r) for r in runs) if c is not None]
+    return sum(measured) if measured else None
 
 
 def run_mark(rec: RunRecord) -> str:

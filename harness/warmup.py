@@ -7,9 +7,16 @@ kernels) under each allocator, reaching every refimpl code path.
 
 from __future__ import annotations
 
+import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from .batch import run_many
+from .isolation import ChildRegistry
+from .progress import Progress, total_compile_seconds
+from .records import RunRecord
 from .runner import RunSpec
 
 # The warm-up cycle table: every refimpl code path a run reaches (flat buffer, HNSW, segmented
@@ -72,3 +79,52 @@ def warmup_specs(
             for a in allocators
         ]
     return specs
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """What a warm-up did: its runs (unrecorded) and how long they took in all."""
+
+    runs: list[RunRecord]
+    seconds: float
+
+    @property
+    def compile_seconds(self) -> float | None:
+        return total_compile_seconds(self.runs)
+
+    @property
+    def not_clean(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.verdict != "clean"]
+
+
+def run_warmup(
+    allocators: Sequence[str],
+    *,
+    metrics: Sequence[str] = WARMUP_METRICS,
+    timeout: float | None = None,
+    registry: ChildRegistry | None = None,
+    command: list[str] | None = None,
+    notice: str | None = None,
+) -> Warmup:
+    """Run the warm-up scenarios one at a time (children compiling at once would compile the
+    same kernels twice), with a progress line; `notice` is shown above it. Raises
+    `RunInterrupted` on SIGINT/SIGTERM, as `run_many` does."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memcycle-warmup-") as tmp:
+        specs = warmup_specs(Path(tmp), allocators, timeout=timeout, metrics=metrics)
+        progress = Progress(len(specs))
+        if notice:
+            progress.note(notice)
+        try:
+            report = run_many(
+                specs,
+                Path(tmp) / "runs",
+                jobs=1,
+                progress=progress,
+                on_event=progress.on_event,
+                command=command,
+                registry=registry,
+            )
+        finally:
+            progress.close()
+    return Warmup(list(report.runs), time.perf_counter() - t0)

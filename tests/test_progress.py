@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from memcycle import __version__, cli
+from memcycle import warmup as warmup_module
 from memcycle.commands import run as run_command
 from memcycle.kernelcache import KERNEL_MODULES, KernelCache, cache_dir, kernel_cache
 from memcycle.progress import PLAIN_HEARTBEAT, Progress, fancy_output, fit
@@ -241,7 +242,7 @@ def test_a_cold_cache_is_compiled_by_unrecorded_warm_up_runs_before_the_first_re
     monkeypatch.setattr(run_command, "NUMBA_ENGINES", (f"{ENG}:make_bruteforce",))
     monkeypatch.setattr(run_command, "kernel_cache", lambda: KernelCache(tmp_path, ("hnsw",)))
     asked: list[tuple[list[str], list[str]]] = []
-    real_specs = run_command.warmup_specs
+    real_specs = warmup_module.warmup_specs
 
     def fake_warmup_specs(folder: Path, allocators: list[str], **kw: object) -> list[RunSpec]:
         asked.append((list(allocators), list(kw["metrics"])))  # type: ignore[call-overload]
@@ -249,7 +250,7 @@ def test_a_cold_cache_is_compiled_by_unrecorded_warm_up_runs_before_the_first_re
         assert all(not spec.memray and not spec.tracemalloc for spec in specs)
         return [dataclasses.replace(spec, engine=f"{ENG}:make_bruteforce") for spec in specs]
 
-    monkeypatch.setattr(run_command, "warmup_specs", fake_warmup_specs)
+    monkeypatch.setattr(warmup_module, "warmup_specs", fake_warmup_specs)
     code, err = _run_main(tmp_path, capsys)
     assert code == 0, err
     assert asked == [(["numpy"], ["l2"])]

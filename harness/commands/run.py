@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from memcycle.runner import (
 )
 from memcycle.scenario import Scenario, ScenarioError, find_scenarios, load_scenario
 from memcycle.shard import Shard, ShardError, parse_shard, select
-from memcycle.warmup import warmup_specs
+from memcycle.warmup import run_warmup
 
 from .base import INTERRUPT_CODES, Command, HelpFormatter
 from .common import (
@@ -85,29 +84,17 @@ def _warm_up_first(
     ]
     allocators = sorted({it.allocator for it, _ in numba_items})
     metrics = sorted({sc.metric for _, sc in numba_items})
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="memcycle-warmup-") as tmp:
-        specs = warmup_specs(Path(tmp), allocators, metrics=metrics)
-        progress = Progress(len(specs))
-        progress.note(_cold_notice(kernel_cache()))
-        try:
-            report = run_many(
-                specs,
-                Path(tmp) / "runs",
-                progress=progress,
-                on_event=progress.on_event,
-                registry=registry,
-            )
-        except RunInterrupted as exc:
-            return exc.signum
-        finally:
-            progress.close()
-    bad = [r for r in report.runs if r.verdict != "clean"]
-    measured = [c for c in (compile_seconds(r) for r in report.runs) if c is not None]
+    try:
+        warm = run_warmup(
+            allocators, metrics=metrics, registry=registry, notice=_cold_notice(kernel_cache())
+        )
+    except RunInterrupted as exc:
+        return exc.signum
+    bad, compiled = warm.not_clean, warm.compile_seconds
     print(
-        f"memcycle: warm-up ({len(specs)} unrecorded run(s): {', '.join(metrics)} x "
-        f"{', '.join(allocators)}) took {time.perf_counter() - t0:.1f} s"
-        + (f", {sum(measured):.1f} s of it compiling" if measured else "")
+        f"memcycle: warm-up ({len(warm.runs)} unrecorded run(s): {', '.join(metrics)} x "
+        f"{', '.join(allocators)}) took {warm.seconds:.1f} s"
+        + (f", {compiled:.1f} s of it compiling" if compiled is not None else "")
         + (
             f"; {len(bad)} did not come back clean ({bad[0].verdict}), the runs compile the rest"
             if bad

@@ -5,18 +5,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from memcycle.batch import RunInterrupted, run_many
+from memcycle.batch import RunInterrupted
 from memcycle.errors import CommandError, UsageError
 from memcycle.isolation import ChildRegistry
 from memcycle.kernelcache import kernel_cache
-from memcycle.progress import Progress, compile_seconds
 from memcycle.reporters.console import format_run
 from memcycle.runner import DEFAULT_TIMEOUT
-from memcycle.warmup import warmup_specs
+from memcycle.warmup import run_warmup
 
 from .base import INTERRUPT_CODES, Command, HelpFormatter
 from .common import (
@@ -38,41 +34,26 @@ def cmd_warmup(args: argparse.Namespace) -> int:
         + (f"(cold: no index for {', '.join(before.missing)})" if before.cold else "(warm)"),
         file=sys.stderr,
     )
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="memcycle-warmup-") as tmp:
-        items = warmup_specs(Path(tmp), allocators, timeout=args.timeout)
-        progress = Progress(len(items))
-        registry = ChildRegistry()
-        with StopSignals(registry):
-            try:
-                report = run_many(
-                    items,
-                    Path(tmp) / "runs",
-                    jobs=1,  # children compiling at once would compile the same kernels twice
-                    progress=progress,
-                    on_event=progress.on_event,
-                    command=command_line(),
-                    registry=registry,
-                )
-            except RunInterrupted as exc:
-                progress.close()
-                print(
-                    f"memcycle: warmup interrupted by {signal.Signals(exc.signum).name}",
-                    file=sys.stderr,
-                )
-                return 128 + exc.signum
-            finally:
-                progress.close()
-    seconds = time.perf_counter() - t0
+    with StopSignals(registry := ChildRegistry()):
+        try:
+            warm = run_warmup(
+                allocators, timeout=args.timeout, registry=registry, command=command_line()
+            )
+        except RunInterrupted as exc:
+            print(
+                f"memcycle: warmup interrupted by {signal.Signals(exc.signum).name}",
+                file=sys.stderr,
+            )
+            return 128 + exc.signum
     after = kernel_cache()
-    bad = [r for r in report.runs if r.verdict != "clean"]
+    bad = warm.not_clean
     for rec in bad:
         print(format_run(rec))
-    measured = [c for c in (compile_seconds(r) for r in report.runs) if c is not None]
-    compile_note = f", {sum(measured):.1f} s of it compiling" if measured else ""
+    compiled = warm.compile_seconds
+    compile_note = f", {compiled:.1f} s of it compiling" if compiled is not None else ""
     state = "warm" if not after.cold else f"still cold (no index for {', '.join(after.missing)})"
     print(
-        f"warmup: {len(report.runs)} run(s) in {seconds:.1f} s{compile_note}; "
+        f"warmup: {len(warm.runs)} run(s) in {warm.seconds:.1f} s{compile_note}; "
         f"kernel cache {after.directory} is {state}"
     )
     if bad:
