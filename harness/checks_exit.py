@@ -13,9 +13,9 @@ from typing import Any
 
 from .checks_steps import _first_line
 from .evidence import engine_function
-from .native_messages import find_native_message
+from .native_messages import recorded_native
 from .protocol import TEARDOWN_OP
-from .records import VERDICTS, Finding, RunRecord, StepEvent
+from .records import Finding, RunRecord, StepEvent
 from .scenario import PlannedCycle
 
 
@@ -226,7 +226,7 @@ def _exit_findings(
     explained = (
         (kind == "signal" and ex.get("signal_name") == "SIGABRT") or kind == "exit"
     ) and any(f.verdict != "leak" for f in sanitized)
-    native = _native(ex)  # what the runtime said (glibc, C++, Rust): the precise verdict
+    native = recorded_native(ex)  # what the runtime said (glibc, C++, Rust): the precise verdict
     if kind == "signal" and not explained:
         msg = ex.get("native_message") or ex.get("fatal_error") or ""
         stack = _stack_evidence(ex, kind)
@@ -299,19 +299,6 @@ def _died(
     verdict = native["verdict"] if native else "crash"
     evidence = {**facts, **_native_evidence(native), **tail, **stack}
     return Finding(verdict, *where, summary, evidence)
-
-
-def _native(ex: dict[str, Any]) -> dict[str, Any] | None:
-    """The runtime message the child left (isolation.classify), re-read from its text for
-    records made before the classifier existed."""
-    native = ex.get("native")
-    if isinstance(native, dict) and native.get("verdict") in VERDICTS:
-        return native
-    text = ex.get("native_message")
-    if text:
-        found = find_native_message(str(text))
-        return found.to_dict() if found else None
-    return None
 
 
 def _native_evidence(native: dict[str, Any] | None) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .records import VERDICTS
+
 _PID = r"(?:==\d+==\s*)?"  # ASan / valgrind line prefix
 
 
@@ -371,3 +373,17 @@ def native_message(stderr: str) -> str | None:
     """The runtime's message text (glibc, C++, Rust, sanitizer, valgrind), if any."""
     nm = find_native_message(stderr)
     return nm.message if nm else None
+
+
+def recorded_native(exit_info: dict[str, Any]) -> dict[str, Any] | None:
+    """The runtime message a run record's exit holds (`isolation.classify` stores it under
+    "native": runtime, verdict, meaning, details), re-read from its text for records made
+    before the classifier existed."""
+    native = exit_info.get("native")
+    if isinstance(native, dict) and native.get("verdict") in VERDICTS:
+        return native
+    text = exit_info.get("native_message")
+    if text:
+        found = find_native_message(str(text))
+        return found.to_dict() if found else None
+    return None

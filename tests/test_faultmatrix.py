@@ -4,6 +4,7 @@ rendered from records, and a wrong expectation turning the exit status non-zero.
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from memcycle.faultmatrix import (
     plan,
     run_cases,
 )
+from memcycle.isolation import classify
 from memcycle.records import CycleSummary, RunRecord, StepEvent
 from memcycle.refimpl.faults import CATALOGUE, FAULT_NAMES
 from memcycle.reporters.story import NoteColumn, cycle_cells, first_failure, story_table
@@ -139,6 +141,13 @@ def test_missing_scenario_and_unknown_fault(
 
 
 # -- judging and the story table on synthetic records --------------------------------------
+def _died(signal_name: str | None, stderr: str | None) -> dict:
+    """A child's exit as the isolation layer records it: killed by `signal_name` (None: exit
+    status 1) with `stderr` (a runtime's message, or nothing)."""
+    code = -signal.Signals[signal_name].value if signal_name else 1
+    return classify(code, False, [], stderr or "")
+
+
 def _record(statuses: list[str], **kw: object) -> RunRecord:
     rec = RunRecord("s", "s.toml", "refimpl", "checked", [], "clean", **kw)  # type: ignore[arg-type]
     rec.cycles = [CycleSummary(i + 1, 8, s) for i, s in enumerate(statuses)]
@@ -170,7 +179,7 @@ def test_a_raw_double_free_is_caught_whichever_heap_check_glibc_trips_over(
     block by then: every reading of it seen in CI passes, and the row says why it reads so."""
     sc = load_scenario(FAULT_DIR / "reinit-without-destroy.toml")
     case = Case(sc, "raw", "reinit-without-destroy", "double-free")
-    exit_ = {"kind": "signal", "signal_name": "SIGABRT", "native_message": message}
+    exit_ = _died("SIGABRT", message)
     out = judge_case(case, _record(["ok", "crash"], verdict=verdict, exit=exit_))
     assert out.ok, out.problems
     assert bool(out.notes) == (verdict != "double-free")
@@ -182,17 +191,17 @@ def test_a_raw_double_free_reading_is_not_accepted_beyond_glibc_a_signal_and_raw
     """The leeway is for glibc's symptoms of a double free under raw, nothing wider."""
     sc = load_scenario(FAULT_DIR / "reinit-without-destroy.toml")
     raw = Case(sc, "raw", "reinit-without-destroy", "double-free")
-    size = {"kind": "signal", "signal_name": "SIGABRT", "native_message": "free(): invalid size"}
+    size = _died("SIGABRT", "free(): invalid size")
     # the checked allocator must name the double free itself
     checked = Case(sc, "checked", "reinit-without-destroy", "double-free")
     assert not judge_case(
         checked, _record(["ok", "crash"], verdict="buffer-overflow", exit=size)
     ).ok
     # a run that did not die of a signal
-    exited = dict(size, kind="exit")
+    exited = _died(None, "free(): invalid size")
     assert not judge_case(raw, _record(["ok"], verdict="buffer-overflow", exit=exited)).ok
     # a message of another runtime, or a verdict no heap check gives
-    rust = dict(size, native_message="thread 'main' panicked at src/lib.rs:3:5:\nboom")
+    rust = _died("SIGABRT", "thread 'main' panicked at src/lib.rs:3:5:\nboom")
     assert not judge_case(raw, _record(["ok", "crash"], verdict="crash", exit=rust)).ok
     assert not judge_case(raw, _record(["ok", "leak"], verdict="leak", exit=size)).ok
     # a fault expected to be a lifecycle error gets no leeway
@@ -212,7 +221,7 @@ def test_a_raw_overflow_is_caught_whether_glibc_saw_it_at_the_free_or_the_write_
     a bare SIGSEGV at the insert that wrote past the block, depending on the heap's layout."""
     mig = load_scenario(FAULT_DIR / "migration-overflow.toml")
     overflow = Case(mig, "raw", "migration-overflow", "buffer-overflow")
-    exit_ = {"kind": "signal", "signal_name": "SIGSEGV", "native_message": message}
+    exit_ = _died("SIGSEGV", message)
     out = judge_case(overflow, _record(["crash"], verdict=verdict, exit=exit_))
     assert out.ok, out.problems
     assert bool(out.notes) == (verdict != "buffer-overflow")
@@ -223,10 +232,10 @@ def test_a_raw_fault_expected_to_crash_may_die_with_glibcs_heap_words_instead() 
     message is that, said more precisely."""
     sc = load_scenario(FAULT_DIR / "singleton-double-destroy.toml")
     case = Case(sc, "raw", "singleton-double-destroy", "crash")
-    said = {"kind": "signal", "signal_name": "SIGABRT", "native_message": "free(): invalid size"}
+    said = _died("SIGABRT", "free(): invalid size")
     out = judge_case(case, _record(["crash"], verdict="buffer-overflow", exit=said))
     assert out.ok and out.notes, out.problems
-    exited = dict(said, kind="exit")
+    exited = _died(None, "free(): invalid size")
     assert not judge_case(case, _record(["ok"], verdict="buffer-overflow", exit=exited)).ok
 
 
@@ -299,10 +308,8 @@ def test_a_raw_run_killed_without_a_runtime_message_is_accepted_as_crash_but_a_w
         r.verdict, r.exit = verdict, exit
         return r
 
-    bare = judge_case(case, rec("crash", {"kind": "signal", "signal_name": "SIGSEGV"}))
+    bare = judge_case(case, rec("crash", _died("SIGSEGV", None)))
     assert bare.ok, bare.problems
-    said = judge_case(
-        case, rec("crash", {"kind": "signal", "native_message": "free(): invalid pointer"})
-    )
+    said = judge_case(case, rec("crash", _died("SIGABRT", "free(): invalid pointer")))
     assert not said.ok
     assert not judge_case(case, rec("clean", {"kind": "clean"})).ok

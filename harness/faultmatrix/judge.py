@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from memcycle.evidence import names_engine_function
-from memcycle.native_messages import find_native_message
+from memcycle.native_messages import recorded_native
 from memcycle.records import RunRecord
 
 from .plan import REQUIRED_STACKS, Case, catalogue_verdict, must_kill
@@ -47,10 +47,10 @@ def _glibc_symptom_of_heap_damage(case: Case, rec: RunRecord) -> bool:
         and rec.exit.get("kind") == "signal"
     ):
         return False
-    said = find_native_message(str(rec.exit.get("native_message") or ""))
+    said = recorded_native(rec.exit)
     if said is None:
         return rec.verdict == "crash"
-    return said.runtime == "glibc" and rec.verdict in _HEAP_DAMAGE
+    return said.get("runtime") == "glibc" and rec.verdict in _HEAP_DAMAGE
 
 
 def judge_case(case: Case, rec: RunRecord) -> Outcome:
