@@ -2,7 +2,7 @@
 
 Point the harness at it with
 
-    memcycle run scenarios/ --engine memcycle.examples.my_engine:make_engine
+    memcycle run --engine memcycle.examples.my_engine:make_engine
 
 (from the repository root, or anywhere once `examples` is importable). Replace
 `BruteForceIndex` by your engine and keep the `MyEngine` methods: they are what

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from memcycle.batch import Interrupted
-from memcycle.bundled import scenarios_dir
+from memcycle.bundled import path_exists, scenario_path, scenarios_dir
 from memcycle.engines.base import EngineError, parse_engine_options
 from memcycle.engines.registry import check_engine_spec
 from memcycle.errors import UsageError
@@ -29,6 +29,20 @@ if TYPE_CHECKING:
 
 BUNDLED = scenarios_dir()
 ALLOCATOR_CHOICES = ("numpy", "checked", "raw")
+
+
+def scenario_args(raw: Sequence[str | Path]) -> list[Path]:
+    """Scenario arguments as files or folders: each a path on disk, or the name of a bundled
+    scenario as `memcycle list` shows it (`repeated-clear-insert`, `faults/flat-buffer-leak`), so
+    the bundle is reachable from any project without its install path."""
+    found = [scenario_path(r) for r in raw]
+    for given, path in zip(raw, found, strict=True):
+        if not path_exists(path):
+            raise UsageError(
+                f"{given}: no such scenario file or directory, and no bundled scenario of that "
+                "name (`memcycle list` shows them)"
+            )
+    return found
 
 
 def check_fault_names(faults: Sequence[str]) -> None:

@@ -49,6 +49,7 @@ from .common import (
     check_native_tool,
     command_line,
     parse_options,
+    scenario_args,
 )
 
 # engines that run refimpl's Numba kernels (the cold-start notice is about them)
@@ -174,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     results, lifecycle errors, timeouts. Progress shows each child's cycle and step; the report
     (report.json, summary.md, index.html, junit.xml, memray captures) goes to --out."""
     shard = _parse_shard(args.shard)
-    paths = args.paths or [BUNDLED]
+    paths = scenario_args(args.paths) if args.paths else [BUNDLED]
     try:
         files = find_scenarios(paths, include_faults=bool(args.paths))
         scenarios = [load_scenario(f) for f in files]
@@ -359,7 +360,11 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="*",
         metavar="PATH",
-        help="scenario files or directories (default: the bundled scenarios/, without faults/)",
+        help=(
+            "scenario files or directories, or bundled scenarios by the name `memcycle list` "
+            "shows (repeated-clear-insert, faults/flat-buffer-leak); default: the bundled "
+            "scenarios, without faults/ and omendb/"
+        ),
     )
     parser.add_argument(
         "--engine",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from memcycle.bundled import path_exists, scenario_path
 from memcycle.errors import UsageError
 from memcycle.report_files import load_report
 from memcycle.scenario import ScenarioError, load_scenario
@@ -27,7 +28,12 @@ def cmd_shrink(args: argparse.Namespace) -> int:
     file. Writes `<out>/<name>.min.toml` with [expect] set to the verdict found."""
     from memcycle.shrink import NOT_FAILING, ShrinkError, shrink
 
-    target = Path(args.target)
+    target = scenario_path(args.target)  # a path, or a bundled scenario's name
+    if not path_exists(target):
+        raise UsageError(
+            f"{args.target}: no such run folder, report.json or scenario file, and no bundled "
+            "scenario of that name (`memcycle list` shows them)"
+        )
     first = None
     engine, allocator, faults = args.engine, args.allocator, list(args.fault or [])
     if target.is_dir() or target.suffix == ".json":
@@ -95,7 +101,9 @@ EPILOG = (
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "target", metavar="RUN_DIR|SCENARIO", help="a run folder, report.json or .toml"
+        "target",
+        metavar="RUN_DIR|SCENARIO",
+        help="a run folder, report.json, .toml, or a bundled scenario's name",
     )
     parser.add_argument("--engine", metavar="NAME", help="default: the run's or scenario's engine")
     parser.add_argument(
