@@ -122,7 +122,9 @@ class GateResult:
 
 # --- comparison -----------------------------------------------------------------
 def _sev(verdict: str) -> int:
-    return SEVERITY.get(verdict, 0)
+    # a verdict this memcycle does not know (a newer one's report) ranks as an error, as in
+    # `records.worst`: never as clean, where a failing run would read as an improvement
+    return SEVERITY.get(verdict, SEVERITY["error"])
 
 
 def _grew(

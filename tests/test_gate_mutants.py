@@ -7,6 +7,7 @@ import argparse
 import pytest
 from memcycle.commands.gate import prepare_parser, tolerances_from
 from memcycle.gate import GateInputError, GateResult, Tolerances
+from memcycle.records import Report, RunRecord
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -148,3 +149,182 @@ def test_a_change_is_immutable() -> None:
     change = Change("k", "leak", 1, 2, "grew")
     with pytest.raises(dataclasses.FrozenInstanceError):
         change.new = 3  # type: ignore[misc]
+
+
+# -- the verdict set, the loop over runs and metrics, and the messages (full run's survivors) ----
+
+
+def _classes(verdicts: list[str], expected: str = "wrong-result") -> RunRecord:
+    from factories import make_run
+
+    run = make_run(verdict=verdicts[0], expected=expected)
+    run.verdicts = list(verdicts)
+    return run
+
+
+def _one(run: RunRecord) -> Report:
+    from test_gate import _report
+
+    return _report(run)
+
+
+def test_a_new_verdict_class_next_to_the_same_headline_is_a_regression() -> None:
+    from memcycle import gate
+
+    base = gate.make_baseline(_one(_classes(["wrong-result"])))
+    [reg] = gate.compare(base, _one(_classes(["wrong-result", "leak"])))
+    assert (reg.metric, reg.old, reg.new) == (
+        "verdicts",
+        ["wrong-result"],
+        ["wrong-result", "leak"],
+    )
+    assert reg.message.startswith("new verdict class leak next to wrong-result")
+
+
+def test_the_same_verdict_classes_again_are_not_a_regression() -> None:
+    from memcycle import gate
+
+    base = gate.make_baseline(_one(_classes(["wrong-result", "leak"])))
+    res = gate.diff(base, _one(_classes(["wrong-result", "leak"])))
+    assert res.regressions == [] and not res.failed
+
+
+def test_a_baseline_without_the_verdict_set_compares_the_headline_only() -> None:
+    from memcycle import gate
+
+    base = gate.make_baseline(_one(_classes(["wrong-result"])))
+    for entry in base["runs"].values():
+        del entry["verdicts"]  # written before the set was recorded
+    assert gate.compare(base, _one(_classes(["wrong-result", "leak"]))) == []
+
+
+def test_an_unknown_verdict_ranks_as_an_error_never_as_clean() -> None:
+    """A report from a newer memcycle (or another tool) may name a verdict this one does not
+    know: it must not read as an improvement on a leak (records.py: it ranks as an error)."""
+    from factories import MiB, make_run
+    from memcycle import gate
+
+    base = gate.make_baseline(_one(make_run(verdict="leak", live_growth=MiB)))
+    res = gate.diff(base, _one(make_run(verdict="stack-smash")))
+    assert [(c.metric, c.old, c.new) for c in res.regressions] == [
+        ("verdict", "leak", "stack-smash")
+    ]
+    assert res.improvements == [] and res.failed
+
+
+def test_a_lower_severity_that_still_fails_its_expectation_is_an_improvement() -> None:
+    from factories import make_run
+    from memcycle import gate
+
+    base = gate.make_baseline(_one(make_run(verdict="double-free")))  # expected clean
+    res = gate.diff(base, _one(make_run(verdict="wrong-result")))  # still not clean
+    assert [(c.metric, c.old, c.new) for c in res.improvements] == [
+        ("verdict", "double-free", "wrong-result")
+    ]
+    assert res.regressions == []
+
+
+def test_a_run_that_could_not_run_is_not_judged_on_its_figures() -> None:
+    from factories import MiB, make_run
+    from memcycle import gate
+    from memcycle.records import Finding
+
+    base = gate.make_baseline(_one(make_run(peak_bytes=40 * MiB)))
+    errored = make_run(
+        verdict="error", peak_bytes=400 * MiB, findings=[Finding("error", None, None, None, "x")]
+    )
+    res = gate.diff(base, _one(errored))
+    assert [c.metric for c in res.regressions] == ["verdict"]
+    assert res.improvements == []
+
+
+def test_a_figure_missing_on_one_side_is_skipped_and_the_next_figure_still_compared() -> None:
+    from factories import MiB, make_run
+    from memcycle import gate
+
+    # one cycle: no leaked-per-cycle figure, the first metric; the process peak comes after it
+    base = gate.make_baseline(_one(make_run(n_cycles=1, peak_bytes=40 * MiB)))
+    assert base["runs"][make_run().key]["leaked_bytes_per_cycle"] is None
+    regs = gate.compare(base, _one(make_run(n_cycles=1, peak_bytes=200 * MiB)))
+    assert [r.metric for r in regs] == ["process-peak"]
+    # a leak figure on one side only (the baseline had one cycle): not compared, no crash
+    assert gate.compare(base, _one(make_run(n_cycles=5, peak_bytes=40 * MiB))) == []
+
+
+def test_a_new_run_does_not_stop_the_runs_after_it_from_being_compared() -> None:
+    from factories import MiB, make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    base = gate.make_baseline(_report(make_run(peak_bytes=40 * MiB)))
+    now = _report(make_run(scenario="aaa-fresh"), make_run(peak_bytes=400 * MiB))
+    res = gate.diff(base, now)
+    assert [c.key for c in res.new] == [make_run(scenario="aaa-fresh").key]
+    assert [c.metric for c in res.regressions] == ["process-peak"]
+    assert res.matched == 1 and res.compared == 1
+
+
+def test_the_missing_message_says_whether_a_missing_run_is_allowed() -> None:
+    from factories import make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    base = gate.make_baseline(_report(make_run(), make_run(scenario="gone")))
+    now = _report(make_run())
+    [strict] = gate.diff(base, now).missing
+    assert strict.message == "in the baseline, not in this run (fails the gate)"
+    [relaxed] = gate.diff(base, now, allow_missing=True).missing
+    assert relaxed.message == "in the baseline, not in this run (allowed)"
+
+
+def test_nothing_compared_names_only_the_key_parts_that_never_match() -> None:
+    from factories import make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    base = gate.make_baseline(_report(make_run(allocator="numpy")))
+    res = gate.diff(base, _report(make_run(allocator="checked")), allow_missing=True)
+    assert res.nothing_compared == (
+        "none of the report's 1 runs is in the baseline's 1 (allocator is checked here, numpy there)"
+    )
+
+
+def test_nothing_compared_against_an_empty_baseline_gives_no_key_hint() -> None:
+    from factories import make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    base = gate.make_baseline(_report())
+    res = gate.diff(base, _report(make_run()))
+    assert res.nothing_compared == "none of the report's 1 runs is in the baseline's 0"
+
+
+def test_a_time_regression_from_one_second_gives_its_percentage() -> None:
+    from factories import make_run
+    from memcycle import gate
+    from test_gate import _report, _timed
+
+    base = gate.make_baseline(_report(_timed(make_run(), 1.0)))
+    [reg] = gate.compare(base, _report(_timed(make_run(), 10.0)))
+    assert reg.message == "time without compile 1.00 s -> 10.00 s (+900%, +9.00 s)"
+
+
+def test_the_gate_switches_are_keyword_only_after_the_tolerances() -> None:
+    from factories import make_run
+    from memcycle import gate
+    from test_gate import _report
+
+    report = _report(make_run())
+    base = gate.make_baseline(report)
+    assert not gate.diff(baseline=base, report=report, tolerances=None).failed
+    with pytest.raises(TypeError):
+        gate.diff(base, report, None, True)  # type: ignore[misc]
+
+
+def test_tolerances_are_immutable_and_hashable() -> None:
+    import dataclasses
+
+    tol = Tolerances()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tol.leak_rel = 9.0  # type: ignore[misc]
+    assert hash(tol) == hash(Tolerances())
