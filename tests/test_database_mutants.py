@@ -4,13 +4,16 @@ and the documented defaults."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
 import numpy as np
 import pytest
+from memcycle.engines.peer_common import PEER_DEFAULTS
 from memcycle.refimpl.database import Database
-from memcycle.refimpl.errors import DoubleFreeError
+from memcycle.refimpl.errors import DoubleFreeError, InvalidInputError
+from memcycle.refimpl.native.twin import DEFAULT_SIZES
 
 SMALL: dict[str, Any] = dict(buffer_size=16, segment_threshold=400, M=8, ef_construction=40)
 
@@ -101,3 +104,61 @@ def test_close_destroys_the_graphs_retired_by_reinit_without_destroy() -> None:
     db.add_batch(rows(60, 8, seed=1))  # initialize() retires the old graphs
     with pytest.raises(DoubleFreeError, match=r"hnsw\.vectors"):
         db.close()
+
+
+def test_a_graph_degree_of_two_is_the_smallest_accepted_and_one_is_refused_by_name() -> None:
+    db = Database(M=2, **{k: v for k, v in SMALL.items() if k != "M"})
+    x = rows(40, 4)
+    ids = db.add_batch(x)  # past buffer_size: a graph of degree two holds rows
+    assert db.M == 2 and db.search_batch(x[:3], 1)[0][:, 0].tolist() == ids[:3]
+    db.close()
+    with pytest.raises(InvalidInputError, match="M must be at least 2, got 1"):
+        Database(M=1)
+
+
+def test_refimpl_builds_its_graphs_with_the_hnsw_parameters_the_peers_are_given() -> None:
+    # docs/peers.md: the peers run at "the adapters' defaults, the same as refimpl's", so the
+    # peer benchmark compares graphs of one shape
+    db = Database()
+    got = {"M": db.M, "ef_construction": db.ef_construction, "ef_search": db.ef_search}
+    assert got == {k: PEER_DEFAULTS[k] for k in got}
+    db.close()
+
+
+def test_refimpl_and_its_c_twin_route_rows_to_the_tiers_at_the_same_default_sizes() -> None:
+    # the twin mirrors the Python reference: one scenario must take the same tiers in both
+    db = Database()
+    assert db.buffer_size == DEFAULT_SIZES["buffer_size"]
+    assert db.segment_threshold == DEFAULT_SIZES["segment_threshold"]
+    db.close()
+
+
+@pytest.mark.parametrize(("buffer_size", "rows_held"), [(16, 64), (100, 100)])
+def test_the_main_graph_starts_with_room_for_the_buffer_and_never_fewer_than_64_rows(
+    buffer_size: int, rows_held: int
+) -> None:
+    db = Database(4, buffer_size=buffer_size, allocator="checked")
+    shapes = {b.label: b.shape for b in db.allocator.live()}
+    assert shapes["hnsw.vectors"] == (rows_held, 4) and shapes["hnsw.labels"] == (rows_held,)
+    db.close()
+
+
+def test_every_locked_method_keeps_its_own_name_docstring_and_signature_for_help() -> None:
+    # help(db.clear) and tracebacks must show `clear` and its docstring, not the lock's wrapper
+    assert Database.clear.__name__ == "clear"
+    assert (Database.clear.__doc__ or "").startswith("Drop every row")
+    assert Database.close.__qualname__ == "Database.close"
+    assert list(inspect.signature(Database.initialize).parameters) == ["self", "dimension"]
+
+
+def test_under_flat_buffer_double_free_the_dangling_flat_handle_is_freed_again_at_close() -> None:
+    # the fault keeps the handle clear() freed; initialize() frees it a second time and, as the
+    # native bug would, leaves it in place, so close() frees the same vectors once more
+    db = Database(allocator="checked", faults=["flat-buffer-double-free"], **SMALL)
+    db.add_batch(rows(4, 8))
+    db.clear()
+    with pytest.raises(DoubleFreeError, match=r"flat\.vectors"):
+        db.initialize(8)
+    with pytest.raises(DoubleFreeError, match=r"flat\.vectors"):
+        db.close()
+    assert [v["label"] for v in db.allocator.violations] == ["flat.vectors", "flat.vectors"]

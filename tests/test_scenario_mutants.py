@@ -16,7 +16,10 @@ from memcycle.engines.base import Capabilities
 from memcycle.scenario import (
     MAX_DIMENSION,
     METRICS,
+    Cycle,
+    Scenario,
     ScenarioError,
+    Step,
     capability_problems,
     has_capability,
     parse_scenario,
@@ -402,3 +405,165 @@ def test_a_parsed_step_is_immutable() -> None:
     step = parse_scenario(scenario(), "s.toml").plan[0].steps[0]
     with pytest.raises(dataclasses.FrozenInstanceError):
         step.count = 5  # type: ignore[misc]
+
+
+# -- the full run's survivors (mutation/triage/scenario.md) -----------------------------------
+
+
+def test_the_engine_run_by_default_is_default_engine_then_the_first_listed_then_refimpl() -> None:
+    locked = 'engines = ["refimpl-c", "refimpl"]\n'
+    assert parse_scenario(scenario(top=locked), "a.toml").default_engine() == "refimpl-c"
+    chosen = locked + 'default_engine = "refimpl"\n'
+    assert parse_scenario(scenario(top=chosen), "b.toml").default_engine() == "refimpl"
+    assert parse_scenario(scenario(), "c.toml").default_engine() == "refimpl"
+
+
+def test_a_scenario_is_slow_only_when_tagged_slow_or_soak() -> None:
+    assert parse_scenario(scenario(), "a.toml").slow is False
+    assert parse_scenario(scenario(top='tags = ["nightly"]'), "b.toml").slow is False
+    assert parse_scenario(scenario(top='tags = ["soak"]'), "c.toml").slow is True
+
+
+def test_keys_left_out_of_a_file_take_the_documented_defaults() -> None:
+    # scenarios/SCHEMA.md: seed 0; an insert without metadata and fresh ids; a search of
+    # 10 queries for k = 10 at min_recall 0.9
+    sc = parse_scenario(scenario(step='{ op = "search" }'), "d.toml")
+    insert, search = sc.plan[0].steps
+    assert sc.seed == 0 and sc.cycles[0].repeat == 1
+    assert (insert.metadata, insert.reuse_deleted) == (False, False)
+    assert (search.queries, search.k, search.min_recall) == (10, 10, 0.9)
+
+
+def test_a_scenario_built_in_python_has_the_defaults_of_a_file_that_leaves_the_keys_out() -> None:
+    # the shrinker, the fuzzer and a user's own code build the data model without a file
+    parsed = parse_scenario(TOP + CYCLE.format(step='{ op = "clear" }', cycle=""), "demo")
+    built = Scenario(name="demo", path="demo", dimension=8, cycles=parsed.cycles)
+    keys = ("seed", "metric", "description", "tags", "engines", "requires", "faults", "expect")
+    assert {k: getattr(built, k) for k in keys} == {k: getattr(parsed, k) for k in keys}
+    assert built.seed == 0
+    assert Cycle(steps=parsed.cycles[0].steps).repeat == 1
+    assert (Step(op="insert").metadata, Step(op="insert").reuse_deleted) == (False, False)
+
+
+def test_the_shrinker_writes_a_single_cycle_without_repeat_and_three_alike_as_one_table() -> None:
+    from memcycle.shrink_plan import plan_of, scenario_dict
+
+    twice = (
+        TOP
+        + CYCLE.format(step='{ op = "clear" }', cycle="")
+        + CYCLE.format(step='{ op = "destroy" }', cycle="")
+    )
+    rows = scenario_dict(
+        parse_scenario(twice, "t.toml"),
+        plan_of(parse_scenario(twice, "t.toml")),
+        name="small",
+        engine="refimpl",
+        allocator="numpy",
+        faults=(),
+    )["cycle"]
+    assert [("repeat" in r, r["steps"][-1]["op"]) for r in rows] == [
+        (False, "clear"),
+        (False, "destroy"),
+    ]
+    thrice = parse_scenario(scenario(cycle="repeat = 3"), "r.toml")
+    rows = scenario_dict(
+        thrice, plan_of(thrice), name="small", engine="refimpl", allocator="numpy", faults=()
+    )["cycle"]
+    assert [r.get("repeat") for r in rows] == [3]
+
+
+def test_a_parsed_scenario_its_tables_its_plan_and_its_needs_are_immutable_and_hashable() -> None:
+    import dataclasses
+
+    sc = parse_scenario(NEEDY, "n.toml")
+    need = scenario_needs(sc)[0]
+    for obj, name in ((sc, "seed"), (sc.cycles[0], "repeat"), (sc.plan[0], "index")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, name, 5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        need.whole = False  # type: ignore[misc]
+    assert len({sc, sc.cycles[0], sc.plan[0], need}) == 4
+
+
+def test_an_unknown_verdict_is_refused_naming_every_verdict_an_engine_run_can_expect() -> None:
+    from memcycle.records import VERDICTS
+
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(scenario(top='expect = { verdict = "boom" }'), "v.toml")
+    listed = str(info.value).split("expected one of ", 1)[1].split(", ")
+    assert "clean" in listed and "crash" in listed and "error" not in listed
+    assert listed == [v for v in VERDICTS if v != "error"]
+
+
+@pytest.mark.parametrize("spec", [":make", "mypkg.adapter:", ":"])
+def test_an_engine_spec_needs_both_a_module_and_a_factory_around_its_colon(spec: str) -> None:
+    with pytest.raises(ScenarioError, match=f"field 'engines': unknown engine '{spec}'"):
+        parse_scenario(scenario(top=f'engines = ["{spec}"]'), "s.toml")
+    ok = parse_scenario(scenario(top='engines = ["mypkg.adapter:make"]'), "ok.toml")
+    assert ok.engines == ("mypkg.adapter:make",)
+
+
+def test_a_required_dimension_change_is_reported_as_a_lacking_capability() -> None:
+    sc = parse_scenario(scenario(top='requires = ["dimension_change"]'), "r.toml")
+    assert unmet_needs(sc, _Engine(dimension_change=False)) == ["engine lacks dimension_change"]
+
+
+def test_a_scenario_file_that_is_not_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
+    from memcycle.scenario import load_scenario
+
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "café"\n'.encode("latin-1") + scenario().encode())
+    with pytest.raises(ScenarioError, match=r"not UTF-8 text \(byte 0xe9 at offset 11\)"):
+        load_scenario(path)
+
+
+def test_find_scenarios_takes_include_faults_by_keyword_only(tmp_path: Path) -> None:
+    from memcycle.scenario import find_scenarios
+
+    with pytest.raises(TypeError):
+        find_scenarios([tmp_path], True)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("count", "refused"), [(125, False), (126, True)])
+def test_one_steps_float32_rows_may_fill_the_memory_budget_exactly_and_not_one_row_more(
+    monkeypatch: pytest.MonkeyPatch, count: int, refused: bool
+) -> None:
+    import memcycle.scenario_parse as parse_mod
+
+    # dimension 8: 125 rows x 8 x 4 bytes is exactly the budget, 126 rows are over it
+    monkeypatch.setattr(parse_mod, "_memory_budget", lambda: 4000)
+    for op in ("insert", "search"):
+        key = "queries" if op == "search" else "count"
+        text = scenario(step=f'{{ op = "{op}", {key} = {count} }}')
+        if refused:
+            with pytest.raises(ScenarioError, match=rf"step 1: field '{key}': {count} rows"):
+                parse_scenario(text, "b.toml")
+        else:
+            assert getattr(parse_scenario(text, "b.toml").plan[0].steps[1], key) == count
+
+
+def test_without_psutil_the_memory_budget_for_one_step_is_a_fixed_4_gib(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from memcycle.scenario_parse import _memory_budget
+
+    monkeypatch.setitem(sys.modules, "psutil", None)  # import psutil raises ImportError
+    assert _memory_budget() == 4 * 1024**3
+
+
+@pytest.mark.parametrize("cycle", ["cycle = []", 'cycle = "insert"'])
+def test_a_cycle_key_that_is_empty_or_not_a_list_of_tables_is_refused(cycle: str) -> None:
+    with pytest.raises(ScenarioError, match=r"field 'cycle': needs at least one \[\[cycle\]\]"):
+        parse_scenario(TOP + cycle + "\n", "c.toml")
+
+
+def test_the_widest_dimension_a_scenario_may_ask_for_is_the_widest_refimpl_accepts() -> None:
+    from memcycle.refimpl.inputs import MAX_DIMENSION as REFIMPL_MAX_DIMENSION
+
+    assert REFIMPL_MAX_DIMENSION == 65536
+    widest = parse_scenario(scenario(cycle=f"dimension = {REFIMPL_MAX_DIMENSION}"), "w.toml")
+    assert widest.plan[0].dimension == 65536
+    with pytest.raises(ScenarioError, match="field 'dimension': must be <= 65,536, got 65,537"):
+        parse_scenario(scenario(cycle="dimension = 65537"), "w.toml")
