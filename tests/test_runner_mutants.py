@@ -627,29 +627,50 @@ def test_a_run_that_raises_systemexit_stops_the_batch_and_reaches_the_caller(
 def test_run_many_runs_one_child_at_a_time_unless_given_more_jobs_and_waits_for_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nothing here is timed: with two jobs the first child waits for the second to start
+    (bounded only for a broken pool), and one job is known by the workers the pool makes."""
     import threading
+    import types
 
-    def run(jobs: int | None) -> tuple[int, int]:
-        meet = threading.Barrier(2, timeout=0.5)  # two children at once meet; one alone waits
-        at_once = [0]
+    def run(jobs: int | None) -> tuple[int, int, int]:
+        made: list[threading.Thread] = []
+
+        class Recording(threading.Thread):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                made.append(self)
+
+        lock = threading.Lock()
+        second = threading.Event()
+        running = [0, 0]  # now, most at once
 
         def fake(config: ChildConfig, **kwargs: Any) -> ChildResult:
-            try:
-                meet.wait()
-                at_once[0] = 2
-            except threading.BrokenBarrierError:
-                at_once[0] = max(at_once[0], 1)
+            with lock:
+                running[0] += 1
+                running[1] = max(running)
+                first = running[0] == 1
+                if running[0] == 2:
+                    second.set()
+            if jobs == 2 and first:
+                second.wait(10)  # two children at once: the first waits for the second
+            with lock:
+                running[0] -= 1
             return ChildResult(stream=ChildStream(), exit={"kind": "exit", "code": 0})
 
         monkeypatch.setattr(runner, "run_child", fake)
+        monkeypatch.setattr(
+            batch,
+            "threading",
+            types.SimpleNamespace(Thread=Recording, Lock=threading.Lock, Event=threading.Event),
+        )
         items = [runner.RunSpec(_scenario(tmp_path), memray=False, timeout=t) for t in (1.0, 2.0)]
         extra = {} if jobs is None else {"jobs": jobs}
         report = runner.run_many(items, tmp_path / "out", **extra)
-        return at_once[0], len(report.runs)
+        return running[1], len(made), len(report.runs)
 
-    assert run(None) == (1, 2)
-    assert run(0) == (1, 2)  # no jobs at all is one
-    assert run(2) == (2, 2)
+    assert run(None) == (1, 1, 2)
+    assert run(0) == (1, 1, 2)  # no jobs at all is one
+    assert run(2) == (2, 2, 2)
 
 
 def test_a_batch_ends_without_an_uncaught_exception_in_any_worker(
@@ -762,7 +783,7 @@ class Interrupting:
             return ChildResult(stream=ChildStream(), exit={"kind": "exit", "code": 0})
         registry = kwargs["registry"]
         _thread.interrupt_main(self.signum)
-        for _ in range(500):
+        for _ in range(1000):  # up to 10 s: the main thread of a loaded machine may be slow
             if registry.stopped:
                 break
             time.sleep(0.01)
@@ -881,21 +902,23 @@ def test_after_an_interrupt_a_worker_still_handing_back_its_run_is_waited_for(
 def test_after_a_run_raised_systemexit_no_other_worker_starts_a_new_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nothing here is timed: the other run hands back only once the failing worker has
+    ended (its failure recorded), then must not take the next item."""
     import threading
 
     both_started = threading.Barrier(2, timeout=10)
-    raised = threading.Event()
+    failing: list[threading.Thread] = []
     calls: list[float] = []
 
     def fake(config: ChildConfig, **kwargs: Any) -> ChildResult:
         calls.append(kwargs["timeout"])
+        if kwargs["timeout"] == 1.0:
+            failing.append(threading.current_thread())
         if kwargs["timeout"] in (1.0, 2.0):
             both_started.wait()
         if kwargs["timeout"] == 1.0:
-            raised.set()
             raise SystemExit(4)
-        raised.wait(10)
-        time.sleep(0.1)  # the failing worker records its failure meanwhile
+        failing[0].join(10)  # the failing worker has recorded its failure and ended
         return ChildResult(stream=ChildStream(), exit={"kind": "exit", "code": 0})
 
     monkeypatch.setattr(runner, "run_child", fake)
