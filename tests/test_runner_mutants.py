@@ -257,6 +257,27 @@ def test_a_memray_capture_without_a_run_folder_is_removed_after_the_run(
     assert not Path(child.only["config"].memray_path).parent.exists()
 
 
+def test_a_run_whose_temporary_folder_vanished_during_the_run_still_gives_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tmp cleaner or the engine's own cleanup may remove the run's scratch folder first;
+    removing it afterwards must not turn the run's verdict into a crash of memcycle."""
+    import shutil
+
+    def fake(config: ChildConfig, **kwargs: Any) -> ChildResult:
+        if vanish:
+            shutil.rmtree(Path(config.memray_path).parent)  # memray, no run folder: a temp one
+        return ChildResult(stream=ChildStream(), exit={"kind": "exit", "code": 0})
+
+    monkeypatch.setattr(runner, "run_child", fake)
+    vanish = False
+    kept = runner.run_one(_scenario(tmp_path), memray=True)
+    vanish = True
+    gone = runner.run_one(_scenario(tmp_path), memray=True)
+    assert (gone.verdict, gone.exit) == (kept.verdict, kept.exit)
+    assert [f.summary for f in gone.findings] == [f.summary for f in kept.findings]
+
+
 def test_the_childs_own_compile_total_is_the_runs_compile_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -337,6 +358,16 @@ def test_an_engines_own_allocator_is_recorded_and_its_expectation_used_unless_th
     _answer(monkeypatch, ChildResult(stream=ChildStream(start=same), exit={"kind": "exit"}))
     kept = runner.run_one(_scenario(tmp_path), allocator="checked", memray=False)
     assert (kept.allocator, kept.expected_verdict) == ("checked", "double-free")
+
+
+@pytest.mark.parametrize("said", ["", 7, None])
+def test_a_start_events_empty_or_non_string_allocator_leaves_the_runs_own_and_its_expectation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, said: Any
+) -> None:
+    start = {"allocator": said, "capabilities": {}, "source_roots": []}
+    _answer(monkeypatch, ChildResult(stream=ChildStream(start=start), exit={"kind": "exit"}))
+    record = runner.run_one(_scenario(tmp_path), allocator="checked", memray=False)
+    assert (record.allocator, record.expected_verdict) == ("checked", "double-free")
 
 
 def test_a_scenario_the_child_skipped_is_a_skipped_run_with_the_childs_reason(
@@ -848,11 +879,11 @@ def test_any_other_exception_in_the_wait_stops_every_child_and_reaches_the_calle
     assert registry.stopped
 
 
-@pytest.mark.parametrize("grace", [0.0, 5.0])
-def test_after_an_interrupt_the_workers_get_no_more_than_the_grace_and_never_hold_the_exit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace: float
-) -> None:
-    """The waits are recorded, not timed."""
+def _wait_after_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace: float | None
+) -> tuple[float | None, list[Any]]:
+    """Interrupt a batch of one worker (with this STOP_GRACE, None: the module's own); return
+    the one wait the main thread gave the workers after the stop, and the threads it made."""
     import threading
     import types
 
@@ -874,14 +905,33 @@ def test_after_an_interrupt_the_workers_get_no_more_than_the_grace_and_never_hol
         "threading",
         types.SimpleNamespace(Thread=Recording, Lock=threading.Lock, Event=RecordingEvent),
     )
-    monkeypatch.setattr(batch, "STOP_GRACE", grace)
+    if grace is not None:
+        monkeypatch.setattr(batch, "STOP_GRACE", grace)
     monkeypatch.setattr(runner, "run_child", Interrupting())
     with pytest.raises(batch.RunInterrupted):
         batch.run_many(_three(tmp_path), tmp_path / "out")
     (after_stop,) = [w for w in waits if w != 0.2]  # one worker: one wait after the stop
+    return after_stop, made
+
+
+@pytest.mark.parametrize("grace", [0.0, 5.0])
+def test_after_an_interrupt_the_workers_get_no_more_than_the_grace_and_never_hold_the_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace: float
+) -> None:
+    """The waits are recorded, not timed."""
+    after_stop, made = _wait_after_stop(tmp_path, monkeypatch, grace)
     assert after_stop is not None
     assert (after_stop == 0.0) if grace == 0.0 else (0.0 < after_stop <= grace)
     assert made and all(t.daemon for t in made)
+
+
+def test_after_an_interrupt_a_batch_waits_at_most_one_second_for_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C returns promptly even when a worker hangs (its child is dead by then); the wait
+    is recorded, not timed."""
+    after_stop, _ = _wait_after_stop(tmp_path, monkeypatch, None)
+    assert after_stop is not None and 0.5 < after_stop <= 1.0
 
 
 def test_after_an_interrupt_a_worker_still_handing_back_its_run_is_waited_for(
