@@ -214,25 +214,32 @@ def coverage_map(name: str, target: Target) -> Path:
         return path
     print(f"building the coverage map of {name} (its tests once, under coverage)", flush=True)
     started = time.monotonic()
-    rc = subprocess.call(
-        [
-            sys.executable,
-            str(ROOT / "mutation" / "covermap.py"),
-            str(path),
-            "--root",
-            str(ROOT),
-            "--files",
-            ",".join(target.files),
-            "--",
-            *test_files(target),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    # the baseline's pytest output is kept: a failure that does not come back on a rerun (a
+    # flaky test) can only be explained from the output of the run that failed
+    log = SESSIONS / f"{name}.map.log"
+    with log.open("w") as out:
+        rc = subprocess.call(
+            [
+                sys.executable,
+                str(ROOT / "mutation" / "covermap.py"),
+                str(path),
+                "--root",
+                str(ROOT),
+                "--files",
+                ",".join(target.files),
+                "--",
+                *test_files(target),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     if rc:
         path.unlink(missing_ok=True)
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         raise SystemExit(
-            f"the tests of {name} fail on the unmutated code (exit {rc}): fix them first"
+            f"{tail}\nthe tests of {name} fail on the unmutated code (exit {rc}; the whole"
+            f" output is in {log}): fix them first"
         )
     cmap = json.loads(path.read_text())
     cmap["fingerprint"] = want
