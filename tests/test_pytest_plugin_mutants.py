@@ -172,3 +172,12 @@ def test_a_failed_item_points_at_the_first_line_of_its_scenario_file(
     result = _outcome(pytester, "--tb=line")
     result.assert_outcomes(failed=1)
     assert "scenarios/alpha.toml:1: memcycle: alpha on refimpl/checked" in result.stdout.str()
+
+
+def test_a_timeout_under_one_second_is_accepted_and_reaches_the_run(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    """Positive means above zero, not at least one second."""
+    _outcome(pytester, "--memcycle-timeout", "0.5").assert_outcomes(passed=1)
+    (call,) = fake["calls"]
+    assert call["timeout"] == 0.5
