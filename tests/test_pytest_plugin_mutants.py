@@ -181,3 +181,29 @@ def test_a_timeout_under_one_second_is_accepted_and_reaches_the_run(
     _outcome(pytester, "--memcycle-timeout", "0.5").assert_outcomes(passed=1)
     (call,) = fake["calls"]
     assert call["timeout"] == 0.5
+
+
+def test_the_fixture_numbers_a_tests_inline_scenarios_from_one_in_call_order(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    """The file an inline scenario is written to names the call: an invalid one's error says
+    which call of the test it was (inline-3.toml is the third)."""
+    pytester.makepyfile(
+        test_fixture=f"""
+        import pytest
+        from memcycle import MemcycleUsageError
+
+        def test_fixture(memcycle_run, tmp_path):
+            memcycle_run({_scenario("first")!r})
+            memcycle_run({_scenario("second")!r})
+            with pytest.raises(MemcycleUsageError, match="inline-3.toml") as info:
+                memcycle_run("name = 3")
+            print("ERROR:", info.value)
+            assert sorted(p.name for p in tmp_path.glob("inline-*.toml")) == [
+                "inline-1.toml", "inline-2.toml", "inline-3.toml"
+            ]
+        """
+    )
+    result = _run(pytester, "test_fixture.py", "-s")
+    result.assert_outcomes(passed=1)
+    assert len(fake["calls"]) == 2
