@@ -258,7 +258,7 @@ def test_a_fail_on_skip_failure_is_one_plain_line_without_a_python_traceback(
     result = _outcome(pytester, "--memcycle-fail-on-skip", "--tb=long")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    assert f"--memcycle-fail-on-skip: {SKIPPED_STEPS}" in out
+    assert f"\n--memcycle-fail-on-skip: {SKIPPED_STEPS}\n" in out  # the line, no 'Failed:'
     assert "items.py" not in out and "pytest.fail(" not in out
 
 
