@@ -272,4 +272,6 @@ def test_a_harness_exception_shows_its_own_frames_and_none_of_pytests_or_pluggys
     out = result.stdout.str().split(" ERRORS ")[1]  # the report, not the header's versions
     assert "RuntimeError: the harness broke here" in out
     assert "def setup(self)" in out and "items.py" in out  # the item's own frame
+    # the fake run_one's frame, in a file whose name holds "_pytest" (not pytest's directory)
+    assert 'raise state["raise"]' in out
     assert "/pluggy/" not in out and "/_pytest/" not in out
