@@ -275,3 +275,20 @@ def test_a_harness_exception_shows_its_own_frames_and_none_of_pytests_or_pluggys
     # the fake run_one's frame, in a file whose name holds "_pytest" (not pytest's directory)
     assert 'raise state["raise"]' in out
     assert "/pluggy/" not in out and "/_pytest/" not in out
+
+
+def test_the_fixture_refuses_a_scenario_that_is_not_text_a_dict_or_a_path_by_name(
+    pytester: pytest.Pytester, fake: dict[str, Any]
+) -> None:
+    pytester.makepyfile(
+        test_fixture="""
+        import pytest
+        from memcycle import MemcycleUsageError
+
+        def test_fixture(memcycle_run):
+            with pytest.raises(MemcycleUsageError, match="must be TOML text, a dict or a Path, got int"):
+                memcycle_run(42)
+        """
+    )
+    _run(pytester, "test_fixture.py").assert_outcomes(passed=1)
+    assert fake["calls"] == []
