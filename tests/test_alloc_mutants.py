@@ -7,7 +7,9 @@ engine that never calls `verify()` relies on them (docs/mutation.md).
 
 from __future__ import annotations
 
+import copy
 import ctypes
+import dataclasses
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from memcycle.refimpl.alloc import (
     Block,
     CheckedAllocator,
     NumpyAllocator,
+    RawAllocator,
     alloc_all,
     make_allocator,
 )
@@ -212,8 +215,6 @@ def test_a_recorded_stack_holds_the_fourteen_innermost_caller_frames() -> None:
 
 
 def test_block_info_is_immutable_plain_data() -> None:
-    import dataclasses
-
     (info,) = (a := NumpyAllocator()).alloc("bi", 2, np.uint8) and a.live()
     with pytest.raises(dataclasses.FrozenInstanceError):
         info.label = "changed"  # type: ignore[misc]
@@ -221,3 +222,241 @@ def test_block_info_is_immutable_plain_data() -> None:
 
 def test_the_checked_quarantine_holds_256_mib_by_default() -> None:
     assert CheckedAllocator()._quarantine_limit == 256 * 1024 * 1024
+
+
+# -- the full run of main 9e1476c (docs/mutation.md, mutation/triage/alloc.md) -------------------
+
+
+def _violation_overflow(a: CheckedAllocator) -> dict:
+    return a.violations[-1]["overflow"]
+
+
+@pytest.mark.parametrize("nbytes", [65, 80, 100, 127, 200])
+def test_an_intact_block_longer_than_a_guard_zone_frees_and_verifies_without_a_violation(
+    nbytes: int,
+) -> None:
+    """The whole tail guard is written, whatever the block's size. The raw buffer's size is
+    taken from numpy's small-block cache zeroed first, so a tail left unwritten reads 0, not
+    the canary, and cannot pass by chance."""
+    payload = (nbytes + 15) & ~15
+    del_me = np.zeros(GUARD * 2 + payload, np.uint8)
+    del del_me
+    a = CheckedAllocator()
+    b = a.alloc("ok.long", nbytes, np.uint8)
+    a.verify()
+    a.free(b)
+    assert a.violations == []
+
+
+def test_a_store_past_the_end_records_the_bytes_past_the_end_as_data() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("st.facts", 4, np.int32)
+    with pytest.raises(BufferOverflowError):
+        a.store(b, 3, np.ones(2, np.int32))
+    assert _violation_overflow(a) == {
+        "access": "write",
+        "access_bytes": 8,
+        "offset": 12,
+        "past_end_bytes": 4,
+    }
+
+
+def test_a_store_before_the_start_records_no_bytes_past_the_end() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("st.before.facts", 4, np.uint8)
+    with pytest.raises(BufferOverflowError):
+        a.store(b, -1, np.array([1], np.uint8))
+    assert _violation_overflow(a)["offset"] == -1
+    assert _violation_overflow(a)["past_end_bytes"] == 0
+
+
+def test_a_damaged_tail_guard_records_no_bytes_before_the_start() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("ov.tail.facts", 8, np.uint8)
+    _poke(b.address + 8)
+    _poke(b.address + 9)
+    with pytest.raises(BufferOverflowError):
+        a.free(b)
+    assert _violation_overflow(a) == {"found_on": "free", "past_end_bytes": 2}
+
+
+def test_a_damaged_head_guard_records_the_bytes_before_the_start() -> None:
+    a = CheckedAllocator()
+    b = a.alloc("ov.head.facts", 8, np.uint8)
+    _poke(b.address - 1)
+    with pytest.raises(BufferOverflowError):
+        a.verify()
+    assert _violation_overflow(a) == {
+        "found_on": "verify",
+        "past_end_bytes": 0,
+        "before_start_bytes": 1,
+    }
+
+
+@pytest.mark.parametrize("cls", [NumpyAllocator, CheckedAllocator, RawAllocator])
+@pytest.mark.parametrize("shape", [0, (3, 0)])
+def test_a_block_with_a_zero_dimension_is_allocated_and_freed(cls: type, shape: object) -> None:
+    a = cls()
+    b = a.alloc("empty", shape, np.float32)
+    assert b.nbytes == 0 and b.array.size == 0
+    a.free(b)
+    assert a.stats().live_blocks == 0 and a.violations == []
+
+
+@pytest.mark.parametrize("cls", [NumpyAllocator, CheckedAllocator, RawAllocator])
+def test_block_ids_count_from_one_as_the_allocation_counter_does(cls: type) -> None:
+    """The evidence places a violation's allocating step by its block id read as the
+    allocator's `allocs` counter (harness/evidence/ledger.py), so the two must agree."""
+    a = cls()
+    blocks = [a.alloc(f"id{i}", 4, np.uint8) for i in range(3)]
+    assert [b.id for b in blocks] == [1, 2, 3] == [b.alloc_seq for b in blocks]
+    assert blocks[0].describe().startswith("block #1 'id0' (4 bytes at 0x")
+    for b in blocks:
+        a.free(b)
+
+
+def test_a_forged_handle_reads_as_block_minus_one_of_zero_bytes_never_allocated() -> None:
+    """-1 is the id the evidence leaves out of 'block #N' (harness/evidence/ledger.py)."""
+    forged = Block.forged(0xBAD)
+    assert forged.describe() == "block #-1 '<garbage>' (0 bytes at 0xbad)"
+    assert (forged.alloc_seq, forged.free_seq, forged.freed) == (0, None, False)
+
+
+def _recording_rawfree(a: RawAllocator) -> list[int]:
+    """The raw allocator's unchecked frees, recorded instead of handed to glibc (which aborts
+    on a double free)."""
+    freed: list[int] = []
+    a._rawfree = freed.append  # type: ignore[method-assign, assignment]
+    return freed
+
+
+def test_the_raw_allocator_records_a_forged_free_as_block_minus_one_never_allocated() -> None:
+    a = RawAllocator()
+    passed = _recording_rawfree(a)
+    a.free(Block.forged(0, label="slot"))
+    assert passed == [0]
+    (v,) = a.violations
+    assert v == {
+        "verdict": "invalid-free",
+        "message": "raw free of block #-1 'slot' (0 bytes at 0x0) passed to PyMem_RawFree unchecked",
+        "label": "slot",
+        "nbytes": 0,
+        "block_id": -1,
+        "address": 0,
+        "alloc_seq": 0,
+        "free_seq": None,
+    }
+
+
+def test_the_raw_allocator_hands_a_foreign_block_to_c_even_when_its_id_is_live_here() -> None:
+    mine, theirs = RawAllocator(), RawAllocator()
+    own = mine.alloc("mine", 8, np.uint8)
+    foreign = theirs.alloc("theirs", 8, np.uint8)
+    assert own.id == foreign.id
+    passed = _recording_rawfree(mine)
+    mine.free(foreign)
+    assert passed == [foreign.address]
+    assert mine.violations[-1]["verdict"] == "invalid-free"
+    assert mine.stats().live_blocks == 1 and own.freed is False
+    theirs.free(foreign)
+    del mine._rawfree
+    mine.free(own)
+
+
+def test_the_raw_allocator_hands_a_stale_copy_of_a_freed_handle_to_c_unchecked() -> None:
+    """A handle copied before its block was freed is not live any more: no protection, the
+    pointer goes to the C allocator as native code's would (a double free in glibc)."""
+    a = RawAllocator()
+    b = a.alloc("copied", 8, np.uint8)
+    stale = copy.copy(b)
+    a.free(b)
+    passed = _recording_rawfree(a)
+    a.free(stale)
+    assert passed == [b.address]
+    assert a.violations[-1]["verdict"] == "invalid-free"
+    assert a.stats().frees == 1
+
+
+def test_a_free_from_another_allocator_is_invalid_even_when_its_id_is_live_here() -> None:
+    mine, theirs = CheckedAllocator(), CheckedAllocator()
+    own = mine.alloc("mine", 4, np.uint8)
+    foreign = theirs.alloc("theirs", 4, np.uint8)
+    assert own.id == foreign.id
+    with pytest.raises(InvalidFreeError, match="never issued"):
+        mine.free(foreign)
+    assert mine.stats().live_blocks == 1 and mine.stats().frees == 0
+    assert foreign.freed is False and theirs.stats().live_blocks == 1
+
+
+def test_a_numpy_block_address_is_its_memory_so_a_store_writes_the_block() -> None:
+    a = NumpyAllocator()
+    b = a.alloc("np.store", 4, np.uint8)
+    assert b.address == b.array.ctypes.data
+    a.store(b, 1, np.array([7], np.uint8))
+    assert b.array.tolist() == [0, 7, 0, 0]
+
+
+def test_allocator_stats_are_immutable_plain_data() -> None:
+    stats = NumpyAllocator().stats()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stats.allocs = 5  # type: ignore[misc]
+
+
+def test_blocks_are_compared_by_identity_and_can_be_kept_in_a_set() -> None:
+    one, two = Block.forged(0x10), Block.forged(0x10)
+    assert one != two and len({one, two}) == 2
+
+
+def test_a_fresh_allocator_reports_zero_for_every_counter() -> None:
+    snap = CheckedAllocator().snapshot()
+    assert {k: snap[k] for k in ("allocs", "frees", "live_blocks", "live_bytes", "peak_bytes")} == {
+        "allocs": 0,
+        "frees": 0,
+        "live_blocks": 0,
+        "live_bytes": 0,
+        "peak_bytes": 0,
+    }
+    n = NumpyAllocator()
+    n.free(n.alloc("nothing", 0, np.uint8))
+    assert n.stats().peak_bytes == 0
+
+
+def test_the_snapshot_counts_each_label_blocks_and_bytes_exactly() -> None:
+    a = NumpyAllocator()
+    a.alloc("x", 10, np.uint8)
+    a.alloc("x", 3, np.int32)
+    a.alloc("y", 1, np.uint8)
+    assert a.snapshot()["by_label"] == {
+        "x": {"blocks": 2, "bytes": 22},
+        "y": {"blocks": 1, "bytes": 1},
+    }
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "zero", "asked"),
+    [
+        (0, True, ("calloc", 1, 1)),
+        (1, False, ("malloc", 1)),
+        (24, True, ("calloc", 1, 24)),
+        (24, False, ("malloc", 24)),
+    ],
+)
+def test_a_raw_block_asks_c_for_exactly_its_bytes_and_one_when_empty(
+    nbytes: int, zero: bool, asked: tuple
+) -> None:
+    """What memray and the leak figures see is what the engine asked for."""
+    a = RawAllocator()
+    calls: list[tuple] = []
+
+    def calloc(n: int, size: int) -> int:
+        calls.append(("calloc", n, size))
+        return RawAllocator._calloc(n, size)
+
+    def malloc(size: int) -> int:
+        calls.append(("malloc", size))
+        return RawAllocator._malloc(size)
+
+    a._calloc, a._malloc = calloc, malloc  # type: ignore[method-assign, assignment]
+    b = a.alloc("raw.size", nbytes, np.uint8, zero=zero)
+    assert calls == [asked]
+    a.free(b)

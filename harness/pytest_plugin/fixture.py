@@ -4,6 +4,7 @@ Python test in a child process, its inputs checked first (a bad one is `Memcycle
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ def memcycle_run(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[...
     from memcycle.scenario import ScenarioError, load_scenario, parse_scenario
 
     config = request.config
-    counter = iter(range(1, 1_000_000))
+    counter = itertools.count(1)  # inline-1.toml, inline-2.toml, ...: no cap on a test's calls
     options = set(inspect.signature(run_one).parameters) - {
         "scenario",
         "engine",

@@ -121,7 +121,8 @@ class ScenarioItem(pytest.Item):
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         """A harness error shows the harness frames only, not pytest's and pluggy's."""
         tb = excinfo.traceback
-        kept = tb.filter(lambda e: not any(p in str(e.path) for p in ("_pytest", "pluggy")))
+        # by directory: a file of the user's or ours named *_pytest* is not pytest's
+        kept = tb.filter(lambda e: not {"_pytest", "pluggy"} & set(Path(str(e.path)).parts))
         return kept or tb
 
     def reportinfo(self) -> tuple[Path, int, str]:
