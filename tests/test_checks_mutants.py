@@ -197,6 +197,15 @@ def test_tracemalloc_growth_of_exactly_16_kib_per_cycle_and_128_kib_rise_is_a_le
     assert growth(_linear(16 * 1024 - 1), rule) is None
 
 
+def test_tracemalloc_growth_at_its_slope_floor_is_a_leak_only_once_it_has_risen_128_kib() -> None:
+    """The rise floor on its own: 16 KiB a cycle over 11 cycles rises 112 KiB (not yet a
+    leak), over 12 cycles 128 KiB (a leak); the slope is at its floor in both."""
+    rule = GROWTH_RULES["tracemalloc"]
+    assert growth(_linear(16 * 1024, n=11), rule) is None
+    found = growth(_linear(16 * 1024, n=12), rule)
+    assert found is not None and found["rise_bytes"] == 128 * 1024
+
+
 def test_rss_growth_of_exactly_1_mib_per_cycle_over_26_cycles_is_a_leak_one_byte_less_is_not() -> (
     None
 ):
