@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from equivalents import Survivor, entry_for, judge_survivors, load_equivalents
+
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = ROOT / "mutation" / "sessions"
 
@@ -450,6 +452,54 @@ def survivors(session: Path) -> None:
     print(" ".join(f"{k}={v}" for k, v in counts.items()), f"kill rate {rate}")
 
 
+def session_survivors(session: Path) -> tuple[list[Survivor], int]:
+    """The survivors of a session, each with its original line as it is on disk now (the
+    files are restored after a run), and how many mutants of it did not run (pending, or left
+    out by --sample): a check needs a whole run."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    found: list[Survivor] = []
+    not_run = 0
+    lines: dict[str, list[str]] = {}
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = dict(db.results)
+        for item in db.work_items:
+            result = done.get(item.job_id)
+            if result is None or result.output == "not in this sample":
+                not_run += 1
+                continue
+            if result.test_outcome != TestOutcome.SURVIVED:
+                continue
+            m = item.mutations[0]
+            rel = str(Path(m.module_path).resolve().relative_to(ROOT))
+            if rel not in lines:
+                lines[rel] = (ROOT / rel).read_text(encoding="utf-8").splitlines()
+            text = lines[rel][m.start_pos[0] - 1].strip()
+            found.append(Survivor(rel, m.start_pos[0], m.operator_name, text, result.diff or ""))
+    return found, not_run
+
+
+def check(session: Path, name: str) -> int:
+    """0 when every survivor of the (whole) session is a listed equivalent, else 1: the list
+    of the others, each with its diff and a ready-to-edit entry for equivalent.toml."""
+    found, not_run = session_survivors(session)
+    if not_run:
+        print(f"check: {not_run} mutants of the session did not run; a check needs a whole run")
+        return 1
+    unlisted, stale = judge_survivors(name, found, load_equivalents())
+    for e in stale:
+        print(f"stale entry (no such survivor now): {e.file}: {e.operator}: {e.text!r}")
+    for s in unlisted:
+        print(f"--- NOT LISTED {s.file}:{s.line} {s.operator}\n{s.diff}\n{entry_for(name, s)}")
+    listed = len(found) - len(unlisted)
+    print(
+        f"check {name}: {len(found)} survivors, {listed} listed as equivalent, "
+        f"{len(unlisted)} not listed (a test is missing, or an equivalent to argue and list)"
+    )
+    return 1 if unlisted else 0
+
+
 def recheck(session: Path, target: Target) -> None:
     """Run the module's tests (as they are now) against each mutant that survived the session:
     the "after" figure once tests were added, without rerunning the killed ones."""
@@ -500,6 +550,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--resume", action="store_true", help="continue the last session")
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="a whole run, then exit 1 unless every survivor is listed in equivalent.toml",
+    )
+    parser.add_argument(
         "--sample", type=int, metavar="N", help="run only N of the pending mutants (seeded)"
     )
     parser.add_argument("--seed", type=int, default=16, help="seed of --sample (default 16)")
@@ -539,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         if rc := cosmic("init", str(config), str(session)):
             return rc
         skip_out_of_scope(session, target)
+    if args.check and (args.sample is not None or args.plain or args.resume):
+        parser.error("--check judges a whole run of its own: not with --sample, --plain, --resume")
     if args.sample is not None:
         keep_sample(session, args.sample, args.seed)
     pending = count_pending(session)
@@ -566,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     if rc:
         return rc
     survivors(session)
-    return 0
+    return check(session, args.module) if args.check else 0
 
 
 def count_pending(session: Path) -> int:
