@@ -101,6 +101,26 @@ def judge_survivors(
     return unlisted, stale
 
 
+BEGIN = "<!-- equivalents: generated from mutation/equivalent.toml, do not edit by hand -->"
+END = "<!-- end of equivalents -->"
+
+
+def markdown(equivalents: list[Equivalent]) -> str:
+    """The list as docs/mutation.md shows it (between BEGIN and END): by target, one bullet per
+    entry, so the docs and the machine's list can never disagree."""
+    out = [BEGIN]
+    for target in sorted({e.target for e in equivalents}):
+        mine = [e for e in equivalents if e.target == target]
+        out.append(f"\n**{target}** ({sum(e.count for e in mine)}):\n")
+        for e in mine:
+            op = e.operator.removeprefix("core/")
+            times = f" (x{e.count})" if e.count > 1 else ""
+            code = f"`` {e.text} ``" if "`" in e.text else f"`{e.text}`"
+            out.append(f"- `{e.file}` {code}: {op}{times}. {e.reason.rstrip('.')}.")
+    out.append(END)
+    return "\n".join(out) + "\n"
+
+
 def entry_for(target: str, s: Survivor) -> str:
     """A ready-to-edit TOML entry for a survivor judged equivalent (its reason left to write)."""
     return (
@@ -117,3 +137,11 @@ def _toml_string(text: str) -> str:
     if "'" not in text and "\n" not in text:
         return f"'{text}'"  # a literal string: backslashes and quotes as written
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--markdown"]:
+        raise SystemExit("usage: python mutation/equivalents.py --markdown")
+    print(markdown(load_equivalents()), end="")

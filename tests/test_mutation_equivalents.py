@@ -109,3 +109,14 @@ def test_every_listed_equivalent_names_a_line_that_is_in_its_file_today() -> Non
     for e in entries:
         lines = [ln.strip() for ln in (ROOT / e.file).read_text(encoding="utf-8").splitlines()]
         assert e.text in lines, f"{e.file}: no line {e.text!r} (listed for {e.target})"
+
+
+def test_the_docs_show_exactly_the_list_the_check_uses() -> None:
+    """docs/mutation.md's equivalents section is generated from equivalent.toml: regenerate it
+    (`python mutation/equivalents.py --markdown`) whenever the list changes."""
+    from equivalents import BEGIN, END, markdown
+
+    docs = (ROOT / "docs" / "mutation.md").read_text(encoding="utf-8")
+    assert BEGIN in docs and END in docs
+    shown = docs[docs.index(BEGIN) : docs.index(END) + len(END)] + "\n"
+    assert shown == markdown(load_equivalents(EQUIVALENTS))
