@@ -102,14 +102,23 @@ def drop_bytecode(root: Path, files: list[str]) -> None:
 class QuickestFirst:
     """Reorders the collected items, quickest (by the map's run) first, for the whole-list run:
     the files are collected as the plain command does (a mutant that changes what is collected
-    still changes it here), only the order differs; a test the map never saw goes first."""
+    still changes it here), only the order differs; a test the map never saw goes first. The
+    target's guard tests (`first`) go before all of them, whatever their time: with -x they
+    stop a mutant that would harm the machine before any other test can (run.py, isolation)."""
 
-    def __init__(self, seconds: dict[str, float]) -> None:
+    def __init__(self, seconds: dict[str, float], first: tuple[str, ...] = ()) -> None:
         self.seconds = seconds
+        self.first = first
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[Any]) -> None:
-        items.sort(key=lambda item: self.seconds.get(item.nodeid, 0.0))
+        rank = {nodeid: n for n, nodeid in enumerate(self.first)}
+        items.sort(
+            key=lambda item: (
+                rank.get(item.nodeid, len(rank)),
+                self.seconds.get(item.nodeid, 0.0),
+            )
+        )
 
 
 class Server:
@@ -121,8 +130,10 @@ class Server:
         cmap: dict[str, Any] | None,
         timeout: float,
         log: Any = sys.stderr,
+        first: tuple[str, ...] = (),
     ) -> None:
         self.root = root
+        self.first = first
         self.files = files
         self.pytest_args = pytest_args
         self.cmap = cmap
@@ -146,7 +157,8 @@ class Server:
             why = "no coverage map" if not self.cmap else "whole list, quickest first (fallback)"
             return [*BASE_ARGS, *QUIET_REWRITE, *self.pytest_args], f"changed {where}: {why}"
         note = f"changed {where}: {len(chosen)} of {len(self.cmap['tests'])} tests"  # type: ignore[index]
-        return [*BASE_ARGS, *QUIET_REWRITE, *chosen], note
+        guards = [t for t in self.first if t not in chosen]
+        return [*BASE_ARGS, *QUIET_REWRITE, *guards, *chosen], note
 
     def serve(self, listener: socket.socket) -> None:
         while True:
@@ -173,7 +185,7 @@ class Server:
         pid = os.fork()
         if pid == 0:
             seconds = self.cmap.get("seconds", {}) if self.cmap else {}
-            run_child(listener, conn, fds, request, args, note, seconds)  # never returns
+            run_child(listener, conn, fds, request, args, note, seconds, self.first)
         for fd in fds:
             os.close(fd)
         self.running = pid  # left set if the wait is cut short: main() then kills the child
@@ -224,6 +236,7 @@ def run_child(
     args: list[str],
     note: str,
     seconds: dict[str, float] | None = None,
+    first: tuple[str, ...] = (),
 ) -> None:
     """In the forked child: become the client's test process, run pytest, exit with its code."""
     code = 70
@@ -248,7 +261,7 @@ def run_child(
         import pytest
 
         sys.argv = [str(Path(pytest.__file__).parent / "__main__.py"), *args]
-        plugins = [QuickestFirst(seconds)] if seconds else []
+        plugins = [QuickestFirst(seconds or {}, first)] if seconds or first else []
         code = int(pytest.main(args, plugins=plugins))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -270,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map", type=Path, help="the target's coverage map (covermap.py)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--preload", default="", help="comma-separated modules, without a map")
+    parser.add_argument("--first", default="", help="comma-separated guard test ids, run first")
     argv = sys.argv[1:] if argv is None else argv
     cut = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:cut])
@@ -290,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(args.socket))
     listener.listen(8)
-    server = Server(root, files, argv[cut + 1 :], cmap, args.timeout)
+    first = tuple(t for t in args.first.split(",") if t)
+    server = Server(root, files, argv[cut + 1 :], cmap, args.timeout, first=first)
     print(f"ready: {loaded} modules imported, {len(sys.modules)} in sys.modules", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run.py's stop: clean up below
     try:

@@ -28,6 +28,7 @@ import ast
 import contextlib
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from equivalents import Survivor, entry_for, judge_survivors, load_equivalents
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSIONS = ROOT / "mutation" / "sessions"
@@ -66,6 +69,7 @@ class Target:
     scope: tuple[str, ...] = field(default=())
     timeout: float = 120.0
     also: tuple[str, ...] = field(default=())
+    first: tuple[str, ...] = field(default=())  # guard tests: run first for every mutant (-x)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -167,6 +171,10 @@ TARGETS: dict[str, Target] = {
             "tests/test_protocol.py",
         ),
         timeout=300.0,
+        first=(
+            "tests/test_isolation_mutants.py::"
+            "test_only_the_processes_that_carry_the_runs_token_are_its_holders",
+        ),
     ),
     "runner": Target(
         "harness/runner.py",
@@ -257,6 +265,8 @@ def fork_server(name: str, target: Target, select: bool = True) -> Iterator[Path
     command = [sys.executable, str(ROOT / "mutation" / "forkserver.py"), str(sock)]
     command += ["--root", str(ROOT), "--files", ",".join(target.files)]
     command += ["--timeout", str(target.timeout)]
+    if target.first:
+        command += ["--first", ",".join(target.first)]
     if cmap:
         command += ["--map", str(cmap)]
     else:
@@ -457,6 +467,54 @@ def survivors(session: Path) -> None:
     print(" ".join(f"{k}={v}" for k, v in counts.items()), f"kill rate {rate}")
 
 
+def session_survivors(session: Path) -> tuple[list[Survivor], int]:
+    """The survivors of a session, each with its original line as it is on disk now (the
+    files are restored after a run), and how many mutants of it did not run (pending, or left
+    out by --sample): a check needs a whole run."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome
+
+    found: list[Survivor] = []
+    not_run = 0
+    lines: dict[str, list[str]] = {}
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        done = dict(db.results)
+        for item in db.work_items:
+            result = done.get(item.job_id)
+            if result is None or result.output == "not in this sample":
+                not_run += 1
+                continue
+            if result.test_outcome != TestOutcome.SURVIVED:
+                continue
+            m = item.mutations[0]
+            rel = str(Path(m.module_path).resolve().relative_to(ROOT))
+            if rel not in lines:
+                lines[rel] = (ROOT / rel).read_text(encoding="utf-8").splitlines()
+            text = lines[rel][m.start_pos[0] - 1].strip()
+            found.append(Survivor(rel, m.start_pos[0], m.operator_name, text, result.diff or ""))
+    return found, not_run
+
+
+def check(session: Path, name: str) -> int:
+    """0 when every survivor of the (whole) session is a listed equivalent, else 1: the list
+    of the others, each with its diff and a ready-to-edit entry for equivalent.toml."""
+    found, not_run = session_survivors(session)
+    if not_run:
+        print(f"check: {not_run} mutants of the session did not run; a check needs a whole run")
+        return 1
+    unlisted, stale = judge_survivors(name, found, load_equivalents())
+    for e in stale:
+        print(f"stale entry (no such survivor now): {e.file}: {e.operator}: {e.text!r}")
+    for s in unlisted:
+        print(f"--- NOT LISTED {s.file}:{s.line} {s.operator}\n{s.diff}\n{entry_for(name, s)}")
+    listed = len(found) - len(unlisted)
+    print(
+        f"check {name}: {len(found)} survivors, {listed} listed as equivalent, "
+        f"{len(unlisted)} not listed (a test is missing, or an equivalent to argue and list)"
+    )
+    return 1 if unlisted else 0
+
+
 def recheck(session: Path, target: Target) -> None:
     """Run the module's tests (as they are now) against each mutant that survived the session:
     the "after" figure once tests were added, without rerunning the killed ones."""
@@ -497,6 +555,61 @@ def recheck(session: Path, target: Target) -> None:
     print(f"recheck: {len(lost) - still} of {len(lost)} survivors now killed")
 
 
+CONFINED_ENV = "MEMCYCLE_MUTATION_CONFINED"
+# a PID namespace of its own with its own /proc: a mutant that signals "every process" (one of
+# isolation.py's does: `_token_holders` made to return everything, then `kill_run`) can only
+# reach the session's own processes. As root, or unprivileged through a user namespace.
+UNSHARE_WAYS = (
+    ("unshare", "--pid", "--fork", "--mount-proc", "--kill-child"),
+    ("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--kill-child"),
+)
+
+
+# pid 1 of the namespace: starts the command, reaps every orphan the tests leave (an init's
+# job; run.py's own waits must not be raced by a SIGCHLD handler), passes SIGTERM and SIGHUP
+# on (Ctrl-C reaches the command from the terminal itself) and exits with the command's code
+INIT = """
+import os, signal, sys
+child = os.fork()
+if child == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+for s in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, lambda n, _: os.kill(child, n))
+code = 1
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        break
+    except InterruptedError:
+        continue
+    if pid == child:
+        code = os.waitstatus_to_exitcode(status)
+        break
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def confine(argv: list[str]) -> str | None:
+    """Re-run this command in a PID namespace of its own (never returns then); the reason
+    when that is not possible here (no `unshare`, namespaces not allowed)."""
+    if os.environ.get(CONFINED_ENV):
+        return None
+    for way in UNSHARE_WAYS:
+        try:
+            probe = subprocess.run([*way, "true"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            reason = f"{way[0]}: {exc}"
+            continue
+        if probe.returncode == 0:
+            os.environ[CONFINED_ENV] = "1"
+            init = [sys.executable, "-S", "-I", "-c", INIT]
+            os.execvp(way[0], [*way, *init, sys.executable, str(Path(__file__).resolve()), *argv])
+        reason = probe.stderr.decode(errors="replace").strip() or f"exit {probe.returncode}"
+    return reason
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("module", nargs="?", choices=sorted(TARGETS))
@@ -506,6 +619,16 @@ def main(argv: list[str] | None = None) -> int:
         "--recheck", action="store_true", help="rerun the tests on the last run's survivors"
     )
     parser.add_argument("--resume", action="store_true", help="continue the last session")
+    parser.add_argument(
+        "--unconfined",
+        action="store_true",
+        help="do not re-run in a PID namespace of its own (see confine())",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="a whole run, then exit 1 unless every survivor is listed in equivalent.toml",
+    )
     parser.add_argument(
         "--sample", type=int, metavar="N", help="run only N of the pending mutants (seeded)"
     )
@@ -529,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, t in TARGETS.items():
             print(f"{name:14} {' '.join(t.files):26} {' '.join(t.tests)}")
         return 0
+    if args.check and (args.sample is not None or args.plain or args.resume):
+        parser.error("--check judges a whole run of its own: not with --sample, --plain, --resume")
     target = TARGETS[args.module]
     name = f"{args.module}-plain" if args.plain else args.module
     session = SESSIONS / f"{name}.sqlite"
@@ -537,6 +662,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.survivors:
         survivors(session)
         return 0
+    if not args.unconfined and (why := confine(sys.argv[1:] if argv is None else argv)):
+        if target.first:  # a target with a guard is one whose mutants can harm the machine
+            raise SystemExit(
+                f"{args.module}: cannot run its mutants in a PID namespace of their own ({why});"
+                " run as root, allow user namespaces, or pass --unconfined at your own risk"
+            )
+        print(f"warning: not confined to a PID namespace ({why})", file=sys.stderr)
+    elif os.environ.get(CONFINED_ENV):
+        print(f"confined: a PID namespace of its own (this process is pid {os.getpid()})")
     if args.recheck:
         recheck(session, target)
         return 0
@@ -573,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     if rc:
         return rc
     survivors(session)
-    return 0
+    return check(session, args.module) if args.check else 0
 
 
 def count_pending(session: Path) -> int:

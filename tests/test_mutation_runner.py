@@ -317,3 +317,53 @@ def test_stopping_the_server_mid_mutant_kills_the_running_child(project: Path) -
         assert client.wait(timeout=30) != 0  # the mutant is not reported as survived
     finally:
         client.kill()
+
+
+class _Item:
+    def __init__(self, nodeid: str) -> None:
+        self.nodeid = nodeid
+
+
+def test_a_guard_test_runs_first_in_the_whole_list_whatever_its_time() -> None:
+    """isolation's guard must run before any test that calls kill_run, quickest or not."""
+    items = [_Item(n) for n in ("t::slow_guard", "t::quick", "t::quicker")]
+    seconds = {"t::slow_guard": 5.0, "t::quick": 0.2, "t::quicker": 0.1}
+    forkserver.QuickestFirst(seconds, first=("t::slow_guard",)).pytest_collection_modifyitems(items)
+    assert [i.nodeid for i in items] == ["t::slow_guard", "t::quicker", "t::quick"]
+    forkserver.QuickestFirst(seconds).pytest_collection_modifyitems(items)
+    assert items[-1].nodeid == "t::slow_guard"  # without the guard, only time orders them
+
+
+def test_a_selection_that_leaves_the_guard_out_still_runs_it_first(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guard = "test_probe.py::test_value"
+    server = forkserver.Server(
+        project, ["probe.py"], ["test_probe.py"], {"tests": ["x"]}, 30.0, first=(guard,)
+    )
+    monkeypatch.setattr(covermap, "select", lambda cmap, changed: ["test_probe.py::test_double"])
+    (project / "probe.py").write_text(PROBE.replace("2 * x", "3 * x"))
+    args, _ = server.plan()
+    tests = [a for a in args if a.startswith("test_probe.py::")]
+    assert tests == [guard, "test_probe.py::test_double"]
+    assert "-x" in args  # the guard's failure ends the mutant's run there
+
+
+def test_a_confined_session_sees_only_its_own_processes_and_keeps_its_exit_code() -> None:
+    """run.py re-runs itself in a PID namespace: a mutant that signals every process it can see
+    reaches only the session's own, never the machine's."""
+    import run
+
+    probe = (
+        "import os, sys; print(len([p for p in os.listdir('/proc') if p.isdigit()])); sys.exit(7)"
+    )
+    init = [sys.executable, "-S", "-I", "-c", run.INIT]
+    for way in run.UNSHARE_WAYS:
+        proc = subprocess.run(
+            [*way, *init, sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+        )
+        if proc.returncode != 1 or "unshare" not in proc.stderr:  # 1 + unshare's words: refused
+            break
+    assert proc.returncode == 7, proc.stderr
+    outside = len([p for p in os.listdir("/proc") if p.isdigit()])
+    assert int(proc.stdout) <= 3 < outside  # the init, the probe (and a moment's fork)
