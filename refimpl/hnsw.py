@@ -9,7 +9,9 @@ the allocator's live set is empty, and the next `add` allocates afresh.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -95,10 +97,18 @@ def search_view(
     out_d = np.empty((q, k), np.float32)
     dele = _NO_DELETED if deleted is None else deleted
     parts = view.parts()
-    chunks = min(num_threads, view.visited_rows, q)
+    chunks = min(_usable_threads(num_threads), view.visited_rows, q)
     if chunks > 1:
-        with _threads(chunks):
-            K.search_batch_parallel(parts, queries, k, ef, dele, out_l, out_d, chunks)
+        calls = [
+            (parts, queries, c * q // chunks, (c + 1) * q // chunks, k, ef, dele, c, out_l, out_d)
+            for c in range(chunks)
+        ]
+        pool = _thread_pool(chunks)
+        try:
+            _on_threads(pool, K.search_chunk, calls)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
     else:
         K.search_batch(parts, queries, k, ef, dele, out_l, out_d)
     return out_l, out_d
@@ -107,19 +117,62 @@ def search_view(
 _NO_DELETED = np.zeros(0, np.uint8)
 
 
-class _threads:
-    """Temporarily set Numba's thread count (restored on exit)."""
+def _usable_threads(n: int) -> int:
+    """At most Numba's thread count (NUMBA_NUM_THREADS), as the parallel kernels had."""
+    return max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
 
-    def __init__(self, n: int) -> None:
-        self.n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-        self.old = 1
 
-    def __enter__(self) -> None:
-        self.old = numba.get_num_threads()
-        numba.set_num_threads(self.n)
+def _on_threads(pool: ThreadPoolExecutor | None, kernel: Callable[..., Any], calls: list) -> None:
+    """`kernel(*args)` for each argument tuple at once: the first on the calling thread, the
+    others on the pool's (the kernels release the GIL); waits for all, and raises the first
+    exception. Without a pool they run one after the other."""
+    if pool is None:
+        for args in calls:
+            kernel(*args)
+        return
+    others = [pool.submit(kernel, *args) for args in calls[1:]]
+    try:
+        kernel(*calls[0])  # the calling thread takes the first share: one thread fewer to wake
+    finally:
+        for f in others:
+            f.result()
 
-    def __exit__(self, *exc: object) -> None:
-        numba.set_num_threads(self.old)
+
+def _thread_pool(threads: int) -> ThreadPoolExecutor | None:
+    """Threads for a parallel kernel's shares. None (run them in turn) for one thread, and
+    without the JIT, where the kernels hold the GIL and their queue counter is plain Python."""
+    if threads <= 1 or numba.config.DISABLE_JIT:
+        return None
+    return ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="refimpl-hnsw")
+
+
+def _insert_parallel(parts: tuple, lo: int, hi: int, m: int, efc: int, threads: int) -> None:
+    """Insert lo..hi-1 with `threads` threads: serially while the graph is small and for nodes
+    that raise the top level, otherwise in batches through the two-phase insert
+    (kernels/hnsw.py, `insert_serial_while` to `batch_commit`)."""
+    queue = np.zeros(1, np.int64)  # the threads' shared "next node / group" counter
+    pool = _thread_pool(threads)
+    try:
+        i = lo
+        while i < hi:
+            i = K.insert_serial_while(parts, i, hi, m, efc, PARALLEL_WARMUP)
+            if i >= hi:
+                break
+            b0 = i
+            b1, sel_t, sel_d = K.batch_begin(parts, b0, hi, m, PARALLEL_BATCH)
+            queue[0] = 0
+            phase1 = [(parts, b0, b1, c, m, efc, sel_t, sel_d, queue) for c in range(threads)]
+            _on_threads(pool, K.batch_candidates, phase1)
+            keys, src, dist, order, starts, ng = K.batch_groups(b0, sel_t, sel_d)
+            queue[0] = 0
+            nl = sel_t.shape[1]
+            phase2 = [(parts, nl, m, keys, src, dist, order, starts, ng, queue)] * threads
+            _on_threads(pool, K.batch_links, phase2)
+            K.batch_commit(parts, b1 - b0)
+            i = b1
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 class HNSWIndex:
@@ -326,7 +379,7 @@ class HNSWIndex:
         self._count = need
 
     def _insert(self, lo: int, hi: int, num_threads: int) -> None:
-        threads = max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS))
+        threads = _usable_threads(num_threads)
         if threads > 1:
             self._ensure_visited_rows(threads)
         parts = self._view().parts()
@@ -334,8 +387,7 @@ class HNSWIndex:
         if threads == 1:
             K.insert_serial(parts, lo, hi, m, efc)  # hnswlib's sequential insertion
         else:
-            with _threads(threads):
-                K.insert_parallel(parts, lo, hi, m, efc, threads, PARALLEL_BATCH, PARALLEL_WARMUP)
+            _insert_parallel(parts, lo, hi, m, efc, threads)
 
     def view(self) -> GraphView:
         """The current blocks, for a search that bypasses this object."""

@@ -168,7 +168,7 @@ def test_visited_tags_survive_wraparound() -> None:
 
 
 def test_parallel_build_keeps_recall_and_is_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
-    import refimpl.hnsw as hnsw_mod
+    import memcycle.refimpl.hnsw as hnsw_mod
 
     monkeypatch.setattr(hnsw_mod, "PARALLEL_WARMUP", 200)
     monkeypatch.setattr(hnsw_mod, "PARALLEL_BATCH", 64)
@@ -186,3 +186,44 @@ def test_parallel_build_keeps_recall_and_is_deterministic(monkeypatch: pytest.Mo
         graphs.append(idx._level0.array[: len(idx)].copy())
     np.testing.assert_array_equal(graphs[0], graphs[1])  # no dependence on thread timing
     assert np.all(graphs[0][:, 0] > 0)  # every node linked
+
+
+def test_no_kernel_is_compiled_as_a_parfor_so_a_first_run_compiles_in_seconds() -> None:
+    """`parallel=True` kernels cost most of a cold cache's compile (29.5 -> 11.9 s for the
+    warm-up when the parallel insert moved to Python threads, docs/speed.md); the threads now
+    come from refimpl/hnsw.py, so no kernel may ask Numba for a parfor again."""
+    import importlib
+    import pkgutil
+
+    import memcycle.refimpl.kernels as kernels
+    from numba.core.registry import CPUDispatcher
+
+    seen = 0
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == module.__name__:
+                seen += 1
+                assert not obj.targetoptions.get("parallel"), f"{info.name}.{name} is a parfor"
+    assert seen >= 20  # the kernels were found at all
+
+
+def test_the_threaded_insert_and_search_match_the_serial_kernels_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch search split over threads returns exactly the one-thread answer, and the
+    threaded insert's graph does not depend on which thread took which node."""
+    import memcycle.refimpl.hnsw as hnsw_mod
+
+    monkeypatch.setattr(hnsw_mod, "PARALLEL_WARMUP", 100)
+    monkeypatch.setattr(hnsw_mod, "PARALLEL_BATCH", 32)
+    x = clustered(1500, 16, seed=21)
+    idx = HNSWIndex(CheckedAllocator(), 16, METRIC_L2, M=8, ef_construction=48)
+    idx.add(x, np.arange(1500, dtype=np.int64), num_threads=2)
+    one = idx.search(x[:200], 10, 48, num_threads=1)
+    two = idx.search(x[:200], 10, 48, num_threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+    again = HNSWIndex(CheckedAllocator(), 16, METRIC_L2, M=8, ef_construction=48)
+    again.add(x, np.arange(1500, dtype=np.int64), num_threads=2)
+    np.testing.assert_array_equal(idx._level0.array[:1500], again._level0.array[:1500])

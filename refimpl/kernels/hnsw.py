@@ -6,8 +6,8 @@ pynndescent passes its trees), and a searcher's preallocated heaps as another,
 tuples of arrays to a struct passed by value, so reading `g.vecs` in a loop
 costs what reading a local array does.
 
-The entry points called from Python (`search_batch`, `search_batch_parallel`,
-`insert_serial`, `insert_parallel`) take the same fields as a plain tuple,
+The entry points called from Python (`search_batch`, `search_chunk`,
+`insert_serial` and the parallel insert's steps, `insert_serial_while` to `batch_commit`) take the same fields as a plain tuple,
 `tuple(graph)`, and name them inside: Numba's dispatcher types a plain tuple of
 arrays in about half the time of a named tuple (7 vs 13 µs a call, measured on
 the shared 2-core box), which a one-query-at-a-time search pays on every call.
@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .heap import (
     key_dist,
@@ -432,17 +432,11 @@ def search_batch(parts, queries, k: int, ef: int, deleted, out_l, out_d) -> None
     _search_rows(Graph(*parts), queries, 0, queries.shape[0], k, ef, deleted, 0, out_l, out_d)
 
 
-@njit(cache=True, fastmath=True, nogil=True, parallel=True)
-def search_batch_parallel(
-    parts, queries, k: int, ef: int, deleted, out_l, out_d, n_chunks: int
-) -> None:
-    """Search in `n_chunks` contiguous chunks in parallel; chunk c uses visited row c."""
-    g = Graph(*parts)
-    nq = queries.shape[0]
-    for c in prange(n_chunks):
-        lo = c * nq // n_chunks
-        hi = (c + 1) * nq // n_chunks
-        _search_rows(g, queries, lo, hi, k, ef, deleted, c, out_l, out_d)
+@njit(cache=True, fastmath=True, nogil=True)
+def search_chunk(parts, queries, lo: int, hi: int, k: int, ef: int, deleted, c: int, out_l, out_d):
+    """Search queries lo..hi-1 with visited row c: one thread's share of a batch search
+    (refimpl/hnsw.py runs the chunks on Python threads; this kernel holds no GIL)."""
+    _search_rows(Graph(*parts), queries, lo, hi, k, ef, deleted, c, out_l, out_d)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -502,31 +496,65 @@ def _candidates_for(
         ep_d = key_dist(best)
 
 
-@njit(cache=True, fastmath=True, nogil=True, parallel=True)
-def _insert_batch(g: Graph, b0: int, b1: int, m: int, ef_construction: int, n_chunks: int) -> None:
-    """Insert nodes b0..b1-1 (none above the current top level) in two parallel phases.
+# The parallel insert, in steps refimpl/hnsw.py runs on Python threads: each step is a
+# nogil kernel, so the threads run at once. A `parallel=True` kernel did the same in one call
+# but took about 10 s more to compile on a cold cache (Numba's parfor lowering), the largest
+# share of a first run's compile. The graph is the same for any thread count.
+@njit(cache=True, nogil=True)
+def insert_serial_while(
+    parts, start: int, end: int, m: int, ef_construction: int, warmup: int
+) -> int:
+    """Insert serially from `start` while the graph is small (fewer than `warmup` nodes) or
+    the node raises the top level; returns the first node left for a batch (or `end`)."""
+    g = Graph(*parts)
+    state = g.state
+    i = start
+    while i < end and (state[ST_COUNT] < warmup or g.levels[i] > state[ST_MAXLEVEL]):
+        insert_range(g, i, i + 1, m, ef_construction)
+        i += 1
+    return i
 
-    Phase 1: each node finds and writes its own neighbours (reads only the frozen
-    graph). Phase 2: the reverse links, grouped by target node so each target's
-    list is updated by one thread; no locks, and the same graph for any thread count.
-    """
+
+@njit(cache=True, nogil=True)
+def batch_begin(parts, b0: int, end: int, m: int, batch: int):
+    """The next batch from b0: up to `batch` nodes, none above the current top level; clears
+    their link rows and returns (b1, the selections' ids and distances to fill)."""
+    g = Graph(*parts)
+    top = g.state[ST_MAXLEVEL]
+    b1 = b0
+    while b1 < end and b1 - b0 < batch and g.levels[b1] <= top:
+        b1 += 1
     nb = b1 - b0
-    nl = g.state[ST_MAXLEVEL] + 1
-    cap = g.vecs.shape[0]
+    nl = top + 1
     sel_t = np.full((nb, nl, m), -1, np.int32)
     sel_d = np.empty((nb, nl, m), np.float32)
     for i in range(b0, b1):
         _clear_links(g, i)
-    queue = np.zeros(1, np.int64)
-    for c in prange(n_chunks):
-        h = new_heaps(cap, ef_construction)
-        p = new_prune(m)
-        while True:  # each worker takes the next node; c only names its scratch
-            a = fetch_add(queue, 1)
-            if a >= nb:
-                break
-            _candidates_for(g, b0 + a, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
-    # phase 2: (target, level) groups of reverse links, in a deterministic order
+    return b1, sel_t, sel_d
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def batch_candidates(
+    parts, b0: int, b1: int, c: int, m: int, ef_construction: int, sel_t, sel_d, queue
+) -> None:
+    """Phase 1, one thread (visited row c): take the next node of the batch from the shared
+    queue and find and write its own neighbours (reads only the frozen graph)."""
+    g = Graph(*parts)
+    nb = b1 - b0
+    h = new_heaps(g.vecs.shape[0], ef_construction)
+    p = new_prune(m)
+    while True:  # each thread takes the next node; c only names its scratch
+        a = fetch_add(queue, 1)
+        if a >= nb:
+            break
+        _candidates_for(g, b0 + a, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
+
+
+@njit(cache=True, nogil=True)
+def batch_groups(b0: int, sel_t, sel_d):
+    """Between the phases: the reverse links as (target, level) groups in a deterministic
+    order: keys, sources, distances, the sorted order, each group's start, the group count."""
+    nb, nl, m = sel_t.shape
     total = 0
     for a in range(nb):
         for lv in range(nl):
@@ -554,48 +582,28 @@ def _insert_batch(g: Graph, b0: int, b1: int, m: int, ef_construction: int, n_ch
             starts[ng] = r
             ng += 1
     starts[ng] = total
-    queue[0] = 0
-    for _worker in prange(n_chunks):
-        pr = new_prune(m)
-        while True:
-            g0 = fetch_add(queue, _GROUPS_PER_TAKE)
-            if g0 >= ng:
-                break
-            for r in range(starts[g0], starts[min(g0 + _GROUPS_PER_TAKE, ng)]):
-                e = order[r]
-                target = keys[e] // nl
-                lv = keys[e] % nl
-                max_m = 2 * m if lv == 0 else m
-                add_link(g, target, src[e], dist[e], lv, max_m, pr)
-    g.state[ST_COUNT] += nb
+    return keys, src, dist, order, starts, ng
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def batch_links(parts, nl: int, m: int, keys, src, dist, order, starts, ng: int, queue) -> None:
+    """Phase 2, one thread: take the next groups from the shared queue and add their reverse
+    links; each target's list is updated by one thread, so no locks are needed."""
+    g = Graph(*parts)
+    pr = new_prune(m)
+    while True:
+        g0 = fetch_add(queue, _GROUPS_PER_TAKE)
+        if g0 >= ng:
+            break
+        for r in range(starts[g0], starts[min(g0 + _GROUPS_PER_TAKE, ng)]):
+            e = order[r]
+            target = keys[e] // nl
+            lv = keys[e] % nl
+            max_m = 2 * m if lv == 0 else m
+            add_link(g, target, src[e], dist[e], lv, max_m, pr)
 
 
 @njit(cache=True, nogil=True)
-def insert_parallel(
-    parts,
-    start: int,
-    end: int,
-    m: int,
-    ef_construction: int,
-    n_chunks: int,
-    batch: int,
-    warmup: int,
-) -> None:
-    """Insert start..end-1 with `n_chunks` threads: serially while the graph is small
-    (fewer than `warmup` nodes) and for nodes that raise the top level, otherwise in
-    batches of `batch` nodes through the two-phase parallel insert. `parts` is
-    `tuple(Graph)`."""
-    g = Graph(*parts)
-    state = g.state
-    i = start
-    while i < end:
-        if state[ST_COUNT] < warmup or g.levels[i] > state[ST_MAXLEVEL]:
-            insert_range(g, i, i + 1, m, ef_construction)
-            i += 1
-            continue
-        j = i
-        top = state[ST_MAXLEVEL]
-        while j < end and j - i < batch and g.levels[j] <= top:
-            j += 1
-        _insert_batch(g, i, j, m, ef_construction, n_chunks)
-        i = j
+def batch_commit(parts, nb: int) -> None:
+    """The batch's nodes are in the graph: count them."""
+    Graph(*parts).state[ST_COUNT] += nb
