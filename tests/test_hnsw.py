@@ -188,6 +188,9 @@ def test_parallel_build_keeps_recall_and_is_deterministic(monkeypatch: pytest.Mo
     assert np.all(graphs[0][:, 0] > 0)  # every node linked
 
 
+@pytest.mark.skipif(
+    __import__("numba").config.DISABLE_JIT, reason="without the JIT nothing is compiled"
+)
 def test_no_kernel_is_compiled_as_a_parfor_so_a_first_run_compiles_in_seconds() -> None:
     """`parallel=True` kernels cost most of a cold cache's compile (29.5 -> 11.9 s for the
     warm-up when the parallel insert moved to Python threads, docs/speed.md); the threads now
