@@ -19,7 +19,8 @@ from .progress import Progress, total_compile_seconds
 from .records import RunRecord
 from .runner import RunSpec
 
-# The warm-up cycle table: every refimpl code path a run reaches (flat buffer, HNSW, segmented
+# The warm-up cycle table: every refimpl code path a run reaches (flat buffer, HNSW, its
+# threaded insert past 512 nodes and threaded batch search of 64 queries or more, segmented
 # HNSW, filtered search, get, delete and reuse, clear and a second cycle), small enough that a
 # warm run takes a second or two. One per metric: each metric compiles its own distance kernels.
 WARMUP_METRICS = ("l2", "ip", "cosine")
@@ -39,6 +40,8 @@ steps = [
   {{ op = "insert", count = 120, metadata = true }},
   {{ op = "search", queries = 5, k = 5, min_recall = 0.0 }},
   {{ op = "insert", count = 400, batch = 200, metadata = true }},
+  {{ op = "insert", count = 900, batch = 300, metadata = true }},
+  {{ op = "search", queries = 80, k = 5, min_recall = 0.0 }},
   {{ op = "search", queries = 5, k = 5, min_recall = 0.0, filter = {{ tag = 1 }} }},
   {{ op = "get", count = 10 }},
   {{ op = "delete", count = 30 }},
