@@ -12,6 +12,7 @@ import _thread
 import json
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -799,6 +800,19 @@ def test_a_harness_errors_summary_and_traceback_are_bounded_and_keep_the_excepti
 
 
 # -- run_many interrupted ------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _sigint_is_pythons() -> Iterator[None]:
+    """Ctrl-C is simulated with `_thread.interrupt_main(SIGINT)`, which does nothing while
+    SIGINT is ignored: and a process started as a background job of a shell without job
+    control (as some CI runners start theirs) begins with SIGINT ignored. Python's own
+    handler for the test, the inherited one restored after."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 class Interrupting:
     """`run_child` for run_many: a run of time limit 1.0 ends at once; another presses Ctrl-C
     (simulated in the main thread, `_thread.interrupt_main`), waits for the batch to stop as
