@@ -78,7 +78,10 @@ def test_double_free_and_crash_are_caught_and_named(tmp_path: Path) -> None:
     assert "'flat.vectors' (1600 B)" in line
     assert "allocated in cycle 1 (insert, flat_buffer.py:" in line
     assert "freed in cycle 1 (clear, " in line and "freed again in cycle 2 (insert, " in line
-    assert raw.record.exit["signal_name"] == "SIGABRT"
+    # glibc aborts when it sees the second free, or the process faults inside free first,
+    # depending on the heap's layout (both seen in CI): the judge takes either (judge.py)
+    assert raw.record.exit["kind"] == "signal"
+    assert raw.record.exit["signal_name"] in ("SIGABRT", "SIGSEGV")
     assert "in cycle 2 at insert" in evidence_line(raw.record)
     text = format_matrix([checked, raw])
     assert "flat-buffer-double-free" in text and "FAIL" not in text
