@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 import numba
@@ -19,6 +20,7 @@ import numpy as np
 from .alloc import Allocator, Block, alloc_all
 from .errors import InvalidInputError, LifecycleError
 from .faults import NO_FAULTS, FaultSet
+from .kernels import codes as C
 from .kernels import hnsw as K
 
 _MAX_LEVEL = 127  # levels are int8
@@ -66,6 +68,10 @@ class GraphView(NamedTuple):
     state: Block
     metric: int
     visited_rows: int
+    codes: Block | None  # the 8-bit codes the search walks on (kernels/codes.py)
+    norms: Block | None
+    scale: Block | None
+    coded: bool  # every row has its code: the search walks on the codes
 
     def parts(self) -> tuple:
         """The fields of `kernels.hnsw.Graph` as the kernels' entry points take them, a
@@ -82,6 +88,13 @@ class GraphView(NamedTuple):
             self.metric,
         )
 
+    def walk(self) -> tuple:
+        """(coded, codes, norms, scale) as the search kernels take them: empty arrays when
+        the walk is exact."""
+        if not self.coded or self.codes is None or self.norms is None or self.scale is None:
+            return _EXACT_WALK
+        return (True, self.codes.array, self.norms.array, self.scale.array)
+
 
 def search_view(
     view: GraphView,
@@ -97,24 +110,40 @@ def search_view(
     out_d = np.empty((q, k), np.float32)
     dele = _NO_DELETED if deleted is None else deleted
     parts = view.parts()
+    walk = view.walk()
     chunks = min(_usable_threads(num_threads), view.visited_rows, q)
     if chunks > 1:
         calls = [
-            (parts, queries, c * q // chunks, (c + 1) * q // chunks, k, ef, dele, c, out_l, out_d)
+            (
+                parts,
+                walk,
+                queries,
+                c * q // chunks,
+                (c + 1) * q // chunks,
+                k,
+                ef,
+                dele,
+                c,
+                out_l,
+                out_d,
+            )
             for c in range(chunks)
         ]
-        pool = _thread_pool(chunks)
-        try:
+        with _thread_pool(chunks) as pool:
             _on_threads(pool, K.search_chunk, calls)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
     else:
-        K.search_batch(parts, queries, k, ef, dele, out_l, out_d)
+        K.search_batch(parts, walk, queries, k, ef, dele, out_l, out_d)
     return out_l, out_d
 
 
 _NO_DELETED = np.zeros(0, np.uint8)
+_EXACT_WALK = (
+    False,
+    np.zeros((0, 0), np.uint8),
+    np.zeros(0, np.float32),
+    np.zeros((C.SCALE_ROWS, 0), np.float32),
+)
+_CODE_SLACK = 0.125  # a range widened for new rows grows by this much more, to re-code rarely
 
 
 def _usable_threads(n: int) -> int:
@@ -138,11 +167,12 @@ def _on_threads(pool: ThreadPoolExecutor | None, kernel: Callable[..., Any], cal
             f.result()
 
 
-def _thread_pool(threads: int) -> ThreadPoolExecutor | None:
-    """Threads for a parallel kernel's shares. None (run them in turn) for one thread, and
-    without the JIT, where the kernels hold the GIL and their queue counter is plain Python."""
+def _thread_pool(threads: int) -> AbstractContextManager[ThreadPoolExecutor | None]:
+    """Threads for a parallel kernel's shares, shut down when the `with` ends. None (run
+    them in turn) for one thread, and without the JIT, where the kernels hold the GIL and
+    their queue counter is plain Python."""
     if threads <= 1 or numba.config.DISABLE_JIT:
-        return None
+        return nullcontext(None)
     return ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="refimpl-hnsw")
 
 
@@ -151,8 +181,7 @@ def _insert_parallel(parts: tuple, lo: int, hi: int, m: int, efc: int, threads: 
     that raise the top level, otherwise in batches through the two-phase insert
     (kernels/hnsw.py, `insert_serial_while` to `batch_commit`)."""
     queue = np.zeros(1, np.int64)  # the threads' shared "next node / group" counter
-    pool = _thread_pool(threads)
-    try:
+    with _thread_pool(threads) as pool:
         i = lo
         while i < hi:
             i = K.insert_serial_while(parts, i, hi, m, efc, PARALLEL_WARMUP)
@@ -170,9 +199,6 @@ def _insert_parallel(parts: tuple, lo: int, hi: int, m: int, efc: int, threads: 
             _on_threads(pool, K.batch_links, phase2)
             K.batch_commit(parts, b1 - b0)
             i = b1
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
 
 
 class HNSWIndex:
@@ -190,7 +216,11 @@ class HNSWIndex:
         seed: int = 100,
         label: str = "hnsw",
         faults: FaultSet = NO_FAULTS,
+        coded_walk: bool = True,
     ) -> None:
+        """`coded_walk`: keep 8-bit codes of the rows (dim + 4 bytes per row more) and walk on
+        them in searches, re-ranking on the exact rows (kernels/codes.py); off, every
+        search distance is exact float32, as insertion's always are."""
         if dim <= 0:
             raise InvalidInputError(f"dimension must be positive, got {dim}")
         if M < 2:
@@ -219,6 +249,12 @@ class HNSWIndex:
         self._labels: Block | None = None
         self._visited: Block | None = None
         self._state: Block | None = None
+        self.coded_walk = bool(coded_walk)
+        self._codes: Block | None = None
+        self._norms: Block | None = None
+        self._scale: Block | None = None
+        self._coded = False  # every row has its code under the range in _scale
+        self._uncodable = False  # a non-finite row came: the walk stays exact until clear()
         self._allocate(self._initial_capacity)
 
     # -- allocation ---------------------------------------------------------------
@@ -238,6 +274,10 @@ class HNSWIndex:
             ("labels", capacity, np.int64),
             ("state", K.STATE_TAGS + 1, np.int64),
         ]
+        if self.coded_walk:
+            shapes.append(("codes", (capacity, self.dim), np.uint8))
+            shapes.append(("norms", capacity, np.float32))
+            shapes.append(("scale", (C.SCALE_ROWS, self.dim), np.float32))
         if not keep_visited:
             shapes.append(("visited", (1, capacity), np.uint16))
         blocks = alloc_all(
@@ -252,6 +292,9 @@ class HNSWIndex:
             self._labels,
             self._state,
         ) = blocks[:7]
+        if self.coded_walk:
+            self._codes, self._norms, self._scale = blocks[7:10]
+        self._coded = False
         self.capacity = capacity
         if keep_visited:
             # FAULT visited-not-reset: clear() kept visited_size and the tag array
@@ -260,7 +303,7 @@ class HNSWIndex:
             assert self._visited is not None
             self._allocator.store(self._visited, 0, np.zeros(capacity, np.uint16))
         else:
-            self._visited = blocks[7]
+            self._visited = blocks[-1]
         self.visited_size = capacity
         self._visited_rows = 1
 
@@ -320,8 +363,12 @@ class HNSWIndex:
             ("_offsets", "offsets"),
             ("_levels", "levels"),
             ("_labels", "labels"),
+            ("_codes", "codes"),
+            ("_norms", "norms"),
         ):
-            old: Block = getattr(self, attr)
+            old: Block | None = getattr(self, attr)
+            if old is None:
+                continue
             new = self._alloc_block(suffix, (new_capacity, *old.shape[1:]), old.dtype)
             new.array[:n] = old.array[:n]
             self._allocator.free(old)
@@ -375,8 +422,44 @@ class HNSWIndex:
         self._levels.array[lo:hi] = levels
         self._offsets.array[lo:hi] = offsets
         state[K.ST_UPPER_USED] = used + total
+        self._code_rows(lo, hi)
         self._insert(lo, hi, num_threads)
         self._count = need
+
+    def _code_rows(self, lo: int, hi: int) -> None:
+        """Give rows lo..hi-1 their codes. The first rows fix the coded range; a later row
+        outside it widens the range (with slack) and re-codes every row, so no row is
+        clipped. A non-finite row turns the coded walk off until clear()."""
+        if self._codes is None or self._norms is None or self._scale is None or self._uncodable:
+            return
+        assert self._vectors is not None
+        vecs = self._vectors.array
+        new_lo = vecs[lo:hi].min(axis=0)
+        new_hi = vecs[lo:hi].max(axis=0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            finite = bool(np.isfinite(new_hi - new_lo).all())
+        if not finite:
+            self._coded = False
+            self._uncodable = True
+            return
+        scale = self._scale.array
+        first = 0
+        if not self._coded:
+            C.fit_scale(scale, new_lo, new_hi)
+        elif (new_lo < scale[C.SC_LO]).any() or (new_hi > scale[C.SC_HI]).any():
+            old_lo, old_hi = scale[C.SC_LO].copy(), scale[C.SC_HI].copy()
+            slack = (np.maximum(old_hi, new_hi) - np.minimum(old_lo, new_lo)) * _CODE_SLACK
+            wide_lo = np.where(new_lo < old_lo, new_lo - slack, old_lo).astype(np.float32)
+            wide_hi = np.where(new_hi > old_hi, new_hi + slack, old_hi).astype(np.float32)
+            with np.errstate(over="ignore"):
+                finite = bool(np.isfinite(wide_hi - wide_lo).all())
+            if not finite:  # the slack would overflow float32: no slack
+                wide_lo, wide_hi = np.minimum(old_lo, new_lo), np.maximum(old_hi, new_hi)
+            C.fit_scale(scale, wide_lo, wide_hi)
+        else:
+            first = lo
+        C.encode_rows(vecs, self._codes.array, self._norms.array, scale, self.metric, first, hi)
+        self._coded = True
 
     def _insert(self, lo: int, hi: int, num_threads: int) -> None:
         threads = _usable_threads(num_threads)
@@ -410,6 +493,10 @@ class HNSWIndex:
             self._state,
             self.metric,
             self._visited_rows,
+            self._codes,
+            self._norms,
+            self._scale,
+            self._coded,
         )
 
     def search(
@@ -445,6 +532,9 @@ class HNSWIndex:
                 self._labels,
                 self._visited,
                 self._state,
+                self._codes,
+                self._norms,
+                self._scale,
             )
             if b is not None and not b.freed
         ]
@@ -463,6 +553,9 @@ class HNSWIndex:
             "_levels",
             "_labels",
             "_state",
+            "_codes",
+            "_norms",
+            "_scale",
             "_visited",
         ):
             block: Block | None = getattr(self, attr)
@@ -474,6 +567,8 @@ class HNSWIndex:
             setattr(self, attr, None)
         self._count = 0
         self.capacity = 0
+        self._coded = False
+        self._uncodable = False
         if not keep_visited or self._destroyed:
             self.visited_size = 0  # the line the reference note's fix added
             self._visited_rows = 0
