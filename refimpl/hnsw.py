@@ -176,7 +176,9 @@ def _thread_pool(threads: int) -> AbstractContextManager[ThreadPoolExecutor | No
     return ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="refimpl-hnsw")
 
 
-def _insert_parallel(parts: tuple, lo: int, hi: int, m: int, efc: int, threads: int) -> None:
+def _insert_parallel(
+    parts: tuple, walk: tuple, lo: int, hi: int, m: int, efc: int, threads: int
+) -> None:
     """Insert lo..hi-1 with `threads` threads: serially while the graph is small and for nodes
     that raise the top level, otherwise in batches through the two-phase insert
     (kernels/hnsw.py, `insert_serial_while` to `batch_commit`)."""
@@ -184,13 +186,13 @@ def _insert_parallel(parts: tuple, lo: int, hi: int, m: int, efc: int, threads: 
     with _thread_pool(threads) as pool:
         i = lo
         while i < hi:
-            i = K.insert_serial_while(parts, i, hi, m, efc, PARALLEL_WARMUP)
+            i = K.insert_serial_while(parts, walk, i, hi, m, efc, PARALLEL_WARMUP)
             if i >= hi:
                 break
             b0 = i
             b1, sel_t, sel_d = K.batch_begin(parts, b0, hi, m, PARALLEL_BATCH)
             queue[0] = 0
-            phase1 = [(parts, b0, b1, c, m, efc, sel_t, sel_d, queue) for c in range(threads)]
+            phase1 = [(parts, walk, b0, b1, c, m, efc, sel_t, sel_d, queue) for c in range(threads)]
             _on_threads(pool, K.batch_candidates, phase1)
             keys, src, dist, order, starts, ng = K.batch_groups(b0, sel_t, sel_d)
             queue[0] = 0
@@ -465,12 +467,13 @@ class HNSWIndex:
         threads = _usable_threads(num_threads)
         if threads > 1:
             self._ensure_visited_rows(threads)
-        parts = self._view().parts()
+        view = self._view()
+        parts, walk = view.parts(), view.walk()
         m, efc = self.M, self.ef_construction
         if threads == 1:
-            K.insert_serial(parts, lo, hi, m, efc)  # hnswlib's sequential insertion
+            K.insert_serial(parts, walk, lo, hi, m, efc)  # hnswlib's sequential insertion
         else:
-            _insert_parallel(parts, lo, hi, m, efc, threads)
+            _insert_parallel(parts, walk, lo, hi, m, efc, threads)
 
     def view(self) -> GraphView:
         """The current blocks, for a search that bypasses this object."""

@@ -49,7 +49,6 @@ from numba.extending import overload
 
 from .codes import code_dist, prepare_query
 from .heap import (
-    key_dist,
     key_id,
     max_push,
     max_replace_top,
@@ -395,54 +394,90 @@ def _clear_links(g: Graph, i: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def insert_serial(parts, start: int, end: int, m: int, ef_construction: int) -> None:
+def insert_serial(parts, walk, start: int, end: int, m: int, ef_construction: int) -> None:
     """Entry point: `insert_range` on the graph whose fields are `parts` (`tuple(Graph)`)."""
-    insert_range(Graph(*parts), start, end, m, ef_construction)
+    insert_range(Graph(*parts), walk, start, end, m, ef_construction)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def insert_range(g: Graph, start: int, end: int, m: int, ef_construction: int) -> None:
-    """Insert nodes start..end-1 one after another (rows, levels, offsets already written)."""
-    state = g.state
+def insert_range(g: Graph, walk, start: int, end: int, m: int, ef_construction: int) -> None:
+    """Insert nodes start..end-1 one after another (rows, levels, offsets already written;
+    with a coded `walk`, their codes too: each node's searches walk on the codes and its
+    candidates are re-ranked on the exact rows before neighbour selection)."""
+    coded, codes, norms, scale = walk
     vecs = g.vecs
-    levels = g.levels
     h = new_heaps(vecs.shape[0], ef_construction)
     p = new_prune(m)
-    sd = p.sd
-    si = p.si
-    no_deleted = np.zeros(0, np.uint8)
+    qx = np.empty(vecs.shape[1] if coded else 0, np.float32)
     no_w = np.zeros(0, np.float32)
     for i in range(start, end):
         q = vecs[i]
-        sp = Space(q, np.float32(0.0), no_w, vecs)
-        top = levels[i]
-        _clear_links(g, i)
-        if state[ST_COUNT] == 0:
-            state[ST_ENTRY] = i
-            state[ST_MAXLEVEL] = top
-            state[ST_COUNT] = 1
-            continue
-        ep = state[ST_ENTRY]
-        max_level = state[ST_MAXLEVEL]
-        ep_d = dist_q(q, vecs, ep, g.metric)
-        ep, ep_d = greedy_descent(g, sp, ep, ep_d, max_level, top)
-        for level in range(min(top, max_level), -1, -1):
-            rsize = search_layer(g, sp, ep, ep_d, ef_construction, level, no_deleted, 0, h)
-            unpack_sorted(h.rk, rsize, h.rd, h.ri)
-            nsel = select_heuristic(g, h.rd, h.ri, rsize, m, sd, si)
-            row = links_of(g, i, level)
-            for s in range(nsel):
-                row[s + 1] = si[s]
-            row[0] = nsel
-            max_m = 2 * m if level == 0 else m
-            for s in range(nsel):
-                add_link(g, si[s], i, sd[s], level, max_m, p)
-            ep = h.ri[0]
-            ep_d = h.rd[0]
-        if top > max_level:
-            state[ST_ENTRY] = i
-            state[ST_MAXLEVEL] = top
-        state[ST_COUNT] += 1
+        if coded:
+            qb = prepare_query(q, scale, g.metric, qx)
+            _insert_one(g, Space(qx, qb, norms, codes), True, i, m, ef_construction, h, p)
+        else:
+            _insert_one(
+                g, Space(q, np.float32(0.0), no_w, vecs), False, i, m, ef_construction, h, p
+            )
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def exact_keys(rk, size: int, q, vecs, metric: int) -> None:
+    """Rewrite keys rk[:size] with the exact distances from q (a coded walk's re-rank)."""
+    for r in range(size):
+        n = key_id(rk[r])
+        rk[r] = pack(dist_q(q, vecs, n, metric), n)
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _layer(g: Graph, sp: Space, coded: bool, q, ep: int, ef: int, level: int, vrow: int, h: Heaps):
+    """An insertion's search of one layer from `ep` in `sp` (no deletions); with `coded`, the
+    keys it found are re-ranked to exact distances from row q. Returns the number found."""
+    qv, qb, norms, rows = sp
+    ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
+    rsize = search_layer(g, sp, ep, ep_d, ef, level, np.zeros(0, np.uint8), vrow, h)
+    if coded:
+        exact_keys(h.rk, rsize, q, g.vecs, g.metric)
+    return rsize
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _insert_one(
+    g: Graph, sp: Space, coded: bool, i: int, m: int, ef_construction: int, h: Heaps, p: Prune
+) -> None:
+    """Insert node i (its row, level and offset written), searching in `sp`."""
+    state = g.state
+    q = g.vecs[i]
+    top = g.levels[i]
+    _clear_links(g, i)
+    if state[ST_COUNT] == 0:
+        state[ST_ENTRY] = i
+        state[ST_MAXLEVEL] = top
+        state[ST_COUNT] = 1
+        return
+    qv, qb, norms, rows = sp
+    ep = state[ST_ENTRY]
+    max_level = state[ST_MAXLEVEL]
+    ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
+    ep, ep_d = greedy_descent(g, sp, ep, ep_d, max_level, top)
+    sd = p.sd
+    si = p.si
+    for level in range(min(top, max_level), -1, -1):
+        rsize = _layer(g, sp, coded, q, ep, ef_construction, level, 0, h)
+        unpack_sorted(h.rk, rsize, h.rd, h.ri)
+        nsel = select_heuristic(g, h.rd, h.ri, rsize, m, sd, si)
+        row = links_of(g, i, level)
+        for s in range(nsel):
+            row[s + 1] = si[s]
+        row[0] = nsel
+        max_m = 2 * m if level == 0 else m
+        for s in range(nsel):
+            add_link(g, si[s], i, sd[s], level, max_m, p)
+        ep = h.ri[0]
+    if top > max_level:
+        state[ST_ENTRY] = i
+        state[ST_MAXLEVEL] = top
+    state[ST_COUNT] += 1
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -482,9 +517,7 @@ def _search_rows(
             if coded:
                 qb = prepare_query(q, scale, metric, qx)
                 rsize = _walk(g, Space(qx, qb, norms, codes), ef_eff, deleted, vrow, h)
-                for r in range(rsize):  # re-rank on the exact rows
-                    n = key_id(rk[r])
-                    rk[r] = pack(dist_q(q, vecs, n, metric), n)
+                exact_keys(rk, rsize, q, vecs, metric)  # re-rank on the exact rows
             else:
                 rsize = _walk(g, Space(q, np.float32(0.0), no_w, vecs), ef_eff, deleted, vrow, h)
             unpack_sorted(rk, rsize, rd, ri)
@@ -517,6 +550,8 @@ def search_chunk(
 @njit(cache=True, fastmath=True, nogil=True)
 def _candidates_for(
     g: Graph,
+    sp: Space,
+    coded: bool,
     i: int,
     b0: int,
     vrow: int,
@@ -529,23 +564,23 @@ def _candidates_for(
 ) -> None:
     """Phase 1 for batch node i: its neighbours at each level, from the frozen graph
     (nodes < b0, searched) plus the earlier nodes of its batch (b0..i-1, brute force).
-    Writes i's own link rows and its selections into sel_t / sel_d (level, slot)."""
+    Writes i's own link rows and its selections into sel_t / sel_d (level, slot). Searches
+    in `sp`, as `_insert_one` does."""
     vecs = g.vecs
     levels = g.levels
     metric = g.metric
     q = vecs[i]
     top = levels[i]
-    no_deleted = np.zeros(0, np.uint8)
     rk = h.rk
     sd = p.sd
     si = p.si
+    qv, qb, norms, rows = sp
     ep = g.state[ST_ENTRY]
     max_level = g.state[ST_MAXLEVEL]
-    ep_d = dist_q(q, vecs, ep, metric)
-    sp = Space(q, np.float32(0.0), np.zeros(0, np.float32), vecs)
+    ep_d = space_dist(qv, qb, norms, rows, ep, metric)
     ep, ep_d = greedy_descent(g, sp, ep, ep_d, max_level, top)
     for level in range(min(top, max_level), -1, -1):
-        rsize = search_layer(g, sp, ep, ep_d, ef_construction, level, no_deleted, vrow, h)
+        rsize = _layer(g, sp, coded, q, ep, ef_construction, level, vrow, h)
         # next entry point: the closest frozen node (batch nodes' rows are being written)
         best = rk[0]
         for r in range(1, rsize):
@@ -569,7 +604,6 @@ def _candidates_for(
         for s in range(nsel, m):
             sel_t[level, s] = -1
         ep = key_id(best)
-        ep_d = key_dist(best)
 
 
 # The parallel insert, in steps refimpl/hnsw.py runs on Python threads: each step is a
@@ -578,7 +612,7 @@ def _candidates_for(
 # share of a first run's compile. The graph is the same for any thread count.
 @njit(cache=True, nogil=True)
 def insert_serial_while(
-    parts, start: int, end: int, m: int, ef_construction: int, warmup: int
+    parts, walk, start: int, end: int, m: int, ef_construction: int, warmup: int
 ) -> int:
     """Insert serially from `start` while the graph is small (fewer than `warmup` nodes) or
     the node raises the top level; returns the first node left for a batch (or `end`)."""
@@ -586,7 +620,7 @@ def insert_serial_while(
     state = g.state
     i = start
     while i < end and (state[ST_COUNT] < warmup or g.levels[i] > state[ST_MAXLEVEL]):
-        insert_range(g, i, i + 1, m, ef_construction)
+        insert_range(g, walk, i, i + 1, m, ef_construction)
         i += 1
     return i
 
@@ -611,19 +645,30 @@ def batch_begin(parts, b0: int, end: int, m: int, batch: int):
 
 @njit(cache=True, fastmath=True, nogil=True)
 def batch_candidates(
-    parts, b0: int, b1: int, c: int, m: int, ef_construction: int, sel_t, sel_d, queue
+    parts, walk, b0: int, b1: int, c: int, m: int, ef_construction: int, sel_t, sel_d, queue
 ) -> None:
     """Phase 1, one thread (visited row c): take the next node of the batch from the shared
     queue and find and write its own neighbours (reads only the frozen graph)."""
     g = Graph(*parts)
+    coded, codes, norms, scale = walk
+    vecs = g.vecs
     nb = b1 - b0
-    h = new_heaps(g.vecs.shape[0], ef_construction)
+    h = new_heaps(vecs.shape[0], ef_construction)
     p = new_prune(m)
+    qx = np.empty(vecs.shape[1] if coded else 0, np.float32)
+    no_w = np.zeros(0, np.float32)
     while True:  # each thread takes the next node; c only names its scratch
         a = fetch_add(queue, 1)
         if a >= nb:
             break
-        _candidates_for(g, b0 + a, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
+        i = b0 + a
+        q = vecs[i]
+        if coded:
+            sp = Space(qx, prepare_query(q, scale, g.metric, qx), norms, codes)
+            _candidates_for(g, sp, True, i, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
+        else:
+            sp0 = Space(q, np.float32(0.0), no_w, vecs)
+            _candidates_for(g, sp0, False, i, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
 
 
 @njit(cache=True, nogil=True)
