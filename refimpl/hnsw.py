@@ -88,12 +88,12 @@ class GraphView(NamedTuple):
             self.metric,
         )
 
-    def walk(self) -> tuple:
-        """(coded, codes, norms, scale) as the search kernels take them: empty arrays when
-        the walk is exact."""
+    def walk(self) -> tuple | None:
+        """The kernels' `walk`: (codes, norms, scale) when the search walks on the codes,
+        None when it measures on the exact rows."""
         if not self.coded or self.codes is None or self.norms is None or self.scale is None:
-            return _EXACT_WALK
-        return (True, self.codes.array, self.norms.array, self.scale.array)
+            return None
+        return (self.codes.array, self.norms.array, self.scale.array)
 
 
 def search_view(
@@ -137,12 +137,6 @@ def search_view(
 
 
 _NO_DELETED = np.zeros(0, np.uint8)
-_EXACT_WALK = (
-    False,
-    np.zeros((0, 0), np.uint8),
-    np.zeros(0, np.float32),
-    np.zeros((C.SCALE_ROWS, 0), np.float32),
-)
 _CODE_SLACK = 0.125  # a range widened for new rows grows by this much more, to re-code rarely
 
 
@@ -177,7 +171,7 @@ def _thread_pool(threads: int) -> AbstractContextManager[ThreadPoolExecutor | No
 
 
 def _insert_parallel(
-    parts: tuple, walk: tuple, lo: int, hi: int, m: int, efc: int, threads: int
+    parts: tuple, walk: tuple | None, lo: int, hi: int, m: int, efc: int, threads: int
 ) -> None:
     """Insert lo..hi-1 with `threads` threads: serially while the graph is small and for nodes
     that raise the top level, otherwise in batches through the two-phase insert

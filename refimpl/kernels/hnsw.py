@@ -172,6 +172,30 @@ def _space_dist_typed(qv, qb, norms, rows, j, metric):  # type: ignore[no-untype
     return lambda qv, qb, norms, rows, j, metric: dist_q(qv, rows, j, metric)
 
 
+def space_for(q, walk, vecs, metric: int, qx) -> Space:
+    """The space a walk for row q measures in: the exact rows when `walk` is None, else the
+    codes of `walk` = (codes, norms, scale), q prepared into the scratch `qx`. This body
+    runs without the JIT; compiled kernels get the overload below, chosen by the type of
+    `walk`, so a kernel compiles only the kind of walk it is called with."""
+    if walk is None:
+        return Space(q, np.float32(0.0), qx[:0], vecs)
+    codes, norms, scale = walk
+    return Space(qx, prepare_query(q, scale, metric, qx), norms, codes)
+
+
+@overload(space_for, inline="always", jit_options={"fastmath": True, "nogil": True})
+def _space_for_typed(q, walk, vecs, metric, qx):  # type: ignore[no-untyped-def]
+    """One space per type of `walk`, chosen at compile time."""
+    if isinstance(walk, types.NoneType):
+        return lambda q, walk, vecs, metric, qx: Space(q, np.float32(0.0), qx[:0], vecs)
+
+    def coded(q, walk, vecs, metric, qx):  # type: ignore[no-untyped-def]
+        codes, norms, scale = walk
+        return Space(qx, prepare_query(q, scale, metric, qx), norms, codes)
+
+    return coded
+
+
 @njit(cache=True, nogil=True, inline="always")
 def links_of(g: Graph, node: int, level: int):
     """The link row of `node` at `level`: [count, id, id, ...]."""
@@ -401,24 +425,18 @@ def insert_serial(parts, walk, start: int, end: int, m: int, ef_construction: in
 
 @njit(cache=True, fastmath=True, nogil=True)
 def insert_range(g: Graph, walk, start: int, end: int, m: int, ef_construction: int) -> None:
-    """Insert nodes start..end-1 one after another (rows, levels, offsets already written;
-    with a coded `walk`, their codes too: each node's searches walk on the codes and its
-    candidates are re-ranked on the exact rows before neighbour selection)."""
-    coded, codes, norms, scale = walk
+    """Insert nodes start..end-1 one after another (rows, levels, offsets already written).
+
+    `walk` None: the searches measure on the exact rows. Else (codes, norms, scale), the
+    rows' codes written too: each node's searches walk on the codes and what they find is
+    re-ranked on the exact rows before neighbour selection (`space_for`, `_layer`)."""
     vecs = g.vecs
     h = new_heaps(vecs.shape[0], ef_construction)
     p = new_prune(m)
-    qx = np.empty(vecs.shape[1] if coded else 0, np.float32)
-    no_w = np.zeros(0, np.float32)
+    qx = np.empty(vecs.shape[1], np.float32)
     for i in range(start, end):
-        q = vecs[i]
-        if coded:
-            qb = prepare_query(q, scale, g.metric, qx)
-            _insert_one(g, Space(qx, qb, norms, codes), True, i, m, ef_construction, h, p)
-        else:
-            _insert_one(
-                g, Space(q, np.float32(0.0), no_w, vecs), False, i, m, ef_construction, h, p
-            )
+        sp = space_for(vecs[i], walk, vecs, g.metric, qx)
+        _insert_one(g, sp, i, m, ef_construction, h, p)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -429,21 +447,36 @@ def exact_keys(rk, size: int, q, vecs, metric: int) -> None:
         rk[r] = pack(dist_q(q, vecs, n, metric), n)
 
 
+def exact_found(rows, rk, size: int, q, vecs, metric: int) -> None:
+    """After a walk in a space over `rows`: re-rank the keys it found on the exact rows when
+    it walked on codes (nothing to do on the exact rows). Runs as is without the JIT;
+    compiled kernels get the typed overload below."""
+    if rows.dtype == np.uint8:
+        exact_keys(rk, size, q, vecs, metric)
+
+
+@overload(exact_found, inline="always", jit_options={"fastmath": True, "nogil": True})
+def _exact_found_typed(rows, rk, size, q, vecs, metric):  # type: ignore[no-untyped-def]
+    """The re-rank for a coded space, nothing for the exact one, chosen at compile time."""
+    if isinstance(rows, types.Array) and rows.dtype == types.uint8:
+        return lambda rows, rk, size, q, vecs, metric: exact_keys(rk, size, q, vecs, metric)
+    return lambda rows, rk, size, q, vecs, metric: None
+
+
 @njit(cache=True, fastmath=True, nogil=True)
-def _layer(g: Graph, sp: Space, coded: bool, q, ep: int, ef: int, level: int, vrow: int, h: Heaps):
-    """An insertion's search of one layer from `ep` in `sp` (no deletions); with `coded`, the
-    keys it found are re-ranked to exact distances from row q. Returns the number found."""
+def _layer(g: Graph, sp: Space, q, ep: int, ef: int, level: int, vrow: int, h: Heaps) -> int:
+    """An insertion's search of one layer from `ep` in `sp` (no deletions), the keys it found
+    exact distances from row q (re-ranked when `sp` is coded). Returns the number found."""
     qv, qb, norms, rows = sp
     ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
     rsize = search_layer(g, sp, ep, ep_d, ef, level, np.zeros(0, np.uint8), vrow, h)
-    if coded:
-        exact_keys(h.rk, rsize, q, g.vecs, g.metric)
+    exact_found(rows, h.rk, rsize, q, g.vecs, g.metric)
     return rsize
 
 
 @njit(cache=True, fastmath=True, nogil=True)
 def _insert_one(
-    g: Graph, sp: Space, coded: bool, i: int, m: int, ef_construction: int, h: Heaps, p: Prune
+    g: Graph, sp: Space, i: int, m: int, ef_construction: int, h: Heaps, p: Prune
 ) -> None:
     """Insert node i (its row, level and offset written), searching in `sp`."""
     state = g.state
@@ -463,7 +496,7 @@ def _insert_one(
     sd = p.sd
     si = p.si
     for level in range(min(top, max_level), -1, -1):
-        rsize = _layer(g, sp, coded, q, ep, ef_construction, level, 0, h)
+        rsize = _layer(g, sp, q, ep, ef_construction, level, 0, h)
         unpack_sorted(h.rk, rsize, h.rd, h.ri)
         nsel = select_heuristic(g, h.rd, h.ri, rsize, m, sd, si)
         row = links_of(g, i, level)
@@ -496,44 +529,41 @@ def _search_rows(
 ) -> None:
     """Search queries lo..hi-1 with visited row `vrow` (one searcher, its own heaps).
 
-    `walk` is (coded, codes, norms, scale): with `coded`, the walk measures on the codes and the
-    rows it found are re-ranked on the exact rows, so every distance returned is exact."""
-    coded, codes, norms, scale = walk
+    `walk` None: the walk measures on the exact rows. Else (codes, norms, scale): it walks
+    on the codes and the rows it found are re-ranked on the exact rows, so every distance
+    returned is exact."""
     ef_eff = max(ef, k)
     h = new_heaps(g.vecs.shape[0], ef_eff)
-    labels = g.labels
     vecs = g.vecs
-    metric = g.metric
-    rd = h.rd
-    ri = h.ri
-    rk = h.rk
-    qx = np.empty(vecs.shape[1] if coded else 0, np.float32)
-    no_w = np.zeros(0, np.float32)
-    count = g.state[ST_COUNT]
+    qx = np.empty(vecs.shape[1], np.float32)
     for qi in range(lo, hi):
         rsize = 0
-        if count > 0:
+        if g.state[ST_COUNT] > 0:
             q = queries[qi]
-            if coded:
-                qb = prepare_query(q, scale, metric, qx)
-                rsize = _walk(g, Space(qx, qb, norms, codes), ef_eff, deleted, vrow, h)
-                exact_keys(rk, rsize, q, vecs, metric)  # re-rank on the exact rows
-            else:
-                rsize = _walk(g, Space(q, np.float32(0.0), no_w, vecs), ef_eff, deleted, vrow, h)
-            unpack_sorted(rk, rsize, rd, ri)
-        for j in range(k):
-            if j < rsize:
-                out_l[qi, j] = labels[ri[j]]
-                out_d[qi, j] = rd[j]
-            else:
-                out_l[qi, j] = -1
-                out_d[qi, j] = np.inf
+            sp = space_for(q, walk, vecs, g.metric, qx)
+            rsize = _walk(g, sp, ef_eff, deleted, vrow, h)
+            exact_found(sp.rows, h.rk, rsize, q, vecs, g.metric)
+            unpack_sorted(h.rk, rsize, h.rd, h.ri)
+        _write_row(g, qi, rsize, k, h.rd, h.ri, out_l, out_d)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _write_row(g: Graph, qi: int, rsize: int, k: int, rd, ri, out_l, out_d) -> None:
+    """Query qi's answer: the first k found (labels, distances), padded with -1 / inf."""
+    labels = g.labels
+    for j in range(k):
+        if j < rsize:
+            out_l[qi, j] = labels[ri[j]]
+            out_d[qi, j] = rd[j]
+        else:
+            out_l[qi, j] = -1
+            out_d[qi, j] = np.inf
 
 
 @njit(cache=True, fastmath=True, nogil=True)
 def search_batch(parts, walk, queries, k: int, ef: int, deleted, out_l, out_d) -> None:
     """Search every query on one thread (visited row 0); `parts` is `tuple(Graph)`, `walk`
-    (coded, codes, norms, scale) as in `_search_rows`."""
+    None or (codes, norms, scale) as in `_search_rows`."""
     n = queries.shape[0]
     _search_rows(Graph(*parts), walk, queries, 0, n, k, ef, deleted, 0, out_l, out_d)
 
@@ -551,7 +581,6 @@ def search_chunk(
 def _candidates_for(
     g: Graph,
     sp: Space,
-    coded: bool,
     i: int,
     b0: int,
     vrow: int,
@@ -580,7 +609,7 @@ def _candidates_for(
     ep_d = space_dist(qv, qb, norms, rows, ep, metric)
     ep, ep_d = greedy_descent(g, sp, ep, ep_d, max_level, top)
     for level in range(min(top, max_level), -1, -1):
-        rsize = _layer(g, sp, coded, q, ep, ef_construction, level, vrow, h)
+        rsize = _layer(g, sp, q, ep, ef_construction, level, vrow, h)
         # next entry point: the closest frozen node (batch nodes' rows are being written)
         best = rk[0]
         for r in range(1, rsize):
@@ -650,25 +679,18 @@ def batch_candidates(
     """Phase 1, one thread (visited row c): take the next node of the batch from the shared
     queue and find and write its own neighbours (reads only the frozen graph)."""
     g = Graph(*parts)
-    coded, codes, norms, scale = walk
     vecs = g.vecs
     nb = b1 - b0
     h = new_heaps(vecs.shape[0], ef_construction)
     p = new_prune(m)
-    qx = np.empty(vecs.shape[1] if coded else 0, np.float32)
-    no_w = np.zeros(0, np.float32)
+    qx = np.empty(vecs.shape[1], np.float32)
     while True:  # each thread takes the next node; c only names its scratch
         a = fetch_add(queue, 1)
         if a >= nb:
             break
         i = b0 + a
-        q = vecs[i]
-        if coded:
-            sp = Space(qx, prepare_query(q, scale, g.metric, qx), norms, codes)
-            _candidates_for(g, sp, True, i, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
-        else:
-            sp0 = Space(q, np.float32(0.0), no_w, vecs)
-            _candidates_for(g, sp0, False, i, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
+        sp = space_for(vecs[i], walk, vecs, g.metric, qx)
+        _candidates_for(g, sp, i, b0, c, m, ef_construction, h, p, sel_t[a], sel_d[a])
 
 
 @njit(cache=True, nogil=True)
