@@ -66,6 +66,10 @@ ST_UPPER_USED = 3
 STATE_TAGS = 4  # state[STATE_TAGS + r] is the current tag of visited row r
 
 _TAG_WRAP = 65536
+# Level 0 and visited row 0 passed as this int64, not the literal 0: Numba compiles a kernel
+# again for a literal argument, and the literal copies of the search kernels next to the
+# ones insertion and the threaded search use cost ~4 s of a cold start.
+_ZERO = np.int64(0)
 _NO_BOUND = np.uint64(0xFFFFFFFFFFFFFFFF)  # above every packed key
 _GROUPS_PER_TAKE = 8  # reverse-link groups a worker takes at once (each is a few µs)
 
@@ -431,12 +435,43 @@ def insert_range(g: Graph, walk, start: int, end: int, m: int, ef_construction: 
     rows' codes written too: each node's searches walk on the codes and what they find is
     re-ranked on the exact rows before neighbour selection (`space_for`, `_layer`)."""
     vecs = g.vecs
+    state = g.state
     h = new_heaps(vecs.shape[0], ef_construction)
     p = new_prune(m)
+    sd = p.sd
+    si = p.si
     qx = np.empty(vecs.shape[1], np.float32)
     for i in range(start, end):
-        sp = space_for(vecs[i], walk, vecs, g.metric, qx)
-        _insert_one(g, sp, i, m, ef_construction, h, p)
+        q = vecs[i]
+        sp = space_for(q, walk, vecs, g.metric, qx)
+        top = np.int64(g.levels[i])  # int64 as the search passes: one greedy_descent compiled
+        _clear_links(g, i)
+        if state[ST_COUNT] == 0:
+            state[ST_ENTRY] = i
+            state[ST_MAXLEVEL] = top
+            state[ST_COUNT] = 1
+            continue
+        qv, qb, norms, rows = sp
+        ep = state[ST_ENTRY]
+        max_level = state[ST_MAXLEVEL]
+        ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
+        ep, ep_d = greedy_descent(g, sp, ep, ep_d, max_level, top)
+        for level in range(min(top, max_level), -1, -1):
+            rsize = _layer(g, sp, q, ep, ef_construction, level, _ZERO, h)
+            unpack_sorted(h.rk, rsize, h.rd, h.ri)
+            nsel = select_heuristic(g, h.rd, h.ri, rsize, m, sd, si)
+            row = links_of(g, i, level)
+            for s in range(nsel):
+                row[s + 1] = si[s]
+            row[0] = nsel
+            max_m = 2 * m if level == 0 else m
+            for s in range(nsel):
+                add_link(g, si[s], i, sd[s], level, max_m, p)
+            ep = h.ri[0]
+        if top > max_level:
+            state[ST_ENTRY] = i
+            state[ST_MAXLEVEL] = top
+        state[ST_COUNT] += 1
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -475,55 +510,6 @@ def _layer(g: Graph, sp: Space, q, ep: int, ef: int, level: int, vrow: int, h: H
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def _insert_one(
-    g: Graph, sp: Space, i: int, m: int, ef_construction: int, h: Heaps, p: Prune
-) -> None:
-    """Insert node i (its row, level and offset written), searching in `sp`."""
-    state = g.state
-    q = g.vecs[i]
-    top = g.levels[i]
-    _clear_links(g, i)
-    if state[ST_COUNT] == 0:
-        state[ST_ENTRY] = i
-        state[ST_MAXLEVEL] = top
-        state[ST_COUNT] = 1
-        return
-    qv, qb, norms, rows = sp
-    ep = state[ST_ENTRY]
-    max_level = state[ST_MAXLEVEL]
-    ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
-    ep, ep_d = greedy_descent(g, sp, ep, ep_d, max_level, top)
-    sd = p.sd
-    si = p.si
-    for level in range(min(top, max_level), -1, -1):
-        rsize = _layer(g, sp, q, ep, ef_construction, level, 0, h)
-        unpack_sorted(h.rk, rsize, h.rd, h.ri)
-        nsel = select_heuristic(g, h.rd, h.ri, rsize, m, sd, si)
-        row = links_of(g, i, level)
-        for s in range(nsel):
-            row[s + 1] = si[s]
-        row[0] = nsel
-        max_m = 2 * m if level == 0 else m
-        for s in range(nsel):
-            add_link(g, si[s], i, sd[s], level, max_m, p)
-        ep = h.ri[0]
-    if top > max_level:
-        state[ST_ENTRY] = i
-        state[ST_MAXLEVEL] = top
-    state[ST_COUNT] += 1
-
-
-@njit(cache=True, fastmath=True, nogil=True)
-def _walk(g: Graph, sp: Space, ef: int, deleted, vrow: int, h: Heaps) -> int:
-    """One query's walk from the entry point in `sp`: the best `ef` land in `h.rk`."""
-    qv, qb, norms, rows = sp
-    ep = g.state[ST_ENTRY]
-    ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
-    ep, ep_d = greedy_descent(g, sp, ep, ep_d, g.state[ST_MAXLEVEL], 0)
-    return search_layer(g, sp, ep, ep_d, ef, 0, deleted, vrow, h)
-
-
-@njit(cache=True, fastmath=True, nogil=True)
 def _search_rows(
     g: Graph, walk, queries, lo: int, hi: int, k: int, ef: int, deleted, vrow: int, out_l, out_d
 ) -> None:
@@ -541,8 +527,12 @@ def _search_rows(
         if g.state[ST_COUNT] > 0:
             q = queries[qi]
             sp = space_for(q, walk, vecs, g.metric, qx)
-            rsize = _walk(g, sp, ef_eff, deleted, vrow, h)
-            exact_found(sp.rows, h.rk, rsize, q, vecs, g.metric)
+            qv, qb, norms, rows = sp
+            ep = g.state[ST_ENTRY]
+            ep_d = space_dist(qv, qb, norms, rows, ep, g.metric)
+            ep, ep_d = greedy_descent(g, sp, ep, ep_d, g.state[ST_MAXLEVEL], _ZERO)
+            rsize = search_layer(g, sp, ep, ep_d, ef_eff, _ZERO, deleted, vrow, h)
+            exact_found(rows, h.rk, rsize, q, vecs, g.metric)
             unpack_sorted(h.rk, rsize, h.rd, h.ri)
         _write_row(g, qi, rsize, k, h.rd, h.ri, out_l, out_d)
 
@@ -565,7 +555,7 @@ def search_batch(parts, walk, queries, k: int, ef: int, deleted, out_l, out_d) -
     """Search every query on one thread (visited row 0); `parts` is `tuple(Graph)`, `walk`
     None or (codes, norms, scale) as in `_search_rows`."""
     n = queries.shape[0]
-    _search_rows(Graph(*parts), walk, queries, 0, n, k, ef, deleted, 0, out_l, out_d)
+    _search_rows(Graph(*parts), walk, queries, _ZERO, n, k, ef, deleted, _ZERO, out_l, out_d)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -594,12 +584,12 @@ def _candidates_for(
     """Phase 1 for batch node i: its neighbours at each level, from the frozen graph
     (nodes < b0, searched) plus the earlier nodes of its batch (b0..i-1, brute force).
     Writes i's own link rows and its selections into sel_t / sel_d (level, slot). Searches
-    in `sp`, as `_insert_one` does."""
+    in `sp`, as `insert_range` does."""
     vecs = g.vecs
     levels = g.levels
     metric = g.metric
     q = vecs[i]
-    top = levels[i]
+    top = np.int64(levels[i])
     rk = h.rk
     sd = p.sd
     si = p.si
