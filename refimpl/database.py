@@ -88,6 +88,11 @@ class State(StrEnum):
     CLOSED = "closed"
 
 
+def _batch_answer(ids: BatchIds) -> list[Id]:
+    """The ids a batch call returns, as the caller gave them."""
+    return ids.keys.tolist() if ids.values is None else list(ids.values)
+
+
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a public method under the database's lock.
 
@@ -454,10 +459,13 @@ class Database(QueryPlan):
             raise DuplicateIdError(
                 f"id(s) already in the database: {names!r}; use upsert_batch() to replace rows"
             )
+        # the answer is built first: a MemoryError building it after the commit would report
+        # a failed batch whose rows are in (seen under an address-space limit)
+        answer = _batch_answer(prepared)
         self._commit(x, prepared, md)
         if ids is None:
             self._auto_next = int(prepared.keys.max()) + 1
-        return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
+        return answer
 
     @_serialized
     def upsert_batch(self, vectors: Any, ids: Any, metadata: Any = None) -> list[Id]:
@@ -472,8 +480,9 @@ class Database(QueryPlan):
         slots = self._existing(prepared)
         # the old rows are retired only after the new ones are in: a batch that fails half
         # way (out of memory) leaves every old row in place
+        answer = _batch_answer(prepared)  # before the commit, as in add_batch
         self._commit(x, prepared, md, replaced=slots[slots >= 0])
-        return prepared.keys.tolist() if prepared.values is None else list(prepared.values)
+        return answer
 
     @_serialized
     def add(self, id: Id, vector: Any, metadata: dict[str, Any] | None = None) -> None:

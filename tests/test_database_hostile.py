@@ -332,3 +332,26 @@ def test_out_of_memory_at_any_allocation_leaks_nothing_and_frees_nothing_twice(f
     db.close()
     assert alloc.live() == []
     assert alloc.snapshot()["violations"] == []
+
+
+@pytest.mark.parametrize("call", ["add_batch", "upsert_batch"])
+def test_a_batch_whose_answer_cannot_be_built_adds_nothing(call, monkeypatch) -> None:
+    """The ids list a batch returns is built before its rows go in: a MemoryError there
+    (seen under an address-space limit) must not report a failure for rows that were added."""
+    from memcycle.refimpl import database
+
+    db = _db("checked", n=40)
+    x = np.full((5, 8), 3.0, np.float32)
+
+    def out_of_memory(ids):  # type: ignore[no-untyped-def]
+        raise MemoryError("answer")
+
+    monkeypatch.setattr(database, "_batch_answer", out_of_memory)
+    with pytest.raises(MemoryError):
+        getattr(db, call)(x, ids=list(range(1000, 1005)))
+    monkeypatch.undo()
+    assert db.count() == 40
+    with pytest.raises(KeyError):
+        db.get(1000)
+    assert getattr(db, call)(x, ids=list(range(1000, 1005))) == list(range(1000, 1005))
+    db.close()
