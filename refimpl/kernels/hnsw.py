@@ -6,9 +6,9 @@ pynndescent passes its trees), and a searcher's preallocated heaps as another,
 tuples of arrays to a struct passed by value, so reading `g.vecs` in a loop
 costs what reading a local array does.
 
-The entry points called from Python (`search_batch`, `search_chunk`,
-`insert_serial` and the parallel insert's steps, `insert_serial_while` to `batch_commit`) take the same fields as a plain tuple,
-`tuple(graph)`, and name them inside: Numba's dispatcher types a plain tuple of
+The entry points called from Python (`search_batch`, `search_chunk`, `insert_serial` and the
+parallel insert's steps, `insert_serial_while` to `batch_commit`) take the same fields as a
+plain tuple, `tuple(graph)`, and name them inside: Numba's dispatcher types a plain tuple of
 arrays in about half the time of a named tuple (7 vs 13 µs a call, measured on
 the shared 2-core box), which a one-query-at-a-time search pays on every call.
 
@@ -23,10 +23,11 @@ Arrays of a `Graph` (all owned by `refimpl.hnsw.HNSWIndex` as allocator blocks):
   state     int64   (STATE_TAGS + vrows,)  count, entry point, max level, then each row's tag
   metric    int                        0 l2 (squared), else 1 - dot
 
-A search may walk on 8-bit codes of the rows instead (a `Space` over `codes`, kernels/codes.py:
-`codes` uint8 (cap, dim), its per-row `norms` and its `scale`, also allocator blocks) and re-rank what it found on
-`vecs`, so the distances it returns are exact; insertion always measures on `vecs`. The walk's
-kernels are compiled once per kind of space (the type of `Space.rows`), so neither walk pays a
+Searches and insertions walk on 8-bit codes of the rows when the graph has them (a `Space`
+over `codes`; kernels/codes.py: `codes` uint8 (cap, dim), its per-row `norms` and its `scale`,
+also allocator blocks) and re-rank what they found on `vecs`: a search's distances are exact,
+and so are those neighbour selection compares. The kernels taking a `walk` compile once per
+kind of walk (the type of that argument: None for the exact rows), so neither walk pays a
 branch for the other in its inner loop (a runtime `if coded` there measured ~25 % slower).
 
 Search and insertion follow hnswlib: greedy descent through the upper layers,
@@ -34,7 +35,7 @@ Search and insertion follow hnswlib: greedy descent through the upper layers,
 neighbour selection, layer 0 keeping 2M links. Kernels release the GIL so
 segments can be built from several Python threads at once.
 
-Why one module of ~600 lines: insertion is a search (`search_layer`) followed by neighbour
+Why one module of ~700 lines: insertion is a search (`search_layer`) followed by neighbour
 selection over the same layout, and every kernel here reads the `Graph` fields above; kept
 together, one file holds the whole layout contract that `refimpl.hnsw` allocates for.
 """
