@@ -69,12 +69,14 @@ def wait_until(predicate, seconds: float = 30.0) -> bool:
 
 
 def alive(pid: int) -> bool:
+    """Is `pid` running (not gone, not a zombie)? A process can vanish between the signal
+    probe and the read of its /proc entry (seen in a fresh-clone CI run): that is dead too."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead
+            return fh.read().split(") ")[-1][0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead
-        return fh.read().split(") ")[-1][0] != "Z"
 
 
 @pytest.fixture
