@@ -88,6 +88,9 @@ class State(StrEnum):
     CLOSED = "closed"
 
 
+_UNDO_RESERVE_BYTES = 64 << 10
+
+
 def _batch_answer(ids: BatchIds) -> list[Id]:
     """The ids a batch call returns, as the caller gave them."""
     return ids.keys.tolist() if ids.values is None else list(ids.values)
@@ -523,6 +526,10 @@ class Database(QueryPlan):
         obj_before = None if self._obj_ids is None else len(self._obj_ids)
         n_obj_before = self._n_obj_live
         slots = np.arange(lo, hi, dtype=np.int64)
+        # address space for the undo's own temporaries (the id map's probe arrays, the flat
+        # buffer's compaction), given back first thing in an undo: an undo that ran out of
+        # memory half way kept the failed batch's ids (seen under an address-space limit)
+        reserve: np.ndarray | None = np.empty(_UNDO_RESERVE_BYTES + 64 * n, np.uint8)
         try:
             self._slots.sid[lo:hi] = ids.keys
             self._slots.loc[lo:hi] = -1  # placed by _route
@@ -542,8 +549,10 @@ class Database(QueryPlan):
                 normalize_rows(x)
             self._route(x, slots)
         except BaseException:
+            reserve = None  # freed: the undo may allocate into it
             self._undo_commit(ids, slots, replaced, obj_before, n_obj_before)
             raise
+        del reserve
         if replaced is not None and replaced.size:
             self._retire_slots(replaced)
 
