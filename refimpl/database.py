@@ -88,7 +88,7 @@ class State(StrEnum):
     CLOSED = "closed"
 
 
-_UNDO_RESERVE_BYTES = 64 << 10
+_UNDO_RESERVE_BYTES = 1 << 20
 
 
 def _batch_answer(ids: BatchIds) -> list[Id]:
@@ -526,10 +526,11 @@ class Database(QueryPlan):
         obj_before = None if self._obj_ids is None else len(self._obj_ids)
         n_obj_before = self._n_obj_live
         slots = np.arange(lo, hi, dtype=np.int64)
-        # address space for the undo's own temporaries (the id map's probe arrays, the flat
-        # buffer's compaction), given back first thing in an undo: an undo that ran out of
-        # memory half way kept the failed batch's ids (seen under an address-space limit)
-        reserve: np.ndarray | None = np.empty(_UNDO_RESERVE_BYTES + 64 * n, np.uint8)
+        # address space for the undo's own temporaries (the id map's probe arrays, an upsert's
+        # set difference and re-put, the flat buffer's compaction), given back first thing in
+        # an undo: an undo that ran out of memory half way kept the failed batch's ids, or
+        # lost an upsert's old rows (both seen under an address-space limit)
+        reserve: np.ndarray | None = np.empty(_UNDO_RESERVE_BYTES + 256 * n, np.uint8)
         try:
             self._slots.sid[lo:hi] = ids.keys
             self._slots.loc[lo:hi] = -1  # placed by _route
